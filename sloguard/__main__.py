@@ -1,0 +1,3 @@
+from sloguard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,235 @@
+"""The SLO domain model: what an SLO is, independent of how the file that declares it is spelled.
+
+`sloguard.specfile` parses and validates the YAML file and maps it onto these types; the core only ever
+sees these. All durations are whole seconds; objectives and factors are exact `Fraction`s so that
+thresholds such as "burn rate 14.4 at 99.9 %" compare without floating-point error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sloguard.core.model import DIMENSIONS
+
+MINUTE = 60
+HOUR = 3600
+DAY = 86400
+
+#: Windows every SLO reports, in seconds (5m, 30m, 1h, 2h, 6h, 1d, 3d); the period comes on top.
+STANDARD_WINDOWS: tuple[int, ...] = (5 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 6 * HOUR, DAY, 3 * DAY)
+
+#: Windows up to this length use the fine resolution; longer ones the coarse resolution.
+FINE_HORIZON = 6 * HOUR
+
+
+class Severity(StrEnum):
+    PAGE = "page"
+    TICKET = "ticket"
+
+
+def format_duration(seconds: int) -> str:
+    """Shortest exact spelling: 300 -> "5m", 7200 -> "2h", 259200 -> "3d", 90 -> "90s"."""
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTier:
+    """One multiwindow burn-rate alert tier (SRE Workbook, "Alerting on SLOs", table 5-8).
+
+    The tier fires when the error ratio over BOTH windows exceeds ``factor · (1 − objective)`` and the
+    long window holds at least ``min_events`` events (the low-traffic guard). With the workbook's
+    defaults ``factor = budget_percent/100 · period / long_window``: consuming ``budget_percent`` of the
+    period's budget within ``long_window``.
+    """
+
+    severity: Severity
+    long_window: int
+    short_window: int
+    factor: Fraction
+    budget_percent: Fraction | None = None
+    min_events: int = 0
+    for_seconds: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.severity.value}-{format_duration(self.long_window)}-{format_duration(self.short_window)}"
+
+
+def workbook_factor(budget_percent: Fraction, period_seconds: int, long_window: int) -> Fraction:
+    """factor = (budget_percent / 100 · period) / long_window  (SRE Workbook ch. 5, table 5-8).
+
+    30d: 2 % in 1h -> 14.4, 5 % in 6h -> 6, 10 % in 1d -> 3, 10 % in 3d -> 1.
+    """
+    return budget_percent / 100 * Fraction(period_seconds, long_window)
+
+
+@dataclass(frozen=True, slots=True)
+class RollingPeriod:
+    """A rolling SLO period (e.g. 30d): the budget covers ``[now − seconds, now)``."""
+
+    seconds: int
+
+    @property
+    def nominal_seconds(self) -> int:
+        return self.seconds
+
+    @property
+    def max_seconds(self) -> int:
+        return self.seconds
+
+    def describe(self) -> str:
+        return format_duration(self.seconds)
+
+
+CalendarUnit = Literal["week", "month", "quarter", "year"]
+
+_NOMINAL_CALENDAR = {"week": 7 * DAY, "month": 30 * DAY, "quarter": 90 * DAY, "year": 365 * DAY}
+# The longest a unit can be, plus one hour for a DST fall-back day inside it.
+_MAX_CALENDAR = {"week": 7 * DAY + HOUR, "month": 31 * DAY + HOUR, "quarter": 92 * DAY + HOUR, "year": 366 * DAY}
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarPeriod:
+    """A calendar SLO period (this month / week / quarter / year in a time zone).
+
+    The budget covers ``[start of the current unit, now)``; burn-rate factors use the nominal length
+    (30 d a month, 90 d a quarter, 7 d a week, 365 d a year) so tiers stay the same month to month.
+    """
+
+    unit: CalendarUnit
+    timezone: str = "UTC"
+
+    @property
+    def nominal_seconds(self) -> int:
+        return _NOMINAL_CALENDAR[self.unit]
+
+    @property
+    def max_seconds(self) -> int:
+        return _MAX_CALENDAR[self.unit]
+
+    def describe(self) -> str:
+        return f"calendar {self.unit} ({self.timezone})"
+
+    def bounds(self, at_ms: int) -> tuple[int, int]:
+        """[start, end) in epoch ms of the calendar unit that contains ``at_ms``.
+
+        Computed on the wall clock of the zone, so a month across a DST change is 1 h shorter or longer.
+        """
+        tz = ZoneInfo(self.timezone)
+        local = dt.datetime.fromtimestamp(at_ms / 1000, tz)
+        if self.unit == "week":
+            start_day = local.date() - dt.timedelta(days=local.weekday())
+            end_day = start_day + dt.timedelta(days=7)
+        elif self.unit == "month":
+            start_day = local.date().replace(day=1)
+            end_day = _add_months(start_day, 1)
+        elif self.unit == "quarter":
+            start_day = local.date().replace(month=(local.month - 1) // 3 * 3 + 1, day=1)
+            end_day = _add_months(start_day, 3)
+        else:
+            start_day = local.date().replace(month=1, day=1)
+            end_day = start_day.replace(year=start_day.year + 1)
+        start = dt.datetime.combine(start_day, dt.time(), tz)
+        end = dt.datetime.combine(end_day, dt.time(), tz)
+        return int(start.timestamp()) * 1000, int(end.timestamp()) * 1000
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    m = day.month - 1 + months
+    return day.replace(year=day.year + m // 12, month=m % 12 + 1)
+
+
+Period = RollingPeriod | CalendarPeriod
+
+
+@dataclass(frozen=True, slots=True)
+class Sli:
+    """What makes an event bad.
+
+    Availability: ``status`` falls in one of ``bad_status`` (inclusive ranges; default 500–599).
+    Latency: additionally bad when ``latency_ms > threshold_ms``.
+    """
+
+    kind: Literal["availability", "latency"]
+    bad_status: tuple[tuple[int, int], ...] = ((500, 599),)
+    threshold_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Bucket sizes in seconds.
+
+    ``fine`` (must divide 60) serves windows up to 6 h; ``coarse`` (must divide 3600 and be a multiple
+    of ``fine``) serves longer windows and the period. A window is evaluated at ``now`` aligned down to
+    its tier's resolution, so it covers exactly ``[now_aligned − W, now_aligned)``.
+    """
+
+    fine: int = 10
+    coarse: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class SloSpec:
+    """One SLO: which events it looks at, what is bad, the objective, the period, how it is grouped."""
+
+    name: str
+    service: str
+    objective: Fraction  # a ratio, e.g. Fraction(999, 1000)
+    sli: Sli
+    period: Period
+    tiers: tuple[AlertTier, ...]
+    endpoints: tuple[str, ...] = ()  # fnmatch globs; empty = all endpoints
+    group_by: tuple[str, ...] = ()  # subset of ("endpoint", "customer")
+    resolution: Resolution = field(default_factory=Resolution)
+    max_series: int = 10_000
+    description: str = ""
+
+    @property
+    def error_budget(self) -> Fraction:
+        """1 − objective: the fraction of events allowed to be bad."""
+        return 1 - self.objective
+
+    @property
+    def windows(self) -> tuple[int, ...]:
+        """Every rolling window this SLO reports: the standard set plus any window a tier uses."""
+        ws = set(STANDARD_WINDOWS)
+        for t in self.tiers:
+            ws.add(t.long_window)
+            ws.add(t.short_window)
+        return tuple(sorted(ws))
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySpec:
+    """Percentile series, independent of SLOs: HDR histograms per group and window."""
+
+    group_by: tuple[str, ...] = ("service", "endpoint")
+    percentiles: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9)
+    windows: tuple[int, ...] = (MINUTE, 5 * MINUTE, HOUR)
+    #: Histogram slots per window: the window is evaluated at ``now`` aligned down to W / slots.
+    max_slots: int = 12
+    resolution: int = 10
+    max_groups: int = 1_000
+    significant_figures: int = 2
+    highest_ms: float = 3_600_000.0
+
+    def __post_init__(self) -> None:
+        for d in self.group_by:
+            if d not in DIMENSIONS:
+                raise ValueError(f"latency group_by: unknown dimension {d!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything an SLO file declares, as domain types."""
+
+    slos: tuple[SloSpec, ...]
+    latency: LatencySpec | None = None
