@@ -1,0 +1,556 @@
+"""The aggregator: event batches in, exact per-series windows out. Pure: no I/O, no clock.
+
+``ingest(batch)`` files each event into event-time buckets of every SLO it belongs to (and into latency
+histograms); ``advance(now)`` moves time forward (live mode); ``snapshot(now)`` evaluates every window,
+budget, burn rate and alert tier at ``now`` without changing state; ``merge(other)`` adds another
+aggregator's state, so that two aggregators fed disjoint parts of a stream and merged hold exactly what
+one aggregator fed the whole stream would hold (checkpoints and scale-out stand on this).
+
+Window semantics: a window of length W served by a tier of resolution r is evaluated at
+``now_r = ⌊now / r⌋ · r`` and covers events with ``now_r − W <= ts < now_r``. Windows up to 6 h use the
+SLO's fine resolution (divides 1 minute), longer windows and the period the coarse one (divides 1 hour).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sloguard.core import budget as bm
+from sloguard.core.alerts import evaluate_tier
+from sloguard.core.latency import HdrLayout
+from sloguard.core.model import DIMENSIONS, OVERFLOW, EventBatch
+from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloSnapshot, Snapshot
+from sloguard.core.spec import (
+    FINE_HORIZON,
+    HOUR,
+    MINUTE,
+    CalendarPeriod,
+    Config,
+    LatencySpec,
+    RollingPeriod,
+    SloSpec,
+)
+from sloguard.core.windows import BucketRing
+
+IntpArray = npt.NDArray[np.intp]
+I64 = npt.NDArray[np.int64]
+
+#: How far past the newest bucket an event may lie and still land in the rings (clock skew, late
+#: evaluation). Beyond it an event still counts, it only moves ``head``.
+_SKEW_SECONDS = MINUTE
+
+
+class Vocab:
+    """Interns label strings of one dimension to small ints (append-only, so ids are stable)."""
+
+    __slots__ = ("ids", "names")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def encode(self, values: list[str]) -> IntpArray:
+        ids = self.ids
+        try:
+            return np.fromiter(map(ids.__getitem__, values), np.intp, len(values))
+        except KeyError:
+            for v in dict.fromkeys(values):
+                if v not in ids:
+                    ids[v] = len(self.names)
+                    self.names.append(v)
+            return np.fromiter(map(ids.__getitem__, values), np.intp, len(values))
+
+    def intern(self, value: str) -> int:
+        i = self.ids.get(value)
+        if i is None:
+            i = self.ids[value] = len(self.names)
+            self.names.append(value)
+        return i
+
+
+class _Matcher:
+    """A per-vocabulary-id boolean table for a predicate on label values, extended lazily."""
+
+    __slots__ = ("_pred", "_table")
+
+    def __init__(self, pred: Callable[[str], bool]) -> None:
+        self._pred = pred
+        self._table = np.zeros(0, np.bool_)
+
+    def lookup(self, vocab: Vocab, ids: IntpArray) -> npt.NDArray[np.bool_]:
+        if len(self._table) < len(vocab):
+            new = [self._pred(n) for n in vocab.names[len(self._table) :]]
+            self._table = np.concatenate([self._table, np.array(new, np.bool_)])
+        result: npt.NDArray[np.bool_] = self._table[ids]
+        return result
+
+
+class SeriesIndex:
+    """Maps label-value ids to series rows, with a cap: past ``cap`` series, new keys share one
+    ``__overflow__`` row (counted, never dropped). A key keeps the row it first got."""
+
+    __slots__ = ("_combo", "_lut", "cap", "dims", "keys", "overflow_row", "row_events", "rows_by_key")
+
+    def __init__(self, dims: tuple[str, ...], cap: int) -> None:
+        self.dims = dims
+        self.cap = cap
+        self.keys: list[tuple[str, ...]] = []
+        self.rows_by_key: dict[tuple[str, ...], int] = {}
+        self.overflow_row: int | None = None
+        self.row_events = np.zeros(0, np.int64)
+        self._lut = np.zeros(0, np.intp)  # one dim: vocab id -> row (-1 unknown)
+        self._combo: dict[tuple[int, ...], int] = {}  # several dims: id tuple -> row
+        if not dims:
+            self.row_for_key(())
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def overflow_events(self) -> int:
+        return 0 if self.overflow_row is None else int(self.row_events[self.overflow_row])
+
+    def row_for_key(self, key: tuple[str, ...]) -> int:
+        row = self.rows_by_key.get(key)
+        if row is not None:
+            return row
+        normal = len(self.keys) - (self.overflow_row is not None)
+        if normal >= self.cap and key != (OVERFLOW,) * len(self.dims):
+            key = (OVERFLOW,) * len(self.dims)
+            row = self.rows_by_key.get(key)
+            if row is not None:
+                return row
+        row = len(self.keys)
+        self.keys.append(key)
+        self.rows_by_key[key] = row
+        if key and key[0] == OVERFLOW and all(k == OVERFLOW for k in key):
+            self.overflow_row = row
+        if row >= len(self.row_events):
+            self.row_events = np.concatenate([self.row_events, np.zeros(max(8, row + 1), np.int64)])
+        return row
+
+    def rows(self, n: int, ids: list[IntpArray], vocabs: list[Vocab]) -> IntpArray:
+        """Series row for each of ``n`` events, given the vocabulary ids of each grouping dimension."""
+        if not self.dims:
+            out = np.zeros(n, np.intp)
+        elif len(self.dims) == 1:
+            out = self._rows_one(ids[0], vocabs[0])
+        else:
+            out = self._rows_many(ids, vocabs)
+        if n:
+            np.add.at(self.row_events, out, 1)
+        return out
+
+    def _rows_one(self, ids: IntpArray, vocab: Vocab) -> IntpArray:
+        if len(self._lut) < len(vocab):
+            self._lut = np.concatenate([self._lut, np.full(len(vocab) - len(self._lut), -1, np.intp)])
+        rows: IntpArray = self._lut[ids]
+        if len(rows) and rows.min() < 0:
+            for i in np.unique(ids[rows < 0]).tolist():
+                self._lut[i] = self.row_for_key((vocab.names[i],))
+            rows = self._lut[ids]
+        return rows
+
+    def _rows_many(self, ids: list[IntpArray], vocabs: list[Vocab]) -> IntpArray:
+        # Mixed-radix code of the id tuple, valid within this batch (vocab sizes only grow).
+        code = np.zeros(len(ids[0]), np.int64)
+        for arr, vocab in zip(ids, vocabs, strict=True):
+            code = code * max(1, len(vocab)) + arr
+        uniq, inverse = np.unique(code, return_inverse=True)
+        sizes = [max(1, len(v)) for v in vocabs]
+        urows = np.empty(len(uniq), np.intp)
+        combo = self._combo
+        for j, c in enumerate(uniq.tolist()):
+            parts: list[int] = []
+            for size in reversed(sizes):
+                c, r = divmod(c, size)
+                parts.append(r)
+            idt = tuple(reversed(parts))
+            row = combo.get(idt)
+            if row is None:
+                key = tuple(v.names[i] for v, i in zip(vocabs, idt, strict=True))
+                row = combo[idt] = self.row_for_key(key)
+            urows[j] = row
+        result: IntpArray = urows[inverse.reshape(-1)]
+        return result
+
+
+def _tier_resolution(seconds: int, spec: SloSpec) -> int:
+    return spec.resolution.fine if seconds <= FINE_HORIZON else spec.resolution.coarse
+
+
+class _SloState:
+    """Buckets of one SLO: a fine ring (windows up to 6 h) and a coarse ring (longer, and the period)."""
+
+    def __init__(self, spec: SloSpec) -> None:
+        self.spec = spec
+        res = spec.resolution
+        self.fine_windows = [w for w in spec.windows if w <= FINE_HORIZON]
+        self.coarse_windows = [w for w in spec.windows if w > FINE_HORIZON]
+        longest_fine = max(self.fine_windows)
+        retention = max([spec.period.max_seconds, *self.coarse_windows])
+        self.fine = BucketRing(res.fine * 1000, -(-longest_fine // res.fine) + _SKEW_SECONDS // res.fine + 1)
+        self.coarse = BucketRing(
+            res.coarse * 1000, -(-retention // res.coarse) + -(-_SKEW_SECONDS // res.coarse) + 1
+        )
+        self.series = SeriesIndex(spec.group_by, spec.max_series)
+        self.service = _Matcher(lambda s: s == spec.service)
+        globs = spec.endpoints
+        self.endpoint = _Matcher(lambda e: any(fnmatch.fnmatchcase(e, g) for g in globs)) if globs else None
+        lut = np.zeros(1000, np.bool_)
+        for lo, hi in spec.sli.bad_status:
+            lut[max(lo, 0) : min(hi, 999) + 1] = True
+        self.bad_status = lut
+        self.threshold_ms = spec.sli.threshold_ms if spec.sli.kind == "latency" else None
+        self.too_old = 0
+        self.events = 0
+
+    def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: dict[str, Vocab]) -> None:
+        sel = self.service.lookup(vocabs["service"], ids["service"])
+        if self.endpoint is not None:
+            sel &= self.endpoint.lookup(vocabs["endpoint"], ids["endpoint"])
+        if not sel.any():
+            return
+        idx = np.nonzero(sel)[0]
+        ts = batch.ts_ms[idx]
+        status = np.clip(batch.status[idx], 0, 999)
+        bad = self.bad_status[status]
+        if self.threshold_ms is not None:
+            bad |= batch.latency_ms[idx] > self.threshold_ms
+        dims = self.spec.group_by
+        rows = self.series.rows(len(idx), [ids[d][idx] for d in dims], [vocabs[d] for d in dims])
+        n_rows = len(self.series)
+        self.fine.ensure_rows(n_rows)
+        self.coarse.ensure_rows(n_rows)
+        self.fine.add(rows, ts // self.fine.res_ms, bad)
+        self.too_old += self.coarse.add(rows, ts // self.coarse.res_ms, bad)
+        self.events += len(idx)
+
+    def advance(self, now_ms: int) -> None:
+        self.fine.advance(now_ms // self.fine.res_ms)
+        self.coarse.advance(now_ms // self.coarse.res_ms)
+
+    def period_bounds(self, now_ms: int) -> tuple[int, int]:
+        res = self.coarse.res_ms
+        end = now_ms // res * res
+        period = self.spec.period
+        if isinstance(period, RollingPeriod):
+            return end - period.seconds * 1000, end
+        start, _ = period.bounds(end)
+        return start, end
+
+    def snapshot(self, now_ms: int) -> SloSnapshot:
+        spec = self.spec
+        rows = len(self.series)
+        windows = spec.windows
+        counts: dict[int, tuple[I64, I64]] = {}
+        bounds: dict[int, tuple[int, int]] = {}
+        for ring, group in ((self.fine, self.fine_windows), (self.coarse, self.coarse_windows)):
+            if not group:
+                continue
+            res_s = ring.res_ms // 1000
+            end = now_ms // ring.res_ms
+            sums = ring.nested_sums(end, [w // res_s for w in group], rows)
+            for w, s in zip(group, sums, strict=True):
+                counts[w] = s
+                bounds[w] = ((end * res_s - w) * 1000, end * ring.res_ms)
+        p_start, p_end = self.period_bounds(now_ms)
+        res = self.coarse.res_ms
+        self.coarse.check_retained(p_start // res)
+        p_total, p_bad = self.coarse.sums(p_start // res, p_end // res, rows)
+
+        budget = spec.error_budget
+        total = np.stack([counts[w][0] for w in windows]) if rows else np.zeros((len(windows), 0), np.int64)
+        bad = np.stack([counts[w][1] for w in windows]) if rows else np.zeros((len(windows), 0), np.int64)
+        er = np.stack([bm.error_ratio(b, t) for t, b in zip(total, bad, strict=True)])
+        br = np.stack([bm.burn_rate(b, t, budget) for t, b in zip(total, bad, strict=True)])
+        remaining = bm.budget_remaining(p_bad, p_total, budget)
+        burn_1h = br[windows.index(HOUR)]
+        firing = np.zeros((len(spec.tiers), rows), np.bool_)
+        for i, tier in enumerate(spec.tiers):
+            firing[i] = evaluate_tier(tier, budget, counts[tier.long_window], counts[tier.short_window])
+        return SloSnapshot(
+            spec=spec,
+            labels=tuple(self.series.keys),
+            windows=windows,
+            window_bounds=tuple(bounds[w] for w in windows),
+            total=total,
+            bad=bad,
+            error_ratio=er,
+            burn_rate=br,
+            period_bounds=(p_start, p_end),
+            period_total=p_total,
+            period_bad=p_bad,
+            period_error_ratio=bm.error_ratio(p_bad, p_total),
+            period_burn_rate=bm.burn_rate(p_bad, p_total, budget),
+            budget_remaining=remaining,
+            budget_consumed=bm.budget_consumed(p_bad, p_total, budget),
+            exhaustion_eta=bm.exhaustion_eta(remaining, burn_1h, spec.period.nominal_seconds),
+            firing=firing,
+            overflow_events=self.series.overflow_events,
+            too_old_events=self.too_old,
+            events=self.events,
+        )
+
+    def merge(self, other: _SloState) -> None:
+        row_map = np.array([self.series.row_for_key(k) for k in other.series.keys], np.intp)
+        n_rows = len(self.series)
+        for mine, theirs in ((self.fine, other.fine), (self.coarse, other.coarse)):
+            mine.ensure_rows(n_rows)
+            mine.merge_from(theirs, row_map)
+        if len(self.series.row_events) < n_rows:
+            grow = n_rows - len(self.series.row_events)
+            self.series.row_events = np.concatenate([self.series.row_events, np.zeros(grow, np.int64)])
+        np.add.at(self.series.row_events, row_map, other.series.row_events[: len(row_map)])
+        self.too_old += other.too_old
+        self.events += other.events
+
+
+def latency_slot_seconds(window: int, resolution: int, max_slots: int) -> int:
+    """Slot size for a latency window: the smallest multiple of ``resolution`` dividing the window
+    into at most ``max_slots`` slots (1m -> 10 s x 6, 5m -> 30 s x 10, 1h -> 5 min x 12)."""
+    slot = resolution
+    while window % slot or window // slot > max_slots:
+        slot += resolution
+        if slot >= window:
+            return window
+    return slot
+
+
+class _HistRing:
+    """Ring of HDR counts per (slot, group) for one latency window."""
+
+    def __init__(self, window: int, slot_s: int, counts_len: int) -> None:
+        self.window = window
+        self.slot_ms = slot_s * 1000
+        self.k = window // slot_s
+        self.n = self.k + -(-_SKEW_SECONDS // slot_s) + 1
+        self.counts_len = counts_len
+        self.cap = 1
+        self.counts = np.zeros((self.n, 1, counts_len), np.int64)
+        self.head: int | None = None
+        self.low: int | None = None
+
+    def ensure_rows(self, rows: int) -> None:
+        if rows <= self.cap:
+            return
+        cap = self.cap
+        while cap < rows:
+            cap *= 2
+        new = np.zeros((self.n, cap, self.counts_len), np.int64)
+        new[:, : self.cap] = self.counts
+        self.counts, self.cap = new, cap
+
+    def advance(self, bucket: int) -> None:
+        if self.head is None:
+            self.head = bucket
+            return
+        if bucket <= self.head:
+            return
+        if bucket - self.head >= self.n:
+            self.counts.fill(0)
+        else:
+            self.counts[np.arange(self.head + 1, bucket + 1) % self.n] = 0
+        self.head = bucket
+
+    def add(self, rows: IntpArray, ts_ms: I64, hidx: I64) -> int:
+        buckets = ts_ms // self.slot_ms
+        self.advance(int(buckets.max()))
+        assert self.head is not None
+        low = int(buckets.min())
+        self.low = low if self.low is None else min(self.low, low)
+        keep = buckets > self.head - self.n
+        dropped = int(len(keep) - np.count_nonzero(keep))
+        if dropped:
+            rows, buckets, hidx = rows[keep], buckets[keep], hidx[keep]
+        if len(buckets):
+            flat = ((buckets % self.n) * self.cap + rows) * self.counts_len + hidx
+            np.add.at(self.counts.reshape(-1), flat, 1)
+        return dropped
+
+    def window_counts(self, now_ms: int, rows: int) -> tuple[tuple[int, int], I64]:
+        end = now_ms // self.slot_ms
+        start = end - self.k
+        out = np.zeros((rows, self.counts_len), np.int64)
+        if self.head is not None:
+            lo, hi = max(start, self.head - self.n + 1), min(end, self.head + 1)
+            if lo < hi:
+                out += self.counts[np.arange(lo, hi) % self.n, :rows].sum(axis=0)
+        return (start * self.slot_ms, end * self.slot_ms), out
+
+    def merge_from(self, other: _HistRing, row_map: IntpArray) -> None:
+        if other.head is None:
+            return
+        self.advance(other.head)
+        assert self.head is not None
+        src = other.counts
+        if other.head < self.head:
+            src = src.copy()
+            gone = np.arange(other.head - other.n + 1, min(other.head, self.head - self.n) + 1)
+            if len(gone):
+                src[gone % self.n] = 0
+        if len(row_map):
+            np.add.at(self.counts.transpose(1, 0, 2), row_map, src[:, : len(row_map)].transpose(1, 0, 2))
+        if other.low is not None:
+            low = max(other.low, self.head - self.n + 1)
+            self.low = low if self.low is None else min(self.low, low)
+
+
+class _LatencyState:
+    def __init__(self, spec: LatencySpec) -> None:
+        self.spec = spec
+        self.layout = HdrLayout.create(int(spec.highest_ms * 1000), spec.significant_figures)
+        self.series = SeriesIndex(spec.group_by, spec.max_groups)
+        self.rings = [
+            _HistRing(w, latency_slot_seconds(w, spec.resolution, spec.max_slots), self.layout.counts_len)
+            for w in spec.windows
+        ]
+        self.too_old = 0
+
+    def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: dict[str, Vocab]) -> None:
+        dims = self.spec.group_by
+        rows = self.series.rows(len(batch), [ids[d] for d in dims], [vocabs[d] for d in dims])
+        hidx = self.layout.indices(self.layout.to_microseconds(batch.latency_ms))
+        n_rows = len(self.series)
+        dropped = 0
+        for ring in self.rings:
+            ring.ensure_rows(n_rows)
+            dropped = max(dropped, ring.add(rows, batch.ts_ms, hidx))
+        self.too_old += dropped
+
+    def advance(self, now_ms: int) -> None:
+        for ring in self.rings:
+            ring.advance(now_ms // ring.slot_ms)
+
+    def snapshot(self, now_ms: int) -> LatencySnapshot:
+        rows = len(self.series)
+        out = []
+        for ring in self.rings:
+            bounds, counts = ring.window_counts(now_ms, rows)
+            out.append(
+                LatencyWindow(
+                    window=ring.window,
+                    bounds=bounds,
+                    count=counts.sum(axis=1),
+                    percentiles_ms=self.layout.percentiles(counts, self.spec.percentiles) / 1000.0,
+                )
+            )
+        return LatencySnapshot(
+            spec=self.spec,
+            labels=tuple(self.series.keys),
+            windows=tuple(out),
+            overflow_events=self.series.overflow_events,
+            too_old_events=self.too_old,
+        )
+
+    def window_counts(self, now_ms: int) -> list[I64]:
+        """Raw HDR counts per window (rows = groups): for tests and encoders."""
+        return [ring.window_counts(now_ms, len(self.series))[1] for ring in self.rings]
+
+    def merge(self, other: _LatencyState) -> None:
+        row_map = np.array([self.series.row_for_key(k) for k in other.series.keys], np.intp)
+        for mine, theirs in zip(self.rings, other.rings, strict=True):
+            mine.ensure_rows(len(self.series))
+            mine.merge_from(theirs, row_map)
+        n_rows = len(self.series)
+        if len(self.series.row_events) < n_rows:
+            grow = n_rows - len(self.series.row_events)
+            self.series.row_events = np.concatenate([self.series.row_events, np.zeros(grow, np.int64)])
+        np.add.at(self.series.row_events, row_map, other.series.row_events[: len(row_map)])
+        self.too_old += other.too_old
+
+
+@dataclass(slots=True)
+class IngestStats:
+    events: int = 0
+    newest_ms: int | None = None
+    oldest_ms: int | None = None
+
+
+class Aggregator:
+    """All SLOs and latency groups of one config; see the module docstring for the semantics."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.vocabs: dict[str, Vocab] = {d: Vocab() for d in DIMENSIONS}
+        self.slos = [_SloState(s) for s in config.slos]
+        self.latency = _LatencyState(config.latency) if config.latency is not None else None
+        self.stats = IngestStats()
+
+    def ingest(self, batch: EventBatch) -> None:
+        """Absorb a batch of valid events (any order, any event time)."""
+        n = len(batch)
+        if n == 0:
+            return
+        ids = {
+            "service": self.vocabs["service"].encode(batch.service),
+            "endpoint": self.vocabs["endpoint"].encode(batch.endpoint),
+            "customer": self.vocabs["customer"].encode(batch.customer),
+        }
+        for slo in self.slos:
+            slo.ingest(batch, ids, self.vocabs)
+        if self.latency is not None:
+            self.latency.ingest(batch, ids, self.vocabs)
+        st = self.stats
+        st.events += n
+        hi, lo = int(batch.ts_ms.max()), int(batch.ts_ms.min())
+        st.newest_ms = hi if st.newest_ms is None else max(st.newest_ms, hi)
+        st.oldest_ms = lo if st.oldest_ms is None else min(st.oldest_ms, lo)
+
+    def advance(self, now_ms: int) -> None:
+        """Move every ring to ``now`` (live mode): buckets older than the retention are dropped."""
+        for slo in self.slos:
+            slo.advance(now_ms)
+        if self.latency is not None:
+            self.latency.advance(now_ms)
+
+    def snapshot(self, now_ms: int) -> Snapshot:
+        """Evaluate everything at ``now_ms`` (read-only)."""
+        return Snapshot(
+            now_ms=now_ms,
+            slos=tuple(s.snapshot(now_ms) for s in self.slos),
+            latency=self.latency.snapshot(now_ms) if self.latency is not None else None,
+            events=self.stats.events,
+            newest_event_ms=self.stats.newest_ms,
+        )
+
+    def merge(self, other: Aggregator) -> None:
+        """Add ``other``'s state (same config) into this one."""
+        if other.config != self.config:
+            raise ValueError("cannot merge aggregators with different configs")
+        for mine, theirs in zip(self.slos, other.slos, strict=True):
+            mine.merge(theirs)
+        if self.latency is not None and other.latency is not None:
+            self.latency.merge(other.latency)
+        st, ot = self.stats, other.stats
+        st.events += ot.events
+        for attr, pick in (("newest_ms", max), ("oldest_ms", min)):
+            a, b = getattr(st, attr), getattr(ot, attr)
+            setattr(st, attr, b if a is None else a if b is None else pick(a, b))
+
+    def default_now(self) -> int | None:
+        """End of the bucket holding the newest event, aligned so every SLO's fine resolution
+        divides it (they all divide a minute): every event seen lies before it."""
+        if self.stats.newest_ms is None:
+            return None
+        step = 1000
+        for s in self.config.slos:
+            step = int(np.lcm(step, s.resolution.fine * 1000))
+        return (self.stats.newest_ms // step + 1) * step
+
+
+__all__ = [
+    "Aggregator",
+    "CalendarPeriod",
+    "SeriesIndex",
+    "Vocab",
+    "latency_slot_seconds",
+]

@@ -1,0 +1,71 @@
+"""Error ratio, burn rate, error budget and exhaustion ETA — vectorised over series.
+
+Definitions (Google SRE Workbook, "Implementing SLOs" and "Alerting on SLOs"):
+
+- error ratio over W:        ``e_W = bad_W / total_W``  (0 when ``total_W = 0``)
+- burn rate over W:          ``b_W = e_W / (1 − O)``
+- budget remaining (period): ``1 − bad_P / ((1 − O) · total_P)``  (1 when empty; may go negative)
+- budget consumed:           ``bad_P / ((1 − O) · total_P)``
+- exhaustion ETA:            ``remaining · P / b_1h`` seconds (0 when already exhausted, none when
+  the 1 h burn rate is 0)
+
+With ``1 − O = p/q`` exact, each ratio is computed as ONE division of two exact integers (``bad·q`` and
+``total·p``), which IEEE 754 rounds correctly: the float equals the exact rational rounded once, the
+same number an independent computation with ``fractions.Fraction`` gives. This holds while the
+products stay below 2^53 (≈ 9·10^15: e.g. 10^10 events at a 99.999 % objective).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+def error_ratio(bad: I64, total: I64) -> F64:
+    """``bad / total`` with 0 for empty windows."""
+    out = np.zeros(len(total), np.float64)
+    nz = total > 0
+    out[nz] = bad[nz] / total[nz]
+    return out
+
+
+def burn_rate(bad: I64, total: I64, budget: Fraction) -> F64:
+    """``(bad / total) / (1 − O)`` = ``bad·q / (total·p)``, correctly rounded; 0 for empty windows."""
+    p, q = budget.numerator, budget.denominator
+    out = np.zeros(len(total), np.float64)
+    nz = total > 0
+    out[nz] = (bad[nz] * q) / (total[nz] * p)
+    return out
+
+
+def budget_remaining(bad: I64, total: I64, budget: Fraction) -> F64:
+    """``1 − bad / ((1 − O)·total)`` = ``(total·p − bad·q) / (total·p)``; 1 for an empty period."""
+    p, q = budget.numerator, budget.denominator
+    out = np.ones(len(total), np.float64)
+    nz = total > 0
+    tp = total[nz] * p
+    out[nz] = (tp - bad[nz] * q) / tp
+    return out
+
+
+def budget_consumed(bad: I64, total: I64, budget: Fraction) -> F64:
+    """``bad / ((1 − O)·total)``: 1.0 means the period's whole budget is spent."""
+    return burn_rate(bad, total, budget)
+
+
+def exhaustion_eta(remaining: F64, burn_1h: F64, period_seconds: int) -> F64:
+    """Seconds until the budget is gone at the current (1 h) burn rate: ``remaining · P / b``.
+
+    A burn rate of 1 spends the whole budget in exactly one period, so a fraction ``remaining`` of it
+    lasts ``remaining · P / b``. NaN (no ETA) when not burning; 0 when already exhausted.
+    """
+    out = np.full(len(remaining), np.nan, np.float64)
+    burning = burn_1h > 0
+    out[burning] = np.maximum(remaining[burning], 0.0) * period_seconds / burn_1h[burning]
+    out[remaining <= 0] = 0.0
+    return out

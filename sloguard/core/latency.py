@@ -1,0 +1,151 @@
+"""HDR latency histograms, recorded in bulk with numpy. The only module that imports ``hdrh``.
+
+The layout of the counts array (bucket / sub-bucket indexing) is the one of HdrHistogram (Gil Tene's
+design, as implemented by the ``hdrhistogram`` package): values are recorded in integer microseconds;
+with ``s`` significant figures every value is kept to a relative precision of ``1 / 2^⌈log2(2·10^s)⌉−1``
+(2 figures: 1/128 ≈ 0.78 %, 3 figures: 1/1024 ≈ 0.1 %). Recording one value at a time in Python costs
+~1 µs; computing the counts index for a whole array with numpy and scatter-adding into a view of the
+same counts array gives identical histograms ~100x faster (a test asserts the identity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from hdrh.histogram import HdrHistogram
+
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class HdrLayout:
+    """Shape parameters of an HDR histogram (µs values from 0 to ``highest``)."""
+
+    highest: int
+    significant_figures: int
+    unit_magnitude: int
+    sub_bucket_half_count_magnitude: int
+    sub_bucket_half_count: int
+    sub_bucket_mask: int
+    counts_len: int
+
+    @classmethod
+    def create(cls, highest_us: int, significant_figures: int) -> HdrLayout:
+        h = new_histogram(highest_us, significant_figures)
+        return cls(
+            highest=highest_us,
+            significant_figures=significant_figures,
+            unit_magnitude=h.unit_magnitude,
+            sub_bucket_half_count_magnitude=h.sub_bucket_half_count_magnitude,
+            sub_bucket_half_count=h.sub_bucket_half_count,
+            sub_bucket_mask=h.sub_bucket_mask,
+            counts_len=h.counts_len,
+        )
+
+    @property
+    def relative_precision(self) -> float:
+        """Largest relative gap between a value and the value reported for it."""
+        return 1.0 / self.sub_bucket_half_count
+
+    def indices(self, values_us: I64) -> I64:
+        """Counts-array index of each value: HdrHistogram's ``_counts_index_for`` vectorised.
+
+        ``bucket = bit_length(v | mask) − unit_mag − (half_mag + 1)``,
+        ``sub = v >> (bucket + unit_mag)``, ``index = ((bucket + 1) << half_mag) + sub − half_count``.
+        Values must already be clipped to ``[0, highest]``.
+        """
+        v = values_us.astype(np.int64, copy=False)
+        masked = (v | self.sub_bucket_mask).astype(np.float64)
+        # frexp's exponent is the bit length for integers exactly representable in a double (< 2^53).
+        bit_length = np.frexp(masked)[1].astype(np.int64)
+        bucket = bit_length - self.unit_magnitude - (self.sub_bucket_half_count_magnitude + 1)
+        sub = v >> (bucket + self.unit_magnitude)
+        return ((bucket + 1) << self.sub_bucket_half_count_magnitude) + sub - self.sub_bucket_half_count
+
+    def value_from_index(self, index: I64) -> I64:
+        """Lowest value that maps to each counts index (``get_value_from_index``)."""
+        idx = index.astype(np.int64, copy=False)
+        bucket = (idx >> self.sub_bucket_half_count_magnitude) - 1
+        sub = (idx & (self.sub_bucket_half_count - 1)) + self.sub_bucket_half_count
+        low = bucket < 0
+        sub = np.where(low, sub - self.sub_bucket_half_count, sub)
+        bucket = np.where(low, 0, bucket)
+        return sub << (bucket + self.unit_magnitude)
+
+    def highest_equivalent(self, values: I64) -> I64:
+        """Largest value that shares each value's counts slot (``get_highest_equivalent_value``)."""
+        v = values.astype(np.int64, copy=False)
+        bit_length = np.frexp((v | self.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
+        bucket = bit_length - self.unit_magnitude - (self.sub_bucket_half_count_magnitude + 1)
+        sub = v >> (bucket + self.unit_magnitude)
+        lowest = sub << (bucket + self.unit_magnitude)
+        bucket = np.where(sub >= 2 * self.sub_bucket_half_count, bucket + 1, bucket)
+        return lowest + (np.int64(1) << (self.unit_magnitude + bucket)) - 1
+
+    def to_microseconds(self, latency_ms: npt.NDArray[np.float64]) -> I64:
+        """Milliseconds (float) to integer microseconds, rounded, clipped to the trackable range."""
+        us = np.rint(latency_ms * 1000.0)
+        return np.clip(us, 0, self.highest).astype(np.int64)
+
+    def percentiles(self, counts: I64, percentiles: tuple[float, ...]) -> npt.NDArray[np.float64]:
+        """Values (µs) at each percentile for each histogram row of ``counts`` (shape ``(rows, len)``).
+
+        Same definition as ``HdrHistogram.get_value_at_percentile``: the target rank is
+        ``max(1, int(p/100 · total + 0.5))``; the answer is the highest value equivalent to the first
+        slot where the running count reaches it. Rows with no data give 0.
+        """
+        rows = counts.shape[0]
+        out = np.zeros((rows, len(percentiles)), np.float64)
+        if rows == 0:
+            return out
+        cum = np.cumsum(counts, axis=1)
+        totals = cum[:, -1]
+        for r in np.nonzero(totals)[0].tolist():
+            total = int(totals[r])
+            targets = np.array(
+                [max(int(min(p, 100.0) * total / 100 + 0.5), 1) for p in percentiles], np.int64
+            )
+            idx = np.searchsorted(cum[r], targets, side="left")
+            values = self.value_from_index(idx.astype(np.int64))
+            out[r] = self.highest_equivalent(values)
+        return out
+
+
+def new_histogram(highest_us: int, significant_figures: int) -> HdrHistogram:
+    """An empty HdrHistogram tracking 1 µs .. ``highest_us``."""
+    return HdrHistogram(1, highest_us, significant_figures)
+
+
+def counts_view(hist: HdrHistogram) -> I64:
+    """A writable numpy view (no copy) of a histogram's counts array."""
+    return np.ctypeslib.as_array(hist.counts).view(np.int64)
+
+
+def record_bulk(hist: HdrHistogram, values_us: I64) -> None:
+    """Record many values at once into ``hist``; same result as ``record_value`` per value.
+
+    Values outside ``[0, highest]`` are ignored, exactly as ``record_value`` ignores them.
+    """
+    layout = HdrLayout.create(hist.highest_trackable_value, hist.significant_figures)
+    v = values_us.astype(np.int64, copy=False)
+    idx = layout.indices(np.clip(v, 0, None))
+    ok = (v >= 0) & (idx < hist.counts_len)
+    v, idx = v[ok], idx[ok]
+    if len(v) == 0:
+        return
+    np.add.at(counts_view(hist), idx, 1)
+    hist.total_count += len(v)
+    hist.min_value = min(hist.min_value, int(v.min()))
+    hist.max_value = max(hist.max_value, int(v.max()))
+
+
+def to_histogram(layout: HdrLayout, counts: I64) -> HdrHistogram:
+    """An HdrHistogram holding ``counts`` (for its encoder, or to cross-check with hdrh's own code)."""
+    hist = new_histogram(layout.highest, layout.significant_figures)
+    counts_view(hist)[:] = counts
+    nz = np.nonzero(counts)[0]
+    if len(nz):
+        hist.set_internal_tacking_values(int(nz[0]), int(nz[-1]), int(counts.sum()))
+    return hist

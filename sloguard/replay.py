@@ -1,0 +1,71 @@
+"""`sloguard replay`: files of request logs -> decoder -> aggregator -> one snapshot."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.model import Rejections
+from sloguard.core.snapshot import Snapshot
+from sloguard.core.spec import Config
+from sloguard.ingest.decode import Decoder
+from sloguard.ingest.source import EventSource
+
+PROGRESS_MIN_BYTES = 8 << 20
+
+
+@dataclass
+class ReplayResult:
+    snapshot: Snapshot
+    invalid: Rejections
+    aggregator: Aggregator
+
+
+def replay(source: EventSource, config: Config, now_ms: int | None = None, decoder: Decoder | None = None) -> ReplayResult:
+    """Feed every record of ``source`` through the decoder and one aggregator; evaluate at ``now_ms``
+    (default: the end of the bucket holding the newest event)."""
+    decoder = decoder or Decoder()
+    agg = Aggregator(config)
+    invalid = Rejections()
+    for record in source.records():
+        agg.ingest(decoder.decode(record, invalid))
+    if now_ms is None:
+        now_ms = agg.default_now() or 0
+    return ReplayResult(agg.snapshot(now_ms), invalid, agg)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most a few times a second."""
+
+    def __init__(self, label: str, stream: object = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self._last = 0.0
+        self._start = time.monotonic()
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2 or not total:
+            return
+        self._last = now
+        frac = min(done / total, 1.0)
+        width = 30
+        fill = int(frac * width)
+        rate = done / max(now - self._start, 1e-9) / 2**20
+        print(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {frac * 100:5.1f}% {rate:6.1f} MiB/s",
+              end="", file=self.stream, flush=True)  # type: ignore[call-overload]
+
+    def close(self) -> None:
+        print(file=self.stream)  # type: ignore[call-overload]
+
+
+def wants_progress(paths: Iterable[str], mode: str) -> bool:
+    import os
+
+    if mode == "never":
+        return False
+    big = any(p != "-" and os.path.getsize(p) >= PROGRESS_MIN_BYTES for p in paths)
+    return big and (mode == "always" or sys.stderr.isatty())
