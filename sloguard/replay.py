@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TextIO
 
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Rejections
@@ -24,7 +26,9 @@ class ReplayResult:
     aggregator: Aggregator
 
 
-def replay(source: EventSource, config: Config, now_ms: int | None = None, decoder: Decoder | None = None) -> ReplayResult:
+def replay(
+    source: EventSource, config: Config, now_ms: int | None = None, decoder: Decoder | None = None
+) -> ReplayResult:
     """Feed every record of ``source`` through the decoder and one aggregator; evaluate at ``now_ms``
     (default: the end of the bucket holding the newest event)."""
     decoder = decoder or Decoder()
@@ -40,7 +44,7 @@ def replay(source: EventSource, config: Config, now_ms: int | None = None, decod
 class ProgressBar:
     """A one-line progress bar on stderr, redrawn at most a few times a second."""
 
-    def __init__(self, label: str, stream: object = None) -> None:
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
         self.label = label
         self.stream = stream or sys.stderr
         self._last = 0.0
@@ -55,16 +59,18 @@ class ProgressBar:
         width = 30
         fill = int(frac * width)
         rate = done / max(now - self._start, 1e-9) / 2**20
-        print(f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {frac * 100:5.1f}% {rate:6.1f} MiB/s",
-              end="", file=self.stream, flush=True)  # type: ignore[call-overload]
+        print(
+            f"\r{self.label} [{'#' * fill}{'.' * (width - fill)}] {frac * 100:5.1f}% {rate:6.1f} MiB/s",
+            end="",
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self) -> None:
-        print(file=self.stream)  # type: ignore[call-overload]
+        print(file=self.stream)
 
 
 def wants_progress(paths: Iterable[str], mode: str) -> bool:
-    import os
-
     if mode == "never":
         return False
     big = any(p != "-" and os.path.getsize(p) >= PROGRESS_MIN_BYTES for p in paths)

@@ -400,8 +400,7 @@ class _HistRing:
         if len(row_map):
             np.add.at(self.counts.transpose(1, 0, 2), row_map, src[:, : len(row_map)].transpose(1, 0, 2))
         if other.low is not None:
-            low = max(other.low, self.head - self.n + 1)
-            self.low = low if self.low is None else min(self.low, low)
+            self.low = other.low if self.low is None else min(self.low, other.low)
 
 
 class _LatencyState:

@@ -60,7 +60,9 @@ class AlertTier:
 
     @property
     def name(self) -> str:
-        return f"{self.severity.value}-{format_duration(self.long_window)}-{format_duration(self.short_window)}"
+        return (
+            f"{self.severity.value}-{format_duration(self.long_window)}-{format_duration(self.short_window)}"
+        )
 
 
 def workbook_factor(budget_percent: Fraction, period_seconds: int, long_window: int) -> Fraction:
@@ -93,7 +95,12 @@ CalendarUnit = Literal["week", "month", "quarter", "year"]
 
 _NOMINAL_CALENDAR = {"week": 7 * DAY, "month": 30 * DAY, "quarter": 90 * DAY, "year": 365 * DAY}
 # The longest a unit can be, plus one hour for a DST fall-back day inside it.
-_MAX_CALENDAR = {"week": 7 * DAY + HOUR, "month": 31 * DAY + HOUR, "quarter": 92 * DAY + HOUR, "year": 366 * DAY}
+_MAX_CALENDAR = {
+    "week": 7 * DAY + HOUR,
+    "month": 31 * DAY + HOUR,
+    "quarter": 92 * DAY + HOUR,
+    "year": 366 * DAY,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -188,5 +188,4 @@ class BucketRing:
         np.add.at(self._total.T, row_map, src_total[:, :m].T)
         np.add.at(self._bad.T, row_map, src_bad[:, :m].T)
         if other.low is not None:
-            low = max(other.low, self.head - self.n + 1)
-            self.low = low if self.low is None else min(self.low, low)
+            self.low = other.low if self.low is None else min(self.low, other.low)

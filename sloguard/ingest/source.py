@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol, cast
 
 CHUNK_BYTES = 4 << 20
 
@@ -30,7 +30,7 @@ class MemorySource:
         yield from self.items
 
 
-def _open(path: str) -> tuple[BinaryIO, int | None]:
+def _open(path: str) -> tuple[IO[bytes], int | None]:
     if path == "-":
         return sys.stdin.buffer, None
     size = os.path.getsize(path)
@@ -38,7 +38,7 @@ def _open(path: str) -> tuple[BinaryIO, int | None]:
     with open(path, "rb") as probe:
         magic = probe.read(2)
     if path.endswith(".gz") or magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw), size
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw)), size
     return raw, size
 
 
@@ -63,7 +63,7 @@ class FileSource:
                     if raw is not stream:
                         raw.close()
 
-    def _chunks(self, stream: BinaryIO, raw: object, size: int | None) -> Iterator[bytes]:
+    def _chunks(self, stream: IO[bytes], raw: object, size: int | None) -> Iterator[bytes]:
         tail = b""
         while True:
             block = stream.read(self.chunk_bytes)

@@ -8,13 +8,12 @@ and covers now_r - W <= ts < now_r.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from sloguard.core.model import Event
 from sloguard.core.spec import FINE_HORIZON, CalendarPeriod, SloSpec
-
-import fnmatch
 
 
 def matches(spec: SloSpec, e: Event) -> bool:
@@ -54,7 +53,9 @@ def period_bounds(spec: SloSpec, now_ms: int) -> tuple[int, int]:
     return end - p.seconds * 1000, end
 
 
-def counts(spec: SloSpec, events: list[Event], start: int, end: int) -> dict[tuple[str, ...], tuple[int, int]]:
+def counts(
+    spec: SloSpec, events: list[Event], start: int, end: int
+) -> dict[tuple[str, ...], tuple[int, int]]:
     out: dict[tuple[str, ...], list[int]] = {}
     for e in events:
         if not matches(spec, e):
@@ -78,11 +79,17 @@ def remaining(bad: int, total: int, objective: Fraction) -> float:
     return float(1 - Fraction(bad, total) / (1 - objective)) if total else 1.0
 
 
-def fires(bad_l: int, tot_l: int, bad_s: int, tot_s: int, factor: Fraction, objective: Fraction,
-          min_events: int) -> bool:
+def fires(
+    bad_l: int, tot_l: int, bad_s: int, tot_s: int, factor: Fraction, objective: Fraction, min_events: int
+) -> bool:
     thr = factor * (1 - objective)
-    return (tot_l > 0 and Fraction(bad_l, tot_l) > thr and tot_s > 0 and Fraction(bad_s, tot_s) > thr
-            and tot_l >= min_events)
+    return (
+        tot_l > 0
+        and Fraction(bad_l, tot_l) > thr
+        and tot_s > 0
+        and Fraction(bad_s, tot_s) > thr
+        and tot_l >= min_events
+    )
 
 
 def order_statistic(values: list[float], percentile: float) -> float:

@@ -18,14 +18,24 @@ from sloguard.core.spec import (
     workbook_factor,
 )
 
-WORKBOOK = (("page", 2, 3600, 300), ("page", 5, 6 * 3600, 1800), ("ticket", 10, DAY, 7200),
-            ("ticket", 10, 3 * DAY, 6 * 3600))
+WORKBOOK = (
+    ("page", 2, 3600, 300),
+    ("page", 5, 6 * 3600, 1800),
+    ("ticket", 10, DAY, 7200),
+    ("ticket", 10, 3 * DAY, 6 * 3600),
+)
 
 
 def tiers(period_s: int = 30 * DAY, min_events: int = 0) -> tuple[AlertTier, ...]:
     return tuple(
-        AlertTier(Severity(sev), long, short, workbook_factor(Fraction(pct), period_s, long),
-                  budget_percent=Fraction(pct), min_events=min_events)
+        AlertTier(
+            Severity(sev),
+            long,
+            short,
+            workbook_factor(Fraction(pct), period_s, long),
+            budget_percent=Fraction(pct),
+            min_events=min_events,
+        )
         for sev, pct, long, short in WORKBOOK
     )
 

@@ -73,15 +73,22 @@ def assert_matches_ground_truth(spec: SloSpec, events: list[Event], agg: Aggrega
             ss, se = gt.window_bounds(spec, tier.short_window, now)
             lt, lb = gt.counts(spec, events, ls, le).get(k, (0, 0))
             st, sb = gt.counts(spec, events, ss, se).get(k, (0, 0))
-            assert bool(snap.firing[t, j]) == gt.fires(lb, lt, sb, st, tier.factor, spec.objective,
-                                                       tier.min_events)
+            assert bool(snap.firing[t, j]) == gt.fires(
+                lb, lt, sb, st, tier.factor, spec.objective, tier.min_events
+            )
 
 
 SPECS = {
     "ungrouped": slo(),
     "by-endpoint-glob": slo(group_by=("endpoint",), endpoints=("POST /v1/*",)),
-    "by-customer-latency": slo(name="lat", kind="latency", threshold_ms=80.0, objective="99",
-                               group_by=("customer",), period=RollingPeriod(28 * DAY)),
+    "by-customer-latency": slo(
+        name="lat",
+        kind="latency",
+        threshold_ms=80.0,
+        objective="99",
+        group_by=("customer",),
+        period=RollingPeriod(28 * DAY),
+    ),
     "by-endpoint-and-customer": slo(name="both", group_by=("endpoint", "customer")),
     "coarse-1h-fine-1m": slo(name="coarse", fine=60, coarse=3600, group_by=("customer",)),
 }
@@ -92,8 +99,17 @@ SPECS = {
 def test_windows_budgets_alerts_match_ground_truth(spec: SloSpec, batches: int, shuffle: int | None) -> None:
     events = random_events(4000, 4 * DAY * 1000, seed=1)
     # An error burst in the last hour so that some tiers fire.
-    burst = [Event(T0 + 4 * DAY * 1000 - 1800_000 + i * 900, "checkout", ENDPOINTS[i % 4], CUSTOMERS[i % 3],
-                   503, 900.0) for i in range(400)]
+    burst = [
+        Event(
+            T0 + 4 * DAY * 1000 - 1800_000 + i * 900,
+            "checkout",
+            ENDPOINTS[i % 4],
+            CUSTOMERS[i % 3],
+            503,
+            900.0,
+        )
+        for i in range(400)
+    ]
     events += burst
     agg = Aggregator(config(spec))
     ingest(agg, events, batches, shuffle)
@@ -109,8 +125,11 @@ def test_events_exactly_on_window_boundaries() -> None:
         start, end = gt.window_bounds(spec, w, now)
         for ts, status in ((start, 500), (start - 1, 500), (end - 1, 200), (end, 500)):
             events.append(Event(ts, "checkout", "GET /x", "c", status, 1.0))
-    ps, pe = gt.period_bounds(spec, now)
-    events += [Event(ps, "checkout", "GET /x", "c", 500, 1.0), Event(ps - 1, "checkout", "GET /x", "c", 500, 1.0)]
+    ps, _pe = gt.period_bounds(spec, now)
+    events += [
+        Event(ps, "checkout", "GET /x", "c", 500, 1.0),
+        Event(ps - 1, "checkout", "GET /x", "c", 500, 1.0),
+    ]
     agg = Aggregator(config(spec))
     ingest(agg, events)
     assert_matches_ground_truth(spec, events, agg, now)
@@ -141,10 +160,12 @@ def test_calendar_month_across_dst_change() -> None:
     march_start = int(dt.datetime(2026, 3, 1, tzinfo=berlin).timestamp() * 1000)
     april_start = march_start + (31 * 24 - 1) * HOUR * 1000
     events = random_events(3000, 35 * DAY * 1000, seed=9, start=march_start - 3 * DAY * 1000)
-    events += [Event(march_start, "checkout", "GET /x", "edge", 500, 1.0),
-               Event(march_start - 1, "checkout", "GET /x", "edge", 500, 1.0),
-               Event(april_start - 1, "checkout", "GET /x", "edge", 500, 1.0),
-               Event(april_start, "checkout", "GET /x", "edge", 500, 1.0)]
+    events += [
+        Event(march_start, "checkout", "GET /x", "edge", 500, 1.0),
+        Event(march_start - 1, "checkout", "GET /x", "edge", 500, 1.0),
+        Event(april_start - 1, "checkout", "GET /x", "edge", 500, 1.0),
+        Event(april_start, "checkout", "GET /x", "edge", 500, 1.0),
+    ]
     # Just before the end of March: the period is March so far; just after: April so far. Each
     # evaluation sees the stream up to a few seconds past `now` (as a live daemon would).
     for now in (april_start - 1, april_start, april_start + 300_000, april_start + DAY * 1000):
@@ -198,8 +219,10 @@ def test_evaluating_far_behind_evicted_data_is_refused() -> None:
 def test_exhaustion_eta(objective: str, burn_1h_bad: int) -> None:
     spec = slo(objective=objective)
     now = T0 + DAY * 1000
-    events = [Event(now - 3_600_000 + i * 1000, "checkout", "GET /x", "c", 500 if i < burn_1h_bad else 200, 1.0)
-              for i in range(3600)]
+    events = [
+        Event(now - 3_600_000 + i * 1000, "checkout", "GET /x", "c", 500 if i < burn_1h_bad else 200, 1.0)
+        for i in range(3600)
+    ]
     agg = Aggregator(config(spec))
     ingest(agg, events)
     s = agg.snapshot(now).slos[0]
@@ -222,13 +245,12 @@ def test_full_outage_pages_after_workbook_detection_time() -> None:
     assert page.factor == Fraction(72, 5)
     outage_start = T0 + 2 * DAY * 1000
     # Steady traffic, 10 requests per second, for the day before; then every request fails.
-    steady = [Event(T0 + DAY * 1000 + i * 100, "checkout", "GET /x", "c", 200, 5.0)
-              for i in range(DAY * 10)]
+    steady = [Event(T0 + DAY * 1000 + i * 100, "checkout", "GET /x", "c", 200, 5.0) for i in range(DAY * 10)]
     outage = [Event(outage_start + i * 100, "checkout", "GET /x", "c", 503, 5.0) for i in range(10 * 120)]
     agg = Aggregator(config(spec))
     ingest(agg, steady, batches=20)
     first = None
-    for step in range(0, 120):
+    for step in range(120):
         now = outage_start + step * 1000
         # Live: each second, what arrived during the last second, then an evaluation.
         agg.ingest(EventBatch.from_events([e for e in outage if now - 1000 <= e.ts_ms < now]))
@@ -243,7 +265,10 @@ def test_full_outage_pages_after_workbook_detection_time() -> None:
 
 def test_low_traffic_guard_suppresses_page_on_one_error_in_five() -> None:
     now = T0 + DAY * 1000
-    events = [Event(now - 60_000 + i * 1000, "checkout", "GET /x", "c", 500 if i == 0 else 200, 1.0) for i in range(5)]
+    events = [
+        Event(now - 60_000 + i * 1000, "checkout", "GET /x", "c", 500 if i == 0 else 200, 1.0)
+        for i in range(5)
+    ]
     for min_events, expect in ((0, True), (10, False)):
         agg = Aggregator(config(slo(min_events=min_events)))
         ingest(agg, events)
@@ -255,8 +280,12 @@ def test_burn_just_under_and_just_over_the_threshold() -> None:
     # 14.4x at 99.9 % is an error ratio of 0.0144 = 72/5000: 72 bad in 5000 does not fire, 73 does.
     now = T0 + DAY * 1000
     for bad, expect in ((72, False), (73, True)):
-        events = [Event(now - 300_000 + (i * 300_000) // 5000, "checkout", "GET /x", "c",
-                        500 if i < bad else 200, 1.0) for i in range(5000)]
+        events = [
+            Event(
+                now - 300_000 + (i * 300_000) // 5000, "checkout", "GET /x", "c", 500 if i < bad else 200, 1.0
+            )
+            for i in range(5000)
+        ]
         agg = Aggregator(config(slo()))
         ingest(agg, events)
         assert bool(agg.snapshot(now).slos[0].firing[0, 0]) is expect
