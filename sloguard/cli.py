@@ -33,15 +33,31 @@ def _parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="evaluate SLOs over NDJSON request-log files")
     rp.add_argument("files", nargs="+", help="NDJSON files (.gz too), or - for stdin")
     rp.add_argument("--config", "-c", required=True, help="SLO file (apiVersion: sloguard/v1)")
-    rp.add_argument("--now", type=_parse_now, help="evaluation time, RFC 3339 (default: end of the "
-                    "bucket holding the newest event)")
+    rp.add_argument(
+        "--now",
+        type=_parse_now,
+        help="evaluation time, RFC 3339 (default: end of the bucket holding the newest event)",
+    )
     rp.add_argument("--format", choices=("json", "table"), default="table")
-    rp.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                    help="progress bar on stderr for large files (auto: when stderr is a terminal)")
+    rp.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress bar on stderr for large files (auto: when stderr is a terminal)",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `sloguard replay ... | head`: the reader left; that is not an error of ours.
+        sys.stderr.close()
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     from sloguard.specfile import SpecError, describe, load_config
 

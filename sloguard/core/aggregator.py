@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from sloguard.core import budget as bm
 from sloguard.core.alerts import evaluate_tier
+from sloguard.core.histring import HistRing
 from sloguard.core.latency import HdrLayout
 from sloguard.core.model import DIMENSIONS, OVERFLOW, EventBatch
 from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloSnapshot, Snapshot
@@ -136,6 +137,13 @@ class SeriesIndex:
         if row >= len(self.row_events):
             self.row_events = np.concatenate([self.row_events, np.zeros(max(8, row + 1), np.int64)])
         return row
+
+    def absorb_events(self, other: SeriesIndex, row_map: IntpArray) -> None:
+        """Add ``other``'s per-row event counts (after a merge mapped its rows to ours)."""
+        if len(self.row_events) < len(self.keys):
+            grow = len(self.keys) - len(self.row_events)
+            self.row_events = np.concatenate([self.row_events, np.zeros(grow, np.int64)])
+        np.add.at(self.row_events, row_map, other.row_events[: len(row_map)])
 
     def rows(self, n: int, ids: list[IntpArray], vocabs: list[Vocab]) -> IntpArray:
         """Series row for each of ``n`` events, given the vocabulary ids of each grouping dimension."""
@@ -306,10 +314,7 @@ class _SloState:
         for mine, theirs in ((self.fine, other.fine), (self.coarse, other.coarse)):
             mine.ensure_rows(n_rows)
             mine.merge_from(theirs, row_map)
-        if len(self.series.row_events) < n_rows:
-            grow = n_rows - len(self.series.row_events)
-            self.series.row_events = np.concatenate([self.series.row_events, np.zeros(grow, np.int64)])
-        np.add.at(self.series.row_events, row_map, other.series.row_events[: len(row_map)])
+        self.series.absorb_events(other.series, row_map)
         self.too_old += other.too_old
         self.events += other.events
 
@@ -325,104 +330,36 @@ def latency_slot_seconds(window: int, resolution: int, max_slots: int) -> int:
     return slot
 
 
-class _HistRing:
-    """Ring of HDR counts per (slot, group) for one latency window."""
-
-    def __init__(self, window: int, slot_s: int, counts_len: int) -> None:
-        self.window = window
-        self.slot_ms = slot_s * 1000
-        self.k = window // slot_s
-        self.n = self.k + -(-_SKEW_SECONDS // slot_s) + 1
-        self.counts_len = counts_len
-        self.cap = 1
-        self.counts = np.zeros((self.n, 1, counts_len), np.int64)
-        self.head: int | None = None
-        self.low: int | None = None
-
-    def ensure_rows(self, rows: int) -> None:
-        if rows <= self.cap:
-            return
-        cap = self.cap
-        while cap < rows:
-            cap *= 2
-        new = np.zeros((self.n, cap, self.counts_len), np.int64)
-        new[:, : self.cap] = self.counts
-        self.counts, self.cap = new, cap
-
-    def advance(self, bucket: int) -> None:
-        if self.head is None:
-            self.head = bucket
-            return
-        if bucket <= self.head:
-            return
-        if bucket - self.head >= self.n:
-            self.counts.fill(0)
-        else:
-            self.counts[np.arange(self.head + 1, bucket + 1) % self.n] = 0
-        self.head = bucket
-
-    def add(self, rows: IntpArray, ts_ms: I64, hidx: I64) -> int:
-        buckets = ts_ms // self.slot_ms
-        self.advance(int(buckets.max()))
-        assert self.head is not None
-        low = int(buckets.min())
-        self.low = low if self.low is None else min(self.low, low)
-        keep = buckets > self.head - self.n
-        dropped = int(len(keep) - np.count_nonzero(keep))
-        if dropped:
-            rows, buckets, hidx = rows[keep], buckets[keep], hidx[keep]
-        if len(buckets):
-            flat = ((buckets % self.n) * self.cap + rows) * self.counts_len + hidx
-            np.add.at(self.counts.reshape(-1), flat, 1)
-        return dropped
-
-    def window_counts(self, now_ms: int, rows: int) -> tuple[tuple[int, int], I64]:
-        end = now_ms // self.slot_ms
-        start = end - self.k
-        out = np.zeros((rows, self.counts_len), np.int64)
-        if self.head is not None:
-            lo, hi = max(start, self.head - self.n + 1), min(end, self.head + 1)
-            if lo < hi:
-                out += self.counts[np.arange(lo, hi) % self.n, :rows].sum(axis=0)
-        return (start * self.slot_ms, end * self.slot_ms), out
-
-    def merge_from(self, other: _HistRing, row_map: IntpArray) -> None:
-        if other.head is None:
-            return
-        self.advance(other.head)
-        assert self.head is not None
-        src = other.counts
-        if other.head < self.head:
-            src = src.copy()
-            gone = np.arange(other.head - other.n + 1, min(other.head, self.head - self.n) + 1)
-            if len(gone):
-                src[gone % self.n] = 0
-        if len(row_map):
-            np.add.at(self.counts.transpose(1, 0, 2), row_map, src[:, : len(row_map)].transpose(1, 0, 2))
-        if other.low is not None:
-            self.low = other.low if self.low is None else min(self.low, other.low)
-
-
 class _LatencyState:
     def __init__(self, spec: LatencySpec) -> None:
         self.spec = spec
         self.layout = HdrLayout.create(int(spec.highest_ms * 1000), spec.significant_figures)
         self.series = SeriesIndex(spec.group_by, spec.max_groups)
-        self.rings = [
-            _HistRing(w, latency_slot_seconds(w, spec.resolution, spec.max_slots), self.layout.counts_len)
-            for w in spec.windows
-        ]
+        self.res_ms = spec.resolution * 1000
+        self.rings = []
+        for w in spec.windows:
+            slot = latency_slot_seconds(w, spec.resolution, spec.max_slots)
+            n = w // slot + -(-_SKEW_SECONDS // slot) + 1
+            self.rings.append(HistRing(w, slot, n, self.layout.counts_len))
         self.too_old = 0
 
     def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: dict[str, Vocab]) -> None:
         dims = self.spec.group_by
         rows = self.series.rows(len(batch), [ids[d] for d in dims], [vocabs[d] for d in dims])
         hidx = self.layout.indices(self.layout.to_microseconds(batch.latency_ms))
-        n_rows = len(self.series)
+        # One sort for all windows: distinct (base bucket, cell) pairs with their counts. Every
+        # window's slot is a whole number of base buckets, so each ring only regroups these.
+        base = batch.ts_ms // self.res_ms
+        lo = int(base.min())
+        cells = rows.astype(np.int64) * self.layout.counts_len + hidx
+        span = max(1, len(self.series)) * self.layout.counts_len
+        code, counts = np.unique((base - lo) * span + cells, return_counts=True)
+        ubase, ucells = np.divmod(code, span)
+        ubase += lo
         dropped = 0
         for ring in self.rings:
-            ring.ensure_rows(n_rows)
-            dropped = max(dropped, ring.add(rows, batch.ts_ms, hidx))
+            ratio = ring.slot_ms // self.res_ms
+            dropped = max(dropped, ring.add(ubase // ratio, ucells, counts.astype(np.int64)))
         self.too_old += dropped
 
     def advance(self, now_ms: int) -> None:
@@ -457,13 +394,8 @@ class _LatencyState:
     def merge(self, other: _LatencyState) -> None:
         row_map = np.array([self.series.row_for_key(k) for k in other.series.keys], np.intp)
         for mine, theirs in zip(self.rings, other.rings, strict=True):
-            mine.ensure_rows(len(self.series))
             mine.merge_from(theirs, row_map)
-        n_rows = len(self.series)
-        if len(self.series.row_events) < n_rows:
-            grow = n_rows - len(self.series.row_events)
-            self.series.row_events = np.concatenate([self.series.row_events, np.zeros(grow, np.int64)])
-        np.add.at(self.series.row_events, row_map, other.series.row_events[: len(row_map)])
+        self.series.absorb_events(other.series, row_map)
         self.too_old += other.too_old
 
 

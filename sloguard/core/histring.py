@@ -1,0 +1,114 @@
+"""Latency histograms per time slot, stored sparsely.
+
+A dense HDR counts array is ~26 KB (2 significant figures, 1 µs .. 1 h). Keeping one per group, per slot
+and per window costs hundreds of MB for a few hundred endpoints, while a slot of a quiet endpoint holds
+a handful of distinct values. So each slot keeps only its non-zero cells, as sorted unique
+``row · counts_len + hdr_index`` keys with their counts; a window is materialised densely (one array
+per window, transient) only when it is evaluated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+IntpArray = npt.NDArray[np.intp]
+
+_EMPTY = np.zeros(0, np.int64)
+
+
+def _compact(keys: I64, counts: I64) -> tuple[I64, I64]:
+    """Sum counts of equal keys; keys come out sorted and unique."""
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    summed = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(uniq))
+    return uniq, summed.astype(np.int64)
+
+
+class HistRing:
+    """Sparse HDR counts for the last ``n`` slots of ``slot_ms`` each (one latency window).
+
+    ``window`` seconds are ``k = window / slot`` slots; the ring keeps ``n >= k + 1`` so the open slot
+    and a little clock skew fit too. As with :class:`~sloguard.core.windows.BucketRing`, ``head`` is
+    the newest slot seen and slots newer than it are empty by definition.
+    """
+
+    def __init__(self, window: int, slot_s: int, n: int, counts_len: int) -> None:
+        if window % slot_s or n <= window // slot_s:
+            raise ValueError("window must be a whole number of slots, and the ring longer than it")
+        self.window = window
+        self.slot_ms = slot_s * 1000
+        self.k = window // slot_s
+        self.n = n
+        self.counts_len = counts_len
+        self.keys: list[I64] = [_EMPTY] * n
+        self.counts: list[I64] = [_EMPTY] * n
+        self.head: int | None = None
+        self.low: int | None = None
+
+    def advance(self, bucket: int) -> None:
+        if self.head is None:
+            self.head = bucket
+            return
+        if bucket <= self.head:
+            return
+        for b in range(self.head + 1, min(bucket, self.head + self.n) + 1):
+            self.keys[b % self.n] = _EMPTY
+            self.counts[b % self.n] = _EMPTY
+        self.head = bucket
+
+    def add(self, buckets: I64, keys: I64, counts: I64) -> int:
+        """Add ``counts`` at cell ``keys`` of slot ``buckets``; returns events dropped as too old."""
+        if len(buckets) == 0:
+            return 0
+        self.advance(int(buckets.max()))
+        assert self.head is not None
+        low = int(buckets.min())
+        self.low = low if self.low is None else min(self.low, low)
+        keep = buckets > self.head - self.n
+        dropped = int(counts[~keep].sum())
+        if dropped:
+            buckets, keys, counts = buckets[keep], keys[keep], counts[keep]
+        if len(buckets) == 0:
+            return dropped
+        for b in np.unique(buckets).tolist():
+            sel = buckets == b
+            slot = b % self.n
+            self.keys[slot], self.counts[slot] = _compact(
+                np.concatenate([self.keys[slot], keys[sel]]), np.concatenate([self.counts[slot], counts[sel]])
+            )
+        return dropped
+
+    def window_counts(self, now_ms: int, rows: int) -> tuple[tuple[int, int], I64]:
+        """Dense counts ``(rows, counts_len)`` over the window ending at ``now`` aligned to a slot."""
+        end = now_ms // self.slot_ms
+        start = end - self.k
+        dense = np.zeros(rows * self.counts_len, np.int64)
+        if self.head is not None:
+            for b in range(max(start, self.head - self.n + 1), min(end, self.head + 1)):
+                keys = self.keys[b % self.n]
+                if len(keys):
+                    np.add.at(dense, keys, self.counts[b % self.n])
+        return (start * self.slot_ms, end * self.slot_ms), dense.reshape(rows, self.counts_len)
+
+    def merge_from(self, other: HistRing, row_map: IntpArray) -> None:
+        """Add ``other``'s slots (rows renumbered through ``row_map``) into this ring."""
+        if other.head is None:
+            return
+        buckets, keys, counts = [], [], []
+        for b in range(other.head - other.n + 1, other.head + 1):
+            k = other.keys[b % other.n]
+            if len(k):
+                rows, cells = np.divmod(k, other.counts_len)
+                buckets.append(np.full(len(k), b, np.int64))
+                keys.append(row_map[rows].astype(np.int64) * self.counts_len + cells)
+                counts.append(other.counts[b % other.n])
+        self.advance(other.head)
+        if buckets:
+            self.add(np.concatenate(buckets), np.concatenate(keys), np.concatenate(counts))
+        if other.low is not None:
+            self.low = other.low if self.low is None else min(self.low, other.low)
+
+    def cells(self) -> int:
+        """Stored non-zero cells (memory is ~16 bytes per cell)."""
+        return sum(len(k) for k in self.keys)
