@@ -89,7 +89,9 @@ def _replay(args: argparse.Namespace, config: object) -> int:
         if bar is not None:
             bar.close()
     if args.format == "json":
-        sys.stdout.buffer.write(msgspec.json.encode(report.to_dict(result.snapshot, result.invalid)))
+        sys.stdout.buffer.write(
+            msgspec.json.encode(report.to_dict(result.snapshot, result.invalid, result.after_now))
+        )
         sys.stdout.buffer.write(b"\n")
     else:
         print(report.to_table(result.snapshot, result.invalid))

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
+import numpy as np
+
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Rejections
 from sloguard.core.snapshot import Snapshot
@@ -24,6 +26,8 @@ class ReplayResult:
     snapshot: Snapshot
     invalid: Rejections
     aggregator: Aggregator
+    #: Valid events at or after an explicit ``now`` (not in any window, not ingested).
+    after_now: int = 0
 
 
 def replay(
@@ -34,11 +38,20 @@ def replay(
     decoder = decoder or Decoder()
     agg = Aggregator(config)
     invalid = Rejections()
+    after_now = 0
     for record in source.records():
-        agg.ingest(decoder.decode(record, invalid))
+        batch = decoder.decode(record, invalid)
+        if now_ms is not None and len(batch):
+            # Events at or after `now` are in no window at `now`; letting them move the rings'
+            # head would only evict what `now` still needs.
+            later = batch.ts_ms >= now_ms
+            if later.any():
+                after_now += int(later.sum())
+                batch = batch.take(np.nonzero(~later)[0])
+        agg.ingest(batch)
     if now_ms is None:
         now_ms = agg.default_now() or 0
-    return ReplayResult(agg.snapshot(now_ms), invalid, agg)
+    return ReplayResult(agg.snapshot(now_ms), invalid, agg, after_now)
 
 
 class ProgressBar:
@@ -73,5 +86,5 @@ class ProgressBar:
 def wants_progress(paths: Iterable[str], mode: str) -> bool:
     if mode == "never":
         return False
-    big = any(p != "-" and os.path.getsize(p) >= PROGRESS_MIN_BYTES for p in paths)
+    big = any(p != "-" and os.path.isfile(p) and os.path.getsize(p) >= PROGRESS_MIN_BYTES for p in paths)
     return big and (mode == "always" or sys.stderr.isatty())

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from sloguard.core.model import Rejections
-from sloguard.core.snapshot import Snapshot, SloSnapshot
+from sloguard.core.snapshot import SloSnapshot, Snapshot
 from sloguard.core.spec import format_duration
 
 
@@ -70,7 +70,7 @@ def _slo_series(s: SloSnapshot) -> list[dict[str, Any]]:
     return out
 
 
-def to_dict(snap: Snapshot, invalid: Rejections | None = None) -> dict[str, Any]:
+def to_dict(snap: Snapshot, invalid: Rejections | None = None, after_now: int = 0) -> dict[str, Any]:
     """The JSON document `sloguard replay --format json` prints."""
     latency: list[dict[str, Any]] = []
     lat = snap.latency
@@ -93,6 +93,7 @@ def to_dict(snap: Snapshot, invalid: Rejections | None = None) -> dict[str, Any]
     return {
         "now": rfc3339(snap.now_ms),
         "events": snap.events,
+        "after_now": after_now,
         "slos": [series for s in snap.slos for series in _slo_series(s)],
         "latency": latency,
         "invalid": dict(sorted((invalid.counts if invalid else {}).items())),
@@ -131,7 +132,17 @@ def to_table(snap: Snapshot, invalid: Rejections | None = None) -> str:
                 )
             )
     rows.sort(key=lambda r: r[0])
-    header = ["SLO", "SERIES", "OBJECTIVE", "BUDGET LEFT", "BAD/TOTAL", "BURN 1h", "BURN 6h", "EXHAUST", "FIRING"]
+    header = [
+        "SLO",
+        "SERIES",
+        "OBJECTIVE",
+        "BUDGET LEFT",
+        "BAD/TOTAL",
+        "BURN 1h",
+        "BURN 6h",
+        "EXHAUST",
+        "FIRING",
+    ]
     lines = [f"now {rfc3339(snap.now_ms)}  events {snap.events}", *_columns([header, *[r[1] for r in rows]])]
     lat = snap.latency
     if lat is not None and lat.labels:

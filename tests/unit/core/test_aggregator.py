@@ -14,9 +14,8 @@ from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import OVERFLOW, Event, EventBatch
 from sloguard.core.spec import DAY, HOUR, MINUTE, CalendarPeriod, RollingPeriod, SloSpec
 from sloguard.core.windows import EvictedWindowError
-
-from . import groundtruth as gt
-from .specs import config, slo
+from tests.support import groundtruth as gt
+from tests.support.specs import config, slo
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SERVICES = ("checkout", "search")

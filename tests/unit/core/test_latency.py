@@ -11,9 +11,8 @@ from sloguard.core.aggregator import Aggregator, latency_slot_seconds
 from sloguard.core.latency import HdrLayout, counts_view, new_histogram, record_bulk, to_histogram
 from sloguard.core.model import Event, EventBatch
 from sloguard.core.spec import HOUR, MINUTE, LatencySpec
-
-from . import groundtruth as gt
-from .specs import config, slo
+from tests.support import groundtruth as gt
+from tests.support.specs import config, slo
 
 T0 = 1_767_225_600_000
 

@@ -10,8 +10,7 @@ from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
 from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import DAY, HOUR, LatencySpec, RollingPeriod
-
-from .specs import config, slo
+from tests.support.specs import config, slo
 
 T0 = 1_767_225_600_000
 CONFIG = config(

@@ -1,0 +1,204 @@
+"""``python -m benchmarks`` (``make bench``): sloguard replay against mtail on the same request log.
+
+1. Generate (or reuse from ``benchmarks/out/``) a request log of ``--events`` NDJSON lines.
+2. Run ``sloguard replay FILE --config benchmarks/slos.bench.yaml --format json`` as a child process.
+3. If mtail is installed (as root, an ``apt-get install`` is tried once), run
+   ``mtail --one_shot`` with ``benchmarks/mtail/requests.mtail`` on the same file and check that it
+   counted every line.
+4. Print events per CPU-second for each (CPU = user + system of that child alone, from ``wait4``),
+   wall time, peak RSS, and the replay/mtail ratio against the target (5x; goal 8x).
+
+With ``--repeat K`` each tool runs K times and the run with the least CPU is kept (as timeit does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks import datagen, measure, mtail_tool
+from benchmarks.measure import Row
+
+HERE = Path(__file__).resolve().parent
+OUT = datagen.OUT_DIR
+CONFIG = HERE / "slos.bench.yaml"
+TARGET, GOAL = 5.0, 8.0
+
+
+def _best(runs: list[measure.Child]) -> measure.Child:
+    return min(runs, key=lambda c: c.cpu_s)
+
+
+def _run(name: str, argv: list[str], repeat: int) -> measure.Child | None:
+    """Run ``argv`` ``repeat`` times (output in benchmarks/out/<name>.out/.err); None if it failed."""
+    runs = []
+    for i in range(repeat):
+        print(f"running {name} ({i + 1}/{repeat}): {' '.join(argv)}", file=sys.stderr)
+        child = measure.run(argv, OUT / f"{name}.out", OUT / f"{name}.err", cwd=OUT)
+        if child.returncode != 0:
+            print(f"{name} failed with exit status {child.returncode}:", file=sys.stderr)
+            print(measure.tail(OUT / f"{name}.err", 20), file=sys.stderr)
+            return None
+        runs.append(child)
+    return _best(runs)
+
+
+def _check_replay(events: int) -> None:
+    """Warn unless replay's report says it took every line as a valid event."""
+    try:
+        report = json.loads((OUT / "replay.out").read_bytes())
+    except ValueError as exc:
+        print(f"WARNING: replay output is not JSON ({exc})", file=sys.stderr)
+        return
+    seen, invalid = report.get("events"), report.get("invalid") or {}
+    if seen != events or invalid:
+        print(f"WARNING: replay reports events={seen}, invalid={invalid}; the file has {events} lines")
+
+
+def _check_mtail(events: int) -> None:
+    """Warn unless mtail's counter and histogram both saw every line."""
+    try:
+        requests, observed = mtail_tool.counted(OUT / "mtail.out")
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"WARNING: cannot read mtail's metrics dump ({exc})")
+        return
+    if requests != events or observed != events:
+        print(
+            f"WARNING: mtail counted requests_total={requests}, latency observations={observed}; "
+            f"the file has {events} lines: its regex missed lines, the comparison is not fair"
+        )
+
+
+def _stages(data: Path, events: int, repeat: int) -> list[Row]:
+    """In-process decode-only and aggregate-only rows (skipped if those modules are not there)."""
+    argv = [sys.executable, "-m", "benchmarks.stages", str(data), str(CONFIG)]
+    runs: list[dict[str, float]] = []
+    for _ in range(repeat):
+        child = measure.run(argv, OUT / "stages.out", OUT / "stages.err", cwd=HERE.parent)
+        if child.returncode == 3:  # sloguard's decode/aggregate pieces are not importable
+            print(f"(decode/aggregate rows skipped: {measure.tail(OUT / 'stages.err', 1)})", file=sys.stderr)
+            return []
+        if child.returncode != 0:
+            print(f"decode/aggregate rows failed (exit {child.returncode}):", file=sys.stderr)
+            print(measure.tail(OUT / "stages.err", 10), file=sys.stderr)
+            return []
+        runs.append(json.loads((OUT / "stages.out").read_text()))
+    s = min(runs, key=lambda r: r["decode_cpu_s"] + r["ingest_cpu_s"])
+    return [
+        Row("  decode only", events, s["decode_cpu_s"], s["decode_wall_s"]),
+        Row(
+            "  aggregate only",
+            events,
+            s["ingest_cpu_s"] + s["snapshot_cpu_s"],
+            s["ingest_wall_s"] + s["snapshot_wall_s"],
+        ),
+    ]
+
+
+def _table(rows: list[Row]) -> str:
+    head = f"{'tool':<28} {'events':>10} {'CPU s':>8} {'wall s':>8} {'events/CPU-s':>13} {'peak RSS MiB':>13}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        wall = f"{r.wall_s:8.2f}" if r.wall_s is not None else f"{'-':>8}"
+        rss = f"{r.peak_rss_kib / 1024:13.1f}" if r.peak_rss_kib is not None else f"{'-':>13}"
+        lines.append(f"{r.tool:<28} {r.events:>10,} {r.cpu_s:8.2f} {wall} {r.events_per_cpu_s:>13,.0f} {rss}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    p.add_argument("--events", type=int, default=1_000_000, help="lines in the generated log (default 1M)")
+    p.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    p.add_argument("--repeat", type=int, default=1, help="runs per tool; the least CPU is kept")
+    p.add_argument("--no-mtail", action="store_true", help="skip the mtail baseline")
+    p.add_argument("--no-stages", action="store_true", help="skip the in-process decode/aggregate rows")
+    p.add_argument("--json", action="store_true", help=f"also write {OUT / 'results.json'}")
+    p.add_argument("--check", action="store_true", help="exit 1 if the ratio is below the 5x target")
+    args = p.parse_args(argv)
+    if args.repeat < 1 or args.events < 1:
+        p.error("--events and --repeat must be at least 1")
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    data = datagen.cached_path(args.events, args.seed)
+    if data.exists():
+        print(f"reusing {data}", file=sys.stderr)
+    else:
+        print(f"generating {args.events:,} events -> {data}", file=sys.stderr)
+        t0 = time.perf_counter()
+        datagen.generate(args.events, data, args.seed)
+        print(f"  done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+
+    replay_argv = [sys.executable, "-m", "sloguard", "replay", str(data), "--config", str(CONFIG)]
+    replay = _run("replay", [*replay_argv, "--format", "json"], args.repeat)
+    if replay is None:
+        return 1
+    _check_replay(args.events)
+    rows = [Row("sloguard replay", args.events, replay.cpu_s, replay.wall_s, replay.peak_rss_kib)]
+    if not args.no_stages:
+        rows += _stages(data, args.events, args.repeat)
+
+    mtail_row: Row | None = None
+    mtail_version = None
+    verdict = "SKIPPED (--no-mtail)" if args.no_mtail else "SKIPPED (mtail not installed)"
+    binary = None if args.no_mtail else mtail_tool.find()
+    if binary is not None:
+        mtail_version = mtail_tool.version(binary)
+        mtail = _run("mtail", mtail_tool.argv(binary, data), args.repeat)
+        verdict = "SKIPPED (mtail failed)"
+        if mtail is not None:
+            _check_mtail(args.events)
+            label = "mtail " + (mtail_version.split()[2] if len(mtail_version.split()) > 2 else "")
+            mtail_row = Row(label.strip(), args.events, mtail.cpu_s, mtail.wall_s, mtail.peak_rss_kib)
+            rows.append(mtail_row)
+
+    print()
+    print(
+        f"{args.events:,} events, {data.stat().st_size / 2**20:.0f} MiB; best of {args.repeat}; "
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs"
+    )
+    print(_table(rows))
+    if args.events < 1_000_000:
+        print("(the target is set for 1M events: on small files start-up time dominates)")
+    ratio = None
+    if mtail_row is not None:
+        ratio = rows[0].events_per_cpu_s / mtail_row.events_per_cpu_s
+        verdict = "PASS" if ratio >= TARGET else "FAIL"
+        goal = "goal met" if ratio >= GOAL else f"goal {GOAL:g}x not met"
+        print(
+            f"\nreplay / mtail events per CPU-second: {ratio:.2f}x  {verdict} (target >= {TARGET:g}x; {goal})"
+        )
+    else:
+        print(f"\nreplay / mtail: {verdict}")
+
+    if args.json:
+        results: dict[str, Any] = {
+            "events": args.events,
+            "seed": args.seed,
+            "file": str(data),
+            "repeat": args.repeat,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "mtail_version": mtail_version,
+            "rows": [
+                {**asdict(r), "tool": r.tool.strip(), "events_per_cpu_s": r.events_per_cpu_s} for r in rows
+            ],
+            "ratio": ratio,
+            "target": TARGET,
+            "goal": GOAL,
+            "verdict": verdict,
+        }
+        (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {OUT / 'results.json'}")
+    return 1 if args.check and verdict == "FAIL" else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

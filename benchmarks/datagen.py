@@ -1,0 +1,229 @@
+"""A deterministic, realistic request log as NDJSON, one event a line.
+
+    {"ts": "2026-03-01T12:00:00.123Z", "service": "checkout", "endpoint": "GET /v1/cart",
+     "customer": "cust-0042", "status": 200, "latency_ms": 12.345}
+
+What is in it (all from one seeded numpy generator, so the same ``--events``/``--seed`` give the same
+bytes):
+
+- 6 services, 40 endpoints with different traffic weights and log-normal latencies (own median and
+  spread per endpoint);
+- 5000 customers with a Zipf-like popularity (a few customers make most of the traffic);
+- two days of event time with a day/night traffic curve; about 3 % of events arrive up to 5 s late
+  (out of order in the file);
+- mostly 200, ~3 % 4xx, ~0.1 % background 5xx, plus a few error bursts (minutes where one endpoint or a
+  whole service fails 20-100 % of requests, 504s take a timeout's latency) and one latency regression
+  (a service 4x slower for a couple of hours).
+
+Usage: ``python -m benchmarks.datagen --events 1000000 [--out FILE] [--seed 7]``. Without ``--out`` the
+file goes to the cache under ``benchmarks/out/``, where ``python -m benchmarks`` reuses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+Index = npt.NDArray[np.intp]
+F64 = npt.NDArray[np.float64]
+
+#: Bump when the generated content changes, so cached files are regenerated.
+GENERATOR_VERSION = 1
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+START = np.datetime64("2026-03-01T00:00:00", "ms")
+SPAN_MS = 2 * 86_400_000
+N_CUSTOMERS = 5000
+ZIPF_EXPONENT = 1.0
+LATE_FRACTION = 0.03
+MAX_LATE_MS = 5000
+RATE_4XX = 0.03
+RATE_5XX_BACKGROUND = 0.001
+CHUNK = 200_000
+
+# service, endpoint, traffic weight, median latency ms, log-normal sigma
+ENDPOINTS: tuple[tuple[str, str, float, float, float], ...] = (
+    ("checkout", "GET /v1/cart", 8.0, 25.0, 0.5),
+    ("checkout", "POST /v1/cart/items", 5.0, 40.0, 0.6),
+    ("checkout", "DELETE /v1/cart/items", 1.5, 30.0, 0.5),
+    ("checkout", "POST /v1/checkout", 2.0, 180.0, 0.7),
+    ("checkout", "GET /v1/orders", 3.0, 60.0, 0.6),
+    ("checkout", "POST /v1/orders", 2.0, 220.0, 0.7),
+    ("checkout", "GET /v1/orders/{id}", 4.0, 35.0, 0.5),
+    ("search", "GET /v1/search", 20.0, 90.0, 0.8),
+    ("search", "GET /v1/search/suggest", 15.0, 15.0, 0.6),
+    ("search", "GET /v1/search/facets", 4.0, 45.0, 0.6),
+    ("search", "POST /v1/search/query", 3.0, 120.0, 0.8),
+    ("search", "GET /v1/search/trending", 2.0, 20.0, 0.4),
+    ("search", "GET /v1/search/similar", 2.0, 150.0, 0.9),
+    ("auth", "POST /v1/login", 3.0, 110.0, 0.5),
+    ("auth", "POST /v1/logout", 1.0, 12.0, 0.4),
+    ("auth", "POST /v1/token/refresh", 6.0, 8.0, 0.5),
+    ("auth", "GET /v1/session", 12.0, 5.0, 0.5),
+    ("auth", "POST /v1/password/reset", 0.2, 200.0, 0.6),
+    ("auth", "GET /v1/userinfo", 8.0, 6.0, 0.5),
+    ("auth", "POST /v1/mfa/verify", 0.8, 60.0, 0.6),
+    ("payments", "POST /v1/payments", 1.5, 350.0, 0.7),
+    ("payments", "GET /v1/payments/{id}", 1.5, 30.0, 0.5),
+    ("payments", "POST /v1/refunds", 0.2, 280.0, 0.7),
+    ("payments", "GET /v1/refunds/{id}", 0.3, 25.0, 0.5),
+    ("payments", "POST /v1/payments/authorize", 1.5, 300.0, 0.7),
+    ("payments", "POST /v1/payments/capture", 1.2, 260.0, 0.6),
+    ("payments", "GET /v1/payment-methods", 2.0, 20.0, 0.5),
+    ("catalog", "GET /v1/products", 14.0, 40.0, 0.6),
+    ("catalog", "GET /v1/products/{id}", 18.0, 18.0, 0.5),
+    ("catalog", "GET /v1/categories", 5.0, 10.0, 0.4),
+    ("catalog", "GET /v1/products/{id}/reviews", 4.0, 55.0, 0.7),
+    ("catalog", "PUT /v1/products/{id}", 0.3, 90.0, 0.6),
+    ("catalog", "GET /v1/brands", 2.0, 12.0, 0.4),
+    ("catalog", "GET /v1/products/{id}/images", 6.0, 22.0, 0.6),
+    ("inventory", "GET /v1/stock/{sku}", 10.0, 8.0, 0.5),
+    ("inventory", "POST /v1/stock/reserve", 2.0, 45.0, 0.6),
+    ("inventory", "POST /v1/stock/release", 1.0, 35.0, 0.6),
+    ("inventory", "GET /v1/warehouses", 0.5, 15.0, 0.4),
+    ("inventory", "PUT /v1/stock/{sku}", 0.8, 50.0, 0.6),
+    ("inventory", "GET /v1/stock/batch", 1.5, 70.0, 0.8),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """Minutes where an endpoint (or, with ``endpoint=None``, a whole service) fails often."""
+
+    service: str
+    endpoint: str | None
+    start_fraction: float  # where in the two days it starts
+    minutes: float
+    error_rate: float
+
+
+BURSTS: tuple[Burst, ...] = (
+    Burst("auth", "POST /v1/login", 0.15, 3, 0.9),
+    Burst("payments", "POST /v1/payments", 0.30, 8, 0.6),
+    Burst("checkout", None, 0.55, 4, 1.0),
+    Burst("search", "GET /v1/search", 0.72, 12, 0.2),
+    Burst("inventory", "POST /v1/stock/reserve", 0.85, 6, 0.4),
+)
+
+#: (service, start fraction, hours, latency multiplier)
+REGRESSION = ("catalog", 0.40, 2.5, 4.0)
+
+CODES_4XX = np.array([400, 401, 403, 404, 409, 422, 429], np.int32)
+P_4XX = np.array([0.15, 0.15, 0.05, 0.4, 0.1, 0.1, 0.05])
+CODES_5XX = np.array([500, 502, 503, 504], np.int32)
+P_5XX = np.array([0.4, 0.2, 0.25, 0.15])
+
+
+def cached_path(events: int, seed: int) -> Path:
+    return OUT_DIR / f"requests-n{events}-s{seed}-v{GENERATOR_VERSION}.ndjson"
+
+
+def ensure(events: int, seed: int) -> Path:
+    """The cached file for (events, seed), generated first if missing."""
+    path = cached_path(events, seed)
+    if not path.exists():
+        generate(events, path, seed)
+    return path
+
+
+def _arrival_times(rng: np.random.Generator, n: int) -> I64:
+    """Sorted event times (ms from START) following a day/night curve: rate ∝ 1 + 0.6 sin(2πt/day)."""
+    grid = np.linspace(0.0, SPAN_MS, 4097)
+    rate = 1.0 + 0.6 * np.sin(2 * np.pi * (grid / 86_400_000 - 0.25))
+    cdf = np.concatenate(([0.0], np.cumsum((rate[1:] + rate[:-1]) / 2)))
+    cdf /= cdf[-1]
+    u = np.sort(rng.random(n))
+    return np.interp(u, cdf, grid).astype(np.int64)
+
+
+def _columns(rng: np.random.Generator, n: int) -> tuple[I64, Index, Index, npt.NDArray[np.int32], F64]:
+    """All columns at once: time offsets (ms), endpoint index, customer index, status, latency."""
+    services = np.array([e[0] for e in ENDPOINTS])
+    names = np.array([e[1] for e in ENDPOINTS])
+    weight = np.array([e[2] for e in ENDPOINTS])
+    median = np.array([e[3] for e in ENDPOINTS])
+    sigma = np.array([e[4] for e in ENDPOINTS])
+
+    t = _arrival_times(rng, n)
+    ep = rng.choice(len(ENDPOINTS), size=n, p=weight / weight.sum())
+    pop = 1.0 / np.arange(1, N_CUSTOMERS + 1) ** ZIPF_EXPONENT
+    cust = rng.permutation(N_CUSTOMERS)[rng.choice(N_CUSTOMERS, size=n, p=pop / pop.sum())]
+
+    mu = np.log(median)[ep]
+    svc, start, hours, factor = REGRESSION
+    lo = int(start * SPAN_MS)
+    slow = (services[ep] == svc) & (t >= lo) & (t < lo + int(hours * 3_600_000))
+    mu[slow] += np.log(factor)
+    latency = np.exp(mu + sigma[ep] * rng.standard_normal(n))
+
+    status = np.full(n, 200, np.int32)
+    r = rng.random(n)
+    is4 = r < RATE_4XX
+    status[is4] = rng.choice(CODES_4XX, size=int(is4.sum()), p=P_4XX)
+    bad = (r >= RATE_4XX) & (r < RATE_4XX + RATE_5XX_BACKGROUND)
+    for b in BURSTS:
+        lo = int(b.start_fraction * SPAN_MS)
+        in_burst = (t >= lo) & (t < lo + int(b.minutes * 60_000)) & (services[ep] == b.service)
+        if b.endpoint is not None:
+            in_burst &= names[ep] == b.endpoint
+        bad |= in_burst & (rng.random(n) < b.error_rate)
+    status[bad] = rng.choice(CODES_5XX, size=int(bad.sum()), p=P_5XX)
+    timeout = status == 504
+    latency[timeout] = 10_000.0 + rng.exponential(200.0, int(timeout.sum()))
+    latency = np.maximum(np.round(latency, 3), 0.1)
+
+    late = rng.random(n) < LATE_FRACTION
+    t[late] -= rng.integers(1, MAX_LATE_MS, int(late.sum()))
+    return t, ep, cust, status, latency
+
+
+def generate(events: int, out: Path, seed: int = 7) -> None:
+    """Write ``events`` lines to ``out`` (atomically: a temp file renamed into place)."""
+    rng = np.random.default_rng(seed)
+    t, ep, cust, status, latency = _columns(rng, events)
+    # Everything between the timestamp and the customer id depends only on the endpoint.
+    middle = [f'", "service": "{s}", "endpoint": "{e}", "customer": "cust-' for s, e, *_ in ENDPOINTS]
+    customer_ids = [f"{i + 1:04d}" for i in range(N_CUSTOMERS)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="ascii") as f:
+        for lo in range(0, events, CHUNK):
+            hi = min(lo + CHUNK, events)
+            ts = np.datetime_as_string(START + t[lo:hi], unit="ms", timezone="UTC").tolist()
+            f.writelines(
+                f'{{"ts": "{a}{middle[e]}{customer_ids[c]}", "status": {s}, "latency_ms": {lat:.3f}}}\n'
+                for a, e, c, s, lat in zip(
+                    ts,
+                    ep[lo:hi].tolist(),
+                    cust[lo:hi].tolist(),
+                    status[lo:hi].tolist(),
+                    latency[lo:hi].tolist(),
+                    strict=True,
+                )
+            )
+    tmp.replace(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.datagen", description=__doc__.split("\n")[0])
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path, help="output file (default: the cache under benchmarks/out/)")
+    args = p.parse_args(argv)
+    out: Path = args.out or cached_path(args.events, args.seed)
+    t0 = time.perf_counter()
+    generate(args.events, out, args.seed)
+    print(f"wrote {args.events} events to {out} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
