@@ -23,11 +23,35 @@ def _percent_key(p: float) -> str:
 
 
 def _slo_series(s: SloSnapshot) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    # Columns go to Python lists once (tolist is C speed); per-series work is then plain indexing.
     objective = float(s.spec.objective)
     names = [format_duration(w) for w in s.windows]
+    total, bad = s.total.tolist(), s.bad.tolist()
+    er, br = s.error_ratio.tolist(), s.burn_rate.tolist()
+    p_total, p_bad = s.period_total.tolist(), s.period_bad.tolist()
+    p_er, p_br = s.period_error_ratio.tolist(), s.period_burn_rate.tolist()
+    remaining, consumed, eta = (
+        s.budget_remaining.tolist(),
+        s.budget_consumed.tolist(),
+        s.exhaustion_eta.tolist(),
+    )
+    firing = s.firing.tolist()
+    tiers = [
+        (
+            t.severity.value,
+            format_duration(t.long_window),
+            format_duration(t.short_window),
+            float(t.factor),
+            t.min_events,
+        )
+        for t in s.spec.tiers
+    ]
+    period = s.spec.period.describe()
+    p_start, p_end = rfc3339(s.period_bounds[0]), rfc3339(s.period_bounds[1])
+    windows = list(enumerate(names))
+    out: list[dict[str, Any]] = []
     for j, labels in enumerate(s.labels):
-        eta = float(s.exhaustion_eta[j])
+        e = eta[j]
         out.append(
             {
                 "slo": s.spec.name,
@@ -35,35 +59,35 @@ def _slo_series(s: SloSnapshot) -> list[dict[str, Any]]:
                 "labels": dict(zip(s.spec.group_by, labels, strict=True)),
                 "windows": {
                     name: {
-                        "total": int(s.total[i, j]),
-                        "bad": int(s.bad[i, j]),
-                        "error_ratio": float(s.error_ratio[i, j]),
-                        "burn_rate": float(s.burn_rate[i, j]),
+                        "total": total[i][j],
+                        "bad": bad[i][j],
+                        "error_ratio": er[i][j],
+                        "burn_rate": br[i][j],
                     }
-                    for i, name in enumerate(names)
+                    for i, name in windows
                 },
                 "period": {
-                    "window": s.spec.period.describe(),
-                    "start": rfc3339(s.period_bounds[0]),
-                    "end": rfc3339(s.period_bounds[1]),
-                    "total": int(s.period_total[j]),
-                    "bad": int(s.period_bad[j]),
-                    "error_ratio": float(s.period_error_ratio[j]),
-                    "burn_rate": float(s.period_burn_rate[j]),
-                    "budget_remaining": float(s.budget_remaining[j]),
-                    "budget_consumed": float(s.budget_consumed[j]),
-                    "exhaustion_eta_seconds": None if math.isnan(eta) else eta,
+                    "window": period,
+                    "start": p_start,
+                    "end": p_end,
+                    "total": p_total[j],
+                    "bad": p_bad[j],
+                    "error_ratio": p_er[j],
+                    "burn_rate": p_br[j],
+                    "budget_remaining": remaining[j],
+                    "budget_consumed": consumed[j],
+                    "exhaustion_eta_seconds": None if math.isnan(e) else e,
                 },
                 "alerts": [
                     {
-                        "severity": t.severity.value,
-                        "long_window": format_duration(t.long_window),
-                        "short_window": format_duration(t.short_window),
-                        "factor": float(t.factor),
-                        "min_events": t.min_events,
-                        "firing": bool(s.firing[k, j]),
+                        "severity": sev,
+                        "long_window": lw,
+                        "short_window": sw,
+                        "factor": factor,
+                        "min_events": min_events,
+                        "firing": firing[k][j],
                     }
-                    for k, t in enumerate(s.spec.tiers)
+                    for k, (sev, lw, sw, factor, min_events) in enumerate(tiers)
                 ],
             }
         )

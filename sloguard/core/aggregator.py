@@ -24,7 +24,7 @@ from sloguard.core import budget as bm
 from sloguard.core.alerts import evaluate_tier
 from sloguard.core.histring import HistRing
 from sloguard.core.latency import HdrLayout
-from sloguard.core.model import DIMENSIONS, OVERFLOW, EventBatch
+from sloguard.core.model import OVERFLOW, EventBatch, Vocab, Vocabs
 from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloSnapshot, Snapshot
 from sloguard.core.spec import (
     FINE_HORIZON,
@@ -44,37 +44,6 @@ I64 = npt.NDArray[np.int64]
 #: How far past the newest bucket an event may lie and still land in the rings (clock skew, late
 #: evaluation). Beyond it an event still counts, it only moves ``head``.
 _SKEW_SECONDS = MINUTE
-
-
-class Vocab:
-    """Interns label strings of one dimension to small ints (append-only, so ids are stable)."""
-
-    __slots__ = ("ids", "names")
-
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.names: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def encode(self, values: list[str]) -> IntpArray:
-        ids = self.ids
-        try:
-            return np.fromiter(map(ids.__getitem__, values), np.intp, len(values))
-        except KeyError:
-            for v in dict.fromkeys(values):
-                if v not in ids:
-                    ids[v] = len(self.names)
-                    self.names.append(v)
-            return np.fromiter(map(ids.__getitem__, values), np.intp, len(values))
-
-    def intern(self, value: str) -> int:
-        i = self.ids.get(value)
-        if i is None:
-            i = self.ids[value] = len(self.names)
-            self.names.append(value)
-        return i
 
 
 class _Matcher:
@@ -221,7 +190,7 @@ class _SloState:
         self.too_old = 0
         self.events = 0
 
-    def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: dict[str, Vocab]) -> None:
+    def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: Vocabs) -> None:
         sel = self.service.lookup(vocabs["service"], ids["service"])
         if self.endpoint is not None:
             sel &= self.endpoint.lookup(vocabs["endpoint"], ids["endpoint"])
@@ -343,7 +312,7 @@ class _LatencyState:
             self.rings.append(HistRing(w, slot, n, self.layout.counts_len))
         self.too_old = 0
 
-    def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: dict[str, Vocab]) -> None:
+    def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: Vocabs) -> None:
         dims = self.spec.group_by
         rows = self.series.rows(len(batch), [ids[d] for d in dims], [vocabs[d] for d in dims])
         hidx = self.layout.indices(self.layout.to_microseconds(batch.latency_ms))
@@ -411,7 +380,8 @@ class Aggregator:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.vocabs: dict[str, Vocab] = {d: Vocab() for d in DIMENSIONS}
+        #: Label vocabularies; give them to the `Decoder` so label columns need no re-coding.
+        self.vocabs = Vocabs()
         self.slos = [_SloState(s) for s in config.slos]
         self.latency = _LatencyState(config.latency) if config.latency is not None else None
         self.stats = IngestStats()
@@ -421,10 +391,11 @@ class Aggregator:
         n = len(batch)
         if n == 0:
             return
+        v = self.vocabs
         ids = {
-            "service": self.vocabs["service"].encode(batch.service),
-            "endpoint": self.vocabs["endpoint"].encode(batch.endpoint),
-            "customer": self.vocabs["customer"].encode(batch.customer),
+            "service": batch.service.recode(v.service),
+            "endpoint": batch.endpoint.recode(v.endpoint),
+            "customer": batch.customer.recode(v.customer),
         }
         for slo in self.slos:
             slo.ingest(batch, ids, self.vocabs)
@@ -482,6 +453,5 @@ __all__ = [
     "Aggregator",
     "CalendarPeriod",
     "SeriesIndex",
-    "Vocab",
     "latency_slot_seconds",
 ]

@@ -7,7 +7,7 @@ whole arrays at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,45 +35,132 @@ class Event:
     latency_ms: float
 
 
+class Vocab:
+    """Interns the label values of one dimension to small ints (append-only: ids never change).
+
+    The decoder writes label columns as ids into the same `Vocab` the aggregator reads them with, so a
+    label string is hashed once per event, when it is decoded, and never again.
+    """
+
+    __slots__ = ("ids", "names")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def intern(self, value: str) -> int:
+        i = self.ids.get(value)
+        if i is None:
+            i = self.ids[value] = len(self.names)
+            self.names.append(value)
+        return i
+
+    def encode(self, values: Iterable[str]) -> npt.NDArray[np.intp]:
+        """Ids of ``values``, interning the new ones."""
+        vals = values if isinstance(values, list) else list(values)
+        try:
+            return np.fromiter(map(self.ids.__getitem__, vals), np.intp, len(vals))
+        except KeyError:
+            for v in dict.fromkeys(vals):
+                self.intern(v)
+            return np.fromiter(map(self.ids.__getitem__, vals), np.intp, len(vals))
+
+
+@dataclass(slots=True)
+class LabelColumn:
+    """A dictionary-encoded string column: ``vocab.names[codes[i]]`` is row i's value."""
+
+    codes: npt.NDArray[np.intp]
+    vocab: Vocab
+
+    @classmethod
+    def of(cls, values: Sequence[str], vocab: Vocab | None = None) -> LabelColumn:
+        vocab = vocab if vocab is not None else Vocab()
+        return cls(vocab.encode(list(values)), vocab)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LabelColumn):
+            return self.tolist() == other.tolist()
+        if isinstance(other, list | tuple):
+            return self.tolist() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def tolist(self) -> list[str]:
+        names = self.vocab.names
+        return [names[i] for i in self.codes.tolist()]
+
+    def take(self, index: npt.NDArray[np.intp]) -> LabelColumn:
+        return LabelColumn(self.codes[index], self.vocab)
+
+    @staticmethod
+    def concat(columns: Sequence[LabelColumn]) -> LabelColumn:
+        vocab = columns[0].vocab
+        if all(c.vocab is vocab for c in columns):
+            return LabelColumn(np.concatenate([c.codes for c in columns]), vocab)
+        return LabelColumn.of([v for c in columns for v in c.tolist()], vocab)
+
+    def recode(self, vocab: Vocab) -> npt.NDArray[np.intp]:
+        """These rows' ids in another vocabulary (identity when it is the same one)."""
+        if vocab is self.vocab:
+            return self.codes
+        lut = np.fromiter(map(vocab.intern, self.vocab.names), np.intp, len(self.vocab))
+        result: npt.NDArray[np.intp] = lut[self.codes]
+        return result
+
+
 @dataclass(slots=True)
 class EventBatch:
     """Columns of valid events, all the same length.
 
-    `ts_ms` int64 epoch milliseconds, `status` int32, `latency_ms` float64; the three string
-    columns are plain lists (interning happens in the aggregator, which owns the label vocabulary).
+    `ts_ms` int64 epoch milliseconds, `status` int32, `latency_ms` float64; the three label columns are
+    dictionary-encoded (`LabelColumn`).
     """
 
     ts_ms: npt.NDArray[np.int64]
     status: npt.NDArray[np.int32]
     latency_ms: npt.NDArray[np.float64]
-    service: list[str]
-    endpoint: list[str]
-    customer: list[str]
+    service: LabelColumn
+    endpoint: LabelColumn
+    customer: LabelColumn
 
     def __len__(self) -> int:
-        return len(self.service)
+        return len(self.ts_ms)
 
     @classmethod
-    def empty(cls) -> EventBatch:
+    def empty(cls, vocabs: Vocabs | None = None) -> EventBatch:
+        v = vocabs or Vocabs()
+        none = np.empty(0, np.intp)
         return cls(
             ts_ms=np.empty(0, np.int64),
             status=np.empty(0, np.int32),
             latency_ms=np.empty(0, np.float64),
-            service=[],
-            endpoint=[],
-            customer=[],
+            service=LabelColumn(none, v.service),
+            endpoint=LabelColumn(none, v.endpoint),
+            customer=LabelColumn(none, v.customer),
         )
 
     @classmethod
-    def from_events(cls, events: Iterable[Event]) -> EventBatch:
+    def from_events(cls, events: Iterable[Event], vocabs: Vocabs | None = None) -> EventBatch:
         evs = list(events)
+        v = vocabs or Vocabs()
         return cls(
             ts_ms=np.fromiter((e.ts_ms for e in evs), np.int64, len(evs)),
             status=np.fromiter((e.status for e in evs), np.int32, len(evs)),
             latency_ms=np.fromiter((e.latency_ms for e in evs), np.float64, len(evs)),
-            service=[e.service for e in evs],
-            endpoint=[e.endpoint for e in evs],
-            customer=[e.customer for e in evs],
+            service=LabelColumn.of([e.service for e in evs], v.service),
+            endpoint=LabelColumn.of([e.endpoint for e in evs], v.endpoint),
+            customer=LabelColumn.of([e.customer for e in evs], v.customer),
         )
 
     def events(self) -> list[Event]:
@@ -82,9 +169,9 @@ class EventBatch:
             Event(int(t), s, e, c, int(st), float(lat))
             for t, s, e, c, st, lat in zip(
                 self.ts_ms.tolist(),
-                self.service,
-                self.endpoint,
-                self.customer,
+                self.service.tolist(),
+                self.endpoint.tolist(),
+                self.customer.tolist(),
                 self.status.tolist(),
                 self.latency_ms.tolist(),
                 strict=True,
@@ -94,14 +181,13 @@ class EventBatch:
     def take(self, index: npt.NDArray[np.intp] | Sequence[int]) -> EventBatch:
         """A new batch holding the rows at `index` (in that order)."""
         idx = np.asarray(index, dtype=np.intp)
-        il = idx.tolist()
         return EventBatch(
             ts_ms=self.ts_ms[idx],
             status=self.status[idx],
             latency_ms=self.latency_ms[idx],
-            service=[self.service[i] for i in il],
-            endpoint=[self.endpoint[i] for i in il],
-            customer=[self.customer[i] for i in il],
+            service=self.service.take(idx),
+            endpoint=self.endpoint.take(idx),
+            customer=self.customer.take(idx),
         )
 
     @staticmethod
@@ -114,10 +200,23 @@ class EventBatch:
             ts_ms=np.concatenate([b.ts_ms for b in batches]),
             status=np.concatenate([b.status for b in batches]),
             latency_ms=np.concatenate([b.latency_ms for b in batches]),
-            service=[s for b in batches for s in b.service],
-            endpoint=[s for b in batches for s in b.endpoint],
-            customer=[s for b in batches for s in b.customer],
+            service=LabelColumn.concat([b.service for b in batches]),
+            endpoint=LabelColumn.concat([b.endpoint for b in batches]),
+            customer=LabelColumn.concat([b.customer for b in batches]),
         )
+
+
+@dataclass(slots=True)
+class Vocabs:
+    """One `Vocab` per label dimension; share one instance between a decoder and an aggregator."""
+
+    service: Vocab = field(default_factory=Vocab)
+    endpoint: Vocab = field(default_factory=Vocab)
+    customer: Vocab = field(default_factory=Vocab)
+
+    def __getitem__(self, dim: str) -> Vocab:
+        vocab: Vocab = getattr(self, dim)
+        return vocab
 
 
 @dataclass(slots=True)

@@ -22,41 +22,58 @@ class EvictedWindowError(ValueError):
     """A window reaches back past data the ring has already dropped."""
 
 
-class BucketRing:
-    """Good/bad event counts per (series row, time bucket) for the last ``n`` buckets."""
+#: Series rows are stored in blocks of this many columns, so adding series never copies old ones.
+BLOCK = 1024
 
-    __slots__ = ("_bad", "_cap", "_total", "head", "low", "n", "res_ms")
+
+class BucketRing:
+    """Good/bad event counts per (series row, time bucket) for the last ``n`` buckets.
+
+    Counts are int32 for buckets up to a minute (2^31 events per series per minute is beyond any
+    traffic) and int64 above. Rows live in blocks of ``BLOCK`` columns; the first block starts
+    narrow and doubles, so a one-series SLO does not pay for a thousand.
+    """
+
+    __slots__ = ("_bad", "_total", "dtype", "head", "low", "n", "res_ms")
 
     def __init__(self, res_ms: int, n: int, rows: int = 1) -> None:
         if res_ms <= 0 or n <= 0:
             raise ValueError("resolution and slot count must be positive")
         self.res_ms = res_ms
         self.n = n
-        self._cap = max(1, rows)
-        self._total = np.zeros((n, self._cap), np.int64)
-        self._bad = np.zeros((n, self._cap), np.int64)
+        self.dtype = np.int32 if res_ms <= 60_000 else np.int64
+        self._total: list[npt.NDArray[np.signedinteger]] = []
+        self._bad: list[npt.NDArray[np.signedinteger]] = []
+        self.ensure_rows(max(1, rows))
         #: Newest bucket seen (None until the first event or advance).
         self.head: int | None = None
-        #: Oldest bucket that ever received an event (to tell "evicted" from "never had data").
+        #: Oldest bucket ever offered (to tell "evicted" from "never had data").
         self.low: int | None = None
 
     @property
     def rows(self) -> int:
-        return self._cap
+        return sum(b.shape[1] for b in self._total)
 
     def ensure_rows(self, rows: int) -> None:
-        """Make room for ``rows`` series (amortised doubling)."""
-        if rows <= self._cap:
-            return
-        cap = self._cap
-        while cap < rows:
-            cap *= 2
-        for name in ("_total", "_bad"):
-            old = getattr(self, name)
-            new = np.zeros((self.n, cap), np.int64)
-            new[:, : self._cap] = old
-            setattr(self, name, new)
-        self._cap = cap
+        """Make room for ``rows`` series."""
+        if not self._total:
+            width = 1
+            while width < min(rows, BLOCK):
+                width *= 2
+            self._total.append(np.zeros((self.n, width), self.dtype))
+            self._bad.append(np.zeros((self.n, width), self.dtype))
+        first = self._total[0].shape[1]
+        if first < BLOCK and rows > first:
+            width = first
+            while width < min(rows, BLOCK):
+                width *= 2
+            for blocks in (self._total, self._bad):
+                grown = np.zeros((self.n, width), self.dtype)
+                grown[:, :first] = blocks[0]
+                blocks[0] = grown
+        while self.rows < rows:
+            self._total.append(np.zeros((self.n, BLOCK), self.dtype))
+            self._bad.append(np.zeros((self.n, BLOCK), self.dtype))
 
     def oldest_kept(self) -> int | None:
         """Oldest bucket number still in the ring."""
@@ -70,13 +87,12 @@ class BucketRing:
         if bucket <= self.head:
             return
         steps = bucket - self.head
-        if steps >= self.n:
-            self._total.fill(0)
-            self._bad.fill(0)
-        else:
-            slots = np.arange(self.head + 1, bucket + 1) % self.n
-            self._total[slots] = 0
-            self._bad[slots] = 0
+        for blocks in (self._total, self._bad):
+            for blk in blocks:
+                if steps >= self.n:
+                    blk.fill(0)
+                else:
+                    blk[np.arange(self.head + 1, bucket + 1) % self.n] = 0
         self.head = bucket
 
     def add(self, rows: npt.NDArray[np.intp], buckets: I64, bad: npt.NDArray[np.bool_]) -> int:
@@ -99,12 +115,25 @@ class BucketRing:
             rows, buckets, bad = rows[keep], buckets[keep], bad[keep]
             if len(buckets) == 0:
                 return dropped
-        flat = (buckets % self.n) * self._cap + rows
-        np.add.at(self._total.reshape(-1), flat, 1)
+        slots = buckets % self.n
+        if len(self._total) == 1 or int(rows.max()) < BLOCK:
+            self._scatter(0, slots, rows, bad)
+        else:
+            blk = rows // BLOCK
+            for b in np.unique(blk).tolist():
+                sel = blk == b
+                self._scatter(b, slots[sel], rows[sel] - b * BLOCK, bad[sel])
+        return dropped
+
+    def _scatter(
+        self, block: int, slots: I64, cols: npt.NDArray[np.intp], bad: npt.NDArray[np.bool_]
+    ) -> None:
+        total = self._total[block]
+        flat = slots * total.shape[1] + cols
+        np.add.at(total.reshape(-1), flat, 1)
         bad_flat = flat[bad]
         if len(bad_flat):
-            np.add.at(self._bad.reshape(-1), bad_flat, 1)
-        return dropped
+            np.add.at(self._bad[block].reshape(-1), bad_flat, 1)
 
     def _slices(self, start: int, end: int) -> list[slice]:
         """Ring slot slices covering buckets ``[start, end)`` clipped to what the ring holds."""
@@ -132,12 +161,14 @@ class BucketRing:
 
     def sums(self, start: int, end: int, rows: int) -> tuple[I64, I64]:
         """Total and bad counts per row over buckets ``[start, end)``."""
-        total = np.zeros(rows, np.int64)
-        bad = np.zeros(rows, np.int64)
-        for s in self._slices(start, end):
-            total += self._total[s, :rows].sum(axis=0)
-            bad += self._bad[s, :rows].sum(axis=0)
-        return total, bad
+        out = []
+        slices = self._slices(start, end)
+        for blocks in (self._total, self._bad):
+            acc = np.zeros(self.rows, np.int64)
+            for s in slices:
+                acc += np.concatenate([blk[s].sum(axis=0, dtype=np.int64) for blk in blocks])
+            out.append(acc[:rows])
+        return out[0], out[1]
 
     def nested_sums(self, end: int, lengths: list[int], rows: int) -> list[tuple[I64, I64]]:
         """Sums over ``[end − L, end)`` for each length ``L`` (in buckets), sharing the work.
@@ -161,6 +192,9 @@ class BucketRing:
             out[i] = (total, bad)
         return out
 
+    def _dense(self, which: list[npt.NDArray[np.signedinteger]]) -> npt.NDArray[np.signedinteger]:
+        return which[0] if len(which) == 1 else np.concatenate(which, axis=1)
+
     def merge_from(self, other: BucketRing, row_map: npt.NDArray[np.intp]) -> None:
         """Add ``other``'s counts into this ring; ``row_map[i]`` is this ring's row for other's row ``i``.
 
@@ -173,19 +207,23 @@ class BucketRing:
             return
         self.advance(other.head)
         assert self.head is not None
-        src_total, src_bad = other._total, other._bad
+        m = len(row_map)
+        src_total = self._dense(other._total)[:, :m].astype(np.int64)
+        src_bad = self._dense(other._bad)[:, :m].astype(np.int64)
         if other.head < self.head:
             # Drop other's buckets that this (newer) ring no longer keeps.
-            src_total, src_bad = src_total.copy(), src_bad.copy()
             gone = np.arange(other.head - other.n + 1, min(other.head, self.head - self.n) + 1)
             if len(gone):
                 src_total[gone % self.n] = 0
                 src_bad[gone % self.n] = 0
-        m = len(row_map)
-        if m == 0:
-            return
-        # row_map may send several rows to one (overflow): add.at on the transposed view handles that.
-        np.add.at(self._total.T, row_map, src_total[:, :m].T)
-        np.add.at(self._bad.T, row_map, src_bad[:, :m].T)
+        if m:
+            self.ensure_rows(int(row_map.max()) + 1)
+            blk = row_map // BLOCK
+            for b in np.unique(blk).tolist():
+                sel = np.flatnonzero(blk == b)
+                cols = row_map[sel] - b * BLOCK
+                # Several rows may land on one (overflow): add.at on the transposed view sums them.
+                np.add.at(self._total[b].T, cols, src_total[:, sel].T.astype(self.dtype))
+                np.add.at(self._bad[b].T, cols, src_bad[:, sel].T.astype(self.dtype))
         if other.low is not None:
             self.low = other.low if self.low is None else min(self.low, other.low)
