@@ -75,6 +75,7 @@ def _main(argv: Sequence[str] | None) -> int:
 def _replay(args: argparse.Namespace, config: object) -> int:
     from sloguard import report
     from sloguard.core.spec import Config
+    from sloguard.ingest.decode import REASONS
     from sloguard.ingest.source import FileSource
     from sloguard.replay import ProgressBar, replay, wants_progress
 
@@ -90,7 +91,7 @@ def _replay(args: argparse.Namespace, config: object) -> int:
             bar.close()
     if args.format == "json":
         sys.stdout.buffer.write(
-            msgspec.json.encode(report.to_dict(result.snapshot, result.invalid, result.after_now))
+            msgspec.json.encode(report.to_dict(result.snapshot, result.invalid, result.after_now, REASONS))
         )
         sys.stdout.buffer.write(b"\n")
     else:

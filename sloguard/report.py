@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from sloguard.core.model import Rejections
@@ -94,8 +95,10 @@ def _slo_series(s: SloSnapshot) -> list[dict[str, Any]]:
     return out
 
 
-def to_dict(snap: Snapshot, invalid: Rejections | None = None, after_now: int = 0) -> dict[str, Any]:
-    """The JSON document `sloguard replay --format json` prints."""
+def to_dict(
+    snap: Snapshot, invalid: Rejections | None = None, after_now: int = 0, reasons: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The JSON document `sloguard replay --format json` prints (``reasons`` listed even when 0)."""
     latency: list[dict[str, Any]] = []
     lat = snap.latency
     if lat is not None:
@@ -120,7 +123,7 @@ def to_dict(snap: Snapshot, invalid: Rejections | None = None, after_now: int = 
         "after_now": after_now,
         "slos": [series for s in snap.slos for series in _slo_series(s)],
         "latency": latency,
-        "invalid": dict(sorted((invalid.counts if invalid else {}).items())),
+        "invalid": dict(sorted(({r: 0 for r in reasons} | (invalid.counts if invalid else {})).items())),
         "overflow": {s.spec.name: s.overflow_events for s in snap.slos},
         "too_old": {s.spec.name: s.too_old_events for s in snap.slos},
     }
