@@ -57,7 +57,8 @@ def _check_replay(events: int) -> None:
     except ValueError as exc:
         print(f"WARNING: replay output is not JSON ({exc})", file=sys.stderr)
         return
-    seen, invalid = report.get("events"), report.get("invalid") or {}
+    seen = report.get("events")
+    invalid = {reason: n for reason, n in (report.get("invalid") or {}).items() if n}
     if seen != events or invalid:
         print(f"WARNING: replay reports events={seen}, invalid={invalid}; the file has {events} lines")
 
