@@ -4,7 +4,10 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-.PHONY: setup lint test bench run clean
+# Debian packages the suite runs for real: promtool (Debian `prometheus`).
+SYSTEM_TOOLS = promtool:prometheus
+
+.PHONY: setup system-deps lint test bench run clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +16,27 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# Installs missing Debian packages when running as root (as CI does); otherwise names them.
+system-deps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  tool=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "make test needs Debian packages:$$missing -- run: sudo apt-get install --no-install-recommends$$missing"; exit 1; \
+	  fi; \
+	fi
+
 lint: setup
 	$(VENV)/bin/ruff check sloguard tests benchmarks
 	$(VENV)/bin/ruff format --check sloguard tests benchmarks
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint system-deps
 	$(VENV)/bin/pytest -q
 
 bench: setup

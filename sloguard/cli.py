@@ -45,6 +45,25 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress bar on stderr for large files (auto: when stderr is a terminal)",
     )
+    run = sub.add_parser("run", help="the daemon: consume request logs from Kafka, serve /metrics")
+    run.add_argument("--config", "-c", help="SLO file (default: $SLOGUARD_CONFIG)")
+    run.add_argument("--listen", help="HOST:PORT for /metrics, /healthz, /readyz (default 0.0.0.0:9464)")
+    run.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default localhost:9092)")
+    run.add_argument("--topics", help="comma-separated topics to consume (default: requests)")
+    run.add_argument("--group-id", help="consumer group (default: sloguard)")
+    run.add_argument("--dead-letter-topic", help="re-publish rejected records here, original bytes")
+    run.add_argument("--tick-seconds", type=float, help="evaluation/render period (default 1)")
+    run.add_argument(
+        "--sloth-compat", action="store_true", default=None, help="also export Sloth's metric names"
+    )
+    run.add_argument("--log-format", choices=("auto", "json", "console"))
+
+    # Its options live in sloguard.loadgen, imported only when used: it pulls in aiokafka, which would
+    # slow every other command's start (replay's benchmark counts start-up CPU).
+    lg = sub.add_parser(
+        "loadgen", help="produce realistic request-log events to Kafka (--help for options)", add_help=False
+    )
+    lg.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
@@ -58,7 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["loadgen"]:
+        from sloguard.loadgen import cli_main
+
+        return cli_main(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
     from sloguard.specfile import SpecError, describe, load_config
 
     try:
@@ -70,6 +96,61 @@ def _main(argv: Sequence[str] | None) -> int:
         print(describe(config))
         return 0
     return _replay(args, config)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sloguard import logs
+    from sloguard.settings import SettingsError, load_settings
+    from sloguard.specfile import SpecError, load_config
+
+    overrides: dict[str, object] = {}
+    kafka: dict[str, object] = {}
+    for flag, key in (
+        ("config", "config"),
+        ("listen", "listen"),
+        ("tick_seconds", "tick_seconds"),
+        ("sloth_compat", "sloth_compat"),
+        ("log_format", "log_format"),
+    ):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    for flag, key in (
+        ("bootstrap_servers", "bootstrap_servers"),
+        ("topics", "topics"),
+        ("group_id", "group_id"),
+        ("dead_letter_topic", "dead_letter_topic"),
+    ):
+        if getattr(args, flag) is not None:
+            kafka[key] = getattr(args, flag)
+    if kafka:
+        overrides["kafka"] = kafka
+    try:
+        settings = load_settings(overrides)
+    except SettingsError as exc:
+        print(f"sloguard: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
+    log = logs.get_logger("sloguard")
+    if settings.config is None:
+        print("sloguard: run needs an SLO file: --config FILE or SLOGUARD_CONFIG", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(settings.config)
+    except SpecError as exc:
+        log.error("config_error", file=str(settings.config), problems=list(exc.problems))
+        print(f"sloguard: invalid SLO file:\n{exc}", file=sys.stderr)
+        return 2
+    from sloguard.app import run
+    from sloguard.ingest.kafka import TopicsMissingError
+
+    try:
+        return asyncio.run(run(settings, config))
+    except TopicsMissingError as exc:
+        log.error("topics_missing", error=str(exc))
+        print(f"sloguard: {exc}", file=sys.stderr)
+        return 2
 
 
 def _replay(args: argparse.Namespace, config: object) -> int:

@@ -1,0 +1,246 @@
+"""The composition root of `sloguard run`: Kafka in, aggregator, snapshots out on /metrics.
+
+Three tasks in one TaskGroup:
+
+- consume: fetch a batch -> decode (rejects counted, optionally dead-lettered with their original
+  bytes) -> refuse events from the future -> ``Aggregator.ingest`` -> mark the offsets absorbed;
+  commit absorbed offsets every few seconds;
+- tick: every second ``advance(now)`` + ``snapshot(now)`` -> render the exposition (in a worker
+  thread: the snapshot is immutable) -> hand the bytes to the HTTP server;
+- the HTTP server (its own accept loop) serves /metrics, /healthz, /readyz.
+
+SIGTERM/SIGINT stop fetching; the batch in hand is absorbed, offsets are committed, and the process
+exits 0 within ``shutdown_timeout_seconds``. Settings are read once, here, and passed down as values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sloguard import __version__
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.clock import Clock, SystemClock
+from sloguard.core.spec import Config
+from sloguard.export.collector import Exposition
+from sloguard.export.http import HttpServer
+from sloguard.ingest.decode import Decoder
+from sloguard.ingest.kafka import DeadLetterError, Fetched, KafkaSource
+from sloguard.logs import RateLimiter, get_logger
+from sloguard.settings import Settings
+from sloguard.telemetry import Telemetry
+
+FUTURE_TIMESTAMP = "future_timestamp"
+
+log = get_logger("sloguard.app")
+
+
+@dataclass
+class Daemon:
+    """One running sloguard: state, source, exporter, server. Tests drive it in-process."""
+
+    settings: Settings
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+    source: KafkaSource | None = None
+
+    def __post_init__(self) -> None:
+        self.aggregator = Aggregator(self.config)
+        self.decoder = Decoder(vocabs=self.aggregator.vocabs)
+        self.telemetry = Telemetry()
+        self.exposition = Exposition(sloth_compat=self.settings.sloth_compat, version=__version__)
+        host, port = self.settings.listen_address()
+        self.http = HttpServer(host, port, health=self.healthy, ready=self.ready)
+        if self.source is None:
+            self.source = KafkaSource(self.settings.kafka.to_config(), on_revoke=self._on_revoke)
+        self._stopping = asyncio.Event()
+        self._heartbeat = time.monotonic()
+        self._last_commit = time.monotonic()
+        self._limiter = RateLimiter()
+        self.ticks = 0
+
+    # -- health -------------------------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        """Alive: the tick loop ran recently (the event loop is not stuck)."""
+        return time.monotonic() - self._heartbeat < max(10.0, 10 * self.settings.tick_seconds)
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready: config loaded, consuming (group joined, broker reachable), a snapshot published."""
+        if self.ticks == 0:
+            return False, "no snapshot published yet"
+        assert self.source is not None
+        return self.source.ready()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the daemon to shut down gracefully (signal handlers call this)."""
+        self._stopping.set()
+
+    async def run(self) -> int:
+        assert self.source is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        await self.http.start()
+        log.info("http_listening", address=f"{self.settings.listen_address()[0]}:{self.http.port}")
+        try:
+            await self.source.start()
+        except Exception:
+            await self.http.stop()
+            raise
+        log.info(
+            "started",
+            version=__version__,
+            slos=[s.name for s in self.config.slos],
+            topics=list(self.settings.kafka.topics),
+            group=self.settings.kafka.group_id,
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._consume())
+                tg.create_task(self._tick_loop())
+        finally:
+            await self._shutdown()
+        return 0
+
+    async def _shutdown(self) -> None:
+        assert self.source is not None
+        try:
+            await asyncio.wait_for(self.source.stop(), self.settings.shutdown_timeout_seconds)
+        except TimeoutError:
+            log.error("shutdown_commit_timeout", timeout_s=self.settings.shutdown_timeout_seconds)
+        await self.http.stop()
+        log.info(
+            "stopped", events=self.telemetry.events_processed, commit_failures=self.source.commit_failures
+        )
+
+    async def _on_revoke(self) -> None:
+        # Everything fetched has been absorbed before `absorbed()` is called, so there is nothing in
+        # flight to flush here; the source commits the revoked partitions' absorbed offsets itself.
+        return None
+
+    # -- the two loops ------------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self.source is not None
+        commit_every = self.settings.commit_interval_seconds
+        while not self._stopping.is_set():
+            fetched = await self.source.fetch()
+            if fetched.records:
+                await self.absorb(fetched)
+            if time.monotonic() - self._last_commit >= commit_every:
+                await self._commit()
+        await self._commit()
+
+    async def absorb(self, fetched: Fetched) -> None:
+        """Decode, dead-letter what is rejected, ingest, then mark the offsets absorbed."""
+        assert self.source is not None
+        t = self.telemetry
+        dead_letter = self.settings.kafka.dead_letter_topic is not None
+        rejected: list[tuple[str, bytes]] | None = [] if dead_letter else None
+        before = t.invalid.total
+        batch = self.decoder.decode_many(fetched.records, t.invalid, rejected)
+        t.records_consumed += len(fetched.records)
+        now = self.clock.now_ms()
+        if len(batch):
+            future = batch.ts_ms > now + int(self.settings.allowed_skew_seconds * 1000)
+            if future.any():
+                bad_rows = np.flatnonzero(future)
+                t.invalid.add(FUTURE_TIMESTAMP, len(bad_rows))
+                t.events_future += len(bad_rows)
+                batch = batch.take(np.flatnonzero(~future))
+                # Their original bytes are not kept per event (NDJSON records hold many); the count
+                # and reason are exported and the record's offset is still committed.
+            late = batch.ts_ms < now - int(self.settings.late_after_seconds * 1000)
+            t.events_late += int(late.sum())
+            self.aggregator.ingest(batch)
+            t.events_processed += len(batch)
+        if rejected:
+            # Dead-letter before marking absorbed: a crash in between re-delivers, never loses.
+            if not await self._dead_letter(rejected):
+                return  # stopping with the dead-letter topic unreachable: leave these offsets uncommitted
+            t.dead_lettered += len(rejected)
+        if t.invalid.total > before:
+            self._log_invalid(t.invalid.total - before)
+        self.source.absorbed(fetched.offsets)
+
+    async def _dead_letter(self, rejected: list[tuple[str, bytes]]) -> bool:
+        """Publish to the dead-letter topic, retrying with backoff until it works or we stop."""
+        assert self.source is not None
+        delay = 0.5
+        while True:
+            try:
+                await self.source.dead_letter(rejected)
+                return True
+            except DeadLetterError as exc:
+                ok, suppressed = self._limiter.allow("dead_letter", time.monotonic())
+                if ok:
+                    log.error(
+                        "dead_letter_failed",
+                        error=str(exc),
+                        records=len(rejected),
+                        suppressed_lines=suppressed,
+                    )
+            if self._stopping.is_set():
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+            delay = min(delay * 2, 10.0)
+
+    def _log_invalid(self, n: int) -> None:
+        ok, suppressed = self._limiter.allow("invalid", time.monotonic())
+        if ok:
+            log.warning(
+                "invalid_events",
+                count=n,
+                by_reason=dict(self.telemetry.invalid.counts),
+                suppressed_lines=suppressed,
+            )
+
+    async def _commit(self) -> None:
+        assert self.source is not None
+        self._last_commit = time.monotonic()
+        if not await self.source.commit():
+            self.telemetry.commit_failures = self.source.commit_failures
+            ok, suppressed = self._limiter.allow("commit", time.monotonic())
+            if ok:
+                log.error("commit_failed", failures=self.source.commit_failures, suppressed_lines=suppressed)
+
+    async def _tick_loop(self) -> None:
+        period = self.settings.tick_seconds
+        while not self._stopping.is_set():
+            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), period)
+
+    async def tick(self) -> None:
+        """One evaluation: advance to now, snapshot, render off the loop, publish."""
+        assert self.source is not None
+        started = time.perf_counter()
+        now = self.clock.now_ms()
+        self.aggregator.advance(now)
+        snapshot = self.aggregator.snapshot(now)
+        t = self.telemetry
+        t.consumer_lag = self.source.lag()
+        t.commit_failures = self.source.commit_failures
+        t.tick_duration_seconds = time.perf_counter() - started
+        telemetry = t.snapshot()
+        render_start = time.perf_counter()
+        body = await asyncio.to_thread(self.exposition.render, snapshot, telemetry)
+        t.render_duration_seconds = time.perf_counter() - render_start
+        self.http.set_metrics(body)
+        self._heartbeat = time.monotonic()
+        self.ticks += 1
+
+
+async def run(settings: Settings, config: Config) -> int:
+    """`sloguard run`: build the daemon and run it until SIGTERM/SIGINT."""
+    return await Daemon(settings, config).run()

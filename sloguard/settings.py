@@ -1,0 +1,145 @@
+"""Daemon settings: the only reader of the environment (pydantic-settings).
+
+Environment variables use the prefix ``SLOGUARD_`` and ``__`` for nesting, e.g.
+``SLOGUARD_KAFKA__BOOTSTRAP_SERVERS=broker:9092``, ``SLOGUARD_KAFKA__TOPICS=requests,requests-eu``,
+``SLOGUARD_LISTEN=0.0.0.0:9464``. Command-line flags override the environment. Settings are read once
+by the composition root and passed down as plain values (`KafkaConfig` etc.).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sloguard.ingest.kafka import KafkaConfig
+
+ENV_PREFIX = "SLOGUARD_"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names each bad setting and its variable."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class KafkaSettings(BaseModel):
+    """Where request logs come from (and where rejected records go)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap_servers: str = "localhost:9092"
+    topics: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["requests"], min_length=1)
+    group_id: str = "sloguard"
+    client_id: str = "sloguard"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    dead_letter_topic: str | None = None
+    max_records: int = Field(default=10_000, ge=1)
+    fetch_timeout_ms: int = Field(default=500, ge=1)
+    commit_timeout_s: float = Field(default=10.0, gt=0)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    session_timeout_ms: int = Field(default=10_000, ge=1)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=1)
+    request_timeout_ms: int = Field(default=30_000, ge=1)
+    dead_letter_timeout_s: float = Field(default=10.0, gt=0)
+    #: /readyz turns false when the broker has not answered for this long.
+    ready_after_s: float = Field(default=15.0, gt=0)
+
+    _split_topics = field_validator("topics", mode="before")(_split_csv)
+
+    def to_config(self) -> KafkaConfig:
+        return KafkaConfig(
+            bootstrap_servers=self.bootstrap_servers,
+            topics=tuple(self.topics),
+            group_id=self.group_id,
+            client_id=self.client_id,
+            security_protocol=self.security_protocol,
+            sasl_mechanism=self.sasl_mechanism,
+            sasl_username=self.sasl_username,
+            sasl_password=self.sasl_password.get_secret_value() if self.sasl_password else None,
+            ssl_cafile=self.ssl_cafile,
+            ssl_certfile=self.ssl_certfile,
+            ssl_keyfile=self.ssl_keyfile,
+            dead_letter_topic=self.dead_letter_topic,
+            max_records=self.max_records,
+            fetch_timeout_ms=self.fetch_timeout_ms,
+            commit_timeout_s=self.commit_timeout_s,
+            auto_offset_reset=self.auto_offset_reset,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
+            request_timeout_ms=self.request_timeout_ms,
+            dead_letter_timeout_s=self.dead_letter_timeout_s,
+            ready_after_s=self.ready_after_s,
+        )
+
+
+class Settings(BaseSettings):
+    """Everything `sloguard run` needs besides the SLO file's content."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    config: Path | None = None
+    listen: str = "0.0.0.0:9464"
+    tick_seconds: float = Field(default=1.0, gt=0)
+    commit_interval_seconds: float = Field(default=5.0, gt=0)
+    #: Events stamped later than now + this are refused as `future_timestamp` (clock skew allowance).
+    #: At most a minute: the aggregator's rings keep one minute of room past `now`.
+    allowed_skew_seconds: float = Field(default=60.0, ge=0, le=60)
+    #: Events whose time is more than this behind the wall clock are counted as late (still absorbed).
+    late_after_seconds: float = Field(default=60.0, ge=0)
+    shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
+    sloth_compat: bool = False
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings())
+
+    @field_validator("listen")
+    @classmethod
+    def _valid_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    def listen_address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9464`` for IPv6) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Environment first, then ``overrides`` (command-line flags; nested dicts merge) on top."""
+    try:
+        # pydantic-settings deep-merges init arguments over the environment, nested models included.
+        return Settings(**(overrides or {}))
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = [str(p) for p in err["loc"]]
+        var = ENV_PREFIX + "__".join(p.upper() for p in path)
+        # Never echo a secret's value back.
+        shown = "" if any("password" in p for p in path) else f" (got {err.get('input')!r})"
+        lines.append(f"setting {'.'.join(path)} ({var}): {err['msg']}{shown}")
+    return "\n".join(lines)

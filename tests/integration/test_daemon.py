@@ -1,0 +1,297 @@
+"""The daemon against a real Tansu broker: in-process (ManualClock, exact numbers) and as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sloguard.app import Daemon
+from sloguard.broker import LocalBroker, free_port
+from sloguard.core.clock import ManualClock
+from sloguard.core.model import Event
+from sloguard.core.spec import format_duration
+from sloguard.ingest.kafka import BatchProducer, KafkaConfig, KafkaSource
+from sloguard.settings import load_settings
+from sloguard.specfile import parse_config
+from tests.support import groundtruth as gt
+
+pytestmark = pytest.mark.kafka
+
+SLOS = """\
+apiVersion: sloguard/v1
+slos:
+  - name: checkout-availability
+    service: checkout
+    objective: 99.9
+    sli: {type: availability}
+    window: 30d
+    group_by: [endpoint]
+  - name: checkout-latency
+    service: checkout
+    objective: 99
+    sli: {type: latency, threshold_ms: 200}
+    window: 28d
+    group_by: [customer]
+latency:
+  group_by: [service, endpoint]
+  percentiles: [50, 99]
+  windows: [5m, 1h]
+"""
+
+NOW = 1_767_225_600_000 + 3 * 86_400_000 + 123_456  # a fixed wall clock for the in-process daemon
+
+
+def make_events(n: int, now: int, seed: int) -> list[Event]:
+    rnd = random.Random(seed)
+    return [
+        Event(
+            ts_ms=now - rnd.randrange(2 * 3_600_000),
+            service=rnd.choice(("checkout", "checkout", "search")),
+            endpoint=rnd.choice(("GET /v1/cart", "POST /v1/orders")),
+            customer=rnd.choice(("acme", "globex", "initech")),
+            status=rnd.choice((200, 200, 200, 500, 503)),
+            latency_ms=round(rnd.lognormvariate(4.5, 1.0), 3),
+        )
+        for _ in range(n)
+    ]
+
+
+def encode(e: Event) -> bytes:
+    return json.dumps(
+        {
+            "ts": e.ts_ms,
+            "service": e.service,
+            "endpoint": e.endpoint,
+            "customer": e.customer,
+            "status": e.status,
+            "latency_ms": e.latency_ms,
+        }
+    ).encode()
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
+    async with BatchProducer(KafkaConfig(bootstrap, (topic,))) as producer:
+        futures = []
+        for p in range(partitions):
+            futures += await producer.send(topic, p, values[p::partitions])
+        await producer.flush()
+        await asyncio.gather(*futures)
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+async def wait_for(cond: Callable[[], bool], limit_s: float, what: str) -> None:
+    deadline = time.monotonic() + limit_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_in_process_daemon_exports_ground_truth(
+    broker: LocalBroker, new_topic: Callable[..., str]
+) -> None:
+    topic, dlq = new_topic(partitions=3), new_topic(prefix="dlq")
+    events = make_events(3000, NOW, seed=1)
+    bad = [b"{not json", b'{"ts": 1, "service": "checkout"}', b"\xff\xfe"]
+    values = [encode(e) for e in events] + bad
+    await produce(broker.bootstrap, topic, values, 3)
+
+    config = parse_config(SLOS, "slos.yaml")
+    settings = load_settings(
+        {
+            "listen": "127.0.0.1:0",
+            "tick_seconds": 0.1,
+            "kafka": {
+                "bootstrap_servers": broker.bootstrap,
+                "topics": [topic],
+                "group_id": f"g-{topic}",
+                "dead_letter_topic": dlq,
+            },
+        }
+    )
+    daemon = Daemon(settings, config, clock=ManualClock(NOW))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await wait_for(lambda: daemon.telemetry.records_consumed == len(values), 60, "all records")
+        ticks = daemon.ticks
+        await wait_for(lambda: daemon.ticks > ticks + 1, 10, "a tick after the last record")
+        assert daemon.ready()[0], daemon.ready()[1]
+        metrics = await asyncio.to_thread(scrape, daemon.http.port)
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 30) == 0
+
+    assert daemon.telemetry.invalid.total == 3
+    for spec in config.slos:
+        keys = {gt.key(spec, e) for e in events if gt.matches(spec, e)}
+        for key in keys:
+            labels = {"slo": spec.name, **dict(zip(spec.group_by, key, strict=True))}
+            for w in spec.windows:
+                start, end = gt.window_bounds(spec, w, NOW)
+                total, nbad = gt.counts(spec, events, start, end).get(key, (0, 0))
+                lab = tuple(sorted({**labels, "window": format_duration(w)}.items()))
+                assert metrics[("sloguard_slo_events", lab)] == total, (spec.name, key, w)
+                assert metrics[("sloguard_slo_bad_events", lab)] == nbad
+                assert metrics[("sloguard_slo_burn_rate", lab)] == gt.burn(nbad, total, spec.objective)
+            ps, pe = gt.period_bounds(spec, NOW)
+            total, nbad = gt.counts(spec, events, ps, pe).get(key, (0, 0))
+            lab = tuple(sorted(labels.items()))
+            assert metrics[("sloguard_slo_error_budget_remaining_ratio", lab)] == gt.remaining(
+                nbad, total, spec.objective
+            )
+    # Latency quantiles within 1 % of the exact order statistic.
+    assert config.latency is not None
+    for (name, lab), value in metrics.items():
+        if name != "sloguard_latency_seconds":
+            continue
+        d = dict(lab)
+        window = {"5m": 300, "1h": 3600}[d["window"]]
+        slot = {"5m": 30_000, "1h": 300_000}[d["window"]]
+        end = NOW // slot * slot
+        inside = [
+            e.latency_ms
+            for e in events
+            if (e.service, e.endpoint) == (d["service"], d["endpoint"])
+            and end - window * 1000 <= e.ts_ms < end
+        ]
+        exact = gt.order_statistic(inside, float(d["quantile"]) * 100) / 1000
+        assert abs(value - exact) <= 0.01 * exact + 1e-6
+    # Offsets: everything absorbed was committed on shutdown.
+    assert daemon.source is not None
+    assert sum(daemon.source.committed.values()) == len(values)
+
+
+async def test_dead_letter_topic_gets_rejected_records_byte_for_byte(
+    broker: LocalBroker, new_topic: Callable[..., str]
+) -> None:
+    topic, dlq = new_topic(), new_topic(prefix="dlq")
+    bad = [
+        b"{not json",
+        b'{"ts": "yesterday", "service": "a", "endpoint": "b", "status": 200, "latency_ms": 1}',
+    ]
+    await produce(broker.bootstrap, topic, [encode(make_events(1, NOW, 2)[0]), *bad], 1)
+    settings = load_settings(
+        {
+            "listen": "127.0.0.1:0",
+            "tick_seconds": 0.1,
+            "kafka": {
+                "bootstrap_servers": broker.bootstrap,
+                "topics": [topic],
+                "group_id": f"g-{topic}",
+                "dead_letter_topic": dlq,
+            },
+        }
+    )
+    daemon = Daemon(settings, parse_config(SLOS, "slos.yaml"), clock=ManualClock(NOW))
+    task = asyncio.create_task(daemon.run())
+    try:
+        await wait_for(lambda: daemon.telemetry.dead_lettered == 2, 60, "dead letters")
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 30)
+    reader = KafkaSource(KafkaConfig(broker.bootstrap, (dlq,), group_id=f"r-{dlq}"))
+    await reader.start()
+    got: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(got) < 2 and time.monotonic() < deadline:
+            got += (await reader.fetch()).records
+    finally:
+        await reader.stop()
+    assert sorted(got) == sorted(bad)
+
+
+@pytest.fixture
+def slo_file(tmp_path: Path) -> Path:
+    p = tmp_path / "slos.yaml"
+    p.write_text(SLOS)
+    return p
+
+
+def test_daemon_process_serves_metrics_and_exits_0_on_sigterm(
+    broker: LocalBroker, new_topic: Callable[..., str], slo_file: Path
+) -> None:
+    topic = new_topic(partitions=2)
+    now = int(time.time() * 1000)
+    # Older than the current 5-minute bucket, so the period (coarse buckets) holds all of them.
+    events = make_events(500, now - 600_000, seed=3)
+    asyncio.run(produce(broker.bootstrap, topic, [encode(e) for e in events], 2))
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLOGUARD_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap,
+        "SLOGUARD_KAFKA__TOPICS": topic,
+        "SLOGUARD_KAFKA__GROUP_ID": f"g-{topic}",
+        "SLOGUARD_LOG_FORMAT": "json",
+    }
+    err_bytes = b""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sloguard",
+            "run",
+            "--config",
+            str(slo_file),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--tick-seconds",
+            "0.2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        expected = sum(1 for e in events if e.service == "checkout")
+        deadline = time.monotonic() + 60
+        got = -1.0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, KeyError):
+                m = scrape(port)
+                got = sum(
+                    v
+                    for (name, lab), v in m.items()
+                    if name == "sloguard_slo_events"
+                    and dict(lab)["slo"] == "checkout-availability"
+                    and dict(lab)["window"] == "period"
+                )
+                if got == expected:
+                    break
+            time.sleep(0.2)
+        assert got == expected
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            assert resp.status == 200
+        proc.send_signal(signal.SIGTERM)
+        _, err_bytes = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    err = err_bytes.decode()
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any(line.get("event") == "started" for line in lines), err
+    assert any(line.get("event") == "stopped" for line in lines), err

@@ -1,0 +1,357 @@
+"""The HTTP server on real sockets (127.0.0.1, port 0): routes, gzip, HEAD, keep-alive, hostile clients."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from sloguard.export.collector import CONTENT_TYPE
+from sloguard.export.http import HttpServer, _accepts_gzip
+
+BODY = b"# HELP x_total X.\n# TYPE x_total counter\nx_total 1.0\n" * 500
+
+
+@dataclass
+class State:
+    healthy: bool = True
+    ready: tuple[bool, str] = (True, "")
+    raise_in_checks: bool = False
+
+    def health(self) -> bool:
+        if self.raise_in_checks:
+            raise RuntimeError("boom")
+        return self.healthy
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.raise_in_checks:
+            raise RuntimeError("boom")
+        return self.ready
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    raw_head: bytes = field(repr=False, default=b"")
+
+
+def parse_response(data: bytes, head_only: bool = False) -> tuple[Response, bytes]:
+    """One response off the front of ``data``; returns it and what follows."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert sep, f"no complete head in {data[:200]!r}"
+    lines = head.decode("latin-1").split("\r\n")
+    version, status, _ = lines[0].split(" ", 2)
+    assert version == "HTTP/1.1"
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = 0 if head_only else int(headers["content-length"])
+    return Response(int(status), headers, rest[:length], head), rest[length:]
+
+
+async def exchange(port: int, raw: bytes, head_only: bool = False) -> Response:
+    """Send raw bytes, read until the server closes, parse one response."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        async with asyncio.timeout(5):
+            data = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    response, rest = parse_response(data, head_only)
+    assert rest == b""
+    return response
+
+
+async def get(port: int, path: str, *headers: str, method: str = "GET") -> Response:
+    extra = "".join(f"{h}\r\n" for h in headers)
+    raw = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n".encode()
+    return await exchange(port, raw, head_only=method == "HEAD")
+
+
+@pytest.fixture
+def state() -> State:
+    return State()
+
+
+@pytest.fixture
+async def server(state: State) -> AsyncIterator[HttpServer]:
+    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, read_timeout=2.0)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+# -- routes -----------------------------------------------------------------------------------------
+
+
+async def test_metrics_before_the_first_render_is_503(server: HttpServer) -> None:
+    r = await get(server.port, "/metrics")
+    assert r.status == 503
+    assert b"no snapshot" in r.body
+
+
+async def test_metrics_serves_the_cached_bytes(server: HttpServer) -> None:
+    server.set_metrics(BODY)
+    r = await get(server.port, "/metrics")
+    assert (r.status, r.body) == (200, BODY)
+    assert r.headers["content-type"] == CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
+    assert r.headers["content-length"] == str(len(BODY))
+    assert "content-encoding" not in r.headers
+    server.set_metrics(b"x_total 2.0\n")
+    assert (await get(server.port, "/metrics?name[]=x")).body == b"x_total 2.0\n"
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["gzip", "gzip, deflate, br", "deflate;q=0.5, GZIP;q=0.8", "*", "identity;q=1, *;q=0.1"],
+)
+async def test_metrics_gzip(server: HttpServer, accept: str) -> None:
+    server.set_metrics(BODY)
+    r = await get(server.port, "/metrics", f"Accept-Encoding: {accept}")
+    assert r.status == 200
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.headers["vary"] == "Accept-Encoding"
+    assert len(r.body) < len(BODY) // 10
+    assert gzip.decompress(r.body) == BODY
+
+
+async def test_gzip_copy_is_made_once_per_body(server: HttpServer) -> None:
+    server.set_metrics(BODY)
+    first, second = await asyncio.gather(
+        get(server.port, "/metrics", "Accept-Encoding: gzip"),
+        get(server.port, "/metrics", "Accept-Encoding: gzip"),
+    )
+    assert first.body == second.body
+    payload = server._metrics
+    assert payload is not None
+    assert payload._gzip is not None
+    cached = payload._gzip.result()
+    await get(server.port, "/metrics", "Accept-Encoding: gzip")
+    assert payload._gzip.result() is cached
+    server.set_metrics(b"y 1.0\n")  # a new render: a new gzip copy
+    r = await get(server.port, "/metrics", "Accept-Encoding: gzip")
+    assert gzip.decompress(r.body) == b"y 1.0\n"
+
+
+@pytest.mark.parametrize("accept", ["", "identity", "gzip;q=0", "br", "*;q=0", "gzip;q=zero"])
+async def test_metrics_without_gzip(server: HttpServer, accept: str) -> None:
+    server.set_metrics(BODY)
+    r = await get(server.port, "/metrics", f"Accept-Encoding: {accept}")
+    assert r.body == BODY
+    assert "content-encoding" not in r.headers
+
+
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        ("gzip", True),
+        ("x-gzip", True),
+        ("GZip ; q=0.001", True),
+        ("gzip;q=0", False),
+        ("gzip;q=0.0, *", False),  # an explicit refusal wins over the wildcard
+        ("*", True),
+        ("*;q=0", False),
+        ("deflate", False),
+        ("", False),
+    ],
+)
+def test_accepts_gzip(header: str, expected: bool) -> None:
+    assert _accepts_gzip(header) is expected
+
+
+async def test_head_has_the_headers_and_no_body(server: HttpServer) -> None:
+    server.set_metrics(BODY)
+    r = await get(server.port, "/metrics", method="HEAD")
+    assert r.status == 200
+    assert r.headers["content-length"] == str(len(BODY))
+    assert r.body == b""
+
+
+async def test_healthz(server: HttpServer, state: State) -> None:
+    r = await get(server.port, "/healthz")
+    assert (r.status, r.body) == (200, b"ok\n")
+    state.healthy = False
+    assert (await get(server.port, "/healthz")).status == 503
+    state.healthy, state.raise_in_checks = True, True
+    assert (await get(server.port, "/healthz")).status == 503
+
+
+async def test_readyz_says_why(server: HttpServer, state: State) -> None:
+    assert (await get(server.port, "/readyz")).status == 200
+    state.ready = (False, "no snapshot published yet")
+    r = await get(server.port, "/readyz")
+    assert (r.status, r.body) == (503, b"no snapshot published yet\n")
+    state.raise_in_checks = True
+    r = await get(server.port, "/readyz")
+    assert r.status == 503
+    assert b"RuntimeError" in r.body
+
+
+async def test_query_strings_and_absolute_targets(server: HttpServer) -> None:
+    assert (await get(server.port, "/healthz?verbose=1")).status == 200
+    assert (await get(server.port, "http://127.0.0.1/healthz")).status == 200
+    assert (await get(server.port, "http://127.0.0.1")).status == 404
+
+
+async def test_unknown_path_is_404_and_other_methods_405(server: HttpServer) -> None:
+    assert (await get(server.port, "/")).status == 404
+    assert (await get(server.port, "/metricsx")).status == 404
+    r = await get(server.port, "/metrics", method="DELETE")
+    assert r.status == 405
+    assert r.headers["allow"] == "GET, HEAD"
+
+
+async def test_urllib_in_a_thread(server: HttpServer) -> None:
+    server.set_metrics(BODY)
+
+    def fetch() -> tuple[int, str, bytes]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as resp:
+            return resp.status, resp.headers["Content-Type"], resp.read()
+
+    assert await asyncio.to_thread(fetch) == (200, CONTENT_TYPE, BODY)
+
+
+# -- connections ------------------------------------------------------------------------------------
+
+
+async def test_keep_alive_serves_several_requests_on_one_connection(server: HttpServer) -> None:
+    server.set_metrics(BODY)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"HEAD /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        async with asyncio.timeout(5):
+            data = await reader.read()  # the server closes after the third
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    first, rest = parse_response(data)
+    second, rest = parse_response(rest)
+    third, rest = parse_response(rest, head_only=True)
+    assert (first.status, first.body, first.headers["connection"]) == (200, BODY, "keep-alive")
+    assert (second.status, second.body) == (200, b"ok\n")
+    assert (third.status, third.headers["connection"], rest) == (200, "close", b"")
+
+
+async def test_http_10_closes_unless_asked(server: HttpServer) -> None:
+    r = await exchange(server.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert (r.status, r.headers["connection"]) == (200, "close")
+
+
+GARBAGE = {
+    "binary": b"\x00\xff\xfe\x01garbage\r\n\r\n",
+    "tls-client-hello": bytes.fromhex("16030100a5010000a10303") + b"\x00" * 40 + b"\r\n\r\n",
+    "no-target": b"GET\r\n\r\n",
+    "too-many-parts": b"GET / x HTTP/1.1\r\n\r\n",
+    "http2-preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    "bad-header": b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n",
+    "space-before-colon": b"GET /metrics HTTP/1.1\r\nHost : x\r\n\r\n",
+    "lf-only-garbage": b"\n\n\nhello world\n\n",
+}
+
+
+@pytest.mark.parametrize("raw", GARBAGE.values(), ids=GARBAGE.keys())
+async def test_garbage_gets_4xx_and_the_server_lives_on(server: HttpServer, raw: bytes) -> None:
+    server.set_metrics(BODY)
+    r = await exchange(server.port, raw)
+    assert r.status in (400, 505)
+    assert r.headers["connection"] == "close"
+    assert (await get(server.port, "/metrics")).body == BODY
+
+
+async def test_bare_lf_requests_are_understood(server: HttpServer) -> None:
+    r = await exchange(server.port, b"GET /healthz HTTP/1.1\nConnection: close\n\n")
+    assert (r.status, r.body) == (200, b"ok\n")
+
+
+async def test_oversized_head_is_431(server: HttpServer) -> None:
+    long_line = b"GET /metrics HTTP/1.1\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n"
+    assert (await exchange(server.port, long_line)).status == 431
+    many = b"GET /metrics HTTP/1.1\r\n" + b"X-A: 12345678901234567890\r\n" * 1000 + b"\r\n"
+    assert (await exchange(server.port, many)).status == 431
+    assert (await get(server.port, "/healthz")).status == 200
+
+
+async def test_slow_client_is_cut_off(state: State) -> None:
+    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, read_timeout=0.2)
+    await srv.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finishes the head
+        await writer.drain()
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # closed by the server, without a word
+        writer.close()
+        await writer.wait_closed()
+        assert (await get(srv.port, "/healthz")).status == 200
+    finally:
+        await srv.stop()
+
+
+async def test_client_that_vanishes_mid_response(server: HttpServer) -> None:
+    server.set_metrics(BODY * 200)  # ~30 MB: more than the socket buffers hold
+    for _ in range(3):
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        writer.transport.abort()
+    assert (await get(server.port, "/healthz")).status == 200
+
+
+async def test_connection_limit(state: State) -> None:
+    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, max_connections=1)
+    await srv.start()
+    try:
+        _, idle = await asyncio.open_connection("127.0.0.1", srv.port)
+        await asyncio.sleep(0)  # let the server accept it
+        for _ in range(100):
+            if srv._connections:
+                break
+            await asyncio.sleep(0.01)
+        r = await get(srv.port, "/healthz")
+        assert (r.status, r.body) == (503, b"too many connections\n")
+        idle.close()
+        await idle.wait_closed()
+        for _ in range(100):
+            if not srv._connections:
+                break
+            await asyncio.sleep(0.01)
+        assert (await get(srv.port, "/healthz")).status == 200
+    finally:
+        await srv.stop()
+
+
+async def test_stop_ends_idle_connections_and_frees_the_port(state: State) -> None:
+    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, read_timeout=60)
+    assert srv.port == 0
+    await srv.start()
+    port = srv.port
+    assert port != 0
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: the server waits for more
+    await writer.drain()
+    async with asyncio.timeout(5):
+        await reader.readuntil(b"ok\n")
+        await srv.stop()
+        assert await reader.read() == b""
+    writer.close()
+    await writer.wait_closed()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+    await srv.stop()  # idempotent
+    again = HttpServer("127.0.0.1", port, health=state.health, ready=state.readiness)
+    await again.start()  # the port is free again
+    await again.stop()
