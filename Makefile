@@ -43,7 +43,7 @@ bench: setup
 	$(PY) -m benchmarks
 
 run: setup
-	$(PY) -m benchmarks.demo
+	$(PY) -m sloguard.demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -26,6 +26,7 @@ import numpy as np
 from sloguard import __version__
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.clock import Clock, SystemClock
+from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.export.collector import Exposition
 from sloguard.export.http import HttpServer
@@ -63,6 +64,8 @@ class Daemon:
         self._last_commit = time.monotonic()
         self._limiter = RateLimiter()
         self.ticks = 0
+        #: The snapshot published by the last tick (what /metrics shows).
+        self.latest: Snapshot | None = None
 
     # -- health -------------------------------------------------------------------------------------
 
@@ -237,6 +240,7 @@ class Daemon:
         body = await asyncio.to_thread(self.exposition.render, snapshot, telemetry)
         t.render_duration_seconds = time.perf_counter() - render_start
         self.http.set_metrics(body)
+        self.latest = snapshot
         self._heartbeat = time.monotonic()
         self.ticks += 1
 

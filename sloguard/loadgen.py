@@ -106,7 +106,8 @@ ENDPOINTS: Final[tuple[tuple[str, str, float, float, float], ...]] = (
 )
 N_CUSTOMERS: Final = 5000
 RATE_4XX: Final = 0.03
-RATE_5XX_BACKGROUND: Final = 0.001
+# Healthy background: 0.02 % server errors, a fifth of a 99.9 % SLO's budget.
+RATE_5XX_BACKGROUND: Final = 0.0002
 _CODES_4XX: Final = np.array([400, 401, 403, 404, 409, 422, 429], np.int32)
 _P_4XX: Final = np.array([0.15, 0.15, 0.05, 0.4, 0.1, 0.1, 0.05])
 _CODES_5XX: Final = np.array([500, 502, 503, 504], np.int32)
