@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from sloguard.core.clock import ManualClock
 from sloguard.core.model import Event
 from sloguard.core.spec import format_duration
 from sloguard.ingest.kafka import BatchProducer, KafkaConfig, KafkaSource
-from sloguard.settings import load_settings
+from sloguard.settings import Settings, load_settings
 from sloguard.specfile import parse_config
 from tests.support import groundtruth as gt
 
@@ -295,3 +296,113 @@ def test_daemon_process_serves_metrics_and_exits_0_on_sigterm(
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(line.get("event") == "started" for line in lines), err
     assert any(line.get("event") == "stopped" for line in lines), err
+
+
+def fast_settings(bootstrap: str, topic: str, group: str, **kafka: object) -> Settings:
+    """Settings for tests: ephemeral port, quick ticks, quick group membership timers."""
+    return load_settings(
+        {
+            "listen": "127.0.0.1:0",
+            "tick_seconds": 0.1,
+            "commit_interval_seconds": 0.5,
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "topics": [topic],
+                "group_id": group,
+                "session_timeout_ms": 2000,
+                "heartbeat_interval_ms": 300,
+                **kafka,
+            },
+        }
+    )
+
+
+def http_status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def test_restart_resumes_from_committed_offsets(
+    broker: LocalBroker, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=2)
+    config = parse_config(SLOS, "slos.yaml")
+    first = [encode(e) for e in make_events(300, NOW, seed=4)]
+    await produce(broker.bootstrap, topic, first, 2)
+    settings = fast_settings(broker.bootstrap, topic, f"g-{topic}")
+    one = Daemon(settings, config, clock=ManualClock(NOW))
+    task = asyncio.create_task(one.run())
+    await wait_for(lambda: one.telemetry.records_consumed == 300, 60, "first run")
+    one.stop()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert one.source is not None and sum(one.source.committed.values()) == 300
+
+    second_batch = [encode(e) for e in make_events(200, NOW, seed=5)]
+    await produce(broker.bootstrap, topic, second_batch, 2)
+    two = Daemon(settings, config, clock=ManualClock(NOW))
+    task = asyncio.create_task(two.run())
+    await wait_for(lambda: two.telemetry.records_consumed == 200, 60, "second run")
+    await asyncio.sleep(1.0)  # nothing more arrives: the first 300 are not read again
+    two.stop()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert two.telemetry.records_consumed == 200
+    assert two.source is not None and sum(two.source.committed.values()) == 500
+
+
+async def test_two_daemons_in_one_group_split_partitions(
+    broker: LocalBroker, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic(partitions=4)
+    config = parse_config(SLOS, "slos.yaml")
+    settings = fast_settings(broker.bootstrap, topic, f"g-{topic}")
+    a = Daemon(settings, config, clock=ManualClock(NOW))
+    b = Daemon(settings, config, clock=ManualClock(NOW))
+    tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
+    try:
+        assert a.source is not None and b.source is not None
+        await wait_for(lambda: a.ready()[0] and b.ready()[0], 60, "both daemons ready")
+        values = [encode(e) for e in make_events(1000, NOW, seed=6)]
+        await produce(broker.bootstrap, topic, values, 4)
+        await wait_for(lambda: a.telemetry.records_consumed + b.telemetry.records_consumed == 1000, 60, "all")
+        assert a.telemetry.records_consumed > 0 and b.telemetry.records_consumed > 0
+        for d in (a, b):
+            assert await asyncio.to_thread(http_status, d.http.port, "/metrics") == 200
+    finally:
+        a.stop()
+        b.stop()
+        assert await asyncio.wait_for(asyncio.gather(*tasks), 60) == [0, 0]
+    assert a.source.commit_failures == b.source.commit_failures == 0
+    committed = {**a.source.committed, **b.source.committed}
+    assert sum(committed.values()) == 1000
+
+
+async def test_daemon_survives_a_broker_restart(new_topic: Callable[..., str]) -> None:
+    with LocalBroker(stop_timeout_s=3.0) as own:
+        own.create_topics(["requests"], 2)
+        await produce(own.bootstrap, "requests", [encode(e) for e in make_events(200, NOW, seed=7)], 2)
+        settings = fast_settings(
+            own.bootstrap, "requests", "g-restart", ready_after_s=2.0, commit_timeout_s=2.0
+        )
+        daemon = Daemon(settings, parse_config(SLOS, "slos.yaml"), clock=ManualClock(NOW))
+        task = asyncio.create_task(daemon.run())
+        try:
+            await wait_for(lambda: daemon.telemetry.records_consumed == 200, 60, "before the outage")
+            await wait_for(lambda: daemon.ready()[0], 30, "ready")
+            assert await asyncio.to_thread(http_status, daemon.http.port, "/readyz") == 200
+            own.kill()
+            await wait_for(lambda: not daemon.ready()[0], 30, "not ready while the broker is down")
+            assert await asyncio.to_thread(http_status, daemon.http.port, "/readyz") == 503
+            assert await asyncio.to_thread(http_status, daemon.http.port, "/healthz") == 200
+            assert not task.done()
+            own.restart()
+            own.create_topics(["requests"], 2, exist_ok=True)  # memory storage: nothing survived
+            await wait_for(lambda: daemon.ready()[0], 60, "ready again")
+            await produce(own.bootstrap, "requests", [encode(e) for e in make_events(100, NOW, seed=8)], 2)
+            await wait_for(lambda: daemon.telemetry.records_consumed == 300, 60, "consumption resumed")
+            assert await asyncio.to_thread(http_status, daemon.http.port, "/readyz") == 200
+        finally:
+            daemon.stop()
+            assert await asyncio.wait_for(task, 60) == 0
