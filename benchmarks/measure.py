@@ -80,3 +80,21 @@ def tail(path: Path, lines: int = 5) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def peak_rss_kib(pid: int) -> int:
+    """Peak resident set (``VmHWM``) of a live process in KiB, 0 if unknown."""
+    return _vm_hwm_kib(pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used so far, all threads (``/proc/PID/stat``).
+
+    Resolution is one clock tick (10 ms): good for intervals of a second or more.
+    """
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    # The command name (field 2) may hold spaces and parentheses: split after its closing one.
+    fields = data[data.rindex(b")") + 2 :].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

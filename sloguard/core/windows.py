@@ -12,6 +12,8 @@ scatter-add touches a few contiguous rows of memory instead of jumping across ev
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -29,8 +31,10 @@ BLOCK = 1024
 class BucketRing:
     """Good/bad event counts per (series row, time bucket) for the last ``n`` buckets.
 
-    Counts are int32 for buckets up to a minute (2^31 events per series per minute is beyond any
-    traffic) and int64 above. Rows live in blocks of ``BLOCK`` columns; the first block starts
+    Counts start as uint16 and widen (uint32, then int64) the first time a cell could overflow:
+    before each scatter the fullest touched cell plus what the batch adds to its slot is checked. A
+    customer series with a few requests a minute then costs 2 bytes a bucket, a busy one 4 or 8, and
+    no count is ever wrapped. Rows live in blocks of ``BLOCK`` columns; the first block starts
     narrow and doubles, so a one-series SLO does not pay for a thousand.
     """
 
@@ -41,7 +45,7 @@ class BucketRing:
             raise ValueError("resolution and slot count must be positive")
         self.res_ms = res_ms
         self.n = n
-        self.dtype = np.int32 if res_ms <= 60_000 else np.int64
+        self.dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]] = np.uint16
         self._total: list[npt.NDArray[np.signedinteger]] = []
         self._bad: list[npt.NDArray[np.signedinteger]] = []
         self.ensure_rows(max(1, rows))
@@ -116,6 +120,7 @@ class BucketRing:
             if len(buckets) == 0:
                 return dropped
         slots = buckets % self.n
+        self._widen_for(slots)
         if len(self._total) == 1 or int(rows.max()) < BLOCK:
             self._scatter(0, slots, rows, bad)
         else:
@@ -124,6 +129,22 @@ class BucketRing:
                 sel = blk == b
                 self._scatter(b, slots[sel], rows[sel] - b * BLOCK, bad[sel])
         return dropped
+
+    def _widen_for(self, slots: I64) -> None:
+        """Widen the counters if adding these events could overflow a cell of a touched slot."""
+        if self.dtype is np.int64:
+            return
+        per_slot = np.bincount(slots, minlength=self.n)
+        touched = np.flatnonzero(per_slot)
+        fullest = max(int(blk[touched].max()) for blk in self._total)
+        need = fullest + int(per_slot[touched].max())
+        if need > int(np.iinfo(self.dtype).max):
+            self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+
+    def _widen(self, dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]]) -> None:
+        self.dtype = dtype
+        self._total = [blk.astype(dtype) for blk in self._total]
+        self._bad = [blk.astype(dtype) for blk in self._bad]
 
     def _scatter(
         self, block: int, slots: I64, cols: npt.NDArray[np.intp], bad: npt.NDArray[np.bool_]
@@ -218,6 +239,11 @@ class BucketRing:
                 src_bad[gone % self.n] = 0
         if m:
             self.ensure_rows(int(row_map.max()) + 1)
+            # Widen first if the sums might not fit (bound: our fullest cell plus theirs).
+            ours = max(int(blk.max()) for blk in self._total)
+            need = ours + int(src_total.max(initial=0))
+            if self.dtype is not np.int64 and need > int(np.iinfo(self.dtype).max):
+                self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
             blk = row_map // BLOCK
             for b in np.unique(blk).tolist():
                 sel = np.flatnonzero(blk == b)
