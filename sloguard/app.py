@@ -54,7 +54,11 @@ class Daemon:
         self.aggregator = Aggregator(self.config)
         self.decoder = Decoder(vocabs=self.aggregator.vocabs)
         self.telemetry = Telemetry()
-        self.exposition = Exposition(sloth_compat=self.settings.sloth_compat, version=__version__)
+        self.exposition = Exposition(
+            sloth_compat=self.settings.sloth_compat,
+            top_k={s.name: s.export_top_k for s in self.config.slos if s.export_top_k is not None},
+            version=__version__,
+        )
         host, port = self.settings.listen_address()
         self.http = HttpServer(host, port, health=self.healthy, ready=self.ready)
         if self.source is None:

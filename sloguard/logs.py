@@ -31,6 +31,25 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    # Libraries (and sloguard.ingest.kafka) log through the standard library: render those records the
+    # same way, so every line on stderr has one format.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(getattr(logging, level.upper()))
+    # aiokafka logs every failed reconnect while a broker is down; sloguard's source reports the outage
+    # (and the recovery) once, and /readyz shows it.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
 
 
 def get_logger(name: str = "sloguard") -> Any:

@@ -408,6 +408,11 @@ class _ResolutionModel(_Schema):
     coarse: Annotated[int, PlainValidator(_coarse_resolution)] = Resolution().coarse
 
 
+class _ExportModel(_Schema):
+    # Export only the k series with the highest 1h burn rate (plus every firing one); all stay in state.
+    top_k: _PositiveInt | None = None
+
+
 class _TierModel(_Schema):
     severity: Literal["page", "ticket"]
     long: _PositiveDuration
@@ -437,6 +442,7 @@ class _SloModel(_Schema):
     max_series: _PositiveInt = _default(SloSpec, "max_series")
     resolution: _ResolutionModel = _ResolutionModel()
     alerts: _AlertsModel = _AlertsModel()
+    export: _ExportModel = _ExportModel()
 
 
 _LATENCY_DEFAULTS = LatencySpec()
@@ -807,6 +813,7 @@ def _slo(m: _SloModel, report: _Report) -> SloSpec:
         resolution=Resolution(fine=m.resolution.fine, coarse=m.resolution.coarse),
         max_series=m.max_series,
         description=m.description,
+        export_top_k=m.export.top_k,
     )
 
 
@@ -955,7 +962,11 @@ def _describe_slo(s: SloSpec) -> list[str]:
         ("endpoints", ", ".join(s.endpoints) if s.endpoints else "all"),
         ("objective", f"{_num(s.objective * 100)}% (error budget {_num(s.error_budget * 100)}% of events)"),
         ("period", period),
-        ("group by", f"{group}; at most {s.max_series} series"),
+        (
+            "group by",
+            f"{group}; at most {s.max_series} series"
+            + (f"; exports the {s.export_top_k} worst (1h burn) and any firing" if s.export_top_k else ""),
+        ),
         ("SLI", sli),
         (
             "resolution",

@@ -198,6 +198,8 @@ class SloSpec:
     resolution: Resolution = field(default_factory=Resolution)
     max_series: int = 10_000
     description: str = ""
+    #: Export only the k series with the highest 1h burn rate plus every firing one (None: all).
+    export_top_k: int | None = None
 
     @property
     def error_budget(self) -> Fraction:

@@ -649,3 +649,14 @@ def test_describe_shows_factors_and_thresholds() -> None:
     assert "page      1h    5m     2%      14.4    0.0144 (1.44%)           0s   0" in text
     assert "~0.933333" in text  # 28/30 has no exact decimal
     assert "latency: bad = latency > 300 ms or status in 500-599" in text
+
+
+def test_export_top_k_is_parsed_and_validated() -> None:
+    base = (
+        "apiVersion: sloguard/v1\nslos:\n  - name: a\n    service: s\n    objective: 99.9\n"
+        "    sli: {type: availability}\n    window: 30d\n    group_by: [customer]\n"
+    )
+    assert parse_config(base).slos[0].export_top_k is None
+    assert parse_config(base + "    export: {top_k: 25}\n").slos[0].export_top_k == 25
+    with pytest.raises(SpecError, match=r"export\.top_k"):
+        parse_config(base + "    export: {top_k: 0}\n")
