@@ -50,12 +50,17 @@ def run(argv: list[str], stdout: Path, stderr: Path, cwd: Path | None = None) ->
         t0 = time.perf_counter()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd)
         hwm = 0
-        while True:
-            hwm = max(hwm, _vm_hwm_kib(proc.pid))  # a zombie has none: the last sample stands
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            time.sleep(SAMPLE_SECONDS)
+        try:
+            while True:
+                hwm = max(hwm, _vm_hwm_kib(proc.pid))  # a zombie has none: the last sample stands
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                time.sleep(SAMPLE_SECONDS)
+        except BaseException:  # Ctrl-C or an error here: the child must not outlive us
+            proc.kill()
+            proc.wait()
+            raise
         wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return Child(proc.returncode, usage.ru_utime + usage.ru_stime, wall, hwm or usage.ru_maxrss)

@@ -11,8 +11,9 @@ exposition of every series) — and its peak (``VmHWM``). Bytes per series are m
 * allocated: the bytes of every numpy array in the aggregator divided by the series, which is what
   the resident set converges to once the daemon has run a whole SLO period (every slot written).
 
-Two configurations by default: the README's recommendation for customer SLOs (``{fine: 1m, coarse:
-1h}``) and the default resolution (``{fine: 10s, coarse: 5m}``). The target: peak RSS <= 1 GiB.
+Three configurations by default: the README's recommendation for customer SLOs (``{fine: 1m, coarse:
+1h}``), the default resolution (``{fine: 10s, coarse: 5m}``), both exporting every series, and 1m/1h
+exporting only the 1000 worst series (``export: {top_k: 1000}``). The target: peak RSS <= 1 GiB.
 """
 
 from __future__ import annotations
@@ -35,15 +36,19 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 HOUR_MS = 3_600_000
 
-#: name -> (fine, coarse) resolution for the SLO file; None leaves it out (the default, 10s/5m).
-RESOLUTIONS: dict[str, tuple[str, str] | None] = {"1m/1h": ("1m", "1h"), "10s/5m": None}
+#: name -> ((fine, coarse) resolution, or None for the default 10s/5m; export top_k, or None for all).
+VARIANTS: dict[str, tuple[tuple[str, str] | None, int | None]] = {
+    "1m/1h": (("1m", "1h"), None),
+    "10s/5m": (None, None),
+    "1m/1h top_k=1000": (("1m", "1h"), 1000),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Phases:
     """What the child reports (KiB unless named otherwise)."""
 
-    resolution: str
+    variant: str
     series: int
     latency_groups: int
     events: int
@@ -107,9 +112,11 @@ def _child(args: argparse.Namespace) -> int:
     from sloguard.specfile import parse_config
     from sloguard.telemetry import TelemetrySnapshot
 
-    resolution = RESOLUTIONS[args.resolution]
+    resolution, top_k = VARIANTS[args.variant]
     config = parse_config(
-        config_yaml(max_series=args.series + 1000, max_groups=args.groups + 1000, resolution=resolution),
+        config_yaml(
+            max_series=args.series + 1000, max_groups=args.groups + 1000, resolution=resolution, top_k=top_k
+        ),
         "memory-bench.yaml",
     )
     gc.collect()
@@ -128,21 +135,22 @@ def _child(args: argparse.Namespace) -> int:
         lo = start_ms + h * HOUR_MS
         n = per_hour + (args.recent_events if h == hours - 1 else 0)
         # Half the events: the SLO's service, customers in turn (so every customer appears);
-        # the other half: every latency group in turn, random customers.
+        # the other half: every latency group in turn, random customers. Time-ordered, ingested
+        # in batches of --batch events, as the daemon ingests one fetch at a time.
         half = n // 2
         cust = (customer_cursor + np.arange(half, dtype=np.intp)) % args.series
         customer_cursor = (customer_cursor + half) % args.series
-        grp = (np.arange(n - half, dtype=np.intp) + h * 7919) % args.groups
-        parts = (
-            (synth.slo_group(half), cust),
-            (grp, rng.integers(0, args.series, n - half).astype(np.intp)),
+        groups = np.concatenate(
+            [synth.slo_group(half), (np.arange(n - half, dtype=np.intp) + h * 7919) % args.groups]
         )
-        for g, c in parts:
-            for i in range(0, len(g), 250_000):
-                gs, cs = g[i : i + 250_000], c[i : i + 250_000]
-                ts = np.sort(lo + rng.integers(0, HOUR_MS, len(gs)))
-                agg.ingest(synth.batch(ts, gs, cs))
-                events += len(gs)
+        customers = np.concatenate([cust, rng.integers(0, args.series, n - half).astype(np.intp)])
+        ts = lo + rng.integers(0, HOUR_MS, n)
+        order = np.argsort(ts, kind="stable")
+        ts, groups, customers = ts[order], groups[order], customers[order]
+        for i in range(0, n, args.batch):
+            j = i + args.batch
+            agg.ingest(synth.batch(ts[i:j], groups[i:j], customers[i:j]))
+            events += len(ts[i:j])
         agg.advance(lo + HOUR_MS)
     ingest_s = time.perf_counter() - t0
     gc.collect()
@@ -158,11 +166,12 @@ def _child(args: argparse.Namespace) -> int:
     snapshot_s = time.perf_counter() - t0
     rss_snapshot, hwm_snapshot = rss_kib()
     t0 = time.perf_counter()
-    body = Exposition().render(snapshot, TelemetrySnapshot(events_processed=events))
+    exported = {s.name: s.export_top_k for s in config.slos if s.export_top_k is not None}  # as the daemon
+    body = Exposition(top_k=exported).render(snapshot, TelemetrySnapshot(events_processed=events))
     render_s = time.perf_counter() - t0
     rss_render, hwm = rss_kib()
     phases = Phases(
-        resolution=args.resolution,
+        variant=args.variant,
         series=sum(s.series for s in snapshot.slos),
         latency_groups=len(snapshot.latency.labels) if snapshot.latency is not None else 0,
         events=events,
@@ -205,23 +214,24 @@ class Result:
 
 
 def run(
-    resolution: str,
+    variant: str,
     series: int = 100_000,
     groups: int = 5_000,
     days: float = 2.0,
     events: int = 4_000_000,
     recent_events: int = 1_000_000,
+    batch: int = 10_000,
 ) -> Result:
     """One configuration in a child process; raises RuntimeError if the child fails."""
     OUT.mkdir(parents=True, exist_ok=True)
-    slug = resolution.replace("/", "-")
+    slug = variant.replace("/", "-").replace(" ", "-").replace("=", "")
     argv = [
         sys.executable,
         "-m",
         "benchmarks.memory",
         "--child",
-        "--resolution",
-        resolution,
+        "--variant",
+        variant,
         "--series",
         str(series),
         "--groups",
@@ -232,11 +242,13 @@ def run(
         str(events),
         "--recent-events",
         str(recent_events),
+        "--batch",
+        str(batch),
     ]
     out, err = OUT / f"memory-{slug}.out", OUT / f"memory-{slug}.err"
     child = measure.run(argv, out, err, cwd=HERE.parent)
     if child.returncode != 0:
-        raise RuntimeError(f"memory child ({resolution}) failed:\n{measure.tail(err, 20)}")
+        raise RuntimeError(f"memory child ({variant}) failed:\n{measure.tail(err, 20)}")
     phases = Phases(**json.loads(out.read_text()))
     return Result(phases, max(child.peak_rss_kib, phases.hwm_kib), child.cpu_s, child.wall_s)
 
@@ -248,14 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=float, default=2.0, help="event time spread (default 2 days)")
     p.add_argument("--events", type=int, default=4_000_000, help="events over the whole spread")
     p.add_argument("--recent-events", type=int, default=1_000_000, help="extra events in the last hour")
-    p.add_argument("--resolution", choices=sorted(RESOLUTIONS), action="append")
+    p.add_argument("--batch", type=int, default=10_000, help="events per ingest (default 10k, one fetch)")
+    p.add_argument("--variant", choices=list(VARIANTS), action="append", help="default: all")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        args.resolution = args.resolution[0]
+        args.variant = args.variant[0]
         return _child(args)
-    for res in args.resolution or list(RESOLUTIONS):
-        result = run(res, args.series, args.groups, args.days, args.events, args.recent_events)
+    for res in args.variant or list(VARIANTS):
+        result = run(res, args.series, args.groups, args.days, args.events, args.recent_events, args.batch)
         print(json.dumps(result.to_json(), indent=2))
     return 0
 

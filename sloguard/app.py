@@ -37,6 +37,8 @@ from sloguard.settings import Settings
 from sloguard.telemetry import Telemetry
 
 FUTURE_TIMESTAMP = "future_timestamp"
+#: Ticks run this long after a whole period, so events stamped just before it have arrived.
+TICK_LAG_MS = 50
 
 log = get_logger("sloguard.app")
 
@@ -222,11 +224,14 @@ class Daemon:
                 log.error("commit_failed", failures=self.source.commit_failures, suppressed_lines=suppressed)
 
     async def _tick_loop(self) -> None:
-        period = self.settings.tick_seconds
+        period_ms = int(self.settings.tick_seconds * 1000)
         while not self._stopping.is_set():
             await self.tick()
+            # Tick just after each whole tick period of the wall clock: a bucket that closes at a whole
+            # second is then published within ~TICK_LAG, not up to a whole period later.
+            wait_ms = period_ms - self.clock.now_ms() % period_ms + TICK_LAG_MS
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), period)
+                await asyncio.wait_for(self._stopping.wait(), min(wait_ms, period_ms + TICK_LAG_MS) / 1000)
 
     async def tick(self) -> None:
         """One evaluation: advance to now, snapshot, render off the loop, publish."""

@@ -98,18 +98,29 @@ class HdrLayout:
         """
         rows = counts.shape[0]
         out = np.zeros((rows, len(percentiles)), np.float64)
-        if rows == 0:
+        if rows == 0 or not percentiles:
             return out
         cum = np.cumsum(counts, axis=1)
         totals = cum[:, -1]
-        for r in np.nonzero(totals)[0].tolist():
-            total = int(totals[r])
-            targets = np.array(
-                [max(int(min(p, 100.0) * total / 100 + 0.5), 1) for p in percentiles], np.int64
+        live = np.flatnonzero(totals)
+        if len(live) == 0:
+            return out
+        cum, totals = cum[live], totals[live]
+        # Target ranks exactly as hdrh computes them (float product, + 0.5, truncation), per row.
+        targets = np.empty((len(live), len(percentiles)), np.int64)
+        for k, p in enumerate(percentiles):
+            targets[:, k] = np.maximum(
+                (min(p, 100.0) * totals.astype(np.float64) / 100 + 0.5).astype(np.int64), 1
             )
-            idx = np.searchsorted(cum[r], targets, side="left")
-            values = self.value_from_index(idx.astype(np.int64))
-            out[r] = self.highest_equivalent(values)
+        # One searchsorted for all rows: shift each row's cumulative counts (and its targets) by an
+        # offset larger than any total, so the concatenation stays sorted.
+        stride = int(totals.max()) + 1
+        offsets = np.arange(len(live), dtype=np.int64)[:, None] * stride
+        flat = (cum + offsets).reshape(-1)
+        pos = np.searchsorted(flat, (targets + offsets).reshape(-1), side="left")
+        idx = pos - np.repeat(np.arange(len(live), dtype=np.int64) * counts.shape[1], len(percentiles))
+        values = self.highest_equivalent(self.value_from_index(idx))
+        out[live] = values.reshape(len(live), len(percentiles))
         return out
 
 

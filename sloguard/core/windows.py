@@ -120,7 +120,7 @@ class BucketRing:
             if len(buckets) == 0:
                 return dropped
         slots = buckets % self.n
-        self._widen_for(slots)
+        self._widen_for(slots, rows)
         if len(self._total) == 1 or int(rows.max()) < BLOCK:
             self._scatter(0, slots, rows, bad)
         else:
@@ -130,14 +130,17 @@ class BucketRing:
                 self._scatter(b, slots[sel], rows[sel] - b * BLOCK, bad[sel])
         return dropped
 
-    def _widen_for(self, slots: I64) -> None:
-        """Widen the counters if adding these events could overflow a cell of a touched slot."""
+    def _widen_for(self, slots: I64, rows: npt.NDArray[np.intp]) -> None:
+        """Widen the counters if adding these events could overflow a cell of a touched slot.
+
+        Bound: the fullest cell among the touched slots plus the most events this batch gives any one
+        series (no cell can receive more than its series gets).
+        """
         if self.dtype is np.int64:
             return
-        per_slot = np.bincount(slots, minlength=self.n)
-        touched = np.flatnonzero(per_slot)
+        touched = np.flatnonzero(np.bincount(slots, minlength=self.n))
         fullest = max(int(blk[touched].max()) for blk in self._total)
-        need = fullest + int(per_slot[touched].max())
+        need = fullest + int(np.bincount(rows).max())
         if need > int(np.iinfo(self.dtype).max):
             self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
 

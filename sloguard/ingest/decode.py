@@ -637,7 +637,8 @@ def _one_per_line(buf: bytes, n_objects: int) -> bool:
         body = body[:-1]
     if body[:1] == b"{" and body[-1:] == b"}":
         breaks = body.count(b"\n")
-        if breaks == n_objects - 1 and body.count(b"}\n{") + body.count(b"}\r\n{") == breaks:
+        crlf = body.count(b"}\r\n{") if b"\r" in body else 0
+        if breaks == n_objects - 1 and body.count(b"}\n{") + crlf == breaks:
             return True
     return _one_per_line_exact(buf, n_objects)
 
