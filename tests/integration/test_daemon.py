@@ -23,7 +23,7 @@ from sloguard.app import Daemon
 from sloguard.broker import LocalBroker, free_port
 from sloguard.core.clock import ManualClock
 from sloguard.core.model import Event
-from sloguard.core.spec import format_duration
+from sloguard.core.spec import Config, format_duration
 from sloguard.ingest.kafka import BatchProducer, KafkaConfig, KafkaSource
 from sloguard.settings import Settings, load_settings
 from sloguard.specfile import parse_config
@@ -110,6 +110,49 @@ async def wait_for(cond: Callable[[], bool], limit_s: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def assert_metrics_match(
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    config: Config,
+    events: list[Event],
+    now: int,
+) -> None:
+    """Every SLO gauge equals the ground truth at ``now``; latency quantiles within 1 % of exact."""
+    for spec in config.slos:
+        keys = {gt.key(spec, e) for e in events if gt.matches(spec, e)}
+        for key in keys:
+            labels = {"slo": spec.name, **dict(zip(spec.group_by, key, strict=True))}
+            for w in spec.windows:
+                start, end = gt.window_bounds(spec, w, now)
+                total, nbad = gt.counts(spec, events, start, end).get(key, (0, 0))
+                lab = tuple(sorted({**labels, "window": format_duration(w)}.items()))
+                assert metrics[("sloguard_slo_events", lab)] == total, (spec.name, key, w)
+                assert metrics[("sloguard_slo_bad_events", lab)] == nbad
+                assert metrics[("sloguard_slo_burn_rate", lab)] == gt.burn(nbad, total, spec.objective)
+            ps, pe = gt.period_bounds(spec, now)
+            total, nbad = gt.counts(spec, events, ps, pe).get(key, (0, 0))
+            lab = tuple(sorted(labels.items()))
+            assert metrics[("sloguard_slo_error_budget_remaining_ratio", lab)] == gt.remaining(
+                nbad, total, spec.objective
+            )
+    # Latency quantiles within 1 % of the exact order statistic.
+    assert config.latency is not None
+    for (name, lab), value in metrics.items():
+        if name != "sloguard_latency_seconds":
+            continue
+        d = dict(lab)
+        window = {"5m": 300, "1h": 3600}[d["window"]]
+        slot = {"5m": 30_000, "1h": 300_000}[d["window"]]
+        end = now // slot * slot
+        inside = [
+            e.latency_ms
+            for e in events
+            if (e.service, e.endpoint) == (d["service"], d["endpoint"])
+            and end - window * 1000 <= e.ts_ms < end
+        ]
+        exact = gt.order_statistic(inside, float(d["quantile"]) * 100) / 1000
+        assert abs(value - exact) <= 0.01 * exact + 1e-6
+
+
 async def test_in_process_daemon_exports_ground_truth(
     broker: LocalBroker, new_topic: Callable[..., str]
 ) -> None:
@@ -145,40 +188,7 @@ async def test_in_process_daemon_exports_ground_truth(
         assert await asyncio.wait_for(task, 30) == 0
 
     assert daemon.telemetry.invalid.total == 3
-    for spec in config.slos:
-        keys = {gt.key(spec, e) for e in events if gt.matches(spec, e)}
-        for key in keys:
-            labels = {"slo": spec.name, **dict(zip(spec.group_by, key, strict=True))}
-            for w in spec.windows:
-                start, end = gt.window_bounds(spec, w, NOW)
-                total, nbad = gt.counts(spec, events, start, end).get(key, (0, 0))
-                lab = tuple(sorted({**labels, "window": format_duration(w)}.items()))
-                assert metrics[("sloguard_slo_events", lab)] == total, (spec.name, key, w)
-                assert metrics[("sloguard_slo_bad_events", lab)] == nbad
-                assert metrics[("sloguard_slo_burn_rate", lab)] == gt.burn(nbad, total, spec.objective)
-            ps, pe = gt.period_bounds(spec, NOW)
-            total, nbad = gt.counts(spec, events, ps, pe).get(key, (0, 0))
-            lab = tuple(sorted(labels.items()))
-            assert metrics[("sloguard_slo_error_budget_remaining_ratio", lab)] == gt.remaining(
-                nbad, total, spec.objective
-            )
-    # Latency quantiles within 1 % of the exact order statistic.
-    assert config.latency is not None
-    for (name, lab), value in metrics.items():
-        if name != "sloguard_latency_seconds":
-            continue
-        d = dict(lab)
-        window = {"5m": 300, "1h": 3600}[d["window"]]
-        slot = {"5m": 30_000, "1h": 300_000}[d["window"]]
-        end = NOW // slot * slot
-        inside = [
-            e.latency_ms
-            for e in events
-            if (e.service, e.endpoint) == (d["service"], d["endpoint"])
-            and end - window * 1000 <= e.ts_ms < end
-        ]
-        exact = gt.order_statistic(inside, float(d["quantile"]) * 100) / 1000
-        assert abs(value - exact) <= 0.01 * exact + 1e-6
+    assert_metrics_match(metrics, config, events, NOW)
     # Offsets: everything absorbed was committed on shutdown.
     assert daemon.source is not None
     assert sum(daemon.source.committed.values()) == len(values)
@@ -283,6 +293,9 @@ def test_daemon_process_serves_metrics_and_exits_0_on_sigterm(
                     break
             time.sleep(0.2)
         assert got == expected
+        # Every gauge, against the ground truth at the daemon's own evaluation time.
+        now_ms = round(m[("sloguard_snapshot_timestamp_seconds", ())] * 1000)
+        assert_metrics_match(m, parse_config(SLOS, "slos.yaml"), events, now_ms)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
             assert resp.status == 200
         proc.send_signal(signal.SIGTERM)
@@ -296,6 +309,20 @@ def test_daemon_process_serves_metrics_and_exits_0_on_sigterm(
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(line.get("event") == "started" for line in lines), err
     assert any(line.get("event") == "stopped" for line in lines), err
+    # The final commit covered everything: the group has nothing left to read.
+    asyncio.run(assert_nothing_left(broker.bootstrap, topic, f"g-{topic}"))
+
+
+async def assert_nothing_left(bootstrap: str, topic: str, group: str) -> None:
+    source = KafkaSource(KafkaConfig(bootstrap, (topic,), group_id=group))
+    await source.start()
+    try:
+        assert await source.wait_ready(30), source.ready()[1]
+        for _ in range(4):
+            assert not (await source.fetch()).records
+        assert source.lag() and all(v == 0 for v in source.lag().values())
+    finally:
+        await source.stop()
 
 
 def fast_settings(bootstrap: str, topic: str, group: str, **kafka: object) -> Settings:
