@@ -167,7 +167,9 @@ def _child(args: argparse.Namespace) -> int:
     rss_snapshot, hwm_snapshot = rss_kib()
     t0 = time.perf_counter()
     exported = {s.name: s.export_top_k for s in config.slos if s.export_top_k is not None}  # as the daemon
-    body = Exposition(top_k=exported).render(snapshot, TelemetrySnapshot(events_processed=events))
+    # As the daemon does: chunks, served as they are (never joined into one body).
+    chunks = Exposition(top_k=exported).render_chunks(snapshot, TelemetrySnapshot(events_processed=events))
+    body_len = sum(len(c) for c in chunks)
     render_s = time.perf_counter() - t0
     rss_render, hwm = rss_kib()
     phases = Phases(
@@ -185,8 +187,8 @@ def _child(args: argparse.Namespace) -> int:
         slo_array_bytes=slo_bytes,
         latency_cells=cells,
         latency_array_bytes=latency_bytes,
-        samples=count_samples(body),
-        exposition_bytes=len(body),
+        samples=sum(count_samples(c) for c in chunks),
+        exposition_bytes=body_len,
         ingest_s=ingest_s,
         snapshot_s=snapshot_s,
         render_s=render_s,

@@ -246,7 +246,7 @@ class Daemon:
         t.tick_duration_seconds = time.perf_counter() - started
         telemetry = t.snapshot()
         render_start = time.perf_counter()
-        body = await asyncio.to_thread(self.exposition.render, snapshot, telemetry)
+        body = await asyncio.to_thread(self.exposition.render_chunks, snapshot, telemetry)
         t.render_duration_seconds = time.perf_counter() - render_start
         self.http.set_metrics(body)
         self.latest = snapshot

@@ -625,41 +625,60 @@ def _layout(
     return texts, runs
 
 
-def _render_block(name: str, block: Block, out: list[str]) -> None:
+#: Samples rendered per string batch: bounds the transient Python strings to a few MB.
+_SLICE = 32_768
+
+
+def _render_block(name: str, block: Block, out: list[bytes]) -> None:
     texts, runs = _layout(name, block.series.names, block.const)
     values = format_values(block.values)
     cols = [block.series.run(r) for r in runs]
     if block.rows is not None:
         rows = block.rows.tolist()
         cols = [[c[j] for j in rows] for c in cols]
+    for lo in range(0, len(values), _SLICE):
+        hi = lo + _SLICE
+        out.append("".join(_lines(texts, [c[lo:hi] for c in cols], values[lo:hi])).encode())
+
+
+def _lines(texts: list[str], cols: list[list[str]], values: list[str]) -> list[str]:
     # One f-string per sample; the common layouts are spelled out (no per-sample join).
-    if not runs:
+    if not cols:
         (t0,) = texts
-        out.extend([f"{t0}{v}\n" for v in values])
-    elif len(runs) == 1:
+        return [f"{t0}{v}\n" for v in values]
+    if len(cols) == 1:
         t0, t1 = texts
-        out.extend([f"{t0}{a}{t1}{v}\n" for a, v in zip(cols[0], values, strict=True)])
-    elif len(runs) == 2:
+        return [f"{t0}{a}{t1}{v}\n" for a, v in zip(cols[0], values, strict=True)]
+    if len(cols) == 2:
         t0, t1, t2 = texts
-        out.extend([f"{t0}{a}{t1}{b}{t2}{v}\n" for a, b, v in zip(cols[0], cols[1], values, strict=True)])
-    else:
-        for j, v in enumerate(values):
-            parts = [texts[0]]
-            for c, t in zip(cols, texts[1:], strict=True):
-                parts += (c[j], t)
-            out.append("".join(parts) + v + "\n")
+        return [f"{t0}{a}{t1}{b}{t2}{v}\n" for a, b, v in zip(cols[0], cols[1], values, strict=True)]
+    lines = []
+    for j, v in enumerate(values):
+        parts = [texts[0]]
+        for c, t in zip(cols, texts[1:], strict=True):
+            parts += (c[j], t)
+        lines.append("".join(parts) + v + "\n")
+    return lines
+
+
+def render_chunks(families: Sequence[Family]) -> list[bytes]:
+    """The text exposition as a list of byte chunks (concatenated, exactly `render`'s bytes).
+
+    The daemon serves the chunks as they are: no single copy of a body that can be hundreds of MB.
+    """
+    out: list[bytes] = []
+    for f in families:
+        doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {f.name} {doc}\n# TYPE {f.name} {f.type}\n".encode())
+        for block in f.blocks:
+            _render_block(f.name, block, out)
+    return out
 
 
 def render(families: Sequence[Family]) -> bytes:
     """The text exposition (format 0.0.4) of ``families``: byte-identical to prometheus_client's
     ``generate_latest`` on the same families as yielded by `SnapshotCollector.collect`."""
-    out: list[str] = []
-    for f in families:
-        doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
-        out.append(f"# HELP {f.name} {doc}\n# TYPE {f.name} {f.type}\n")
-        for block in f.blocks:
-            _render_block(f.name, block, out)
-    return "".join(out).encode()
+    return b"".join(render_chunks(families))
 
 
 class Exposition:
@@ -685,3 +704,8 @@ class Exposition:
         """Update the collector with this tick's snapshot and return the exposition text."""
         self.collector.update(snapshot, telemetry)
         return render(self.collector.families)
+
+    def render_chunks(self, snapshot: Snapshot, telemetry: TelemetrySnapshot) -> list[bytes]:
+        """`render` as chunks (what the daemon serves: never one copy of the whole body)."""
+        self.collector.update(snapshot, telemetry)
+        return render_chunks(self.collector.families)

@@ -516,3 +516,11 @@ def test_layouts_with_constant_labels_between_per_series_labels() -> None:
     assert body == generate_latest(registry)
     assert b'test_metric{a="1",b="B",c="x\\"y",d="D",e="z\\n"} 1.0\n' in body
     assert b'test_metric{a="2",c="",e="\\\\",f="F"} 3.0\n' in body
+
+
+def test_chunks_concatenate_to_the_rendered_bytes() -> None:
+    snap = synthetic(2_000, 300)
+    exposition = Exposition(sloth_compat=True)
+    chunks = exposition.render_chunks(snap, TELEMETRY)
+    assert len(chunks) > 10
+    assert b"".join(chunks) == exposition.render(snap, TELEMETRY) == generate_latest(exposition.registry)

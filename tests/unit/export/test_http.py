@@ -355,3 +355,14 @@ async def test_stop_ends_idle_connections_and_frees_the_port(state: State) -> No
     again = HttpServer("127.0.0.1", port, health=state.health, ready=state.readiness)
     await again.start()  # the port is free again
     await again.stop()
+
+
+async def test_chunked_body_is_served_whole_and_gzipped_identically(server: HttpServer) -> None:
+    # A body bigger than one write slice, given as chunks: the client sees exactly their concatenation.
+    chunks = [b"# HELP a x\n# TYPE a gauge\n", b"a 1.0\n" * 300_000, b"b 2.0\n" * 5]
+    server.set_metrics(chunks)
+    whole = b"".join(chunks)
+    plain = await get(server.port, "/metrics")
+    assert plain.status == 200 and plain.body == whole
+    zipped = await get(server.port, "/metrics", "Accept-Encoding: gzip")
+    assert gzip.decompress(zipped.body) == whole
