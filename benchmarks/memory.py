@@ -11,8 +11,8 @@ exposition of every series) — and its peak (``VmHWM``). Bytes per series are m
 * allocated: the bytes of every numpy array in the aggregator divided by the series, which is what
   the resident set converges to once the daemon has run a whole SLO period (every slot written).
 
-Three configurations by default: the README's recommendation for customer SLOs (``{fine: 1m, coarse:
-1h}``), the default resolution (``{fine: 10s, coarse: 5m}``), both exporting every series, and 1m/1h
+Three configurations by default: the default resolution of an SLO grouped by customer (``{fine: 1m,
+coarse: 1h}``), the general default (``{fine: 10s, coarse: 5m}``), both exporting every series, and 1m/1h
 exporting only the 1000 worst series (``export: {top_k: 1000}``). The target: peak RSS <= 1 GiB.
 """
 
@@ -36,11 +36,12 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 HOUR_MS = 3_600_000
 
-#: name -> ((fine, coarse) resolution, or None for the default 10s/5m; export top_k, or None for all).
+#: name -> ((fine, coarse) resolution, or None for the default — 1m/1h for an SLO grouped by
+#: customer; export top_k, or None for all).
 VARIANTS: dict[str, tuple[tuple[str, str] | None, int | None]] = {
-    "1m/1h": (("1m", "1h"), None),
-    "10s/5m": (None, None),
-    "1m/1h top_k=1000": (("1m", "1h"), 1000),
+    "default (1m/1h)": (None, None),
+    "10s/5m": (("10s", "5m"), None),
+    "default top_k=1000": (None, 1000),
 }
 
 

@@ -660,3 +660,14 @@ def test_export_top_k_is_parsed_and_validated() -> None:
     assert parse_config(base + "    export: {top_k: 25}\n").slos[0].export_top_k == 25
     with pytest.raises(SpecError, match=r"export\.top_k"):
         parse_config(base + "    export: {top_k: 0}\n")
+
+
+def test_customer_grouped_slos_default_to_minute_and_hour_buckets() -> None:
+    base = (
+        "apiVersion: sloguard/v1\nslos:\n  - name: a\n    service: s\n    objective: 99.9\n"
+        "    sli: {type: availability}\n    window: 30d\n"
+    )
+    assert parse_config(base).slos[0].resolution == Resolution(10, 300)
+    assert parse_config(base + "    group_by: [customer]\n").slos[0].resolution == Resolution(60, 3600)
+    explicit = base + "    group_by: [customer]\n    resolution: {fine: 10s, coarse: 5m}\n"
+    assert parse_config(explicit).slos[0].resolution == Resolution(10, 300)
