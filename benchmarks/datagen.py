@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from sloguard.loadgen import ENDPOINTS as LOADGEN_ENDPOINTS
+
 I64 = npt.NDArray[np.int64]
 Index = npt.NDArray[np.intp]
 F64 = npt.NDArray[np.float64]
@@ -49,49 +51,8 @@ RATE_4XX = 0.03
 RATE_5XX_BACKGROUND = 0.001
 CHUNK = 200_000
 
-# service, endpoint, traffic weight, median latency ms, log-normal sigma
-ENDPOINTS: tuple[tuple[str, str, float, float, float], ...] = (
-    ("checkout", "GET /v1/cart", 8.0, 25.0, 0.5),
-    ("checkout", "POST /v1/cart/items", 5.0, 40.0, 0.6),
-    ("checkout", "DELETE /v1/cart/items", 1.5, 30.0, 0.5),
-    ("checkout", "POST /v1/checkout", 2.0, 180.0, 0.7),
-    ("checkout", "GET /v1/orders", 3.0, 60.0, 0.6),
-    ("checkout", "POST /v1/orders", 2.0, 220.0, 0.7),
-    ("checkout", "GET /v1/orders/{id}", 4.0, 35.0, 0.5),
-    ("search", "GET /v1/search", 20.0, 90.0, 0.8),
-    ("search", "GET /v1/search/suggest", 15.0, 15.0, 0.6),
-    ("search", "GET /v1/search/facets", 4.0, 45.0, 0.6),
-    ("search", "POST /v1/search/query", 3.0, 120.0, 0.8),
-    ("search", "GET /v1/search/trending", 2.0, 20.0, 0.4),
-    ("search", "GET /v1/search/similar", 2.0, 150.0, 0.9),
-    ("auth", "POST /v1/login", 3.0, 110.0, 0.5),
-    ("auth", "POST /v1/logout", 1.0, 12.0, 0.4),
-    ("auth", "POST /v1/token/refresh", 6.0, 8.0, 0.5),
-    ("auth", "GET /v1/session", 12.0, 5.0, 0.5),
-    ("auth", "POST /v1/password/reset", 0.2, 200.0, 0.6),
-    ("auth", "GET /v1/userinfo", 8.0, 6.0, 0.5),
-    ("auth", "POST /v1/mfa/verify", 0.8, 60.0, 0.6),
-    ("payments", "POST /v1/payments", 1.5, 350.0, 0.7),
-    ("payments", "GET /v1/payments/{id}", 1.5, 30.0, 0.5),
-    ("payments", "POST /v1/refunds", 0.2, 280.0, 0.7),
-    ("payments", "GET /v1/refunds/{id}", 0.3, 25.0, 0.5),
-    ("payments", "POST /v1/payments/authorize", 1.5, 300.0, 0.7),
-    ("payments", "POST /v1/payments/capture", 1.2, 260.0, 0.6),
-    ("payments", "GET /v1/payment-methods", 2.0, 20.0, 0.5),
-    ("catalog", "GET /v1/products", 14.0, 40.0, 0.6),
-    ("catalog", "GET /v1/products/{id}", 18.0, 18.0, 0.5),
-    ("catalog", "GET /v1/categories", 5.0, 10.0, 0.4),
-    ("catalog", "GET /v1/products/{id}/reviews", 4.0, 55.0, 0.7),
-    ("catalog", "PUT /v1/products/{id}", 0.3, 90.0, 0.6),
-    ("catalog", "GET /v1/brands", 2.0, 12.0, 0.4),
-    ("catalog", "GET /v1/products/{id}/images", 6.0, 22.0, 0.6),
-    ("inventory", "GET /v1/stock/{sku}", 10.0, 8.0, 0.5),
-    ("inventory", "POST /v1/stock/reserve", 2.0, 45.0, 0.6),
-    ("inventory", "POST /v1/stock/release", 1.0, 35.0, 0.6),
-    ("inventory", "GET /v1/warehouses", 0.5, 15.0, 0.4),
-    ("inventory", "PUT /v1/stock/{sku}", 0.8, 50.0, 0.6),
-    ("inventory", "GET /v1/stock/batch", 1.5, 70.0, 0.8),
-)
+# service, endpoint, traffic weight, median latency ms, log-normal sigma: the same table as loadgen's.
+ENDPOINTS = LOADGEN_ENDPOINTS
 
 
 @dataclass(frozen=True, slots=True)
