@@ -42,6 +42,7 @@ def summary(snap: Snapshot, daemon: Daemon, url: str) -> str:
         "",
         f"{'SLO':34} {'WORST SERIES':28} {'BUDGET LEFT':>11} {'BURN 5m':>8} {'BURN 1h':>8}  FIRING",
     ]
+    footer = "budget left moves in whole coarse buckets (5 min; 1 h for customer SLOs), burn rates every 10 s"
     for s in snap.slos:
         if not s.labels:
             continue
@@ -57,6 +58,7 @@ def summary(snap: Snapshot, daemon: Daemon, url: str) -> str:
     eta = [float(x) for s in snap.slos for x in s.exhaustion_eta if not math.isnan(x)]
     if eta:
         lines += ["", f"fastest budget exhaustion at the current 1h burn rate: {min(eta) / 3600:.1f} h"]
+    lines += ["", footer]
     return "\n".join(lines)
 
 
