@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress bar on stderr for large files (auto: when stderr is a terminal)",
     )
+    rules = sub.add_parser("rules", help="print Prometheus alerting rules for an SLO file")
+    rules.add_argument("file", help="SLO file (apiVersion: sloguard/v1)")
+    rules.add_argument("--output", "-o", help="write the rule file here (default: stdout)")
+    rules.add_argument(
+        "--runbook-url", default="", help="runbook_url annotation of every alert; {alert} is the alert name"
+    )
+    rules.add_argument("--dashboard-url", default="", help="dashboard_url annotation of every alert")
+
     run = sub.add_parser("run", help="the daemon: consume request logs from Kafka, serve /metrics")
     run.add_argument("--config", "-c", help="SLO file (default: $SLOGUARD_CONFIG)")
     run.add_argument("--listen", help="HOST:PORT for /metrics, /healthz, /readyz (default 0.0.0.0:9464)")
@@ -95,6 +103,8 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command == "check":
         print(describe(config))
         return 0
+    if args.command == "rules":
+        return _rules(args, config)
     return _replay(args, config)
 
 
@@ -151,6 +161,25 @@ def _run(args: argparse.Namespace) -> int:
         log.error("topics_missing", error=str(exc))
         print(f"sloguard: {exc}", file=sys.stderr)
         return 2
+
+
+def _rules(args: argparse.Namespace, config: object) -> int:
+    from pathlib import Path
+
+    from sloguard.core.spec import Config
+    from sloguard.rules import generate, to_yaml
+
+    assert isinstance(config, Config)
+    try:
+        text = to_yaml(generate(config, runbook_url=args.runbook_url, dashboard_url=args.dashboard_url))
+    except ValueError as exc:
+        print(f"sloguard: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if args.output is None or args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
 
 
 def _replay(args: argparse.Namespace, config: object) -> int:

@@ -51,3 +51,11 @@ def test_progress_only_for_big_files(tmp_path: Path) -> None:
     assert wants_progress([str(big)], "always")
     assert not wants_progress([str(big)], "never")
     assert not wants_progress(["-"], "always")
+
+
+def test_rules_command_writes_a_rule_file(tmp_path: Path) -> None:
+    out = tmp_path / "rules.yaml"
+    assert main(["rules", str(EXAMPLE), "-o", str(out), "--runbook-url", "https://runbooks/{alert}"]) == 0
+    text = out.read_text()
+    assert "SloguardErrorBudgetBurn" in text and "sloguard-checkout-availability" in text
+    assert "https://runbooks/SloguardErrorBudgetBurn" in text

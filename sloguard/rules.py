@@ -1,0 +1,305 @@
+"""Prometheus alerting rules for the metrics the daemon exports (`sloguard rules`).
+
+`generate` turns a loaded :class:`~sloguard.core.spec.Config` into a Prometheus rule file document
+(``{"groups": [...]}``) and `to_yaml` spells it as YAML for ``rule_files:``. The rules read only the
+daemon's gauges (``sloguard_slo_burn_rate``, ``sloguard_slo_events``, ...): no recording rules, no
+long range queries in Prometheus.
+
+Per SLO, one group ``sloguard-<slo>``:
+
+* ``SloguardErrorBudgetBurn``, one rule per alert tier: the long-window AND the short-window burn rate
+  both above the tier's factor and, when the tier has ``min_events > 0``, at least that many events in
+  the long window (the low-traffic guard). Labels ``severity``, ``slo``, ``long_window``,
+  ``short_window``; the alert series also carry the SLO's group labels (``endpoint``, ``customer``) and
+  the scrape's target labels, never ``window``. ``$value`` is the long-window burn rate.
+* ``SloguardErrorBudgetExhausted`` (ticket): budget remaining <= 0 for 5m.
+* ``SloguardSloNoData`` (ticket): the SLO's ``sloguard_slo_objective_ratio`` absent for 5m (the daemon
+  always exports it for every configured SLO, so absence means the daemon is down, not scraped, or runs
+  another config).
+
+One group ``sloguard-daemon`` with the daemon's own health: ``SloguardDown`` (page), and tickets
+``SloguardConsumerLagGrowing``, ``SloguardInvalidEventsHigh``, ``SloguardSeriesOverflow``.
+
+Factors are written exactly when they have a finite decimal expansion (14.4, 13.44, 6); otherwise
+(10 % over 3d of 28d = 14/15) as the shortest decimal that reads back as the nearest double
+(``0.9333333333333333``). The daemon decides firing with exact fractions, Prometheus compares doubles,
+so at a burn rate within one ulp of such a factor the two may disagree; ``sloguard_slo_alert_firing``
+is the daemon's exact verdict.
+
+Written for Prometheus 2.42: no group ``labels``/``query_offset``, ASCII names only.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Context, Decimal
+from fractions import Fraction
+from typing import Any
+
+import yaml
+
+from sloguard import __version__
+from sloguard.core.spec import AlertTier, Config, Severity, SloSpec, format_duration
+
+__all__ = [
+    "BUDGET_EXHAUSTED_ALERT",
+    "BURN_ALERT",
+    "DAEMON_GROUP",
+    "NO_DATA_ALERT",
+    "format_factor",
+    "generate",
+    "group_name",
+    "tier_expr",
+    "to_yaml",
+]
+
+BURN_ALERT = "SloguardErrorBudgetBurn"
+BUDGET_EXHAUSTED_ALERT = "SloguardErrorBudgetExhausted"
+NO_DATA_ALERT = "SloguardSloNoData"
+DAEMON_GROUP = "sloguard-daemon"
+
+#: Hold times of the non-tier alerts, in seconds.
+BUDGET_EXHAUSTED_FOR = 300
+NO_DATA_FOR = 300
+
+#: ``sloguard_consumer_lag`` above which a growing lag alerts.
+CONSUMER_LAG_LIMIT = 10_000
+#: Invalid events / processed events above which the input is considered broken.
+INVALID_RATIO_LIMIT = 0.01
+
+
+def group_name(slo: str) -> str:
+    """The rule group of one SLO: ``sloguard-<slo>``."""
+    return f"sloguard-{slo}"
+
+
+def format_factor(value: Fraction) -> str:
+    """A factor as a PromQL number: the exact decimal when there is one (``Fraction(72, 5)`` -> ``14.4``),
+    else the shortest decimal that reads back as the nearest double (``14/15`` -> ``0.9333333333333333``).
+    """
+    den = value.denominator
+    for p in (2, 5):
+        while den % p == 0:
+            den //= p
+    if den == 1:  # finite decimal expansion: divide with enough digits to be exact
+        digits = len(str(value.numerator)) + len(str(value.denominator)) + 2
+        exact = Context(prec=digits).divide(Decimal(value.numerator), Decimal(value.denominator))
+        assert Fraction(exact) == value
+        return format(exact.normalize(), "f")
+    return repr(float(value))
+
+
+def _quote(value: str) -> str:
+    """A PromQL string literal (double-quoted, Go escapes; JSON's are a subset for these names)."""
+    return json.dumps(value, ensure_ascii=True)
+
+
+def _selector(metric: str, **labels: str) -> str:
+    return metric + "{" + ",".join(f"{k}={_quote(v)}" for k, v in labels.items()) + "}"
+
+
+def tier_expr(spec: SloSpec, tier: AlertTier) -> str:
+    """The PromQL of one burn-rate tier.
+
+    ``max without (window)`` removes ``window`` from the long-window series (one series per group, so
+    ``max`` keeps its value); ``and ignoring (window)`` then matches the short-window burn rate and the
+    long-window event count on every other label (slo, group labels, target labels), so two daemons
+    scraped as different targets never vouch for each other.
+    """
+    factor = format_factor(tier.factor)
+    long_w = format_duration(tier.long_window)
+    short_w = format_duration(tier.short_window)
+    lines = [
+        f"max without (window) ({_selector('sloguard_slo_burn_rate', slo=spec.name, window=long_w)})"
+        f" > {factor}",
+        f"and ignoring (window) {_selector('sloguard_slo_burn_rate', slo=spec.name, window=short_w)}"
+        f" > {factor}",
+    ]
+    if tier.min_events > 0:
+        lines.append(
+            f"and ignoring (window) {_selector('sloguard_slo_events', slo=spec.name, window=long_w)}"
+            f" >= {tier.min_events}"
+        )
+    return "\n".join(lines)
+
+
+def _links(runbook_url: str, dashboard_url: str, alert: str) -> dict[str, str]:
+    links = {"runbook_url": runbook_url, "dashboard_url": dashboard_url}
+    return {k: v.replace("{alert}", alert) for k, v in links.items() if v}
+
+
+def _rule(
+    alert: str,
+    expr: str,
+    for_seconds: int,
+    labels: dict[str, str],
+    summary: str,
+    description: str,
+    links: dict[str, str],
+) -> dict[str, Any]:
+    rule: dict[str, Any] = {"alert": alert, "expr": expr}
+    if for_seconds > 0:
+        rule["for"] = format_duration(for_seconds)
+    rule["labels"] = labels
+    rule["annotations"] = {"summary": summary, "description": description, **links}
+    return rule
+
+
+def _where(spec: SloSpec) -> str:
+    """Template text naming the series: ``{{ $labels.endpoint }}`` etc. for the group labels."""
+    if not spec.group_by:
+        return ""
+    parts = ", ".join(f"{d}={{{{ $labels.{d} }}}}" for d in spec.group_by)
+    return f" ({parts})"
+
+
+def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str, Any]:
+    rules: list[dict[str, Any]] = []
+    where = _where(spec)
+    objective = format_factor(spec.objective * 100)
+    for tier in spec.tiers:
+        long_w = format_duration(tier.long_window)
+        short_w = format_duration(tier.short_window)
+        factor = format_factor(tier.factor)
+        guard = f", with at least {tier.min_events} events in {long_w}" if tier.min_events > 0 else ""
+        rules.append(
+            _rule(
+                BURN_ALERT,
+                tier_expr(spec, tier),
+                tier.for_seconds,
+                {
+                    "severity": tier.severity.value,
+                    "slo": spec.name,
+                    "long_window": long_w,
+                    "short_window": short_w,
+                },
+                f"SLO {spec.name}{where} is burning its error budget at {{{{ $value | humanize }}}}x",
+                f"The {long_w} burn rate of SLO {spec.name}{where} is {{{{ $value | humanize }}}} "
+                f"(objective {objective}%); the {long_w} and {short_w} burn rates both exceed {factor}"
+                f"{guard}. A burn rate of 1 spends the budget in exactly one period "
+                f"({format_duration(spec.period.nominal_seconds)}).",
+                _links(runbook_url, dashboard_url, BURN_ALERT),
+            )
+        )
+    rules.append(
+        _rule(
+            BUDGET_EXHAUSTED_ALERT,
+            f"{_selector('sloguard_slo_error_budget_remaining_ratio', slo=spec.name)} <= 0",
+            BUDGET_EXHAUSTED_FOR,
+            {"severity": Severity.TICKET.value, "slo": spec.name},
+            f"SLO {spec.name}{where} has spent its error budget",
+            f"SLO {spec.name}{where} (objective {objective}%, period {spec.period.describe()}) has "
+            f"{{{{ $value | humanizePercentage }}}} of its error budget left.",
+            _links(runbook_url, dashboard_url, BUDGET_EXHAUSTED_ALERT),
+        )
+    )
+    rules.append(
+        _rule(
+            NO_DATA_ALERT,
+            f"absent({_selector('sloguard_slo_objective_ratio', slo=spec.name)})",
+            NO_DATA_FOR,
+            {"severity": Severity.TICKET.value, "slo": spec.name},
+            f"No data for SLO {spec.name}",
+            f"Prometheus has no sloguard_slo_objective_ratio for SLO {spec.name}: sloguard is down, not "
+            "scraped, or runs a config without this SLO. Its burn-rate alerts cannot fire.",
+            _links(runbook_url, dashboard_url, NO_DATA_ALERT),
+        )
+    )
+    return {"name": group_name(spec.name), "rules": rules}
+
+
+def _daemon_group(runbook_url: str, dashboard_url: str) -> dict[str, Any]:
+    ticket = {"severity": Severity.TICKET.value}
+    specs: list[tuple[str, str, int, dict[str, str], str, str]] = [
+        (
+            "SloguardDown",
+            "absent(sloguard_build_info)",
+            300,
+            {"severity": Severity.PAGE.value},
+            "sloguard is down or not scraped",
+            "Prometheus has no sloguard_build_info: no SLO burn-rate alert can fire.",
+        ),
+        (
+            "SloguardConsumerLagGrowing",
+            # The lag first: $value is the lag, not its derivative.
+            f"sloguard_consumer_lag > {CONSUMER_LAG_LIMIT}\nand deriv(sloguard_consumer_lag[10m]) > 0",
+            900,
+            ticket,
+            "sloguard is falling behind on {{ $labels.topic }}/{{ $labels.partition }}",
+            "The consumer lag of {{ $labels.topic }}/{{ $labels.partition }} is {{ $value | humanize }} "
+            "messages and growing: SLO alerts are late by as much.",
+        ),
+        (
+            "SloguardInvalidEventsHigh",
+            "sum without (reason) (rate(sloguard_events_invalid_total[5m]))\n"
+            f"/ rate(sloguard_events_processed_total[5m])\n> {INVALID_RATIO_LIMIT}",
+            900,
+            ticket,
+            "sloguard rejects many input events",
+            "Invalid events are {{ $value | humanizePercentage }} of processed events "
+            "(sloguard_events_invalid_total by reason tells why); rejected events are not in any SLO.",
+        ),
+        (
+            "SloguardSeriesOverflow",
+            "rate(sloguard_overflow_events_total[5m]) > 0",
+            900,
+            ticket,
+            "SLO {{ $labels.slo }} has more series than max_series",
+            "{{ $value | humanize }} events/s of SLO {{ $labels.slo }} go to its __overflow__ series: "
+            "raise max_series or group by fewer labels.",
+        ),
+    ]
+    return {
+        "name": DAEMON_GROUP,
+        "rules": [
+            _rule(
+                alert,
+                expr,
+                for_s,
+                dict(labels),
+                summary,
+                description,
+                _links(runbook_url, dashboard_url, alert),
+            )
+            for alert, expr, for_s, labels, summary, description in specs
+        ],
+    }
+
+
+def generate(config: Config, *, runbook_url: str = "", dashboard_url: str = "") -> dict[str, Any]:
+    """A Prometheus rule file document: one group per SLO (in file order), then ``sloguard-daemon``.
+
+    ``runbook_url`` and ``dashboard_url`` become annotations of every alert (left out when empty);
+    ``{alert}`` in them is replaced by the alert name, and Prometheus templates such as
+    ``{{ $labels.slo }}`` pass through to Prometheus. Raises ValueError for an SLO named ``daemon``
+    (its group would be ``sloguard-daemon``).
+    """
+    clash = [spec.name for spec in config.slos if group_name(spec.name) == DAEMON_GROUP]
+    if clash:
+        # Prometheus refuses a rule file with two groups of the same name.
+        raise ValueError(
+            f"SLO name {clash[0]!r} gives the group name {DAEMON_GROUP!r} of the daemon's alerts"
+        )
+    groups = [_slo_group(spec, runbook_url, dashboard_url) for spec in config.slos]
+    groups.append(_daemon_group(runbook_url, dashboard_url))
+    return {"groups": groups}
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper writing multi-line strings (expressions) as literal blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def to_yaml(doc: dict[str, Any]) -> str:
+    """The rule file text (``yaml.safe_load`` gives ``doc`` back), with a generated-by header."""
+    body = yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1_000, allow_unicode=False
+    )
+    return f"# Generated by sloguard {__version__} (sloguard rules); do not edit.\n{body}"

@@ -1,0 +1,319 @@
+"""The generated rule file against promtool: `check rules` (syntax, templates, duplicates) and
+`test rules` (the alerts evaluated on synthetic series of the daemon's gauges).
+
+Marked ``promtool``: without promtool on PATH these fail (Debian package ``prometheus``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sloguard.rules import BUDGET_EXHAUSTED_ALERT, BURN_ALERT, NO_DATA_ALERT, generate, to_yaml
+from sloguard.specfile import load_config, parse_config
+
+pytestmark = pytest.mark.promtool
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = [
+    ROOT / "config" / "slos.example.yaml",
+    ROOT / "tests" / "testdata" / "specs" / "issue-example.yaml",
+]
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail(
+            "promtool is not on PATH: install the Debian package `prometheus` "
+            "(apt-get install --no-install-recommends prometheus), or deselect with -m 'not promtool'"
+        )
+    return path
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_check_rules(path: Path, tmp_path: Path) -> None:
+    config = load_config(path)
+    doc = generate(
+        config,
+        runbook_url="https://runbooks.example/sloguard#{alert}",
+        dashboard_url="https://grafana.example/d/slo?var-slo={{ $labels.slo }}",
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(to_yaml(doc))
+    proc = run("check", "rules", "--lint=all", "--lint-fatal", str(rules))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    count = sum(len(s.tiers) + 2 for s in config.slos) + 4
+    assert f"SUCCESS: {count} rules found" in proc.stdout
+
+
+# -- promtool test rules: one SLO, one endpoint, scraped from one target --------------------------------
+
+SLO = """\
+apiVersion: sloguard/v1
+slos:
+  - name: checkout
+    service: checkout
+    objective: 99.9
+    sli: {type: availability}
+    window: 30d
+    group_by: [endpoint]
+    alerts:
+      tiers:
+        - {severity: page, long: 1h, short: 5m, budget_percent: 2, min_events: 20}
+        - {severity: ticket, long: 1d, short: 2h, budget_percent: 10, for: 5m}
+"""
+
+TARGET = 'endpoint="POST /v1/orders",instance="sloguard:9464",job="sloguard",slo="checkout"'
+#: Labels every checkout alert carries from the series (the target's and the group label, no window).
+SERIES = {"endpoint": "POST /v1/orders", "instance": "sloguard:9464", "job": "sloguard", "slo": "checkout"}
+PAGE = {**SERIES, "severity": "page", "long_window": "1h", "short_window": "5m"}
+TICKET = {**SERIES, "severity": "ticket", "long_window": "1d", "short_window": "2h"}
+
+
+def series(metric: str, values: str, window: str | None = None) -> dict[str, str]:
+    labels = TARGET + (f',window="{window}"' if window else "")
+    return {"series": f"{metric}{{{labels}}}", "values": values}
+
+
+def healthy(*, burn: dict[str, str] | None = None, events_1h: str = "1000x20") -> list[dict[str, str]]:
+    """A full set of the daemon's series for the SLO; ``burn`` overrides burn rates by window."""
+    rates = {"5m": "0x20", "1h": "0x20", "2h": "0x20", "1d": "0x20", **(burn or {})}
+    return [
+        {
+            "series": 'sloguard_slo_objective_ratio{instance="sloguard:9464",job="sloguard",slo="checkout"}',
+            "values": "0.999x20",
+        },
+        *(series("sloguard_slo_burn_rate", v, w) for w, v in rates.items()),
+        series("sloguard_slo_events", events_1h, "1h"),
+        series("sloguard_slo_events", "20000x20", "1d"),
+        series("sloguard_slo_error_budget_remaining_ratio", "0.5x20"),
+    ]
+
+
+def burn_annotations(value: str, long: str = "1h", short: str = "5m", factor: str = "14.4") -> dict[str, str]:
+    guard = ", with at least 20 events in 1h" if long == "1h" else ""
+    return {
+        "summary": f"SLO checkout (endpoint=POST /v1/orders) is burning its error budget at {value}x",
+        "description": f"The {long} burn rate of SLO checkout (endpoint=POST /v1/orders) is {value} "
+        f"(objective 99.9%); the {long} and {short} burn rates both exceed {factor}{guard}. "
+        "A burn rate of 1 spends the budget in exactly one period (30d).",
+    }
+
+
+def alert(labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"exp_labels": labels}
+    if annotations is not None:
+        out["exp_annotations"] = annotations
+    return out
+
+
+CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
+    # (a) both windows over 14.4, exactly min_events in the long window: the page fires with slo, the
+    # group label and the target labels, without window; $value is the long-window burn rate.
+    "both-windows-over": (
+        healthy(burn={"1h": "14.5x20", "5m": "15x20"}, events_1h="20x20"),
+        [
+            {
+                "eval_time": "10m",
+                "alertname": BURN_ALERT,
+                "exp_alerts": [alert(PAGE, burn_annotations("14.5"))],
+            },
+        ],
+    ),
+    # (b) the short window recovered (1) while the long one is still over: reset.
+    "short-window-recovered": (
+        healthy(burn={"1h": "14.5x20", "5m": "15x5 1x15"}),
+        [
+            {
+                "eval_time": "3m",
+                "alertname": BURN_ALERT,
+                "exp_alerts": [alert(PAGE, burn_annotations("14.5"))],
+            },
+            {"eval_time": "10m", "alertname": BURN_ALERT, "exp_alerts": []},
+        ],
+    ),
+    # (c) just under the factor on both windows, and exactly at it (strictly greater fires): nothing.
+    "just-under-factor": (
+        healthy(burn={"1h": "14.399x10 14.4x10", "5m": "14.399x10 14.4x10"}),
+        [
+            {"eval_time": "5m", "alertname": BURN_ALERT, "exp_alerts": []},
+            {"eval_time": "15m", "alertname": BURN_ALERT, "exp_alerts": []},
+        ],
+    ),
+    # (d) low traffic: 19 events in 1h < min_events 20, however high the burn rate.
+    "low-traffic": (
+        healthy(burn={"1h": "1000x20", "5m": "1000x20"}, events_1h="19x20"),
+        [{"eval_time": "10m", "alertname": BURN_ALERT, "exp_alerts": []}],
+    ),
+    # The ticket tier has no guard and holds 5m: pending at 4m, firing at 10m.
+    "ticket-tier-for": (
+        healthy(burn={"1d": "3.5x20", "2h": "4x20"}),
+        [
+            {"eval_time": "4m", "alertname": BURN_ALERT, "exp_alerts": []},
+            {
+                "eval_time": "10m",
+                "alertname": BURN_ALERT,
+                "exp_alerts": [alert(TICKET, burn_annotations("3.5", "1d", "2h", "3"))],
+            },
+        ],
+    ),
+    # (e) budget spent: fires after 5m.
+    "budget-exhausted": (
+        [*healthy()[:-1], series("sloguard_slo_error_budget_remaining_ratio", "0.01 0 -0.1x18")],
+        [
+            {"eval_time": "4m", "alertname": BUDGET_EXHAUSTED_ALERT, "exp_alerts": []},
+            {
+                "eval_time": "10m",
+                "alertname": BUDGET_EXHAUSTED_ALERT,
+                "exp_alerts": [
+                    alert(
+                        {**SERIES, "severity": "ticket"},
+                        {
+                            "summary": "SLO checkout (endpoint=POST /v1/orders) has spent its error budget",
+                            "description": "SLO checkout (endpoint=POST /v1/orders) (objective 99.9%, period "
+                            "30d) has -10% of its error budget left.",
+                        },
+                    )
+                ],
+            },
+        ],
+    ),
+    # (f) the objective is absent (the daemon lost this SLO): no-data fires after 5m.
+    "no-data": (
+        healthy()[1:],
+        [
+            {"eval_time": "4m", "alertname": NO_DATA_ALERT, "exp_alerts": []},
+            {
+                "eval_time": "10m",
+                "alertname": NO_DATA_ALERT,
+                "exp_alerts": [
+                    alert(
+                        {"slo": "checkout", "severity": "ticket"},
+                        {
+                            "summary": "No data for SLO checkout",
+                            "description": "Prometheus has no sloguard_slo_objective_ratio for SLO checkout: "
+                            "sloguard is down, not scraped, or runs a config without this SLO. Its burn-rate "
+                            "alerts cannot fire.",
+                        },
+                    )
+                ],
+            },
+        ],
+    ),
+    # Daemon health: no build_info (down), a large growing lag, 2 % invalid events, overflow.
+    "daemon-health": (
+        [
+            {
+                "series": 'sloguard_consumer_lag{partition="0",topic="requests",job="sloguard"}',
+                "values": "10000+100x30",
+            },
+            {
+                "series": 'sloguard_consumer_lag{partition="1",topic="requests",job="sloguard"}',
+                "values": "20000x30",
+            },
+            {
+                "series": 'sloguard_events_invalid_total{reason="malformed_json",job="sloguard"}',
+                "values": "0+15x30",
+            },
+            {"series": 'sloguard_events_invalid_total{reason="bad_type",job="sloguard"}', "values": "0+5x30"},
+            {"series": 'sloguard_events_processed_total{job="sloguard"}', "values": "0+1000x30"},
+            {"series": 'sloguard_overflow_events_total{slo="checkout",job="sloguard"}', "values": "0+60x30"},
+            {"series": 'sloguard_overflow_events_total{slo="search",job="sloguard"}', "values": "0x30"},
+        ],
+        [
+            {"eval_time": "4m", "alertname": "SloguardDown", "exp_alerts": []},
+            {
+                "eval_time": "10m",
+                "alertname": "SloguardDown",
+                "exp_alerts": [
+                    alert(
+                        {"severity": "page"},
+                        {
+                            "summary": "sloguard is down or not scraped",
+                            "description": "Prometheus has no sloguard_build_info: "
+                            "no SLO burn-rate alert can fire.",
+                        },
+                    )
+                ],
+            },
+            {"eval_time": "14m", "alertname": "SloguardConsumerLagGrowing", "exp_alerts": []},
+            {
+                "eval_time": "25m",
+                "alertname": "SloguardConsumerLagGrowing",
+                "exp_alerts": [
+                    alert(
+                        {"job": "sloguard", "partition": "0", "topic": "requests", "severity": "ticket"},
+                        {
+                            "summary": "sloguard is falling behind on requests/0",
+                            "description": "The consumer lag of requests/0 is 12.5k messages and growing: "
+                            "SLO alerts are late by as much.",
+                        },
+                    )
+                ],
+            },
+            {
+                "eval_time": "25m",
+                "alertname": "SloguardInvalidEventsHigh",
+                "exp_alerts": [
+                    alert(
+                        {"job": "sloguard", "severity": "ticket"},
+                        {
+                            "summary": "sloguard rejects many input events",
+                            "description": "Invalid events are 2% of processed events "
+                            "(sloguard_events_invalid_total by reason tells why); "
+                            "rejected events are not in any SLO.",
+                        },
+                    )
+                ],
+            },
+            {
+                "eval_time": "25m",
+                "alertname": "SloguardSeriesOverflow",
+                "exp_alerts": [
+                    alert(
+                        {"job": "sloguard", "slo": "checkout", "severity": "ticket"},
+                        {
+                            "summary": "SLO checkout has more series than max_series",
+                            "description": "1 events/s of SLO checkout go to its __overflow__ series: raise "
+                            "max_series or group by fewer labels.",
+                        },
+                    )
+                ],
+            },
+        ],
+    ),
+    # The healthy baseline raises nothing of the SLO's.
+    "healthy": (
+        healthy(),
+        [
+            {"eval_time": "10m", "alertname": name, "exp_alerts": []}
+            for name in (BURN_ALERT, BUDGET_EXHAUSTED_ALERT, NO_DATA_ALERT)
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rules_unit(case: str, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(to_yaml(generate(parse_config(SLO, "slo.yaml"))))
+    input_series, alert_tests = CASES[case]
+    test = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series, "alert_rule_test": alert_tests}],
+    }
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump(test, sort_keys=False))
+    proc = run("test", "rules", str(test_file))
+    assert proc.returncode == 0, f"{test_file.read_text()}\n{proc.stdout}{proc.stderr}"

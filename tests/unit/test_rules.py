@@ -1,0 +1,273 @@
+"""sloguard.rules: the Prometheus rule file generated from an SLO config (structure, exact factors, YAML).
+
+promtool itself (syntax, evaluation) is exercised in tests/integration/test_rules_promtool.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sloguard.core.spec import AlertTier, RollingPeriod, Severity, Sli, SloSpec
+from sloguard.rules import (
+    BUDGET_EXHAUSTED_ALERT,
+    BURN_ALERT,
+    DAEMON_GROUP,
+    NO_DATA_ALERT,
+    format_factor,
+    generate,
+    tier_expr,
+    to_yaml,
+)
+from sloguard.specfile import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "slos.example.yaml"
+ISSUE = ROOT / "tests" / "testdata" / "specs" / "issue-example.yaml"
+
+DEFAULT_30D = [("page", "1h", "5m", "14.4"), ("page", "6h", "30m", "6"), ("ticket", "1d", "2h", "3")]
+DEFAULT_30D += [("ticket", "3d", "6h", "1")]
+DEFAULT_28D = [("page", "1h", "5m", "13.44"), ("page", "6h", "30m", "5.6"), ("ticket", "1d", "2h", "2.8")]
+DEFAULT_28D += [("ticket", "3d", "6h", "0.9333333333333333")]
+
+
+def groups(path: Path) -> dict[str, list[dict[str, Any]]]:
+    doc = generate(load_config(path))
+    return {g["name"]: g["rules"] for g in doc["groups"]}
+
+
+def burn_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rules if r["alert"] == BURN_ALERT]
+
+
+def tier_table(rules: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(severity, long, short, factor) per burn rule, the factor read from both comparisons of the expr."""
+    out = []
+    for r in burn_rules(rules):
+        labels = r["labels"]
+        found = re.findall(r'window="([^"]+)"\}\)? > (\S+)', r["expr"])
+        assert [w for w, _ in found] == [labels["long_window"], labels["short_window"]], r["expr"]
+        assert found[0][1] == found[1][1]
+        out.append((labels["severity"], labels["long_window"], labels["short_window"], found[0][1]))
+    return out
+
+
+def guard(rule: dict[str, Any]) -> int | None:
+    m = re.search(r'sloguard_slo_events\{slo="[^"]+",window="([^"]+)"\} >= (\d+)$', rule["expr"])
+    if m is None:
+        assert "sloguard_slo_events" not in rule["expr"]
+        return None
+    assert m.group(1) == rule["labels"]["long_window"]
+    return int(m.group(2))
+
+
+# -- the example configs ------------------------------------------------------------------------------
+
+
+def test_example_groups_in_file_order_then_daemon() -> None:
+    assert list(groups(EXAMPLE)) == [
+        "sloguard-checkout-availability",
+        "sloguard-checkout-latency",
+        "sloguard-search-latency-per-customer",
+        "sloguard-search-availability",
+        "sloguard-auth-availability",
+        "sloguard-payments-availability",
+        "sloguard-catalog-availability",
+        DAEMON_GROUP,
+    ]
+    assert list(groups(ISSUE)) == [
+        "sloguard-checkout-availability",
+        "sloguard-checkout-latency",
+        DAEMON_GROUP,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "slo", "table"),
+    [
+        (EXAMPLE, "checkout-availability", DEFAULT_30D),
+        (EXAMPLE, "checkout-latency", DEFAULT_28D),
+        (EXAMPLE, "search-latency-per-customer", DEFAULT_30D),
+        (EXAMPLE, "search-availability", DEFAULT_30D),
+        (EXAMPLE, "auth-availability", DEFAULT_30D),  # calendar month: nominal 30d
+        (
+            EXAMPLE,
+            "payments-availability",
+            [("page", "1h", "5m", "14.4"), ("page", "6h", "30m", "6"), ("ticket", "3d", "6h", "1")],
+        ),
+        (EXAMPLE, "catalog-availability", DEFAULT_30D),
+        (ISSUE, "checkout-availability", DEFAULT_30D),
+        (ISSUE, "checkout-latency", DEFAULT_28D),
+    ],
+)
+def test_one_burn_rule_per_tier_with_its_exact_factor(path: Path, slo: str, table: list[Any]) -> None:
+    rules = groups(path)[f"sloguard-{slo}"]
+    assert [r["alert"] for r in rules] == [BURN_ALERT] * len(table) + [BUDGET_EXHAUSTED_ALERT, NO_DATA_ALERT]
+    assert tier_table(rules) == table
+    spec = next(s for s in load_config(path).slos if s.name == slo)
+    for rule, tier in zip(burn_rules(rules), spec.tiers, strict=True):
+        assert rule["labels"] == {
+            "severity": tier.severity.value,
+            "slo": slo,
+            "long_window": rule["labels"]["long_window"],
+            "short_window": rule["labels"]["short_window"],
+        }
+        factor = tier_table([rule])[0][3]
+        if tier.factor.denominator in (1, 2, 4, 5, 10, 20, 25, 50, 100):
+            assert Fraction(Decimal(factor)) == tier.factor  # exact
+        else:
+            assert float(factor) == float(tier.factor)  # nearest double
+        assert f'sloguard_slo_burn_rate{{slo="{slo}",' in rule["expr"]
+
+
+@pytest.mark.parametrize(
+    ("path", "slo", "guards", "fors"),
+    [
+        (EXAMPLE, "checkout-availability", [None] * 4, [None] * 4),
+        (EXAMPLE, "search-latency-per-customer", [100] * 4, [None] * 4),
+        (EXAMPLE, "payments-availability", [100, 50, 50], ["2m", "5m", None]),
+        (ISSUE, "checkout-availability", [None] * 4, [None] * 4),
+        (ISSUE, "checkout-latency", [None] * 4, [None] * 4),
+    ],
+)
+def test_min_events_guard_only_when_positive_and_for_only_when_set(
+    path: Path, slo: str, guards: list[int | None], fors: list[str | None]
+) -> None:
+    rules = burn_rules(groups(path)[f"sloguard-{slo}"])
+    assert [guard(r) for r in rules] == guards
+    assert [r.get("for") for r in rules] == fors
+
+
+def test_budget_and_no_data_alerts() -> None:
+    rules = groups(EXAMPLE)["sloguard-checkout-availability"]
+    exhausted, no_data = rules[-2:]
+    assert exhausted == {
+        "alert": BUDGET_EXHAUSTED_ALERT,
+        "expr": 'sloguard_slo_error_budget_remaining_ratio{slo="checkout-availability"} <= 0',
+        "for": "5m",
+        "labels": {"severity": "ticket", "slo": "checkout-availability"},
+        "annotations": exhausted["annotations"],
+    }
+    assert no_data["expr"] == 'absent(sloguard_slo_objective_ratio{slo="checkout-availability"})'
+    assert no_data["for"] == "5m"
+    assert no_data["labels"] == {"severity": "ticket", "slo": "checkout-availability"}
+
+
+def test_daemon_group() -> None:
+    rules = {r["alert"]: r for r in groups(EXAMPLE)[DAEMON_GROUP]}
+    assert list(rules) == [
+        "SloguardDown",
+        "SloguardConsumerLagGrowing",
+        "SloguardInvalidEventsHigh",
+        "SloguardSeriesOverflow",
+    ]
+    assert rules["SloguardDown"]["expr"] == "absent(sloguard_build_info)"
+    assert (rules["SloguardDown"]["for"], rules["SloguardDown"]["labels"]) == ("5m", {"severity": "page"})
+    for name in ("SloguardConsumerLagGrowing", "SloguardInvalidEventsHigh", "SloguardSeriesOverflow"):
+        assert (rules[name]["for"], rules[name]["labels"]) == ("15m", {"severity": "ticket"})
+    lag = rules["SloguardConsumerLagGrowing"]["expr"]
+    assert "deriv(sloguard_consumer_lag[10m]) > 0" in lag
+    assert "sloguard_consumer_lag > 10000" in lag
+    invalid = rules["SloguardInvalidEventsHigh"]["expr"]
+    # without (reason), not a bare sum: the target labels must still match the processed counter.
+    assert "sum without (reason) (rate(sloguard_events_invalid_total[5m]))" in invalid
+    assert "rate(sloguard_events_processed_total[5m])" in invalid
+    assert invalid.endswith("> 0.01")
+    assert rules["SloguardSeriesOverflow"]["expr"] == "rate(sloguard_overflow_events_total[5m]) > 0"
+
+
+# -- expression shape ---------------------------------------------------------------------------------
+
+
+def test_tier_expr_drops_window_and_matches_on_the_rest() -> None:
+    spec = next(s for s in load_config(EXAMPLE).slos if s.name == "payments-availability")
+    assert tier_expr(spec, spec.tiers[0]) == (
+        'max without (window) (sloguard_slo_burn_rate{slo="payments-availability",window="1h"}) > 14.4\n'
+        'and ignoring (window) sloguard_slo_burn_rate{slo="payments-availability",window="5m"} > 14.4\n'
+        'and ignoring (window) sloguard_slo_events{slo="payments-availability",window="1h"} >= 100'
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Fraction(72, 5), "14.4"),
+        (Fraction(336, 25), "13.44"),
+        (Fraction(6), "6"),
+        (Fraction(1), "1"),
+        (Fraction(1, 1024), "0.0009765625"),
+        (Fraction(14, 15), "0.9333333333333333"),
+        (Fraction(1, 3), "0.3333333333333333"),
+        (Fraction(1000000), "1000000"),
+    ],
+)
+def test_format_factor(value: Fraction, text: str) -> None:
+    assert format_factor(value) == text
+
+
+def test_custom_tier_factor_is_exact() -> None:
+    spec = SloSpec(
+        name="x",
+        service="s",
+        objective=Fraction(999, 1000),
+        sli=Sli("availability"),
+        period=RollingPeriod(30 * 86400),
+        tiers=(AlertTier(Severity.PAGE, 3600, 300, Fraction(123456789, 1000000), min_events=1),),
+    )
+    expr = tier_expr(spec, spec.tiers[0])
+    assert expr.count("> 123.456789") == 2
+    assert expr.endswith(">= 1")
+
+
+# -- annotations, YAML ----------------------------------------------------------------------------------
+
+
+def test_annotations() -> None:
+    doc = generate(load_config(EXAMPLE))
+    for g in doc["groups"]:
+        for r in g["rules"]:
+            assert set(r["annotations"]) == {"summary", "description"}
+    burn = doc["groups"][0]["rules"][0]["annotations"]
+    assert "{{ $value | humanize }}" in burn["summary"]
+    assert "endpoint={{ $labels.endpoint }}" in burn["summary"]
+
+    doc = generate(
+        load_config(EXAMPLE),
+        runbook_url="https://runbooks.example/sloguard#{alert}",
+        dashboard_url="https://grafana.example/d/slo?var-slo={{ $labels.slo }}",
+    )
+    for g in doc["groups"]:
+        for r in g["rules"]:
+            assert r["annotations"]["runbook_url"] == f"https://runbooks.example/sloguard#{r['alert']}"
+            assert (
+                r["annotations"]["dashboard_url"] == "https://grafana.example/d/slo?var-slo={{ $labels.slo }}"
+            )
+
+
+@pytest.mark.parametrize("path", [EXAMPLE, ISSUE], ids=["example", "issue"])
+def test_yaml_round_trip(path: Path) -> None:
+    doc = generate(
+        load_config(path), runbook_url="https://r.example/{alert}", dashboard_url="https://d.example"
+    )
+    text = to_yaml(doc)
+    assert text.startswith("# Generated by sloguard ")
+    assert yaml.safe_load(text) == doc
+    assert text.isascii()
+    assert "expr: |-\n" in text  # multi-line expressions as literal blocks
+    # Prometheus 2.42 refuses group-level labels and query_offset.
+    for g in yaml.safe_load(text)["groups"]:
+        assert set(g) == {"name", "rules"}
+
+
+def test_slo_named_daemon_is_refused() -> None:
+    config = load_config(ISSUE)
+    spec = dataclasses.replace(config.slos[0], name="daemon")
+    with pytest.raises(ValueError, match="sloguard-daemon"):
+        generate(dataclasses.replace(config, slos=(spec,)))
