@@ -4,8 +4,8 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
-# Debian packages the suite runs for real: promtool (Debian `prometheus`).
-SYSTEM_TOOLS = promtool:prometheus
+# Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
+SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager
 
 .PHONY: setup system-deps lint test bench run clean
 

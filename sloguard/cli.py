@@ -52,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
         "--runbook-url", default="", help="runbook_url annotation of every alert; {alert} is the alert name"
     )
     rules.add_argument("--dashboard-url", default="", help="dashboard_url annotation of every alert")
+    rules.add_argument(
+        "--format",
+        choices=("rules", "prometheusrule"),
+        default="rules",
+        help="rules: a Prometheus rule file; prometheusrule: a prometheus-operator PrometheusRule resource",
+    )
+    rules.add_argument("--namespace", help="metadata.namespace of the PrometheusRule (default: none)")
+    rules.add_argument("--name", help="metadata.name of the PrometheusRule (default: sloguard-slos)")
 
     run = sub.add_parser("run", help="the daemon: consume request logs from Kafka, serve /metrics")
     run.add_argument("--config", "-c", help="SLO file (default: $SLOGUARD_CONFIG)")
@@ -167,14 +175,24 @@ def _rules(args: argparse.Namespace, config: object) -> int:
     from pathlib import Path
 
     from sloguard.core.spec import Config
-    from sloguard.rules import generate, to_yaml
+    from sloguard.rules import PROMETHEUS_RULE_NAME, generate, to_prometheus_rule, to_yaml
 
     assert isinstance(config, Config)
+    if args.format != "prometheusrule" and (args.namespace is not None or args.name is not None):
+        print("sloguard: --namespace and --name need --format prometheusrule", file=sys.stderr)
+        return 2
     try:
-        text = to_yaml(generate(config, runbook_url=args.runbook_url, dashboard_url=args.dashboard_url))
+        doc = generate(config, runbook_url=args.runbook_url, dashboard_url=args.dashboard_url)
     except ValueError as exc:
         print(f"sloguard: {args.file}: {exc}", file=sys.stderr)
         return 2
+    if args.format == "prometheusrule":
+        try:
+            doc = to_prometheus_rule(doc, name=args.name or PROMETHEUS_RULE_NAME, namespace=args.namespace)
+        except ValueError as exc:
+            print(f"sloguard: {exc}", file=sys.stderr)
+            return 2
+    text = to_yaml(doc)
     if args.output is None or args.output == "-":
         sys.stdout.write(text)
     else:

@@ -27,11 +27,15 @@ so at a burn rate within one ulp of such a factor the two may disagree; ``slogua
 is the daemon's exact verdict.
 
 Written for Prometheus 2.42: no group ``labels``/``query_offset``, ASCII names only.
+
+`to_prometheus_rule` wraps the same groups in a prometheus-operator ``PrometheusRule`` resource
+(``monitoring.coreos.com/v1``) for clusters where the operator loads rules from the API server.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Context, Decimal
 from fractions import Fraction
 from typing import Any
@@ -46,10 +50,12 @@ __all__ = [
     "BURN_ALERT",
     "DAEMON_GROUP",
     "NO_DATA_ALERT",
+    "PROMETHEUS_RULE_NAME",
     "format_factor",
     "generate",
     "group_name",
     "tier_expr",
+    "to_prometheus_rule",
     "to_yaml",
 ]
 
@@ -285,6 +291,37 @@ def generate(config: Config, *, runbook_url: str = "", dashboard_url: str = "") 
     return {"groups": groups}
 
 
+#: Default ``metadata.name`` of the ``PrometheusRule`` resource.
+PROMETHEUS_RULE_NAME = "sloguard-slos"
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def to_prometheus_rule(
+    doc: dict[str, Any], name: str = PROMETHEUS_RULE_NAME, namespace: str | None = None
+) -> dict[str, Any]:
+    """``doc`` (from `generate`) as a prometheus-operator ``PrometheusRule``: ``spec.groups`` are
+    ``doc["groups"]`` unchanged, ``metadata.namespace`` only when given (else ``kubectl apply -n``
+    decides). Raises ValueError for a name that is not a DNS subdomain or a namespace that is not a
+    DNS label (the API server would refuse them).
+    """
+    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+        raise ValueError(f"PrometheusRule name {name!r} is not a DNS subdomain (a-z, 0-9, '-', '.')")
+    if namespace is not None and (len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace)):
+        raise ValueError(f"namespace {namespace!r} is not a DNS label (lower case a-z, 0-9, '-', <= 63)")
+    metadata: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    metadata["labels"] = {"app.kubernetes.io/name": "sloguard", "app.kubernetes.io/part-of": "sloguard"}
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": metadata,
+        "spec": {"groups": doc["groups"]},
+    }
+
+
 class _Dumper(yaml.SafeDumper):
     """SafeDumper writing multi-line strings (expressions) as literal blocks."""
 
@@ -298,7 +335,8 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def to_yaml(doc: dict[str, Any]) -> str:
-    """The rule file text (``yaml.safe_load`` gives ``doc`` back), with a generated-by header."""
+    """The rule file (or ``PrometheusRule``) text (``yaml.safe_load`` gives ``doc`` back), with a
+    generated-by header."""
     body = yaml.dump(
         doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=1_000, allow_unicode=False
     )

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sloguard.rules import BUDGET_EXHAUSTED_ALERT, BURN_ALERT, NO_DATA_ALERT, generate, to_yaml
+from sloguard.rules import (
+    BUDGET_EXHAUSTED_ALERT,
+    BURN_ALERT,
+    NO_DATA_ALERT,
+    generate,
+    to_prometheus_rule,
+    to_yaml,
+)
 from sloguard.specfile import load_config, parse_config
 
 pytestmark = pytest.mark.promtool
@@ -50,6 +57,19 @@ def test_check_rules(path: Path, tmp_path: Path) -> None:
     )
     rules = tmp_path / "rules.yaml"
     rules.write_text(to_yaml(doc))
+    proc = run("check", "rules", "--lint=all", "--lint-fatal", str(rules))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    count = sum(len(s.tiers) + 2 for s in config.slos) + 4
+    assert f"SUCCESS: {count} rules found" in proc.stdout
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_check_prometheus_rule_spec(path: Path, tmp_path: Path) -> None:
+    """The operator writes a PrometheusRule's ``spec`` as the rule file Prometheus loads."""
+    config = load_config(path)
+    resource = to_prometheus_rule(generate(config), namespace="monitoring")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(yaml.safe_load(to_yaml(resource))["spec"], sort_keys=False))
     proc = run("check", "rules", "--lint=all", "--lint-fatal", str(rules))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     count = sum(len(s.tiers) + 2 for s in config.slos) + 4
