@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed-stamp
 # Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
 SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager
 
-.PHONY: setup system-deps lint test bench run clean
+.PHONY: setup system-deps lint test bench bench-daemon run clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ test: lint system-deps
 
 bench: setup
 	$(PY) -m benchmarks
+
+bench-daemon: setup
+	$(PY) -m benchmarks.daemon
 
 run: setup
 	$(PY) -m sloguard.demo
