@@ -64,7 +64,9 @@ class Daemon:
         host, port = self.settings.listen_address()
         self.http = HttpServer(host, port, health=self.healthy, ready=self.ready)
         if self.source is None:
-            self.source = KafkaSource(self.settings.kafka.to_config(), on_revoke=self._on_revoke)
+            # Each fetched batch is absorbed before the next fetch, so a revocation has nothing in flight
+            # to flush: no on_revoke callback is needed.
+            self.source = KafkaSource(self.settings.kafka.to_config())
         self._stopping = asyncio.Event()
         self._heartbeat = time.monotonic()
         self._last_commit = time.monotonic()
@@ -130,11 +132,6 @@ class Daemon:
         log.info(
             "stopped", events=self.telemetry.events_processed, commit_failures=self.source.commit_failures
         )
-
-    async def _on_revoke(self) -> None:
-        # Everything fetched has been absorbed before `absorbed()` is called, so there is nothing in
-        # flight to flush here; the source commits the revoked partitions' absorbed offsets itself.
-        return None
 
     # -- the two loops ------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ Nothing here imports prometheus_client: the exporter turns a `TelemetrySnapshot`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from sloguard.core.model import Rejections
 
@@ -45,15 +45,9 @@ class Telemetry:
     render_duration_seconds: float = 0.0
 
     def snapshot(self) -> TelemetrySnapshot:
-        return TelemetrySnapshot(
-            events_processed=self.events_processed,
-            events_invalid=dict(self.invalid.counts),
-            events_late=self.events_late,
-            events_future=self.events_future,
-            records_consumed=self.records_consumed,
-            dead_lettered=self.dead_lettered,
-            commit_failures=self.commit_failures,
-            consumer_lag=dict(self.consumer_lag),
-            tick_duration_seconds=self.tick_duration_seconds,
-            render_duration_seconds=self.render_duration_seconds,
-        )
+        """A copy for the exporter (same fields, invalid counts as a plain dict)."""
+        values = {
+            f.name: getattr(self, f.name) for f in fields(TelemetrySnapshot) if f.name != "events_invalid"
+        }
+        values["consumer_lag"] = dict(self.consumer_lag)
+        return TelemetrySnapshot(events_invalid=dict(self.invalid.counts), **values)

@@ -160,10 +160,6 @@ class SeriesIndex:
         return result
 
 
-def _tier_resolution(seconds: int, spec: SloSpec) -> int:
-    return spec.resolution.fine if seconds <= FINE_HORIZON else spec.resolution.coarse
-
-
 class _SloState:
     """Buckets of one SLO: a fine ring (windows up to 6 h) and a coarse ring (longer, and the period)."""
 

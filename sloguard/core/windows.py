@@ -79,10 +79,6 @@ class BucketRing:
             self._total.append(np.zeros((self.n, BLOCK), self.dtype))
             self._bad.append(np.zeros((self.n, BLOCK), self.dtype))
 
-    def oldest_kept(self) -> int | None:
-        """Oldest bucket number still in the ring."""
-        return None if self.head is None else self.head - self.n + 1
-
     def advance(self, bucket: int) -> None:
         """Move ``head`` forward to ``bucket`` (never backwards), clearing slots that are reused."""
         if self.head is None:

@@ -315,7 +315,7 @@ class Decoder:
                 first_line = buf.count(b"\n", 0, start)
                 bad += [(first_line + line, reason) for line, reason in piece_bad]
             start = end + 1
-        return _concat(batches), bad
+        return EventBatch.concat(batches), bad
 
     def _decode_piece(self, buf: bytes, first_line: int) -> tuple[EventBatch, _LineReasons]:
         objs = self._decode_whole(buf)
@@ -584,10 +584,6 @@ class Decoder:
             customer=LabelColumn(self.vocabs.customer.encode(customer_col), self.vocabs.customer),
         )
         return batch, bad
-
-
-def _concat(batches: list[EventBatch]) -> EventBatch:
-    return EventBatch.concat(batches)
 
 
 def _encode_attr(objs: list[Any], attr: str, vocab: Vocab) -> npt.NDArray[np.intp]:

@@ -6,7 +6,6 @@ Fails (does not skip) without amtool on PATH (Debian package ``prometheus-alertm
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.tools import require
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 
 def amtool() -> str:
-    path = shutil.which("amtool")
-    if path is None:
-        pytest.fail(
-            "amtool is not on PATH: install the Debian package `prometheus-alertmanager` "
-            "(apt-get install --no-install-recommends prometheus-alertmanager)"
-        )
-    return path
+    return require("amtool")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ reach (config/slos.example.yaml and the generated PrometheusRule): they must be 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 from cloudcoil.models.prometheus_operator.v1 import PrometheusRule, ServiceMonitor
 
 from sloguard.cli import main
+from tests.support.tools import require
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -35,9 +35,7 @@ Doc = dict[str, Any]
 
 
 def kustomize(path: Path) -> list[Doc]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail("kubectl is not on PATH: these tests render deploy/kubernetes with `kubectl kustomize`")
+    kubectl = require("kubectl")
     proc = subprocess.run(
         [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=120, check=False
     )
@@ -92,9 +90,7 @@ def test_operator_kinds_validate(rendered: list[Doc]) -> None:
 
 @pytest.mark.promtool
 def test_prometheus_rule_passes_promtool(rendered: list[Doc], tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is not on PATH: install the Debian package `prometheus`")
+    promtool = require("promtool")
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump(one(rendered, "PrometheusRule")["spec"], sort_keys=False))
     proc = subprocess.run(

@@ -10,7 +10,6 @@ Without promtool on PATH these tests fail (install the Debian package ``promethe
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ import pytest
 from sloguard.core.snapshot import Snapshot
 from sloguard.export.collector import Exposition
 from sloguard.telemetry import TelemetrySnapshot
+from tests.support.tools import require
 from tests.unit.export.snapshots import NASTY, aggregated, synthetic
 
 pytestmark = pytest.mark.promtool
@@ -45,13 +45,7 @@ SNAPSHOTS: dict[str, Callable[[], Snapshot]] = {
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail(
-            "promtool is not on PATH: install the Debian package `prometheus` "
-            "(apt-get install --no-install-recommends prometheus), or deselect with -m 'not promtool'"
-        )
-    return path
+    return require("promtool")
 
 
 def check_metrics(body: bytes) -> tuple[int, list[str]]:

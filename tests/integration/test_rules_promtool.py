@@ -6,7 +6,6 @@ Marked ``promtool``: without promtool on PATH these fail (Debian package ``prome
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from sloguard.rules import (
     to_yaml,
 )
 from sloguard.specfile import load_config, parse_config
+from tests.support.tools import require
 
 pytestmark = pytest.mark.promtool
 
@@ -34,13 +34,7 @@ CONFIGS = [
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail(
-            "promtool is not on PATH: install the Debian package `prometheus` "
-            "(apt-get install --no-install-recommends prometheus), or deselect with -m 'not promtool'"
-        )
-    return path
+    return require("promtool")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
