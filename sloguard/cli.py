@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         help="progress bar on stderr for large files (auto: when stderr is a terminal)",
     )
     rules = sub.add_parser("rules", help="print Prometheus alerting rules for an SLO file")
-    rules.add_argument("file", help="SLO file (apiVersion: sloguard/v1)")
+    rules.add_argument("file", nargs="?", help="SLO file (apiVersion: sloguard/v1); or --config")
+    rules.add_argument("--config", "-c", dest="config", help="SLO file (same as the positional FILE)")
     rules.add_argument("--output", "-o", help="write the rule file here (default: stdout)")
     rules.add_argument(
         "--runbook-url", default="", help="runbook_url annotation of every alert; {alert} is the alert name"
@@ -98,7 +99,12 @@ def _main(argv: Sequence[str] | None) -> int:
         from sloguard.loadgen import cli_main
 
         return cli_main(argv[1:])
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "rules":
+        if (args.file is None) == (args.config is None):
+            parser.error("rules: give the SLO file once, as FILE or as --config FILE")
+        args.file = args.file or args.config
     if args.command == "run":
         return _run(args)
     from sloguard.specfile import SpecError, describe, load_config

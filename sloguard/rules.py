@@ -17,6 +17,10 @@ Per SLO, one group ``sloguard-<slo>``:
   always exports it for every configured SLO, so absence means the daemon is down, not scraped, or runs
   another config).
 
+One group ``sloguard-latency`` when the latency section declares ``alerts``: ``SloguardLatencyHigh`` per
+alert, the percentile over its window above ``threshold_ms`` (and at least ``min_events`` events in the
+window), restricted to the groups its ``match`` names.
+
 One group ``sloguard-daemon`` with the daemon's own health: ``SloguardDown`` (page), and tickets
 ``SloguardConsumerLagGrowing``, ``SloguardInvalidEventsHigh``, ``SloguardSeriesOverflow``.
 
@@ -43,12 +47,23 @@ from typing import Any
 import yaml
 
 from sloguard import __version__
-from sloguard.core.spec import AlertTier, Config, Severity, SloSpec, format_duration
+from sloguard.core.spec import (
+    AlertTier,
+    Config,
+    LatencyAlert,
+    LatencySpec,
+    Severity,
+    SloSpec,
+    format_duration,
+)
+from sloguard.export.collector import quantile_label
 
 __all__ = [
     "BUDGET_EXHAUSTED_ALERT",
     "BURN_ALERT",
     "DAEMON_GROUP",
+    "LATENCY_ALERT",
+    "LATENCY_GROUP",
     "NO_DATA_ALERT",
     "PROMETHEUS_RULE_NAME",
     "format_factor",
@@ -62,7 +77,9 @@ __all__ = [
 BURN_ALERT = "SloguardErrorBudgetBurn"
 BUDGET_EXHAUSTED_ALERT = "SloguardErrorBudgetExhausted"
 NO_DATA_ALERT = "SloguardSloNoData"
+LATENCY_ALERT = "SloguardLatencyHigh"
 DAEMON_GROUP = "sloguard-daemon"
+LATENCY_GROUP = "sloguard-latency"
 
 #: Hold times of the non-tier alerts, in seconds.
 BUDGET_EXHAUSTED_FOR = 300
@@ -214,6 +231,51 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
     return {"name": group_name(spec.name), "rules": rules}
 
 
+def latency_expr(alert: LatencyAlert) -> str:
+    """The PromQL of one latency alert: the percentile (seconds) over the threshold, and, with
+    ``min_events``, enough events in the window (``ignoring (quantile)``: the count has no quantile).
+    """
+    window = format_duration(alert.window)
+    threshold = format_factor(Fraction(repr(alert.threshold_ms)) / 1000)
+    labels = {"quantile": quantile_label(alert.percentile), "window": window, **dict(alert.match)}
+    expr = f"{_selector('sloguard_latency_seconds', **labels)} > {threshold}"
+    if alert.min_events > 0:
+        del labels["quantile"]
+        events = _selector("sloguard_latency_events", **labels)
+        expr += f"\nand ignoring (quantile) {events} >= {alert.min_events}"
+    return expr
+
+
+def _latency_group(spec: LatencySpec, runbook_url: str, dashboard_url: str) -> dict[str, Any]:
+    where = ", ".join(f"{d}={{{{ $labels.{d} }}}}" for d in spec.group_by)
+    where = f" ({where})" if where else ""
+    rules = []
+    for alert in spec.alerts:
+        window = format_duration(alert.window)
+        p = f"p{alert.percentile:g}"
+        guard = f" (with at least {alert.min_events} events)" if alert.min_events else ""
+        rules.append(
+            _rule(
+                LATENCY_ALERT,
+                latency_expr(alert),
+                alert.for_seconds,
+                # threshold_ms and the match labels (the series carry them anyway) tell apart two alerts
+                # on the same percentile; promtool --lint rejects identical static labels.
+                {
+                    "severity": alert.severity.value,
+                    "threshold_ms": f"{alert.threshold_ms:g}",
+                    **dict(alert.match),
+                },
+                f"{p} latency{where} is {{{{ $value | humanizeDuration }}}} over {window}",
+                f"The {p} latency over {window}{where} is {{{{ $value | humanizeDuration }}}}, above the "
+                f"{alert.threshold_ms:g} ms threshold{guard}. Percentiles come from an HDR histogram "
+                f"with {spec.significant_figures} significant figures.",
+                _links(runbook_url, dashboard_url, LATENCY_ALERT),
+            )
+        )
+    return {"name": LATENCY_GROUP, "rules": rules}
+
+
 def _daemon_group(runbook_url: str, dashboard_url: str) -> dict[str, Any]:
     ticket = {"severity": Severity.TICKET.value}
     specs: list[tuple[str, str, int, dict[str, str], str, str]] = [
@@ -278,15 +340,17 @@ def generate(config: Config, *, runbook_url: str = "", dashboard_url: str = "") 
     ``runbook_url`` and ``dashboard_url`` become annotations of every alert (left out when empty);
     ``{alert}`` in them is replaced by the alert name, and Prometheus templates such as
     ``{{ $labels.slo }}`` pass through to Prometheus. Raises ValueError for an SLO named ``daemon``
-    (its group would be ``sloguard-daemon``).
+    or ``latency`` (their groups would be sloguard's own).
     """
-    clash = [spec.name for spec in config.slos if group_name(spec.name) == DAEMON_GROUP]
+    clash = [spec.name for spec in config.slos if group_name(spec.name) in (DAEMON_GROUP, LATENCY_GROUP)]
     if clash:
         # Prometheus refuses a rule file with two groups of the same name.
         raise ValueError(
-            f"SLO name {clash[0]!r} gives the group name {DAEMON_GROUP!r} of the daemon's alerts"
+            f"SLO name {clash[0]!r} gives the group name {group_name(clash[0])!r} of sloguard's own alerts"
         )
     groups = [_slo_group(spec, runbook_url, dashboard_url) for spec in config.slos]
+    if config.latency is not None and config.latency.alerts:
+        groups.append(_latency_group(config.latency, runbook_url, dashboard_url))
     groups.append(_daemon_group(runbook_url, dashboard_url))
     return {"groups": groups}
 

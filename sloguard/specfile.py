@@ -57,6 +57,7 @@ from sloguard.core.spec import (
     AlertTier,
     CalendarPeriod,
     Config,
+    LatencyAlert,
     LatencySpec,
     Period,
     Resolution,
@@ -449,6 +450,18 @@ _LATENCY_DEFAULTS = LatencySpec()
 _LatencyDimension = Literal["service", "endpoint", "customer"]
 
 
+class _LatencyAlertModel(_Schema):
+    percentile: Annotated[float, PlainValidator(_PERCENTILE)] = 99.0
+    window: Annotated[int, PlainValidator(_latency_window)] = 5 * MINUTE
+    threshold_ms: Annotated[float, PlainValidator(_THRESHOLD_MS)]
+    severity: Literal["page", "ticket"] = "ticket"
+    for_: Annotated[int, PlainValidator(_duration)] = Field(
+        default=_default(LatencyAlert, "for_seconds"), alias="for"
+    )
+    min_events: _NonNegativeInt = 0
+    match: dict[Annotated[str, PlainValidator(_text)], Annotated[str, PlainValidator(_text)]] = {}
+
+
 class _LatencyModel(_Schema):
     group_by: Annotated[tuple[_LatencyDimension, ...], AfterValidator(_unique)] = typing.cast(
         "tuple[_LatencyDimension, ...]", _LATENCY_DEFAULTS.group_by
@@ -467,6 +480,7 @@ class _LatencyModel(_Schema):
     max_groups: _PositiveInt = _LATENCY_DEFAULTS.max_groups
     significant_figures: Annotated[StrictInt, Field(ge=1, le=3)] = _LATENCY_DEFAULTS.significant_figures
     max_slots: _PositiveInt = _LATENCY_DEFAULTS.max_slots
+    alerts: tuple[_LatencyAlertModel, ...] = ()
 
 
 class _FileModel(_Schema):
@@ -836,6 +850,46 @@ def _latency(m: _LatencyModel, report: _Report) -> LatencySpec:
                 f"{format_duration(window)} is not a multiple of latency.resolution "
                 f"({format_duration(m.resolution)})",
             )
+    alerts: list[LatencyAlert] = []
+    seen: dict[tuple[float, int, float, tuple[tuple[str, str], ...]], int] = {}
+    for i, a in enumerate(m.alerts):
+        ok = True
+        if a.percentile not in m.percentiles:
+            ok = False
+            computed = ", ".join(f"{p:g}" for p in m.percentiles)
+            report(("alerts", i, "percentile"), f"p{a.percentile:g} is not computed; percentiles: {computed}")
+        if a.window not in m.windows:
+            ok = False
+            computed = ", ".join(map(format_duration, m.windows))
+            where = ("alerts", i, "window")
+            report(where, f"{format_duration(a.window)} is not computed; windows: {computed}")
+        for key in a.match:
+            if key not in m.group_by:
+                ok = False
+                report(
+                    ("alerts", i, "match", key),
+                    f"is not a latency group label; group_by: {', '.join(m.group_by) or 'none'}",
+                )
+        key_of = (a.percentile, a.window, a.threshold_ms, tuple(sorted(a.match.items())))
+        if key_of in seen:
+            ok = False
+            report(
+                ("alerts", i),
+                f"repeats alerts[{seen[key_of]}] (same percentile, window, threshold and match)",
+            )
+        seen.setdefault(key_of, i)
+        if ok:
+            alerts.append(
+                LatencyAlert(
+                    percentile=a.percentile,
+                    window=a.window,
+                    threshold_ms=a.threshold_ms,
+                    severity=Severity(a.severity),
+                    for_seconds=a.for_,
+                    min_events=a.min_events,
+                    match=tuple(sorted(a.match.items())),
+                )
+            )
     return LatencySpec(
         group_by=m.group_by,
         percentiles=m.percentiles,
@@ -844,6 +898,7 @@ def _latency(m: _LatencyModel, report: _Report) -> LatencySpec:
         resolution=m.resolution,
         max_groups=m.max_groups,
         significant_figures=m.significant_figures,
+        alerts=tuple(alerts),
     )
 
 
@@ -1027,4 +1082,11 @@ def describe(config: Config) -> str:
             f"  {'windows':<12} {', '.join(map(format_duration, lat.windows))}"
             f" (resolution {format_duration(lat.resolution)}, at most {lat.max_slots} histogram slots each)",
         ]
+        for a in lat.alerts:
+            where = ", ".join(f"{k}={v}" for k, v in a.match) or "every group"
+            guard = f", at least {a.min_events} events" if a.min_events else ""
+            lines.append(
+                f"  {'alert':<12} {a.severity.value}: p{a.percentile:g} over {format_duration(a.window)}"
+                f" > {a.threshold_ms:g} ms for {format_duration(a.for_seconds)} ({where}{guard})"
+            )
     return "\n".join(lines)

@@ -217,6 +217,24 @@ class SloSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class LatencyAlert:
+    """A percentile threshold on the latency series: fires while the ``percentile`` over ``window``
+    exceeds ``threshold_ms`` (and the window holds at least ``min_events`` events), for ``for_seconds``.
+
+    ``match`` restricts it to the latency groups with those label values (e.g. one endpoint with its
+    own threshold); empty means every group.
+    """
+
+    percentile: float
+    window: int
+    threshold_ms: float
+    severity: Severity = Severity.TICKET
+    for_seconds: int = 5 * MINUTE
+    min_events: int = 0
+    match: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class LatencySpec:
     """Percentile series, independent of SLOs: HDR histograms per group and window."""
 
@@ -229,11 +247,17 @@ class LatencySpec:
     max_groups: int = 1_000
     significant_figures: int = 2
     highest_ms: float = 3_600_000.0
+    alerts: tuple[LatencyAlert, ...] = ()
 
     def __post_init__(self) -> None:
         for d in self.group_by:
             if d not in DIMENSIONS:
                 raise ValueError(f"latency group_by: unknown dimension {d!r}")
+        for a in self.alerts:
+            if a.percentile not in self.percentiles or a.window not in self.windows:
+                raise ValueError("latency alert: percentile and window must be among those computed")
+            if any(k not in self.group_by for k, _ in a.match):
+                raise ValueError("latency alert: match keys must be among group_by")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import yaml
 from sloguard.rules import (
     BUDGET_EXHAUSTED_ALERT,
     BURN_ALERT,
+    LATENCY_ALERT,
     NO_DATA_ALERT,
     generate,
     to_prometheus_rule,
@@ -53,7 +54,9 @@ def test_check_rules(path: Path, tmp_path: Path) -> None:
     rules.write_text(to_yaml(doc))
     proc = run("check", "rules", "--lint=all", "--lint-fatal", str(rules))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    count = sum(len(s.tiers) + 2 for s in config.slos) + 4
+    count = (
+        sum(len(s.tiers) + 2 for s in config.slos) + 4 + len(config.latency.alerts if config.latency else ())
+    )
     assert f"SUCCESS: {count} rules found" in proc.stdout
 
 
@@ -66,7 +69,9 @@ def test_check_prometheus_rule_spec(path: Path, tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump(yaml.safe_load(to_yaml(resource))["spec"], sort_keys=False))
     proc = run("check", "rules", "--lint=all", "--lint-fatal", str(rules))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    count = sum(len(s.tiers) + 2 for s in config.slos) + 4
+    count = (
+        sum(len(s.tiers) + 2 for s in config.slos) + 4 + len(config.latency.alerts if config.latency else ())
+    )
     assert f"SUCCESS: {count} rules found" in proc.stdout
 
 
@@ -322,6 +327,149 @@ def test_rules_unit(case: str, tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(to_yaml(generate(parse_config(SLO, "slo.yaml"))))
     input_series, alert_tests = CASES[case]
+    test = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": input_series, "alert_rule_test": alert_tests}],
+    }
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump(test, sort_keys=False))
+    proc = run("test", "rules", str(test_file))
+    assert proc.returncode == 0, f"{test_file.read_text()}\n{proc.stdout}{proc.stderr}"
+
+
+# -- promtool test rules: latency alerts --------------------------------------------------------------
+
+LATENCY = """\
+apiVersion: sloguard/v1
+slos:
+  - {name: checkout, service: checkout, objective: 99.9, sli: {type: availability}, window: 30d}
+latency:
+  group_by: [service, endpoint]
+  windows: [1m, 5m]
+  alerts:
+    - {percentile: 99, window: 5m, threshold_ms: 3000, min_events: 100, for: 5m}
+    - {percentile: 99.9, window: 1m, threshold_ms: 1500, severity: page, for: 0s,
+       match: {service: checkout, endpoint: "POST /v1/orders"}}
+"""
+
+ORDERS = 'endpoint="POST /v1/orders",instance="sloguard:9464",job="sloguard",service="checkout"'
+SEARCH = 'endpoint="GET /v1/search",instance="sloguard:9464",job="sloguard",service="search"'
+
+
+def latency_series(target: str, quantile: str, window: str, values: str) -> dict[str, str]:
+    return {
+        "series": f'sloguard_latency_seconds{{{target},quantile="{quantile}",window="{window}"}}',
+        "values": values,
+    }
+
+
+def latency_events(target: str, window: str, values: str) -> dict[str, str]:
+    return {"series": f'sloguard_latency_events{{{target},window="{window}"}}', "values": values}
+
+
+def latency_alert(
+    target: str, severity: str, quantile: str, window: str, threshold: str, annotations: dict[str, str]
+) -> dict[str, Any]:
+    labels = dict(part.split("=", 1) for part in target.split(","))
+    return alert(
+        {
+            **{k: v.strip('"') for k, v in labels.items()},
+            "quantile": quantile,
+            "window": window,
+            "severity": severity,
+            "threshold_ms": threshold,
+        },
+        annotations,
+    )
+
+
+def latency_annotations(
+    p: str, window: str, service: str, endpoint: str, value: str, threshold: str, min_events: int
+) -> dict[str, str]:
+    where = f"(service={service}, endpoint={endpoint})"
+    guard = f" (with at least {min_events} events)" if min_events else ""
+    return {
+        "summary": f"{p} latency {where} is {value} over {window}",
+        "description": f"The {p} latency over {window} {where} is {value}, above the {threshold} ms "
+        f"threshold{guard}. Percentiles come from an HDR histogram with 2 significant figures.",
+    }
+
+
+LATENCY_CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
+    # p99 over 3 s with enough events, held 5m: pending at 4m, firing at 10m; only for that group.
+    "p99-over-threshold": (
+        [
+            latency_series(SEARCH, "0.99", "5m", "3.2x20"),
+            latency_events(SEARCH, "5m", "5000x20"),
+            latency_series(ORDERS, "0.99", "5m", "0.9x20"),
+            latency_events(ORDERS, "5m", "5000x20"),
+        ],
+        [
+            {"eval_time": "4m", "alertname": LATENCY_ALERT, "exp_alerts": []},
+            {
+                "eval_time": "10m",
+                "alertname": LATENCY_ALERT,
+                "exp_alerts": [
+                    latency_alert(
+                        SEARCH,
+                        "ticket",
+                        "0.99",
+                        "5m",
+                        "3000",
+                        latency_annotations("p99", "5m", "search", "GET /v1/search", "3.2s", "3000", 100),
+                    )
+                ],
+            },
+        ],
+    ),
+    # Exactly at the threshold (strictly greater fires) and just under: nothing.
+    "at-and-under-threshold": (
+        [
+            latency_series(SEARCH, "0.99", "5m", "3x20"),
+            latency_events(SEARCH, "5m", "5000x20"),
+            latency_series(ORDERS, "0.99", "5m", "2.999x20"),
+            latency_events(ORDERS, "5m", "5000x20"),
+        ],
+        [{"eval_time": "10m", "alertname": LATENCY_ALERT, "exp_alerts": []}],
+    ),
+    # Low traffic: 99 events < min_events 100, however slow.
+    "low-traffic": (
+        [latency_series(SEARCH, "0.99", "5m", "60x20"), latency_events(SEARCH, "5m", "99x20")],
+        [{"eval_time": "10m", "alertname": LATENCY_ALERT, "exp_alerts": []}],
+    ),
+    # The matched alert (p99.9 over 1m > 1.5 s, page, no hold) fires for checkout POST /v1/orders only;
+    # the same percentile on another group does not fire it.
+    "matched-group": (
+        [
+            latency_series(ORDERS, "0.999", "1m", "1.6x20"),
+            latency_series(SEARCH, "0.999", "1m", "9x20"),
+        ],
+        [
+            {
+                "eval_time": "1m",
+                "alertname": LATENCY_ALERT,
+                "exp_alerts": [
+                    latency_alert(
+                        ORDERS,
+                        "page",
+                        "0.999",
+                        "1m",
+                        "1500",
+                        latency_annotations("p99.9", "1m", "checkout", "POST /v1/orders", "1.6s", "1500", 0),
+                    )
+                ],
+            },
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LATENCY_CASES))
+def test_latency_rules_unit(case: str, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(to_yaml(generate(parse_config(LATENCY, "slo.yaml"))))
+    input_series, alert_tests = LATENCY_CASES[case]
     test = {
         "rule_files": [str(rules)],
         "evaluation_interval": "1m",

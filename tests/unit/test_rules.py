@@ -21,6 +21,7 @@ from sloguard.rules import (
     BUDGET_EXHAUSTED_ALERT,
     BURN_ALERT,
     DAEMON_GROUP,
+    LATENCY_GROUP,
     NO_DATA_ALERT,
     format_factor,
     generate,
@@ -82,6 +83,7 @@ def test_example_groups_in_file_order_then_daemon() -> None:
         "sloguard-auth-availability",
         "sloguard-payments-availability",
         "sloguard-catalog-availability",
+        LATENCY_GROUP,
         DAEMON_GROUP,
     ]
     assert list(groups(ISSUE)) == [
@@ -335,3 +337,37 @@ def test_rules_command_refuses_bad_prometheusrule_options(capsys: pytest.Capture
     assert "--format prometheusrule" in capsys.readouterr().err
     assert main(["rules", str(EXAMPLE), "--format", "prometheusrule", "--name", "Bad_Name"]) == 2
     assert "'Bad_Name'" in capsys.readouterr().err
+
+
+def test_rules_command_takes_the_file_as_config_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "--config", str(EXAMPLE)]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == generate(load_config(EXAMPLE))
+    for args in (["rules"], ["rules", str(EXAMPLE), "-c", str(EXAMPLE)]):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 2
+        assert "give the SLO file once" in capsys.readouterr().err
+
+
+def test_latency_alert_expressions() -> None:
+    doc = generate(load_config(EXAMPLE))
+    (group,) = [g for g in doc["groups"] if g["name"] == LATENCY_GROUP]
+    assert [(r["expr"], r["labels"]) for r in group["rules"]] == [
+        (
+            'sloguard_latency_seconds{quantile="0.99",window="5m"} > 3\n'
+            'and ignoring (quantile) sloguard_latency_events{window="5m"} >= 100',
+            {"severity": "ticket", "threshold_ms": "3000"},
+        ),
+        (
+            'sloguard_latency_seconds{quantile="0.99",window="5m",'
+            'endpoint="POST /v1/orders",service="checkout"} > 1.5\nand ignoring (quantile) '
+            'sloguard_latency_events{window="5m",endpoint="POST /v1/orders",service="checkout"} >= 100',
+            {
+                "severity": "ticket",
+                "threshold_ms": "1500",
+                "endpoint": "POST /v1/orders",
+                "service": "checkout",
+            },
+        ),
+    ]
+    assert all(r["for"] == "10m" for r in group["rules"])

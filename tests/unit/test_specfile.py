@@ -15,6 +15,7 @@ from sloguard.core.spec import (
     MINUTE,
     AlertTier,
     CalendarPeriod,
+    LatencyAlert,
     LatencySpec,
     Resolution,
     RollingPeriod,
@@ -245,6 +246,25 @@ def test_latency_section_defaults_and_options() -> None:
         max_groups=5,
         significant_figures=3,
         max_slots=6,
+    )
+    tail = (
+        "latency:\n  alerts:\n    - {threshold_ms: 750}\n"
+        "    - {percentile: 99.9, window: 1m, threshold_ms: 2000.5, severity: page, for: 0s, min_events: 50,"
+        " match: {service: checkout, endpoint: POST /v1/orders}}\n"
+    )
+    assert parse_config(spec_text(GOOD_SLO, tail=tail)).latency == LatencySpec(
+        alerts=(
+            LatencyAlert(percentile=99.0, window=300, threshold_ms=750.0),
+            LatencyAlert(
+                percentile=99.9,
+                window=60,
+                threshold_ms=2000.5,
+                severity=Severity.PAGE,
+                for_seconds=0,
+                min_events=50,
+                match=(("endpoint", "POST /v1/orders"), ("service", "checkout")),
+            ),
+        )
     )
 
 
@@ -555,6 +575,36 @@ def test_message_format_matches_the_documented_example() -> None:
             spec_text(GOOD_SLO, tail="latency: {windows: [1m], reslution: 30s}\n"),
             ["latency.reslution: unknown field; did you mean 'resolution'?"],
             id="latency-unknown-key",
+        ),
+        pytest.param(
+            spec_text(
+                GOOD_SLO,
+                tail="latency:\n  windows: [1m, 5m]\n  alerts:\n"
+                "    - {percentile: 95, window: 1h, threshold_ms: 500, match: {host: a}}\n"
+                "    - {threshold_ms: 0, severity: warn}\n",
+            ),
+            [
+                "latency.alerts[1].threshold_ms: must be greater than 0",
+                "latency.alerts[1].severity: must be 'page' or 'ticket'",
+            ],
+            id="latency-alerts-fields",
+        ),
+        pytest.param(
+            spec_text(
+                GOOD_SLO,
+                tail="latency:\n  windows: [1m, 5m]\n  alerts:\n"
+                "    - {percentile: 95, window: 1h, threshold_ms: 500, match: {host: a}}\n"
+                "    - {threshold_ms: 2}\n"
+                "    - {threshold_ms: 500}\n"
+                "    - {threshold_ms: 500, for: 1m}\n",
+            ),
+            [
+                "latency.alerts[0].percentile: p95 is not computed; percentiles: 50, 90, 99, 99.9",
+                "latency.alerts[0].window: 1h is not computed; windows: 1m, 5m",
+                "latency.alerts[0].match.host: is not a latency group label; group_by: service, endpoint",
+                "latency.alerts[3]: repeats alerts[2] (same percentile, window, threshold and match)",
+            ],
+            id="latency-alerts",
         ),
     ],
 )
