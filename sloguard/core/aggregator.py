@@ -36,6 +36,14 @@ from sloguard.core.spec import (
     RollingPeriod,
     SloSpec,
 )
+from sloguard.core.state import (
+    AggregatorState,
+    LatencyState,
+    RestoreReport,
+    SeriesState,
+    SloState,
+    fingerprint,
+)
 from sloguard.core.windows import BucketRing
 
 IntpArray = npt.NDArray[np.intp]
@@ -113,6 +121,16 @@ class SeriesIndex:
             grow = len(self.keys) - len(self.row_events)
             self.row_events = np.concatenate([self.row_events, np.zeros(grow, np.int64)])
         np.add.at(self.row_events, row_map, other.row_events[: len(row_map)])
+
+    def dump(self) -> SeriesState:
+        return SeriesState(tuple(self.keys), self.row_events[: len(self.keys)].copy())
+
+    def load(self, state: SeriesState) -> None:
+        """Recreate ``state``'s rows in order (a fresh index with the same dims and cap)."""
+        for row, key in enumerate(state.keys):
+            if self.row_for_key(key) != row:
+                raise ValueError("series state does not match this index (dims or cap changed)")
+        self.row_events[: len(state.keys)] = state.row_events
 
     def rows(self, n: int, ids: list[IntpArray], vocabs: list[Vocab]) -> IntpArray:
         """Series row for each of ``n`` events, given the vocabulary ids of each grouping dimension."""
@@ -273,6 +291,23 @@ class _SloState:
             events=self.events,
         )
 
+    def dump(self) -> SloState:
+        rows = len(self.series)
+        return SloState(
+            fingerprint=fingerprint(self.spec),
+            series=self.series.dump(),
+            fine=self.fine.dump(rows),
+            coarse=self.coarse.dump(rows),
+            too_old=self.too_old,
+            events=self.events,
+        )
+
+    def load(self, state: SloState) -> None:
+        self.series.load(state.series)
+        self.fine.load(state.fine)
+        self.coarse.load(state.coarse)
+        self.too_old, self.events = state.too_old, state.events
+
     def merge(self, other: _SloState) -> None:
         row_map = np.array([self.series.row_for_key(k) for k in other.series.keys], np.intp)
         n_rows = len(self.series)
@@ -355,6 +390,20 @@ class _LatencyState:
     def window_counts(self, now_ms: int) -> list[I64]:
         """Raw HDR counts per window (rows = groups): for tests and encoders."""
         return [ring.window_counts(now_ms, len(self.series))[1] for ring in self.rings]
+
+    def dump(self) -> LatencyState:
+        return LatencyState(
+            fingerprint=fingerprint(self.spec),
+            series=self.series.dump(),
+            rings=tuple(ring.dump() for ring in self.rings),
+            too_old=self.too_old,
+        )
+
+    def load(self, state: LatencyState) -> None:
+        self.series.load(state.series)
+        for ring, ring_state in zip(self.rings, state.rings, strict=True):
+            ring.load(ring_state)
+        self.too_old = state.too_old
 
     def merge(self, other: _LatencyState) -> None:
         row_map = np.array([self.series.row_for_key(k) for k in other.series.keys], np.intp)
@@ -443,6 +492,52 @@ class Aggregator:
         for s in self.config.slos:
             step = int(np.lcm(step, s.resolution.fine * 1000))
         return (self.stats.newest_ms // step + 1) * step
+
+    # -- state: checkpoints and reloads (sloguard.core.state) -----------------------------------------
+
+    def export_state(self) -> AggregatorState:
+        """A copy of the state as plain values; the aggregator can keep ingesting afterwards."""
+        return AggregatorState(
+            slos={slo.spec.name: slo.dump() for slo in self.slos},
+            latency=self.latency.dump() if self.latency is not None else None,
+            events=self.stats.events,
+            newest_ms=self.stats.newest_ms,
+            oldest_ms=self.stats.oldest_ms,
+        )
+
+    def restore_state(self, state: AggregatorState) -> RestoreReport:
+        """Load ``state`` into this fresh aggregator: every SLO whose spec is unchanged gets its
+        state back; new or changed SLOs start empty, SLOs no longer configured are dropped.
+
+        ``events``/``newest``/``oldest`` are restored as they were (they describe the stream read, which
+        a reload does not change).
+        """
+        if self.stats.events or any(s.events for s in self.slos):
+            raise ValueError("restore_state() needs a fresh aggregator")
+        restored, fresh = [], []
+        for slo in self.slos:
+            saved = state.slos.get(slo.spec.name)
+            if saved is not None and saved.fingerprint == fingerprint(slo.spec):
+                slo.load(saved)
+                restored.append(slo.spec.name)
+            else:
+                fresh.append(slo.spec.name)
+        latency_restored = False
+        if (
+            self.latency is not None
+            and state.latency is not None
+            and state.latency.fingerprint == fingerprint(self.latency.spec)
+        ):
+            self.latency.load(state.latency)
+            latency_restored = True
+        configured = {s.spec.name for s in self.slos}
+        self.stats = IngestStats(state.events, state.newest_ms, state.oldest_ms)
+        return RestoreReport(
+            restored=tuple(restored),
+            fresh=tuple(fresh),
+            dropped=tuple(name for name in state.slos if name not in configured),
+            latency_restored=latency_restored,
+        )
 
 
 __all__ = [

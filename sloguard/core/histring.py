@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from sloguard.core.state import HistRingState
+
 I64 = npt.NDArray[np.int64]
 IntpArray = npt.NDArray[np.intp]
 
@@ -112,3 +114,39 @@ class HistRing:
     def cells(self) -> int:
         """Stored non-zero cells (memory is ~16 bytes per cell)."""
         return sum(len(k) for k in self.keys)
+
+    def dump(self) -> HistRingState:
+        """The non-empty slots still retained."""
+        buckets: list[int] = []
+        keys: list[I64] = []
+        counts: list[I64] = []
+        if self.head is not None:
+            for b in range(self.head - self.n + 1, self.head + 1):
+                k = self.keys[b % self.n]
+                if len(k):
+                    buckets.append(b)
+                    keys.append(k)
+                    counts.append(self.counts[b % self.n])
+        return HistRingState(
+            slot_ms=self.slot_ms,
+            n=self.n,
+            head=self.head,
+            low=self.low,
+            buckets=np.array(buckets, np.int64),
+            lengths=np.array([len(k) for k in keys], np.int64),
+            keys=np.concatenate(keys) if keys else _EMPTY,
+            counts=np.concatenate(counts) if counts else _EMPTY,
+        )
+
+    def load(self, state: HistRingState) -> None:
+        """Put ``state`` into this (empty) ring of the same shape."""
+        if (state.slot_ms, state.n) != (self.slot_ms, self.n):
+            raise ValueError("histogram ring state of another shape")
+        if self.head is not None:
+            raise ValueError("load() needs an empty ring")
+        ends = np.cumsum(state.lengths).tolist()
+        starts = [0, *ends][:-1]
+        for b, a, e in zip(state.buckets.tolist(), starts, ends, strict=True):
+            self.keys[b % self.n] = state.keys[a:e].copy()
+            self.counts[b % self.n] = state.counts[a:e].copy()
+        self.head, self.low = state.head, state.low

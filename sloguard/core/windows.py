@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sloguard.core.state import RingState
+
 I64 = npt.NDArray[np.int64]
+
+
+def _cat(parts: list[I64]) -> I64:
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 class EvictedWindowError(ValueError):
@@ -252,3 +258,41 @@ class BucketRing:
                 np.add.at(self._bad[b].T, cols, src_bad[:, sel].T.astype(self.dtype))
         if other.low is not None:
             self.low = other.low if self.low is None else min(self.low, other.low)
+
+    def dump(self, rows: int) -> RingState:
+        """The non-zero cells of the first ``rows`` series (block by block: no dense copy)."""
+        cells: list[I64] = []
+        totals: list[I64] = []
+        bads: list[I64] = []
+        offset = 0
+        for tot, bad in zip(self._total, self._bad, strict=True):
+            width = min(tot.shape[1], rows - offset)
+            if width <= 0:
+                break
+            slots, cols = np.nonzero(tot[:, :width])
+            cells.append(slots.astype(np.int64) * rows + cols + offset)
+            totals.append(tot[slots, cols].astype(np.int64))
+            bads.append(bad[slots, cols].astype(np.int64))
+            offset += tot.shape[1]
+        head, low = self.head, self.low
+        return RingState(self.res_ms, self.n, head, low, rows, _cat(cells), _cat(totals), _cat(bads))
+
+    def load(self, state: RingState) -> None:
+        """Put ``state`` into this (empty) ring of the same shape."""
+        if (state.res_ms, state.n) != (self.res_ms, self.n):
+            raise ValueError("ring state of another shape")
+        if self.head is not None:
+            raise ValueError("load() needs an empty ring")
+        self.ensure_rows(max(1, state.rows))
+        peak = int(state.total.max(initial=0))
+        if peak > int(np.iinfo(self.dtype).max):
+            self._widen(np.uint32 if peak <= np.iinfo(np.uint32).max else np.int64)
+        if len(state.cells):
+            slots, rows = np.divmod(state.cells, state.rows)
+            blk = rows // BLOCK
+            for b in np.unique(blk).tolist():
+                sel = blk == b
+                cols = rows[sel] - b * BLOCK
+                self._total[b][slots[sel], cols] = state.total[sel]
+                self._bad[b][slots[sel], cols] = state.bad[sel]
+        self.head, self.low = state.head, state.low

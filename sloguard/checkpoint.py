@@ -1,0 +1,397 @@
+"""Checkpoints: the aggregator's state and the source offsets it corresponds to, written atomically.
+
+Like Flink and Kafka Streams, sloguard gets exactly-once state by storing state and offsets *together*:
+a checkpoint says "this state holds every event before these offsets, and none after". After a crash
+the daemon restores the newest good checkpoint and seeks each partition back to its offset, so every
+event is counted once: those before the offset are in the restored state, those after are read again.
+
+File format (version 1)::
+
+    magic  b"SLGCKPT\\n"            8 bytes
+    format u32 little-endian        1
+    length u64 little-endian        length of the body
+    crc32  u32 little-endian        zlib.crc32 of the body
+    body   zlib( u32 meta_len | meta (JSON, UTF-8) | array bytes )
+
+``meta`` holds the offsets, the series keys and the shape of the state tree, with every array replaced
+by ``{"$a": i}``; ``arrays`` in meta gives each one's dtype and length, and their bytes follow in order.
+Arrays are stored in the narrowest integer type that holds them. Nothing is pickled: a checkpoint from
+an untrusted disk can be refused, never executed.
+
+Stores sit behind `CheckpointStore` (save bytes, list, read), so a Kafka-topic store can follow the
+local `DirectoryStore`: temp file, fsync, rename, fsync the directory, keep the newest ``keep``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from sloguard.core.state import (
+    STATE_VERSION,
+    AggregatorState,
+    HistRingState,
+    LatencyState,
+    RingState,
+    SeriesState,
+    SloState,
+)
+
+MAGIC = b"SLGCKPT\n"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sIQI")
+
+TP = tuple[str, int]
+I64 = npt.NDArray[np.int64]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (corrupt, truncated, another format or state version)."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """State plus the next offset of every partition whose events it holds."""
+
+    state: AggregatorState
+    offsets: dict[TP, int]
+    created_ms: int
+    sloguard_version: str = ""
+    #: Free-form details for people (config path, host); not interpreted.
+    info: dict[str, str] = field(default_factory=dict)
+
+
+# -- encoding -----------------------------------------------------------------------------------------
+
+
+class _Arrays:
+    def __init__(self) -> None:
+        self.specs: list[dict[str, Any]] = []
+        self.blobs: list[bytes] = []
+
+    def put(self, arr: npt.NDArray[Any]) -> dict[str, int]:
+        a = np.asarray(arr, np.int64)
+        lo, hi = (int(a.min()), int(a.max())) if len(a) else (0, 0)
+        for dt in (np.uint8, np.uint16, np.uint32, np.int64):
+            info = np.iinfo(dt)
+            if info.min <= lo and hi <= info.max:
+                break
+        data = a.astype(np.dtype(dt).newbyteorder("<")).tobytes()
+        self.specs.append({"dtype": np.dtype(dt).newbyteorder("<").str, "n": len(a)})
+        self.blobs.append(data)
+        return {"$a": len(self.specs) - 1}
+
+
+def _ring(r: RingState, arrays: _Arrays) -> dict[str, Any]:
+    return {
+        "res_ms": r.res_ms,
+        "n": r.n,
+        "head": r.head,
+        "low": r.low,
+        "rows": r.rows,
+        "cells": arrays.put(r.cells),
+        "total": arrays.put(r.total),
+        "bad": arrays.put(r.bad),
+    }
+
+
+def _hist(r: HistRingState, arrays: _Arrays) -> dict[str, Any]:
+    return {
+        "slot_ms": r.slot_ms,
+        "n": r.n,
+        "head": r.head,
+        "low": r.low,
+        "buckets": arrays.put(r.buckets),
+        "lengths": arrays.put(r.lengths),
+        "keys": arrays.put(r.keys),
+        "counts": arrays.put(r.counts),
+    }
+
+
+def _series(s: SeriesState, arrays: _Arrays) -> dict[str, Any]:
+    return {"keys": [list(k) for k in s.keys], "row_events": arrays.put(s.row_events)}
+
+
+def encode(checkpoint: Checkpoint, level: int = 6) -> bytes:
+    """The checkpoint as bytes (format above)."""
+    st = checkpoint.state
+    arrays = _Arrays()
+    slos = {
+        name: {
+            "fingerprint": s.fingerprint,
+            "series": _series(s.series, arrays),
+            "fine": _ring(s.fine, arrays),
+            "coarse": _ring(s.coarse, arrays),
+            "too_old": s.too_old,
+            "events": s.events,
+        }
+        for name, s in st.slos.items()
+    }
+    latency = None
+    if st.latency is not None:
+        latency = {
+            "fingerprint": st.latency.fingerprint,
+            "series": _series(st.latency.series, arrays),
+            "rings": [_hist(r, arrays) for r in st.latency.rings],
+            "too_old": st.latency.too_old,
+        }
+    meta = {
+        "state_version": st.version,
+        "created_ms": checkpoint.created_ms,
+        "sloguard_version": checkpoint.sloguard_version,
+        "info": checkpoint.info,
+        "offsets": [[t, p, o] for (t, p), o in sorted(checkpoint.offsets.items())],
+        "state": {
+            "slos": slos,
+            "latency": latency,
+            "events": st.events,
+            "newest_ms": st.newest_ms,
+            "oldest_ms": st.oldest_ms,
+        },
+        "arrays": arrays.specs,
+    }
+    meta_bytes = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
+    body = zlib.compress(struct.pack("<I", len(meta_bytes)) + meta_bytes + b"".join(arrays.blobs), level)
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, len(body), zlib.crc32(body)) + body
+
+
+# -- decoding -----------------------------------------------------------------------------------------
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise CheckpointError(f"expected an integer, got {v!r}")
+    return v
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else _int(v)
+
+
+def decode(data: bytes) -> Checkpoint:
+    """Parse and verify a checkpoint; raises `CheckpointError` saying what is wrong."""
+    if len(data) < _HEADER.size:
+        raise CheckpointError(f"truncated: {len(data)} bytes, shorter than the header")
+    magic, fmt, length, crc = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise CheckpointError("not a sloguard checkpoint (bad magic)")
+    if fmt != FORMAT_VERSION:
+        raise CheckpointError(f"format version {fmt}; this sloguard reads {FORMAT_VERSION}")
+    body = data[_HEADER.size :]
+    if len(body) != length:
+        raise CheckpointError(f"truncated: body is {len(body)} bytes, header says {length}")
+    if zlib.crc32(body) != crc:
+        raise CheckpointError("checksum mismatch (corrupt file)")
+    try:
+        raw = zlib.decompress(body)
+        (meta_len,) = struct.unpack_from("<I", raw)
+        meta = json.loads(raw[4 : 4 + meta_len].decode())
+        return _from_meta(meta, memoryview(raw)[4 + meta_len :])
+    except CheckpointError:
+        raise
+    except (zlib.error, struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"malformed content: {exc!r}") from None
+
+
+def _from_meta(meta: dict[str, Any], blob: memoryview) -> Checkpoint:
+    version = meta["state_version"]
+    if version != STATE_VERSION:
+        raise CheckpointError(f"state version {version!r}; this sloguard reads {STATE_VERSION}")
+    arrays: list[I64] = []
+    pos = 0
+    for spec in meta["arrays"]:
+        dt = np.dtype(spec["dtype"])
+        if dt.kind not in "iu":
+            raise CheckpointError(f"unexpected array type {spec['dtype']!r}")
+        size = _int(spec["n"]) * dt.itemsize
+        if pos + size > len(blob):
+            raise CheckpointError("array data shorter than declared")
+        arrays.append(np.frombuffer(blob[pos : pos + size], dt).astype(np.int64))
+        pos += size
+    if pos != len(blob):
+        raise CheckpointError("trailing bytes after the arrays")
+
+    def arr(ref: Any) -> I64:
+        return arrays[_int(ref["$a"])]
+
+    def series(d: dict[str, Any]) -> SeriesState:
+        keys = tuple(tuple(str(part) for part in k) for k in d["keys"])
+        return SeriesState(keys, arr(d["row_events"]))
+
+    def ring(d: dict[str, Any]) -> RingState:
+        return RingState(
+            res_ms=_int(d["res_ms"]),
+            n=_int(d["n"]),
+            head=_opt_int(d["head"]),
+            low=_opt_int(d["low"]),
+            rows=_int(d["rows"]),
+            cells=arr(d["cells"]),
+            total=arr(d["total"]),
+            bad=arr(d["bad"]),
+        )
+
+    def hist(d: dict[str, Any]) -> HistRingState:
+        return HistRingState(
+            slot_ms=_int(d["slot_ms"]),
+            n=_int(d["n"]),
+            head=_opt_int(d["head"]),
+            low=_opt_int(d["low"]),
+            buckets=arr(d["buckets"]),
+            lengths=arr(d["lengths"]),
+            keys=arr(d["keys"]),
+            counts=arr(d["counts"]),
+        )
+
+    st = meta["state"]
+    slos = {
+        str(name): SloState(
+            fingerprint=str(s["fingerprint"]),
+            series=series(s["series"]),
+            fine=ring(s["fine"]),
+            coarse=ring(s["coarse"]),
+            too_old=_int(s["too_old"]),
+            events=_int(s["events"]),
+        )
+        for name, s in st["slos"].items()
+    }
+    lat = st["latency"]
+    latency = (
+        None
+        if lat is None
+        else LatencyState(
+            fingerprint=str(lat["fingerprint"]),
+            series=series(lat["series"]),
+            rings=tuple(hist(r) for r in lat["rings"]),
+            too_old=_int(lat["too_old"]),
+        )
+    )
+    state = AggregatorState(
+        slos=slos,
+        latency=latency,
+        events=_int(st["events"]),
+        newest_ms=_opt_int(st["newest_ms"]),
+        oldest_ms=_opt_int(st["oldest_ms"]),
+    )
+    offsets = {(str(t), _int(p)): _int(o) for t, p, o in meta["offsets"]}
+    return Checkpoint(
+        state=state,
+        offsets=offsets,
+        created_ms=_int(meta["created_ms"]),
+        sloguard_version=str(meta.get("sloguard_version", "")),
+        info={str(k): str(v) for k, v in meta.get("info", {}).items()},
+    )
+
+
+# -- stores -------------------------------------------------------------------------------------------
+
+
+class CheckpointStore(Protocol):
+    """Where checkpoints live. Implementations must make `save` atomic: a reader sees the old list or
+    the new one, never a partial checkpoint under a listed name."""
+
+    def save(self, data: bytes) -> str:
+        """Store a new checkpoint; returns its name. Raises OSError on failure."""
+        ...
+
+    def names(self) -> list[str]:
+        """Stored checkpoints, newest first."""
+        ...
+
+    def read(self, name: str) -> bytes: ...
+
+    def describe(self) -> str:
+        """Where, for log lines (a path, a topic)."""
+        ...
+
+
+_NAME = re.compile(r"checkpoint-(\d{12})\.sgc")
+
+
+class DirectoryStore:
+    """Checkpoints as files ``checkpoint-<sequence>.sgc`` in one local directory (a PersistentVolume).
+
+    ``save``: write ``.tmp-*`` in the same directory, fsync it, rename it into place, fsync the
+    directory (so the rename itself survives a power cut), then delete all but the newest ``keep``.
+    """
+
+    def __init__(self, directory: str | Path, keep: int = 3) -> None:
+        if keep < 1:
+            raise ValueError("keep must be at least 1")
+        self.directory = Path(directory)
+        self.keep = keep
+
+    def describe(self) -> str:
+        return str(self.directory)
+
+    def prepare(self) -> None:
+        """Create the directory; remove temp files left by a crash mid-write. Raises OSError."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for tmp in self.directory.glob(".tmp-checkpoint-*"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return sorted((e for e in entries if _NAME.fullmatch(e)), reverse=True)
+
+    def read(self, name: str) -> bytes:
+        return (self.directory / name).read_bytes()
+
+    def save(self, data: bytes) -> str:
+        existing = self.names()
+        newest = _NAME.fullmatch(existing[0]) if existing else None
+        seq = int(newest[1]) + 1 if newest else 1
+        name = f"checkpoint-{seq:012d}.sgc"
+        tmp = self.directory / f".tmp-{name}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.directory / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _fsync_dir(self.directory)
+        for old in [name, *existing][self.keep :]:
+            with contextlib.suppress(OSError):
+                (self.directory / old).unlink()
+        return name
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_latest(
+    store: CheckpointStore, on_refused: Callable[[str, str], None]
+) -> tuple[str, Checkpoint] | None:
+    """The newest checkpoint that decodes; each one refused on the way is reported as (name, reason)."""
+    for name in store.names():
+        try:
+            return name, decode(store.read(name))
+        except CheckpointError as exc:
+            on_refused(name, str(exc))
+        except OSError as exc:
+            on_refused(name, f"cannot read: {exc.strerror or exc}")
+    return None
