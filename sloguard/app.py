@@ -7,10 +7,15 @@ Three tasks in one TaskGroup:
   commit absorbed offsets every few seconds;
 - tick: every second ``advance(now)`` + ``snapshot(now)`` -> render the exposition (in a worker
   thread: the snapshot is immutable) -> hand the bytes to the HTTP server;
-- the HTTP server (its own accept loop) serves /metrics, /healthz, /readyz.
+- the HTTP server (its own accept loop) serves /metrics, /healthz, /readyz;
+- with a checkpoint directory: every ``checkpoint.interval`` a checkpoint (state + the offsets it holds,
+  `sloguard.checkpoint`), and only then are those offsets committed. On start the newest good checkpoint
+  is restored and its partitions seek back to its offsets: after a crash nothing is lost or counted
+  twice. Partitions revoked in a rebalance are checkpointed and committed before they go.
 
-SIGTERM/SIGINT stop fetching; the batch in hand is absorbed, offsets are committed, and the process
-exits 0 within ``shutdown_timeout_seconds``. Settings are read once, here, and passed down as values.
+SIGTERM/SIGINT stop fetching; the batch in hand is absorbed, a last checkpoint is written, offsets are
+committed, and the process exits 0 within ``shutdown_timeout_seconds``. Settings are read once, here,
+and passed down as values.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sloguard import __version__
+from sloguard.checkpoint import Checkpoint, DirectoryStore, encode, load_latest
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.clock import Clock, SystemClock
 from sloguard.core.snapshot import Snapshot
@@ -31,7 +37,7 @@ from sloguard.core.spec import Config
 from sloguard.export.collector import Exposition
 from sloguard.export.http import HttpServer
 from sloguard.ingest.decode import Decoder
-from sloguard.ingest.kafka import DeadLetterError, Fetched, KafkaSource
+from sloguard.ingest.kafka import TP, DeadLetterError, Fetched, KafkaSource
 from sloguard.logs import RateLimiter, get_logger
 from sloguard.settings import Settings
 from sloguard.telemetry import Telemetry
@@ -63,10 +69,19 @@ class Daemon:
         )
         host, port = self.settings.listen_address()
         self.http = HttpServer(host, port, health=self.healthy, ready=self.ready)
+        ck = self.settings.checkpoint
+        self.store = DirectoryStore(ck.dir, ck.keep) if ck.dir is not None else None
         if self.source is None:
             # Each fetched batch is absorbed before the next fetch, so a revocation has nothing in flight
-            # to flush: no on_revoke callback is needed.
-            self.source = KafkaSource(self.settings.kafka.to_config())
+            # to flush; with checkpoints, the revoked partitions' state is checkpointed before their
+            # offsets are committed for the next owner.
+            on_revoke = self._on_revoke if self.store is not None else None
+            self.source = KafkaSource(self.settings.kafka.to_config(), on_revoke)
+        #: Next offset per partition of the events in the aggregator (what a checkpoint records).
+        self.positions: dict[TP, int] = {}
+        #: Why the last checkpoint write failed (None: the last one worked, or none tried yet).
+        self.checkpoint_error: str | None = None
+        self._checkpoint_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._heartbeat = time.monotonic()
         self._last_commit = time.monotonic()
@@ -85,6 +100,8 @@ class Daemon:
         """Ready: config loaded, consuming (group joined, broker reachable), a snapshot published."""
         if self.ticks == 0:
             return False, "no snapshot published yet"
+        if self.checkpoint_error is not None:
+            return False, f"checkpoints failing, state would be lost on restart: {self.checkpoint_error}"
         assert self.source is not None
         return self.source.ready()
 
@@ -102,6 +119,10 @@ class Daemon:
                 loop.add_signal_handler(sig, self.stop)
         await self.http.start()
         log.info("http_listening", address=f"{self.settings.listen_address()[0]}:{self.http.port}")
+        if self.store is not None:
+            self.restore()
+        else:
+            log.warning("checkpoints_disabled", hint="set SLOGUARD_CHECKPOINT__DIR; state is lost on restart")
         try:
             await self.source.start()
         except Exception:
@@ -118,6 +139,8 @@ class Daemon:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._consume())
                 tg.create_task(self._tick_loop())
+                if self.store is not None:
+                    tg.create_task(self._checkpoint_loop())
         finally:
             await self._shutdown()
         return 0
@@ -144,6 +167,11 @@ class Daemon:
                 await self.absorb(fetched)
             if time.monotonic() - self._last_commit >= commit_every:
                 await self._commit()
+        if self.store is not None:
+            try:
+                await asyncio.wait_for(self.checkpoint("shutdown"), self.settings.shutdown_timeout_seconds)
+            except TimeoutError:
+                log.error("shutdown_checkpoint_timeout", timeout_s=self.settings.shutdown_timeout_seconds)
         await self._commit()
 
     async def absorb(self, fetched: Fetched) -> None:
@@ -176,7 +204,11 @@ class Daemon:
             t.dead_lettered += len(rejected)
         if t.invalid.total > before:
             self._log_invalid(t.invalid.total - before)
-        self.source.absorbed(fetched.offsets)
+        self.positions.update(self.source.current(fetched.offsets))
+        if self.store is None or self.checkpoint_error is not None:
+            # Without (working) checkpoints, commit what the aggregator holds; with them, only what a
+            # checkpoint holds (`checkpoint`), so a commit never runs ahead of durable state.
+            self.source.absorbed(fetched.offsets)
 
     async def _dead_letter(self, rejected: list[tuple[str, bytes]]) -> bool:
         """Publish to the dead-letter topic, retrying with backoff until it works or we stop."""
@@ -219,6 +251,113 @@ class Daemon:
             ok, suppressed = self._limiter.allow("commit", time.monotonic())
             if ok:
                 log.error("commit_failed", failures=self.source.commit_failures, suppressed_lines=suppressed)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Load the newest good checkpoint (start-up): state into the aggregator, offsets to seek to."""
+        assert self.store is not None and self.source is not None
+        where = self.store.describe()
+        try:
+            self.store.prepare()
+        except OSError as exc:
+            self.checkpoint_error = f"{where}: {exc.strerror or exc}"
+            log.error("checkpoint_dir_unusable", dir=where, error=str(exc))
+            return
+        found = load_latest(
+            self.store, lambda name, why: log.error("checkpoint_refused", dir=where, file=name, reason=why)
+        )
+        if found is None:
+            log.info("no_checkpoint", dir=where, hint="starting with empty state")
+            return
+        name, cp = found
+        report = self.aggregator.restore_state(cp.state)
+        self.source.seek_on_assign(cp.offsets)
+        self.positions = dict(cp.offsets)
+        log.info(
+            "checkpoint_restored",
+            dir=where,
+            file=name,
+            taken_at_ms=cp.created_ms,
+            events=cp.state.events,
+            offsets={f"{t}/{p}": o for (t, p), o in sorted(cp.offsets.items())},
+            restored=list(report.restored),
+            fresh=list(report.fresh),
+            dropped=list(report.dropped),
+        )
+
+    def _checkpoint_offsets(self) -> dict[TP, int]:
+        assert self.source is not None
+        owned = self.source.assignment
+        if not owned:
+            return dict(self.positions)  # not joined yet: what was restored
+        return {tp: o for tp, o in self.positions.items() if tp in owned}
+
+    async def checkpoint(self, reason: str) -> bool:
+        """Write a checkpoint of the current state and offsets, then mark those offsets for commit."""
+        assert self.store is not None and self.source is not None
+        store = self.store
+        async with self._checkpoint_lock:
+            started = time.perf_counter()
+            # Taken together, between two absorbs (one event loop): the state holds exactly the events
+            # before these offsets. Exporting copies, so ingesting may go on while the thread writes.
+            offsets = self._checkpoint_offsets()
+            cp = Checkpoint(
+                state=self.aggregator.export_state(),
+                offsets=offsets,
+                created_ms=self.clock.now_ms(),
+                sloguard_version=__version__,
+                info={"config": str(self.settings.config or ""), "reason": reason},
+            )
+
+            def write() -> tuple[str, int]:
+                data = encode(cp)
+                return store.save(data), len(data)
+
+            t = self.telemetry
+            try:
+                name, size = await asyncio.to_thread(write)
+            except OSError as exc:
+                t.checkpoint_failures += 1
+                first = self.checkpoint_error is None
+                self.checkpoint_error = f"{store.describe()}: {exc.strerror or exc}"
+                ok, suppressed = self._limiter.allow("checkpoint", time.monotonic())
+                if ok or first:
+                    log.error(
+                        "checkpoint_failed",
+                        dir=store.describe(),
+                        error=str(exc),
+                        reason=reason,
+                        failures=t.checkpoint_failures,
+                        suppressed_lines=suppressed,
+                    )
+                return False
+            if self.checkpoint_error is not None:
+                log.info("checkpoint_recovered", dir=store.describe())
+            self.checkpoint_error = None
+            t.checkpoints_written += 1
+            t.checkpoint_bytes = size
+            t.checkpoint_duration_seconds = time.perf_counter() - started
+            t.checkpoint_last_success_seconds = cp.created_ms / 1000
+            log.debug("checkpoint_written", file=name, bytes=size, reason=reason)
+            self.source.absorbed(offsets)
+        # Commit at once: until then a new owner of these partitions (after a crash of this process)
+        # would start before offsets this checkpoint already holds.
+        await self._commit()
+        return True
+
+    async def _on_revoke(self) -> None:
+        # Partitions are about to go to another member: make our state for them durable first; the
+        # source then commits the offsets this checkpoint holds.
+        await self.checkpoint("rebalance")
+
+    async def _checkpoint_loop(self) -> None:
+        interval = self.settings.checkpoint.interval
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval)
+            if not self._stopping.is_set():
+                await self.checkpoint("interval")
 
     async def _tick_loop(self) -> None:
         period_ms = int(self.settings.tick_seconds * 1000)

@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         "--sloth-compat", action="store_true", default=None, help="also export Sloth's metric names"
     )
     run.add_argument("--log-format", choices=("auto", "json", "console"))
+    run.add_argument("--checkpoint-dir", help="write checkpoints here and restore from them (default: none)")
+    run.add_argument("--checkpoint-interval", type=float, help="seconds between checkpoints (default 30)")
 
     # Its options live in sloguard.loadgen, imported only when used: it pulls in aiokafka, which would
     # slow every other command's start (replay's benchmark counts start-up CPU).
@@ -150,6 +152,13 @@ def _run(args: argparse.Namespace) -> int:
             kafka[key] = getattr(args, flag)
     if kafka:
         overrides["kafka"] = kafka
+    checkpoint = {
+        key: getattr(args, flag)
+        for flag, key in (("checkpoint_dir", "dir"), ("checkpoint_interval", "interval"))
+        if getattr(args, flag) is not None
+    }
+    if checkpoint:
+        overrides["checkpoint"] = checkpoint
     try:
         settings = load_settings(overrides)
     except SettingsError as exc:

@@ -85,6 +85,19 @@ class KafkaSettings(BaseModel):
         )
 
 
+class CheckpointSettings(BaseModel):
+    """Where and how often the daemon writes checkpoints (state + offsets); see sloguard.checkpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Local directory (a PersistentVolume in Kubernetes). None: no checkpoints, state lost on restart.
+    dir: Path | None = None
+    #: Seconds between checkpoints (one is also written on shutdown and when partitions are revoked).
+    interval: float = Field(default=30.0, gt=0)
+    #: Checkpoints kept; older ones are deleted after each successful write.
+    keep: int = Field(default=3, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything `sloguard run` needs besides the SLO file's content."""
 
@@ -106,6 +119,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings())
+    checkpoint: CheckpointSettings = Field(default_factory=lambda: CheckpointSettings())
 
     @field_validator("listen")
     @classmethod

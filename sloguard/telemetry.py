@@ -27,6 +27,11 @@ class TelemetrySnapshot:
     consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)
     tick_duration_seconds: float = 0.0
     render_duration_seconds: float = 0.0
+    checkpoints_written: int = 0
+    checkpoint_failures: int = 0
+    checkpoint_last_success_seconds: float = 0.0
+    checkpoint_duration_seconds: float = 0.0
+    checkpoint_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -43,6 +48,11 @@ class Telemetry:
     consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)
     tick_duration_seconds: float = 0.0
     render_duration_seconds: float = 0.0
+    checkpoints_written: int = 0
+    checkpoint_failures: int = 0
+    checkpoint_last_success_seconds: float = 0.0
+    checkpoint_duration_seconds: float = 0.0
+    checkpoint_bytes: int = 0
 
     def snapshot(self) -> TelemetrySnapshot:
         """A copy for the exporter (same fields, invalid counts as a plain dict)."""

@@ -296,6 +296,8 @@ class SnapshotCollector(Collector):
                 t.dead_lettered,
             ),
             ("sloguard_commit_failures_total", "Failed offset commits.", t.commit_failures),
+            ("sloguard_checkpoints_total", "Checkpoints written.", t.checkpoints_written),
+            ("sloguard_checkpoint_failures_total", "Checkpoint writes that failed.", t.checkpoint_failures),
         )
         for name, doc, value in counters:
             yield _scalar(name, doc, value, "counter")
@@ -330,6 +332,17 @@ class SnapshotCollector(Collector):
             "Wall time of the last evaluation (advance and snapshot).",
             t.tick_duration_seconds,
         )
+        yield _scalar(
+            "sloguard_checkpoint_last_success_timestamp_seconds",
+            "Unix time of the last successful checkpoint (0: none yet, or checkpoints disabled).",
+            t.checkpoint_last_success_seconds,
+        )
+        yield _scalar(
+            "sloguard_checkpoint_duration_seconds",
+            "Wall time of the last successful checkpoint (export, encode, write, fsync).",
+            t.checkpoint_duration_seconds,
+        )
+        yield _scalar("sloguard_checkpoint_bytes", "Size of the last checkpoint written.", t.checkpoint_bytes)
         yield _scalar(
             "sloguard_render_duration_seconds",
             "Wall time of the previous rendering of /metrics.",

@@ -213,7 +213,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         await self._source._on_revoked({(tp.topic, tp.partition) for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self._source._on_assigned({(tp.topic, tp.partition) for tp in assigned})
+        await self._source._on_assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
 async def _cluster(metadata: Awaitable[Any], timeout_s: float) -> Any:
@@ -275,6 +275,8 @@ class KafkaSource:
         self._last_contact = 0.0
         self._last_error = ""
         self._missing_topics: tuple[str, ...] = ()
+        # Offsets from a restored checkpoint: seek there on first assignment (`seek_on_assign`).
+        self._start_offsets: dict[TP, int] = {}
         self.commit_failures = 0
         self.dead_letter_failures = 0
         self.dead_lettered = 0
@@ -399,6 +401,41 @@ class KafkaSource:
             self._last_contact = time.monotonic()
         await self._update_lag(offsets)
         return Fetched(records, offsets)
+
+    def seek_on_assign(self, offsets: Mapping[TP, int]) -> None:
+        """Start these partitions at these offsets (a restored checkpoint's) the first time each is
+        assigned, unless the group's committed offset is further on.
+
+        With checkpoints, offsets are committed only after a checkpoint holds them, so a committed
+        offset behind the checkpoint's means a crash came between checkpoint and commit (start at the
+        checkpoint: those events are in the restored state), and one ahead of it means another member
+        owned the partition meanwhile and its state holds those events (start at the commit).
+        """
+        self._start_offsets = dict(offsets)
+
+    async def _seek_to_checkpoint(self, tp: TP, offset: int) -> None:
+        try:
+            async with asyncio.timeout(self.config.request_timeout_ms / 1000):
+                committed = await self._consumer.committed(TopicPartition(*tp))
+        except (KafkaError, TimeoutError) as exc:
+            # Unknown: trust the checkpoint (re-reading is what a plain consumer would do too).
+            log.warning("cannot read the committed offset of %s (%r); using the checkpoint's", tp, exc)
+            committed = None
+        if committed is not None and committed > offset:
+            log.info("partition %s: committed offset %d is past the checkpoint's %d", tp, committed, offset)
+            return
+        self._consumer.seek(TopicPartition(*tp), offset)
+        log.info("partition %s starts at checkpoint offset %d (committed: %s)", tp, offset, committed)
+
+    @property
+    def assignment(self) -> frozenset[TP]:
+        """Partitions assigned by the last rebalance."""
+        return self._assigned
+
+    def current(self, offsets: Mapping[TP, int]) -> dict[TP, int]:
+        """``offsets`` without the partitions revoked since the fetch that produced them."""
+        epoch = offsets.epoch if isinstance(offsets, Offsets) else self._epoch
+        return {tp: o for tp, o in offsets.items() if self._revoked_at.get(tp, -1) <= epoch}
 
     def absorbed(self, offsets: Mapping[TP, int]) -> None:
         """Mark offsets as absorbed by the aggregator: the next `commit()` commits them.
@@ -545,7 +582,9 @@ class KafkaSource:
             self._positions.pop(tp, None)
             self._highwaters.pop(tp, None)
 
-    def _on_assigned(self, assigned: set[TP]) -> None:
+    async def _on_assigned(self, assigned: set[TP]) -> None:
+        for tp in sorted(assigned & set(self._start_offsets)):
+            await self._seek_to_checkpoint(tp, self._start_offsets.pop(tp))
         self._assigned = frozenset(assigned)
         self._joined = True
         self._last_contact = time.monotonic()
