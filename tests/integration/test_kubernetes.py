@@ -9,44 +9,27 @@ reach (config/slos.example.yaml and the generated PrometheusRule): they must be 
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
-from typing import Any
 
-import kubernetes_validate
 import pytest
-import yaml
-from cloudcoil.models.prometheus_operator.v1 import PrometheusRule, ServiceMonitor
 
 from sloguard.cli import main
-from tests.support.tools import require
+from tests.support.k8s import (
+    KINDS,
+    Doc,
+    assert_locked_down,
+    check_rules_with_promtool,
+    kustomize,
+    one,
+    validate_core_kinds,
+    validate_operator_kinds,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
 BASE = KUBE / "base"
 OVERLAY = KUBE / "overlays" / "example"
 EXAMPLE = ROOT / "config" / "slos.example.yaml"
-#: Kubernetes schema version for kubernetes-validate (one it ships; see `kubernetes-validate --help`).
-K8S_VERSION = "1.30.0"
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
-SHUTDOWN_TIMEOUT_S = 20  # Settings.shutdown_timeout_seconds default
-
-Doc = dict[str, Any]
-
-
-def kustomize(path: Path) -> list[Doc]:
-    kubectl = require("kubectl")
-    proc = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
-
-
-def one(docs: list[Doc], kind: str) -> Doc:
-    found = [doc for doc in docs if doc["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
-    return found[0]
 
 
 @pytest.fixture(scope="module", params=[BASE, OVERLAY], ids=["base", "overlay"])
@@ -55,34 +38,15 @@ def rendered(request: pytest.FixtureRequest) -> list[Doc]:
 
 
 def test_renders_every_kind(rendered: list[Doc]) -> None:
-    kinds = sorted(doc["kind"] for doc in rendered)
-    assert kinds == sorted(
-        [
-            "ConfigMap",
-            "ConfigMap",
-            "Deployment",
-            "NetworkPolicy",
-            "PodDisruptionBudget",
-            "PrometheusRule",
-            "Service",
-            "ServiceAccount",
-            "ServiceMonitor",
-        ]
-    )
+    assert sorted(doc["kind"] for doc in rendered) == KINDS
 
 
 def test_core_kinds_validate_strictly(rendered: list[Doc]) -> None:
-    for doc in rendered:
-        if doc["kind"] not in CRD_KINDS:
-            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    validate_core_kinds(rendered)
 
 
 def test_operator_kinds_validate(rendered: list[Doc]) -> None:
-    for model in (ServiceMonitor, PrometheusRule):
-        doc = one(rendered, model.__name__)
-        parsed = model.model_validate(doc)
-        # pydantic ignores unknown keys: dumping back must give every key, none dropped or renamed.
-        assert parsed.model_dump(by_alias=True, exclude_none=True, mode="json") == doc
+    validate_operator_kinds(rendered)
     endpoint = one(rendered, "ServiceMonitor")["spec"]["endpoints"][0]
     assert endpoint["port"] == "metrics"
     assert endpoint["interval"] == "30s"
@@ -90,38 +54,11 @@ def test_operator_kinds_validate(rendered: list[Doc]) -> None:
 
 @pytest.mark.promtool
 def test_prometheus_rule_passes_promtool(rendered: list[Doc], tmp_path: Path) -> None:
-    promtool = require("promtool")
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(yaml.safe_dump(one(rendered, "PrometheusRule")["spec"], sort_keys=False))
-    proc = subprocess.run(
-        [promtool, "check", "rules", "--lint=all", "--lint-fatal", str(rules)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    check_rules_with_promtool(one(rendered, "PrometheusRule"), tmp_path)
 
 
 def test_deployment_is_locked_down(rendered: list[Doc]) -> None:
-    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
-    assert pod["terminationGracePeriodSeconds"] > SHUTDOWN_TIMEOUT_S
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["automountServiceAccountToken"] is False
-    (container,) = pod["containers"]
-    assert container["name"] == "sloguard"
-    assert container["args"] == ["run", "--config", "/etc/sloguard/slos.yaml"]
-    assert container["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-    security = container["securityContext"]
-    assert security["runAsNonRoot"] is True
-    assert security["runAsUser"] != 0
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"]["drop"] == ["ALL"]
-    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert {"requests", "limits"} <= container["resources"].keys()
+    assert_locked_down(rendered)
 
 
 def test_deployment_references_the_generated_config_maps(rendered: list[Doc]) -> None:

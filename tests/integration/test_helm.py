@@ -1,0 +1,488 @@
+"""The Helm chart deploy/helm/sloguard, linted and rendered in-process with helm-python-sdk (Helm v4).
+
+With the default values and with ci/example-values.yaml: ``helm lint --strict``, then the rendered
+objects through the same checks as the kustomize manifests (tests/support/k8s.py: strict Kubernetes
+schemas, prometheus-operator models, promtool); the rendered SLO file and settings must be accepted by
+the daemon's own parsers, the PrometheusRule must be exactly what `sloguard rules` generates for the
+rendered SLO file, and with default values the Deployment and its companions must match the kustomize
+base. values.schema.json must refuse typos and wrong types; the templates refuse inconsistent values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+from annotated_types import Ge, Gt, Le
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from sloguard import __version__
+from sloguard.cli import main
+from sloguard.rules import generate, to_yaml
+from sloguard.settings import ENV_PREFIX, Settings, load_settings
+from sloguard.specfile import parse_config
+from tests.support.k8s import (
+    KINDS,
+    Doc,
+    assert_locked_down,
+    check_rules_with_promtool,
+    config_map_data,
+    container_environment,
+    kustomize,
+    one,
+    validate_core_kinds,
+    validate_operator_kinds,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "sloguard"
+EXAMPLE_VALUES = CHART / "ci" / "example-values.yaml"
+EXAMPLE_SLOS = ROOT / "config" / "slos.example.yaml"
+KUSTOMIZE_BASE = ROOT / "deploy" / "kubernetes" / "base"
+RELEASE = "sloguard"
+NAMESPACE = "observability"
+#: `helm lint --kube-version`: the version kubernetes-validate checks against (tests/support/k8s.py).
+KUBE_VERSION = "v1.30.0"
+#: Environment variables the chart derives from `kafka` and its own port: not allowed in `settings`.
+CHART_OWNED = {
+    "SLOGUARD_CONFIG",
+    "SLOGUARD_LISTEN",
+    "SLOGUARD_KAFKA__BOOTSTRAP_SERVERS",
+    "SLOGUARD_KAFKA__TOPICS",
+    "SLOGUARD_KAFKA__GROUP_ID",
+    "SLOGUARD_KAFKA__SECURITY_PROTOCOL",
+    "SLOGUARD_KAFKA__SASL_MECHANISM",
+    "SLOGUARD_KAFKA__SASL_USERNAME",
+    "SLOGUARD_KAFKA__SASL_PASSWORD",
+    "SLOGUARD_KAFKA__SSL_CAFILE",
+    "SLOGUARD_KAFKA__SSL_CERTFILE",
+    "SLOGUARD_KAFKA__SSL_KEYFILE",
+    # Set with the volume that holds the checkpoints (not in this chart yet: state is lost on restart).
+    "SLOGUARD_CHECKPOINT__DIR",
+}
+#: The chart's default rule groups.
+DEFAULT_GROUPS: list[Doc] = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())["groups"]
+#: What `helm lint` may say about a good chart (info level).
+LINT_INFO_OK = {"icon is recommended"}
+
+
+def example_values() -> dict[str, Any]:
+    """ci/example-values.yaml parsed as `helm -f` does."""
+    return helm.values_from_yaml(EXAMPLE_VALUES.read_text())
+
+
+def render(values: dict[str, Any] | None = None) -> list[Doc]:
+    """``helm template`` of the chart (values validated against values.schema.json)."""
+    with helm.Chart.load(CHART) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs: list[Doc] = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith(".yaml"):
+            docs.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return docs
+
+
+def notes(values: dict[str, Any] | None = None) -> str:
+    with helm.Chart.load(CHART) as chart:
+        return chart.render(values, name=RELEASE, namespace=NAMESPACE)[f"{CHART.name}/templates/NOTES.txt"]
+
+
+def lint_problems(values: dict[str, Any] | None) -> list[str]:
+    """``helm lint --strict`` findings other than the accepted info messages. (Helm 4 lints with `fail`
+    made harmless, so the templates' own checks show only when rendering.)"""
+    report = helm.lint(CHART, values, strict=True, kube_version=KUBE_VERSION)
+    problems = [
+        f"{m['path']}: {m['error']}"
+        for m in report["messages"]
+        if m["severity"] >= 2 or m["error"] not in LINT_INFO_OK
+    ]
+    return problems + list(report["errors"])
+
+
+def container(docs: list[Doc]) -> Doc:
+    (only,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return typing.cast(Doc, only)
+
+
+def slo_file(docs: list[Doc]) -> str:
+    return config_map_data(docs, f"{RELEASE}-slos")["slos.yaml"]
+
+
+@pytest.fixture(scope="module", params=["default", "example"])
+def values(request: pytest.FixtureRequest) -> dict[str, Any] | None:
+    return example_values() if request.param == "example" else None
+
+
+@pytest.fixture(scope="module")
+def rendered(values: dict[str, Any] | None) -> list[Doc]:
+    return render(values)
+
+
+def test_chart_version_follows_sloguard() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["version"] == __version__
+    assert chart["appVersion"] == __version__
+
+
+def test_lint_strict(values: dict[str, Any] | None) -> None:
+    assert lint_problems(values) == []
+
+
+def test_renders_every_kind(rendered: list[Doc]) -> None:
+    assert sorted(doc["kind"] for doc in rendered) == KINDS
+    assert {doc["metadata"]["namespace"] for doc in rendered} == {NAMESPACE}
+
+
+def test_core_kinds_validate_strictly(rendered: list[Doc]) -> None:
+    validate_core_kinds(rendered)
+
+
+def test_operator_kinds_validate(rendered: list[Doc]) -> None:
+    validate_operator_kinds(rendered)
+    service = one(rendered, "Service")
+    monitor = one(rendered, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "metrics"
+
+
+@pytest.mark.promtool
+def test_prometheus_rule_passes_promtool(rendered: list[Doc], tmp_path: Path) -> None:
+    check_rules_with_promtool(one(rendered, "PrometheusRule"), tmp_path)
+
+
+def test_deployment_is_locked_down(rendered: list[Doc]) -> None:
+    assert_locked_down(rendered)
+
+
+def test_selectors_match_the_pod(rendered: list[Doc]) -> None:
+    pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    selectors = [
+        one(rendered, "Deployment")["spec"]["selector"]["matchLabels"],
+        one(rendered, "Service")["spec"]["selector"],
+        one(rendered, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        one(rendered, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+    ]
+    for selector in selectors:
+        assert selector.items() <= pod_labels.items()
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == one(rendered, "ServiceAccount")["metadata"]["name"]
+
+
+def test_daemon_accepts_the_rendered_settings(rendered: list[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The container's environment (Secrets stubbed) through the daemon's own settings parser and the
+    Kafka client's cross-field checks (SASL needs a mechanism, user and password, ...)."""
+    env = container_environment(rendered, container(rendered), secret="stub")
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    kafka = settings.kafka.to_config()
+    assert settings.listen_address() == ("0.0.0.0", 9464)
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > settings.shutdown_timeout_seconds
+    # Files the Kafka client reads are in a mounted Secret.
+    mounts = {m["mountPath"]: m["name"] for m in container(rendered)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for path in filter(None, (kafka.ssl_cafile, kafka.ssl_certfile, kafka.ssl_keyfile)):
+        directory, _, name = path.rpartition("/")
+        volume = volumes[mounts[directory]]
+        assert name in {item["path"] for item in volume["secret"]["items"]}
+
+
+def test_slo_file_is_valid(rendered: list[Doc]) -> None:
+    parse_config(slo_file(rendered), source="ConfigMap sloguard-slos")
+
+
+def test_prometheus_rule_is_sloguard_rules_of_the_slo_file(rendered: list[Doc]) -> None:
+    """The committed rule groups (files/rules.yaml, the example's prometheusRule.groups) are exactly
+    what `sloguard rules` generates for the SLO file the chart renders: they cannot drift apart."""
+    expected = generate(parse_config(slo_file(rendered)))["groups"]
+    groups = one(rendered, "PrometheusRule")["spec"]["groups"]
+    assert groups == expected, (
+        "stale rule groups: deploy/helm/sloguard/files/rules.yaml must be `sloguard rules "
+        "deploy/helm/sloguard/files/slos.yaml -o deploy/helm/sloguard/files/rules.yaml`; "
+        "ci/example-values.yaml's prometheusRule.groups must be these:\n" + to_yaml({"groups": expected})
+    )
+
+
+def test_default_slo_file_is_the_example() -> None:
+    assert (CHART / "files" / "slos.yaml").read_bytes() == EXAMPLE_SLOS.read_bytes(), (
+        "deploy/helm/sloguard/files/slos.yaml differs from config/slos.example.yaml: "
+        "cp config/slos.example.yaml deploy/helm/sloguard/files/slos.yaml"
+    )
+    # The ConfigMap carries the file byte for byte, comments included.
+    assert slo_file(render()) == EXAMPLE_SLOS.read_text()
+
+
+def test_default_rule_file_is_up_to_date(tmp_path: Path) -> None:
+    out = tmp_path / "rules.yaml"
+    assert main(["rules", str(CHART / "files" / "slos.yaml"), "-o", str(out)]) == 0
+    assert (CHART / "files" / "rules.yaml").read_text() == out.read_text(), (
+        "deploy/helm/sloguard/files/rules.yaml is stale: sloguard rules deploy/helm/sloguard/files/slos.yaml "
+        "-o deploy/helm/sloguard/files/rules.yaml"
+    )
+
+
+def test_slos_as_yaml_keep_their_meaning() -> None:
+    """The example's `slos` is YAML under a values key: Helm turns numbers into float64 and re-emits the
+    document with sorted keys. The daemon must read the same SLOs as from the values file itself."""
+    text = slo_file(render(example_values()))
+    from_values = yaml.safe_dump(yaml.safe_load(EXAMPLE_VALUES.read_text())["slos"], sort_keys=False)
+    assert parse_config(text) == parse_config(from_values)
+
+
+def test_slos_and_rules_from_files(tmp_path: Path) -> None:
+    """The README's way: --set-file slos=my-slos.yaml --set-file prometheusRule.groups=rules.yaml."""
+    slos = tmp_path / "my-slos.yaml"
+    slos.write_text(
+        "# checkout only\napiVersion: sloguard/v1\nslos:\n"
+        "  - {name: checkout, service: checkout, objective: 99.95, sli: {type: availability}, window: 30d}\n"
+    )
+    rules = tmp_path / "rules.yaml"
+    assert main(["rules", str(slos), "-o", str(rules)]) == 0
+    values = {"slos": slos.read_text(), "prometheusRule": {"groups": rules.read_text()}}
+    docs = render(values)
+    assert slo_file(docs) == slos.read_text()
+    assert one(docs, "PrometheusRule")["spec"] == yaml.safe_load(rules.read_text())
+    validate_core_kinds(docs)
+    validate_operator_kinds(docs)
+    assert "example SLO file" not in notes(values)
+    assert "example SLO file" in notes()
+
+
+POD_FIELDS = (
+    "securityContext",
+    "terminationGracePeriodSeconds",
+    "automountServiceAccountToken",
+    "enableServiceLinks",
+)
+
+
+def test_matches_the_kustomize_base() -> None:
+    """With default values the chart deploys what deploy/kubernetes/base does: same container (args,
+    ports, probes, resources, security contexts, mounts), same environment variable names and settings,
+    same SLO file and rules, same Service, ServiceMonitor endpoint, PDB and NetworkPolicy rules. Names and
+    labels differ (Helm's conventions); the base also references an optional SASL password Secret, which
+    the chart adds only with SASL."""
+    helm_docs = render()
+    base_docs = kustomize(KUSTOMIZE_BASE)
+    ours, theirs = container(helm_docs), container(base_docs)
+    for key in ("args", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
+        assert ours[key] == theirs[key], key
+    assert ours["volumeMounts"] == theirs["volumeMounts"]
+
+    our_pod = one(helm_docs, "Deployment")["spec"]["template"]["spec"]
+    their_pod = one(base_docs, "Deployment")["spec"]["template"]["spec"]
+    for key in POD_FIELDS:
+        assert our_pod[key] == their_pod[key], key
+    # Volumes alike but for the ConfigMap names (kustomize appends a content hash).
+    for volume in (*our_pod["volumes"], *their_pod["volumes"]):
+        volume.get("configMap", {}).pop("name", None)
+    assert our_pod["volumes"] == their_pod["volumes"]
+
+    our_env = container_environment(helm_docs, ours)
+    their_env = container_environment(base_docs, theirs)
+    assert our_env == their_env  # the base's SASL password reference is optional: left out
+    assert {e["name"] for e in theirs["env"]} - {e["name"] for e in ours["env"]} == {
+        "SLOGUARD_KAFKA__SASL_PASSWORD"
+    }
+
+    slos = next(doc for doc in base_docs if doc["metadata"]["name"].startswith("sloguard-slos-"))
+    assert slo_file(helm_docs) == slos["data"]["slos.yaml"]
+    assert one(helm_docs, "PrometheusRule")["spec"] == one(base_docs, "PrometheusRule")["spec"]
+    assert one(helm_docs, "Service")["spec"]["ports"] == one(base_docs, "Service")["spec"]["ports"]
+    for kind, key in (("ServiceMonitor", "endpoints"), ("PodDisruptionBudget", "maxUnavailable")):
+        assert one(helm_docs, kind)["spec"][key] == one(base_docs, kind)["spec"][key], kind
+    for key in ("policyTypes", "ingress", "egress"):
+        assert one(helm_docs, "NetworkPolicy")["spec"][key] == one(base_docs, "NetworkPolicy")["spec"][key]
+    assert one(helm_docs, "ServiceAccount")["automountServiceAccountToken"] is False
+
+
+def test_optional_objects_can_be_disabled() -> None:
+    docs = render(
+        {
+            "serviceMonitor": {"enabled": False},
+            "prometheusRule": {"enabled": False},
+            "podDisruptionBudget": {"enabled": False},
+            "networkPolicy": {"enabled": False},
+            "serviceAccount": {"create": False},
+        }
+    )
+    assert sorted(doc["kind"] for doc in docs) == ["ConfigMap", "ConfigMap", "Deployment", "Service"]
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "default"
+    validate_core_kinds(docs)
+
+
+def test_mutual_tls_mounts_the_client_certificate() -> None:
+    values = {
+        "kafka": {
+            "securityProtocol": "SSL",
+            "tls": {"existingSecret": "kafka-client", "certKey": "tls.crt", "keyKey": "tls.key"},
+        }
+    }
+    docs = render(values)
+    validate_core_kinds(docs)
+    env = container_environment(docs, container(docs))
+    assert env["SLOGUARD_KAFKA__SSL_CAFILE"] == "/etc/sloguard-kafka-tls/ca.crt"
+    assert env["SLOGUARD_KAFKA__SSL_CERTFILE"] == "/etc/sloguard-kafka-tls/tls.crt"
+    assert env["SLOGUARD_KAFKA__SSL_KEYFILE"] == "/etc/sloguard-kafka-tls/tls.key"
+    volume = next(v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if "secret" in v)
+    assert volume["secret"]["secretName"] == "kafka-client"
+    assert [item["key"] for item in volume["secret"]["items"]] == ["ca.crt", "tls.crt", "tls.key"]
+
+
+# --- values.schema.json -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        pytest.param({"replicas": 2}, "'replicas'", id="typo-top-level"),
+        pytest.param({"serviceMonitor": {"enabeld": True}}, "'enabeld'", id="typo-nested"),
+        pytest.param(
+            {"settings": {"SLOGUARD_SHUTDOWN_TIMEOUT": 10}}, "SLOGUARD_SHUTDOWN_TIMEOUT", id="typo-setting"
+        ),
+        pytest.param(
+            {"securityContext": {"readOnlyRootFileSystem": True}},
+            "'readOnlyRootFileSystem'",
+            id="typo-hardening",
+        ),
+        pytest.param({"replicaCount": "one"}, "/replicaCount", id="type-replicas"),
+        pytest.param({"replicaCount": 2}, "/replicaCount", id="second-replica"),
+        pytest.param({"kafka": {"topics": "requests"}}, "/kafka/topics", id="type-topics"),
+        pytest.param(
+            {"settings": {"SLOGUARD_SHUTDOWN_TIMEOUT_SECONDS": "soon"}},
+            "/settings/SLOGUARD_SHUTDOWN_TIMEOUT_SECONDS",
+            id="type-setting",
+        ),
+        pytest.param({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol", id="enum-protocol"),
+        pytest.param(
+            {"slos": {"apiVersion": "sloguard/v2", "slos": [{"name": "x"}]}}, "/slos/apiVersion", id="slos"
+        ),
+    ],
+)
+def test_schema_refuses(values: dict[str, Any], named: str) -> None:
+    problems = "\n".join(lint_problems(values))
+    assert named in problems
+    with pytest.raises(helm.HelmValuesError, match="values don't meet the specifications") as exc:
+        render(values)
+    assert named in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param(
+            {"kafka": {"securityProtocol": "SASL_SSL", "sasl": {"mechanism": "PLAIN", "username": "u"}}},
+            "needs kafka.sasl.existingSecret",
+            id="sasl-without-password",
+        ),
+        pytest.param(
+            {"kafka": {"securityProtocol": "SASL_SSL", "sasl": {"username": "u", "existingSecret": "s"}}},
+            "needs kafka.sasl.mechanism",
+            id="sasl-without-mechanism",
+        ),
+        pytest.param(
+            {"kafka": {"sasl": {"mechanism": "PLAIN", "username": "u", "existingSecret": "s"}}},
+            "not SASL_PLAINTEXT or SASL_SSL",
+            id="sasl-without-sasl-protocol",
+        ),
+        pytest.param(
+            {"kafka": {"tls": {"existingSecret": "ca"}}}, "not SSL or SASL_SSL", id="tls-without-ssl-protocol"
+        ),
+        pytest.param(
+            {"kafka": {"securityProtocol": "SSL", "tls": {"existingSecret": "c", "certKey": "tls.crt"}}},
+            "go together",
+            id="cert-without-key",
+        ),
+        pytest.param(
+            {"terminationGracePeriodSeconds": 20},
+            "must be longer than settings.SLOGUARD_SHUTDOWN_TIMEOUT_SECONDS",
+            id="grace-period-too-short",
+        ),
+        pytest.param(
+            {"settings": {"SLOGUARD_SHUTDOWN_TIMEOUT_SECONDS": None}, "terminationGracePeriodSeconds": 20},
+            "must be longer than settings.SLOGUARD_SHUTDOWN_TIMEOUT_SECONDS",
+            id="grace-period-vs-daemon-default",
+        ),
+        pytest.param(
+            {"slos": {"apiVersion": "sloguard/v1", "slos": [{"name": "mine"}]}},
+            "no group sloguard-mine for the SLO mine",
+            id="rules-not-regenerated",
+        ),
+        pytest.param(
+            {"prometheusRule": {"groups": [{"name": "sloguard-gone", "rules": []}]}},
+            "no group sloguard-checkout-availability for the SLO checkout-availability",
+            id="rules-for-other-slos",
+        ),
+        pytest.param(
+            {"prometheusRule": {"groups": [*DEFAULT_GROUPS, {"name": "sloguard-gone", "rules": []}]}},
+            "has the group sloguard-gone but slos has no such SLO",
+            id="rules-for-a-removed-slo",
+        ),
+        pytest.param(
+            {"prometheusRule": {"groups": "groups: {}"}},
+            "expected a list of rule groups",
+            id="rules-file-without-groups",
+        ),
+    ],
+)
+def test_templates_refuse_inconsistent_values(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmRenderError, match=message):
+        render(values)
+
+
+def _schema_of(field: FieldInfo) -> dict[str, Any]:
+    """The JSON schema the chart should give one daemon setting (from its pydantic field)."""
+    annotation: Any = field.annotation
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        (annotation,) = (arg for arg in args if arg is not type(None))
+    schema: dict[str, Any]
+    if typing.get_origin(annotation) is typing.Literal:
+        schema = {"type": "string", "enum": list(typing.get_args(annotation))}
+    else:
+        schema = {"type": {float: "number", int: "integer", bool: "boolean", str: "string"}[annotation]}
+    for meta in field.metadata:
+        if isinstance(meta, Gt):
+            schema["exclusiveMinimum"] = meta.gt
+        elif isinstance(meta, Ge):
+            schema["minimum"] = meta.ge
+        elif isinstance(meta, Le):
+            schema["maximum"] = meta.le
+    return schema
+
+
+def _settings_fields(
+    model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX
+) -> Iterator[tuple[str, FieldInfo]]:
+    """Every daemon setting as (environment variable, field); nested models with ``__``."""
+    for name, field in model.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _settings_fields(field.annotation, f"{prefix}{name.upper()}__")
+        else:
+            yield f"{prefix}{name.upper()}", field
+
+
+def test_schema_settings_are_the_daemons() -> None:
+    """`settings` takes exactly the daemon's settings the chart does not set itself, with the daemon's
+    types and bounds (sloguard/settings.py): a new setting must be added to values.schema.json."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    committed = schema["properties"]["settings"]["properties"]
+    expected = {name: _schema_of(field) for name, field in _settings_fields() if name not in CHART_OWNED}
+    assert {
+        name: {k: v for k, v in s.items() if k != "description"} for name, s in committed.items()
+    } == expected
+    assert schema["properties"]["settings"]["additionalProperties"] is False
+    assert {name for name, _ in _settings_fields()} >= CHART_OWNED
