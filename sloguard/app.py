@@ -13,6 +13,11 @@ Three tasks in one TaskGroup:
   is restored and its partitions seek back to its offsets: after a crash nothing is lost or counted
   twice. Partitions revoked in a rebalance are checkpointed and committed before they go.
 
+SIGHUP (and a change of the SLO file's content, checked every ``reload_interval_seconds``) reloads the
+SLO file: an invalid file is refused with a log line naming file and field, and the running config stays;
+a valid one replaces it, SLOs whose spec did not change keep their state, removed SLOs stop being
+exported.
+
 SIGTERM/SIGINT stop fetching; the batch in hand is absorbed, a last checkpoint is written, offsets are
 committed, and the process exits 0 within ``shutdown_timeout_seconds``. Settings are read once, here,
 and passed down as values.
@@ -25,6 +30,7 @@ import contextlib
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +46,7 @@ from sloguard.ingest.decode import Decoder
 from sloguard.ingest.kafka import TP, DeadLetterError, Fetched, KafkaSource
 from sloguard.logs import RateLimiter, get_logger
 from sloguard.settings import Settings
+from sloguard.specfile import SpecError, load_config
 from sloguard.telemetry import Telemetry
 
 FUTURE_TIMESTAMP = "future_timestamp"
@@ -62,11 +69,7 @@ class Daemon:
         self.aggregator = Aggregator(self.config)
         self.decoder = Decoder(vocabs=self.aggregator.vocabs)
         self.telemetry = Telemetry()
-        self.exposition = Exposition(
-            sloth_compat=self.settings.sloth_compat,
-            top_k={s.name: s.export_top_k for s in self.config.slos if s.export_top_k is not None},
-            version=__version__,
-        )
+        self.exposition = self._exposition(self.config)
         host, port = self.settings.listen_address()
         self.http = HttpServer(host, port, health=self.healthy, ready=self.ready)
         ck = self.settings.checkpoint
@@ -89,6 +92,13 @@ class Daemon:
         self.ticks = 0
         #: The snapshot published by the last tick (what /metrics shows).
         self.latest: Snapshot | None = None
+
+    def _exposition(self, config: Config) -> Exposition:
+        return Exposition(
+            sloth_compat=self.settings.sloth_compat,
+            top_k={s.name: s.export_top_k for s in config.slos if s.export_top_k is not None},
+            version=__version__,
+        )
 
     # -- health -------------------------------------------------------------------------------------
 
@@ -117,6 +127,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: self.reload("SIGHUP"))
         await self.http.start()
         log.info("http_listening", address=f"{self.settings.listen_address()[0]}:{self.http.port}")
         if self.store is not None:
@@ -141,6 +153,8 @@ class Daemon:
                 tg.create_task(self._tick_loop())
                 if self.store is not None:
                     tg.create_task(self._checkpoint_loop())
+                if self.settings.config is not None and self.settings.reload_interval_seconds > 0:
+                    tg.create_task(self._watch_loop(self.settings.config))
         finally:
             await self._shutdown()
         return 0
@@ -251,6 +265,58 @@ class Daemon:
             ok, suppressed = self._limiter.allow("commit", time.monotonic())
             if ok:
                 log.error("commit_failed", failures=self.source.commit_failures, suppressed_lines=suppressed)
+
+    # -- reload -------------------------------------------------------------------------------------
+
+    def reload(self, why: str) -> bool:
+        """Re-read the SLO file; apply it if valid, keeping the state of every unchanged SLO.
+
+        Synchronous on the event loop, so no batch is half-absorbed across the switch.
+        """
+        path = self.settings.config
+        if path is None:
+            log.warning("reload_ignored", reason="no SLO file path (--config) to re-read", trigger=why)
+            return False
+        t = self.telemetry
+        try:
+            config = load_config(path)
+        except SpecError as exc:
+            t.reload_failures += 1
+            t.last_reload_ok = False
+            log.error("reload_refused", file=str(path), trigger=why, problems=list(exc.problems))
+            return False
+        t.last_reload_ok = True
+        if config == self.config:
+            log.info("reload_unchanged", file=str(path), trigger=why)
+            return True
+        fresh = Aggregator(config)
+        report = fresh.restore_state(self.aggregator.export_state())
+        self.aggregator = fresh
+        # New vocabularies come with the new aggregator: the decoder must write ids into those.
+        self.decoder = Decoder(vocabs=fresh.vocabs)
+        self.config = config
+        self.exposition = self._exposition(config)
+        t.reloads += 1
+        log.info(
+            "reloaded",
+            file=str(path),
+            trigger=why,
+            kept=list(report.restored),
+            new_or_changed=list(report.fresh),
+            removed=list(report.dropped),
+        )
+        return True
+
+    async def _watch_loop(self, path: Path) -> None:
+        """Reload when the file's content changes (Kubernetes swaps ConfigMap files by symlink)."""
+        last = _read_or_none(path)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.reload_interval_seconds)
+            current = _read_or_none(path)
+            if current is not None and current != last:
+                last = current
+                self.reload("file changed")
 
     # -- checkpoints --------------------------------------------------------------------------------
 
@@ -388,6 +454,13 @@ class Daemon:
         self.latest = snapshot
         self._heartbeat = time.monotonic()
         self.ticks += 1
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 async def run(settings: Settings, config: Config) -> int:

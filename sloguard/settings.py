@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     #: Events whose time is more than this behind the wall clock are counted as late (still absorbed).
     late_after_seconds: float = Field(default=60.0, ge=0)
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
+    #: Seconds between checks of the SLO file for changes (a Kubernetes ConfigMap update); 0: only on
+    #: SIGHUP.
+    reload_interval_seconds: float = Field(default=10.0, ge=0)
     sloth_compat: bool = False
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -32,6 +32,9 @@ class TelemetrySnapshot:
     checkpoint_last_success_seconds: float = 0.0
     checkpoint_duration_seconds: float = 0.0
     checkpoint_bytes: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    last_reload_ok: bool = True
 
 
 @dataclass(slots=True)
@@ -53,6 +56,9 @@ class Telemetry:
     checkpoint_last_success_seconds: float = 0.0
     checkpoint_duration_seconds: float = 0.0
     checkpoint_bytes: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    last_reload_ok: bool = True
 
     def snapshot(self) -> TelemetrySnapshot:
         """A copy for the exporter (same fields, invalid counts as a plain dict)."""

@@ -298,6 +298,8 @@ class SnapshotCollector(Collector):
             ("sloguard_commit_failures_total", "Failed offset commits.", t.commit_failures),
             ("sloguard_checkpoints_total", "Checkpoints written.", t.checkpoints_written),
             ("sloguard_checkpoint_failures_total", "Checkpoint writes that failed.", t.checkpoint_failures),
+            ("sloguard_config_reloads_total", "SLO file reloads applied.", t.reloads),
+            ("sloguard_config_reload_failures_total", "SLO file reloads refused.", t.reload_failures),
         )
         for name, doc, value in counters:
             yield _scalar(name, doc, value, "counter")
@@ -331,6 +333,11 @@ class SnapshotCollector(Collector):
             "sloguard_tick_duration_seconds",
             "Wall time of the last evaluation (advance and snapshot).",
             t.tick_duration_seconds,
+        )
+        yield _scalar(
+            "sloguard_config_last_reload_successful",
+            "1 if the last SLO file (re)load was applied, 0 if it was refused (the previous config runs).",
+            float(t.last_reload_ok),
         )
         yield _scalar(
             "sloguard_checkpoint_last_success_timestamp_seconds",

@@ -281,6 +281,8 @@ def test_counters_end_in_total_and_nothing_else_does() -> None:
         "sloguard_commit_failures",
         "sloguard_checkpoints",
         "sloguard_checkpoint_failures",
+        "sloguard_config_reloads",
+        "sloguard_config_reload_failures",
         "sloguard_overflow_events",
         "sloguard_too_old_events",
         "sloguard_latency_overflow_events",
