@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed-stamp
 # Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
 SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager
 
-.PHONY: setup system-deps lint test bench bench-daemon run clean
+.PHONY: setup system-deps node-deps lint test bench bench-daemon bench-checkpoint run clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,20 @@ system-deps:
 	  fi; \
 	fi
 
+# deploy/grafana's type checker (tsc + @grafana/schema, pinned in package-lock.json); reinstalled when the lock changes.
+NODE_DEPS = deploy/grafana/node_modules/.installed-stamp
+$(NODE_DEPS): deploy/grafana/package.json deploy/grafana/package-lock.json
+	npm ci --prefix deploy/grafana --no-audit --no-fund
+	touch $(NODE_DEPS)
+
+node-deps: $(NODE_DEPS)
+
 lint: setup
 	$(VENV)/bin/ruff check sloguard tests benchmarks
 	$(VENV)/bin/ruff format --check sloguard tests benchmarks
 	$(VENV)/bin/mypy
 
-test: lint system-deps
+test: lint system-deps node-deps
 	$(VENV)/bin/pytest -q
 
 bench: setup
@@ -44,6 +52,9 @@ bench: setup
 
 bench-daemon: setup
 	$(PY) -m benchmarks.daemon
+
+bench-checkpoint: setup
+	$(PY) -m benchmarks.checkpoint
 
 run: setup
 	$(PY) -m sloguard.demo

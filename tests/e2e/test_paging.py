@@ -2,6 +2,11 @@
 
 Steady traffic first, then an outage of ``POST /v1/checkout``: no page before the outage, and a page
 for ``SloguardErrorBudgetBurn`` (severity=page, 1h/5m) at the webhook soon after it starts.
+
+Then the Grafana dashboards of ``deploy/grafana``: with the template variables resolved against this
+Prometheus the way Grafana resolves them, every query of every panel parses and returns data (instant,
+and as a range query for graphs), and the SLO detail dashboard is rendered to a PNG (also written to
+``docs/img/`` for the README when ``SLOGUARD_WRITE_DOCS=1``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +33,20 @@ from typing import IO, Any
 import pytest
 
 from sloguard.broker import LocalBroker, free_port
+from sloguard.ingest.kafka import BatchProducer, KafkaConfig
 from sloguard.loadgen import run_loadgen
+from tests.support.dashboard_png import (
+    REPO,
+    PanelData,
+    Selection,
+    interpolate,
+    load_dashboards,
+    panels,
+    parse_label_values,
+    render_dashboard,
+    series_from_prometheus,
+    variables,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -45,6 +64,13 @@ INCIDENT_AT_S = 20.0
 DETECTION_LIMIT_S = 60.0
 FINE_BUCKET_S = 10
 
+#: The main SLO counts its period (and 1d/3d) in 10 s buckets instead of 5 min ones, so that within this
+#: short run its budget visibly burns down on the dashboards; the paging tiers (1h/5m, 6h/30m) use the fine
+#: 10 s buckets either way. A customer-grouped SLO and a latency section give the customers and latency
+#: dashboards data. The customer SLO pages too once the outage is on (every POST /v1/checkout fails);
+#: before it, the guard of 50 events keeps a customer's rare background 5xx from paging (3 of 50 would be
+#: needed for the 6h/30m tier).
+CUSTOMER_SLO = "checkout-per-customer"
 SLOS = f"""\
 apiVersion: sloguard/v1
 slos:
@@ -54,7 +80,51 @@ slos:
     sli: {{type: availability}}
     window: 30d
     group_by: [endpoint]
+    resolution: {{fine: 10s, coarse: 10s}}
+  - name: {CUSTOMER_SLO}
+    service: checkout
+    endpoints: ["{ENDPOINT}"]
+    objective: 99
+    sli: {{type: availability}}
+    window: 30d
+    group_by: [customer]
+    max_series: 2000
+    resolution: {{fine: 10s, coarse: 1h}}
+    alerts:
+      min_events: 50
+latency:
+  group_by: [service, endpoint]
+  percentiles: [50, 90, 99, 99.9]
+  windows: [1m, 5m, 1h]
 """
+
+#: Records the daemon must reject (malformed_json, missing_field, bad_timestamp): the self-health
+#: dashboard's invalid-events panel then has data.
+INVALID_RECORDS = [
+    b"not json",
+    b'{"ts": "2026-01-01T00:00:00Z", "service": "checkout"}',
+    b'{"ts": "yesterday", "service": "checkout", "endpoint": "GET /v1/cart", "customer": "c", '
+    b'"status": 200, "latency_ms": 1}',
+]
+
+#: Variable values the dashboard queries use when Prometheus offers them (else its first value, or All).
+PREFERRED = {
+    "slo": SLO,
+    "endpoint": ENDPOINT,
+    "service": "checkout",
+    "customer": "cust-0001",
+    "job": "sloguard",
+}
+#: A preferred value meaning "All" (for a variable that has the All option).
+ALL = "$__all"
+#: The README picture: the SLO detail with every endpoint of the SLO.
+PICTURE = {**PREFERRED, "endpoint": ALL}
+#: After the page, time allowed for every panel query to return data (the per-customer alert fires after
+#: the main page; rate() needs two scrapes).
+DASHBOARD_DATA_LIMIT_S = 60.0
+#: How long into the outage the dashboards are queried (at least: not before the page arrived).
+OUTAGE_SHOWN_S = 40.0
+DOCS_PNG = REPO / "docs" / "img" / "dashboard-slo-detail.png"
 
 
 # -- processes ------------------------------------------------------------------------------------------
@@ -326,6 +396,167 @@ def matching_alert(n: Notification) -> dict[str, Any] | None:
     return None
 
 
+# -- dashboards against this Prometheus --------------------------------------------------------------------
+
+
+def produce(bootstrap: str, records: list[bytes]) -> None:
+    async def send() -> None:
+        async with BatchProducer(KafkaConfig(bootstrap, (TOPIC,))) as producer:
+            await asyncio.gather(*await producer.send(TOPIC, 0, records))
+
+    asyncio.run(send())
+
+
+def prom_api(base: str, path: str, params: dict[str, Any], *, post: bool = True) -> dict[str, Any]:
+    """One Prometheus HTTP API call; its JSON body (errors included: Prometheus answers them in JSON)."""
+    data = urllib.parse.urlencode(params, doseq=True)
+    if post:
+        req = urllib.request.Request(
+            base + path,
+            data=data.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    else:
+        req = urllib.request.Request(f"{base}{path}?{data}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body: dict[str, Any] = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        body = json.loads(exc.read() or b"{}")
+    return body
+
+
+def resolve_variables(
+    base: str, dashboard: dict[str, Any], start: float, end: float, preferred: dict[str, str]
+) -> tuple[Selection, list[str]]:
+    """Choose each template variable's value as Grafana would (query variables from label values over
+    the time range, in order, later ones seeing earlier choices): the ``preferred`` value if offered, else
+    the variable's saved current value, else the first; All (``allValue``) when nothing is offered or
+    ``preferred`` says `ALL`."""
+    values: dict[str, str] = {}
+    regex: set[str] = set()
+    all_selected: set[str] = set()
+    problems: list[str] = []
+    for v in variables(dashboard):
+        name = v["name"]
+        if v.get("multi") or v.get("includeAll"):
+            regex.add(name)
+        if v["type"] == "datasource":
+            values[name] = "prometheus"
+            continue
+        if v["type"] == "custom":
+            values[name] = v["current"]["value"]
+            continue
+        query = interpolate(v["query"], Selection(values, frozenset(regex), frozenset(all_selected)))
+        selector, label = parse_label_values(query)
+        params: dict[str, Any] = {"start": start, "end": end}
+        if selector:
+            params["match[]"] = selector
+        body = prom_api(base, f"/api/v1/label/{label}/values", params, post=False)
+        assert body.get("status") == "success", f"variable {name}: {query}: {body}"
+        offered: list[str] = body["data"]
+        saved = v.get("current", {}).get("value")
+        choice = next(
+            (c for c in (preferred.get(name), saved) if c in offered), offered[0] if offered else None
+        )
+        if preferred.get(name) == ALL and v.get("includeAll"):
+            choice = None
+        if choice is not None:
+            values[name] = choice
+        elif v.get("includeAll"):
+            values[name] = v["allValue"]
+            all_selected.add(name)
+        else:
+            problems.append(f"variable {name}: {query} offers no values")
+    return Selection(values, frozenset(regex), frozenset(all_selected)), problems
+
+
+@dataclass
+class DashboardRun:
+    data: dict[str, list[PanelData]] = field(default_factory=dict)  # dashboard -> panels with results
+    empty: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    queries: int = 0
+    end: float = 0.0
+
+
+def run_dashboards(
+    base: str, start: float, end: float, step: float, preferred: dict[str, str], only: str | None = None
+) -> DashboardRun:
+    """Every target of every panel (of dashboard ``only`` if given): an instant query at ``end``; a range
+    query too for graph panels (targets with ``range``). Failures go to ``errors``, queries without data
+    to ``empty``."""
+    run = DashboardRun(end=end)
+    for name, dashboard in load_dashboards().items():
+        if only is not None and name != only:
+            continue
+        selection, problems = resolve_variables(base, dashboard, start, end, preferred)
+        run.empty += [f"{name}: {p}" for p in problems]
+        run.data[name] = []
+        for panel in panels(dashboard):
+            pd = PanelData(panel, interpolate(panel["title"], selection))
+            run.data[name].append(pd)
+            for target in panel["targets"]:
+                query = interpolate(target["expr"], selection)
+                calls = [("instant", "/api/v1/query", {"query": query, "time": end})]
+                if target.get("range"):
+                    calls.append(
+                        (
+                            "range",
+                            "/api/v1/query_range",
+                            {"query": query, "start": start, "end": end, "step": step},
+                        )
+                    )
+                for kind, path, params in calls:
+                    run.queries += 1
+                    where = f"{name}: {pd.title!r} {target['refId']} ({kind}): {query}"
+                    body = prom_api(base, path, params)
+                    if body.get("status") != "success":
+                        run.errors.append(f"{where}: {body.get('errorType')}: {body.get('error')}")
+                        continue
+                    result = body["data"]["result"]
+                    if not result:
+                        run.empty.append(where)
+                    if kind == "range" or not target.get("range"):
+                        pd.results[target["refId"]] = series_from_prometheus(result)
+    return run
+
+
+def check_dashboards(base: str, start: float, out_dir: Path) -> DashboardRun:
+    """Run the dashboards until every query has data (or the limit passes); render the SLO detail."""
+    began = time.monotonic()
+    deadline = began + DASHBOARD_DATA_LIMIT_S
+    rounds = 0
+    while True:
+        rounds += 1
+        run = run_dashboards(base, start, time.time(), 1.0, PREFERRED)
+        assert not run.errors, "dashboard queries failed:\n" + "\n".join(run.errors)
+        if not run.empty or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not run.empty, "dashboard queries without data:\n" + "\n".join(run.empty)
+    print(
+        f"dashboards: all {run.queries} queries of {len(run.data)} dashboards returned data "
+        f"({rounds} round(s), {time.monotonic() - began:.1f} s)"
+    )
+    picture = run_dashboards(base, start, time.time(), 1.0, PICTURE, only="slo-detail")
+    assert not picture.errors and not picture.empty, picture
+    png = out_dir / DOCS_PNG.name
+    render_dashboard(
+        f"sloguard / SLO detail: {SLO} (all endpoints)",
+        picture.data["slo-detail"],
+        png,
+        time_range=(start, picture.end),
+        subtitle=f"tests/e2e/test_paging.py: {RATE:g} events/s, then every {ENDPOINT} fails; "
+        "data from Prometheus 2.42",
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("SLOGUARD_WRITE_DOCS") == "1":
+        DOCS_PNG.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, DOCS_PNG)
+    return run
+
+
 # -- the test ---------------------------------------------------------------------------------------------
 
 
@@ -335,6 +566,7 @@ def test_outage_pages_through_prometheus_and_alertmanager(tmp_path: Path, procs:
             f"{binary} is needed (Debian packages prometheus, prometheus-alertmanager)"
         )
     test_start = time.monotonic()
+    wall_start = time.time()
 
     slo_file = tmp_path / "slos.yaml"
     slo_file.write_text(SLOS)
@@ -415,17 +647,18 @@ def test_outage_pages_through_prometheus_and_alertmanager(tmp_path: Path, procs:
         wait_ready(daemon, f"http://127.0.0.1:{daemon_port}/readyz")
         wait_ready(am, f"http://127.0.0.1:{am_port}/-/ready")
         wait_ready(prom, f"http://127.0.0.1:{prom_port}/-/ready")
+        produce(broker.bootstrap, INVALID_RECORDS)
 
         # Start the traffic just after a fine-bucket boundary: the first complete bucket then holds ~10 s
         # of steady traffic, not a handful of events whose one background 5xx could look like a burn.
         time.sleep((FINE_BUCKET_S - time.time() % FINE_BUCKET_S + 0.2) % FINE_BUCKET_S)
         traffic = Traffic(broker.bootstrap, duration_s=INCIDENT_AT_S + DETECTION_LIMIT_S + 5)
         traffic.start()
+        page: Notification | None = None
         try:
             assert traffic.started_at is not None
             incident_at = traffic.started_at + INCIDENT_AT_S
             deadline = incident_at + DETECTION_LIMIT_S
-            page: Notification | None = None
             while time.monotonic() < deadline and page is None:
                 for name, p in (("sloguard", daemon), ("alertmanager", am), ("prometheus", prom)):
                     assert p.popen.poll() is None, f"{name} exited:\n{p.tail()}"
@@ -437,26 +670,36 @@ def test_outage_pages_through_prometheus_and_alertmanager(tmp_path: Path, procs:
                 )
                 time.sleep(0.2)
         finally:
+            if page is None:  # after a page the outage goes on for the dashboards (stopped below)
+                traffic.stop()
+        try:
+            assert traffic.error is None, f"loadgen failed: {traffic.error!r}"
+
+            received = webhook.snapshot()
+            early = [n for n in received if is_page(n) and n.at < incident_at]
+            assert not early, f"paged before the outage: {early[0].body}"
+            assert page is not None, (
+                f"no page within {DETECTION_LIMIT_S:g} s of the outage; webhook got "
+                f"{[(n.path, n.body.get('commonLabels')) for n in received]}\n"
+                f"prometheus alerts: {fetch(f'http://127.0.0.1:{prom_port}/api/v1/alerts')}\n"
+                f"sloguard log:\n{daemon.tail()}"
+            )
+            alert = matching_alert(page)
+            assert alert is not None
+            delay = page.at - incident_at
+            print(
+                f"\npage {alert['labels']} arrived {delay:.1f} s after the outage started "
+                f"(test ran {time.monotonic() - test_start:.1f} s so far)"
+            )
+            assert 0 <= delay <= DETECTION_LIMIT_S
+
+            # Let the outage go on a little: the dashboards (and the README picture) then show it.
+            time.sleep(max(0.0, incident_at + OUTAGE_SHOWN_S - time.monotonic()))
+            check_dashboards(f"http://127.0.0.1:{prom_port}", wall_start, tmp_path)
+        finally:
             traffic.stop()
         assert traffic.error is None, f"loadgen failed: {traffic.error!r}"
-
-        received = webhook.snapshot()
-        early = [n for n in received if is_page(n) and n.at < incident_at]
-        assert not early, f"paged before the outage: {early[0].body}"
-        assert page is not None, (
-            f"no page within {DETECTION_LIMIT_S:g} s of the outage; webhook got "
-            f"{[(n.path, n.body.get('commonLabels')) for n in received]}\n"
-            f"prometheus alerts: {fetch(f'http://127.0.0.1:{prom_port}/api/v1/alerts')}\n"
-            f"sloguard log:\n{daemon.tail()}"
-        )
-        alert = matching_alert(page)
-        assert alert is not None
-        delay = page.at - incident_at
-        print(
-            f"\npage {alert['labels']} arrived {delay:.1f} s after the outage started "
-            f"(test ran {time.monotonic() - test_start:.1f} s so far)"
-        )
-        assert 0 <= delay <= DETECTION_LIMIT_S
+        print(f"test ran {time.monotonic() - test_start:.1f} s")
 
 
 def fetch(url: str) -> str:

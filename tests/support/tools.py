@@ -13,6 +13,7 @@ INSTALL = {
     "amtool": "install the Debian package `prometheus-alertmanager` "
     "(apt-get install --no-install-recommends prometheus-alertmanager)",
     "kubectl": "these tests render deploy/kubernetes with `kubectl kustomize`",
+    "node": "install Node.js 20+ with npm (Debian packages nodejs, npm), then run `make node-deps`",
 }
 
 
