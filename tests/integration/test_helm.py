@@ -4,14 +4,15 @@ With the default values and with ci/example-values.yaml: ``helm lint --strict``,
 objects through the same checks as the kustomize manifests (tests/support/k8s.py: strict Kubernetes
 schemas, prometheus-operator models, promtool); the rendered SLO file and settings must be accepted by
 the daemon's own parsers, the PrometheusRule must be exactly what `sloguard rules` generates for the
-rendered SLO file, and with default values the Deployment and its companions must match the kustomize
-base. values.schema.json must refuse typos and wrong types; the templates refuse inconsistent values.
+rendered SLO file, the checkpoint directory must be the mounted volume (a PersistentVolumeClaim from the
+StatefulSet's claim template, or an emptyDir with persistence disabled), and with default values the
+StatefulSet and its companions must match the kustomize base. values.schema.json must refuse typos and
+wrong types; the templates refuse inconsistent values.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,17 +28,28 @@ from pydantic.fields import FieldInfo
 from sloguard import __version__
 from sloguard.cli import main
 from sloguard.rules import generate, to_yaml
-from sloguard.settings import ENV_PREFIX, Settings, load_settings
+from sloguard.settings import ENV_PREFIX, CheckpointSettings, Settings
 from sloguard.specfile import parse_config
 from tests.support.k8s import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_VOLUME,
     KINDS,
     Doc,
+    assert_checkpoints_on_volume,
     assert_locked_down,
+    assert_scraped_once,
+    assert_single_consumer,
     check_rules_with_promtool,
     config_map_data,
     container_environment,
+    daemon_settings,
+    headless_service,
     kustomize,
     one,
+    pod_spec,
+    scraped_service,
+    sloguard_container,
+    statefulset,
     validate_core_kinds,
     validate_operator_kinds,
 )
@@ -51,7 +63,8 @@ RELEASE = "sloguard"
 NAMESPACE = "observability"
 #: `helm lint --kube-version`: the version kubernetes-validate checks against (tests/support/k8s.py).
 KUBE_VERSION = "v1.30.0"
-#: Environment variables the chart derives from `kafka` and its own port: not allowed in `settings`.
+#: Environment variables the chart derives from `kafka`, `persistence`, `checkpoint` and its own port: not
+#: allowed in `settings`.
 CHART_OWNED = {
     "SLOGUARD_CONFIG",
     "SLOGUARD_LISTEN",
@@ -65,9 +78,13 @@ CHART_OWNED = {
     "SLOGUARD_KAFKA__SSL_CAFILE",
     "SLOGUARD_KAFKA__SSL_CERTFILE",
     "SLOGUARD_KAFKA__SSL_KEYFILE",
-    # Set with the volume that holds the checkpoints (not in this chart yet: state is lost on restart).
+    # The mount path of the checkpoint volume (persistence), and `checkpoint.interval` / `checkpoint.keep`.
     "SLOGUARD_CHECKPOINT__DIR",
+    "SLOGUARD_CHECKPOINT__INTERVAL",
+    "SLOGUARD_CHECKPOINT__KEEP",
 }
+#: The chart's values.yaml.
+DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
 #: The chart's default rule groups.
 DEFAULT_GROUPS: list[Doc] = yaml.safe_load((CHART / "files" / "rules.yaml").read_text())["groups"]
 #: What `helm lint` may say about a good chart (info level).
@@ -107,9 +124,17 @@ def lint_problems(values: dict[str, Any] | None) -> list[str]:
     return problems + list(report["errors"])
 
 
-def container(docs: list[Doc]) -> Doc:
-    (only,) = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
-    return typing.cast(Doc, only)
+def value(values: dict[str, Any] | None, *path: str) -> Any:
+    """A value as the chart sees it: from ``values``, else the chart's values.yaml default."""
+    for source in (values or {}, DEFAULTS):
+        node: Any = source
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                break
+            node = node[key]
+        else:
+            return node
+    raise KeyError(".".join(path))
 
 
 def slo_file(docs: list[Doc]) -> str:
@@ -148,10 +173,11 @@ def test_core_kinds_validate_strictly(rendered: list[Doc]) -> None:
 
 def test_operator_kinds_validate(rendered: list[Doc]) -> None:
     validate_operator_kinds(rendered)
-    service = one(rendered, "Service")
+    service = scraped_service(rendered)
     monitor = one(rendered, "ServiceMonitor")
     assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
     assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"] == "metrics"
+    assert_scraped_once(rendered)
 
 
 @pytest.mark.promtool
@@ -159,40 +185,103 @@ def test_prometheus_rule_passes_promtool(rendered: list[Doc], tmp_path: Path) ->
     check_rules_with_promtool(one(rendered, "PrometheusRule"), tmp_path)
 
 
-def test_deployment_is_locked_down(rendered: list[Doc]) -> None:
+def test_statefulset_is_locked_down(rendered: list[Doc]) -> None:
     assert_locked_down(rendered)
 
 
+def test_statefulset_is_a_single_consumer(rendered: list[Doc]) -> None:
+    assert_single_consumer(rendered)
+
+
+def test_checkpoints_go_to_the_claimed_volume(rendered: list[Doc], values: dict[str, Any] | None) -> None:
+    assert_checkpoints_on_volume(rendered)
+    (claim,) = statefulset(rendered)["spec"]["volumeClaimTemplates"]
+    expected: Doc = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": value(values, "persistence", "size")}},
+    }
+    # "" (the default): no storageClassName at all, the cluster's default class; an explicit "" would
+    # mean no dynamic provisioning.
+    if storage_class := value(values, "persistence", "storageClassName"):
+        expected["storageClassName"] = storage_class
+    assert claim["spec"] == expected
+    assert DEFAULTS["persistence"]["size"] == "1Gi"
+
+
+def test_persistence_disabled_uses_an_empty_dir() -> None:
+    """persistence.enabled=false: no claim template, the same mount and variable on an emptyDir, and the
+    NOTES warn that the state is lost on restart."""
+    values = {"persistence": {"enabled": False, "size": "256Mi"}}
+    docs = render(values)
+    validate_core_kinds(docs)
+    assert_locked_down(docs)
+    assert_single_consumer(docs)
+    assert_checkpoints_on_volume(docs, persistent=False)
+    volume = next(v for v in pod_spec(docs)["volumes"] if v["name"] == CHECKPOINT_VOLUME)
+    assert volume["emptyDir"] == {"sizeLimit": "256Mi"}
+    assert "LOST ON RESTART" in notes(values)
+    assert "LOST ON RESTART" not in notes()
+    assert f"PersistentVolumeClaim checkpoints-{RELEASE}-0" in notes()
+
+
+@pytest.mark.parametrize(
+    ("persistence", "storage_class"),
+    [
+        pytest.param({"storageClassName": "fast-ssd"}, "fast-ssd", id="named-class"),
+        pytest.param({"storageClassName": "-"}, "", id="no-provisioning"),
+        pytest.param({"accessModes": ["ReadWriteOncePod"], "size": "512Mi"}, None, id="one-pod-only"),
+    ],
+)
+def test_persistence_values(persistence: dict[str, Any], storage_class: str | None) -> None:
+    docs = render({"persistence": persistence})
+    validate_core_kinds(docs)
+    assert_checkpoints_on_volume(docs)
+    (claim,) = statefulset(docs)["spec"]["volumeClaimTemplates"]
+    assert claim["spec"].get("storageClassName") == storage_class
+    assert claim["spec"]["accessModes"] == persistence.get("accessModes", ["ReadWriteOnce"])
+    assert claim["spec"]["resources"]["requests"]["storage"] == persistence.get("size", "1Gi")
+
+
+def test_checkpoint_values_reach_the_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = render({"checkpoint": {"interval": 2.5, "keep": 5}})
+    settings = daemon_settings(docs, monkeypatch)
+    assert settings.checkpoint == CheckpointSettings(dir=Path(CHECKPOINT_DIR), interval=2.5, keep=5)
+
+
 def test_selectors_match_the_pod(rendered: list[Doc]) -> None:
-    pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = statefulset(rendered)["spec"]["template"]["metadata"]["labels"]
     selectors = [
-        one(rendered, "Deployment")["spec"]["selector"]["matchLabels"],
-        one(rendered, "Service")["spec"]["selector"],
+        statefulset(rendered)["spec"]["selector"]["matchLabels"],
+        scraped_service(rendered)["spec"]["selector"],
+        headless_service(rendered)["spec"]["selector"],
         one(rendered, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
         one(rendered, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
     ]
     for selector in selectors:
         assert selector.items() <= pod_labels.items()
-    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == one(rendered, "ServiceAccount")["metadata"]["name"]
+    # The claim's labels are the selector's: they never change (claim templates are immutable).
+    (claim,) = statefulset(rendered)["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["labels"] == statefulset(rendered)["spec"]["selector"]["matchLabels"]
+    assert pod_spec(rendered)["serviceAccountName"] == one(rendered, "ServiceAccount")["metadata"]["name"]
 
 
-def test_daemon_accepts_the_rendered_settings(rendered: list[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_daemon_accepts_the_rendered_settings(
+    rendered: list[Doc], values: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The container's environment (Secrets stubbed) through the daemon's own settings parser and the
     Kafka client's cross-field checks (SASL needs a mechanism, user and password, ...)."""
-    env = container_environment(rendered, container(rendered), secret="stub")
-    for name in list(os.environ):
-        if name.startswith(ENV_PREFIX):
-            monkeypatch.delenv(name)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = load_settings()
+    settings = daemon_settings(rendered, monkeypatch)
     kafka = settings.kafka.to_config()
     assert settings.listen_address() == ("0.0.0.0", 9464)
-    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert settings.checkpoint == CheckpointSettings(
+        dir=Path(CHECKPOINT_DIR),
+        interval=value(values, "checkpoint", "interval"),
+        keep=value(values, "checkpoint", "keep"),
+    )
+    pod = pod_spec(rendered)
     assert pod["terminationGracePeriodSeconds"] > settings.shutdown_timeout_seconds
     # Files the Kafka client reads are in a mounted Secret.
-    mounts = {m["mountPath"]: m["name"] for m in container(rendered)["volumeMounts"]}
+    mounts = {m["mountPath"]: m["name"] for m in sloguard_container(rendered)["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     for path in filter(None, (kafka.ssl_cafile, kafka.ssl_certfile, kafka.ssl_keyfile)):
         directory, _, name = path.rpartition("/")
@@ -267,23 +356,32 @@ POD_FIELDS = (
     "automountServiceAccountToken",
     "enableServiceLinks",
 )
+STATEFULSET_FIELDS = ("replicas", "podManagementPolicy", "updateStrategy", "revisionHistoryLimit")
 
 
 def test_matches_the_kustomize_base() -> None:
-    """With default values the chart deploys what deploy/kubernetes/base does: same container (args,
-    ports, probes, resources, security contexts, mounts), same environment variable names and settings,
-    same SLO file and rules, same Service, ServiceMonitor endpoint, PDB and NetworkPolicy rules. Names and
-    labels differ (Helm's conventions); the base also references an optional SASL password Secret, which
-    the chart adds only with SASL."""
+    """With default values the chart deploys what deploy/kubernetes/base does: same StatefulSet policy and
+    checkpoint claim, same container (args, ports, probes, resources, security contexts, mounts), same
+    environment variable names and settings, same SLO file and rules, same Services (scraped and
+    headless), ServiceMonitor endpoint and selection, PDB and NetworkPolicy rules. Names and labels
+    differ (Helm's conventions); the base also references an optional SASL password Secret, which the
+    chart adds only with SASL."""
     helm_docs = render()
     base_docs = kustomize(KUSTOMIZE_BASE)
-    ours, theirs = container(helm_docs), container(base_docs)
+    ours, theirs = sloguard_container(helm_docs), sloguard_container(base_docs)
     for key in ("args", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
         assert ours[key] == theirs[key], key
     assert ours["volumeMounts"] == theirs["volumeMounts"]
 
-    our_pod = one(helm_docs, "Deployment")["spec"]["template"]["spec"]
-    their_pod = one(base_docs, "Deployment")["spec"]["template"]["spec"]
+    our_set, their_set = statefulset(helm_docs)["spec"], statefulset(base_docs)["spec"]
+    for key in STATEFULSET_FIELDS:
+        assert our_set[key] == their_set[key], key
+    # The checkpoint claim alike but for its labels (the selector's: Helm's differ).
+    (our_claim,), (their_claim,) = our_set["volumeClaimTemplates"], their_set["volumeClaimTemplates"]
+    assert our_claim["metadata"]["name"] == their_claim["metadata"]["name"] == CHECKPOINT_VOLUME
+    assert our_claim["spec"] == their_claim["spec"]
+
+    our_pod, their_pod = pod_spec(helm_docs), pod_spec(base_docs)
     for key in POD_FIELDS:
         assert our_pod[key] == their_pod[key], key
     # Volumes alike but for the ConfigMap names (kustomize appends a content hash).
@@ -301,7 +399,12 @@ def test_matches_the_kustomize_base() -> None:
     slos = next(doc for doc in base_docs if doc["metadata"]["name"].startswith("sloguard-slos-"))
     assert slo_file(helm_docs) == slos["data"]["slos.yaml"]
     assert one(helm_docs, "PrometheusRule")["spec"] == one(base_docs, "PrometheusRule")["spec"]
-    assert one(helm_docs, "Service")["spec"]["ports"] == one(base_docs, "Service")["spec"]["ports"]
+    assert scraped_service(helm_docs)["spec"]["ports"] == scraped_service(base_docs)["spec"]["ports"]
+    for key in ("clusterIP", "ports"):
+        assert headless_service(helm_docs)["spec"][key] == headless_service(base_docs)["spec"][key], key
+    our_selector = one(helm_docs, "ServiceMonitor")["spec"]["selector"]
+    their_selector = one(base_docs, "ServiceMonitor")["spec"]["selector"]
+    assert our_selector["matchExpressions"] == their_selector["matchExpressions"]
     for kind, key in (("ServiceMonitor", "endpoints"), ("PodDisruptionBudget", "maxUnavailable")):
         assert one(helm_docs, kind)["spec"][key] == one(base_docs, kind)["spec"][key], kind
     for key in ("policyTypes", "ingress", "egress"):
@@ -319,9 +422,16 @@ def test_optional_objects_can_be_disabled() -> None:
             "serviceAccount": {"create": False},
         }
     )
-    assert sorted(doc["kind"] for doc in docs) == ["ConfigMap", "ConfigMap", "Deployment", "Service"]
-    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "default"
+    assert sorted(doc["kind"] for doc in docs) == [
+        "ConfigMap",
+        "ConfigMap",
+        "Service",
+        "Service",
+        "StatefulSet",
+    ]
+    assert pod_spec(docs)["serviceAccountName"] == "default"
     validate_core_kinds(docs)
+    assert_single_consumer(docs)
 
 
 def test_mutual_tls_mounts_the_client_certificate() -> None:
@@ -333,11 +443,11 @@ def test_mutual_tls_mounts_the_client_certificate() -> None:
     }
     docs = render(values)
     validate_core_kinds(docs)
-    env = container_environment(docs, container(docs))
+    env = container_environment(docs, sloguard_container(docs))
     assert env["SLOGUARD_KAFKA__SSL_CAFILE"] == "/etc/sloguard-kafka-tls/ca.crt"
     assert env["SLOGUARD_KAFKA__SSL_CERTFILE"] == "/etc/sloguard-kafka-tls/tls.crt"
     assert env["SLOGUARD_KAFKA__SSL_KEYFILE"] == "/etc/sloguard-kafka-tls/tls.key"
-    volume = next(v for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if "secret" in v)
+    volume = next(v for v in pod_spec(docs)["volumes"] if "secret" in v)
     assert volume["secret"]["secretName"] == "kafka-client"
     assert [item["key"] for item in volume["secret"]["items"]] == ["ca.crt", "tls.crt", "tls.key"]
 
@@ -367,6 +477,25 @@ def test_mutual_tls_mounts_the_client_certificate() -> None:
             id="type-setting",
         ),
         pytest.param({"kafka": {"securityProtocol": "TLS"}}, "/kafka/securityProtocol", id="enum-protocol"),
+        pytest.param(
+            {"settings": {"SLOGUARD_CHECKPOINT__DIR": "/data"}},
+            "SLOGUARD_CHECKPOINT__DIR",
+            id="chart-owned-dir",
+        ),
+        pytest.param(
+            {"settings": {"SLOGUARD_CHECKPOINT__INTERVAL": 10}},
+            "SLOGUARD_CHECKPOINT__INTERVAL",
+            id="chart-owned-interval",
+        ),
+        pytest.param({"persistence": {"enabeld": False}}, "'enabeld'", id="typo-persistence"),
+        pytest.param({"persistence": {"size": "lots"}}, "/persistence/size", id="size-not-a-quantity"),
+        pytest.param(
+            {"persistence": {"accessModes": ["ReadOnlyMany"]}},
+            "/persistence/accessModes",
+            id="read-only-claim",
+        ),
+        pytest.param({"checkpoint": {"interval": 0}}, "/checkpoint/interval", id="interval-zero"),
+        pytest.param({"checkpoint": {"keep": 0}}, "/checkpoint/keep", id="keep-zero"),
         pytest.param(
             {"slos": {"apiVersion": "sloguard/v2", "slos": [{"name": "x"}]}}, "/slos/apiVersion", id="slos"
         ),
@@ -436,6 +565,11 @@ def test_schema_refuses(values: dict[str, Any], named: str) -> None:
             "expected a list of rule groups",
             id="rules-file-without-groups",
         ),
+        pytest.param(
+            {"fullnameOverride": "s" * 53},
+            "more than 52: the StatefulSet's pods would get a controller-revision-hash label",
+            id="name-too-long-for-statefulset",
+        ),
     ],
 )
 def test_templates_refuse_inconsistent_values(values: dict[str, Any], message: str) -> None:
@@ -486,3 +620,18 @@ def test_schema_settings_are_the_daemons() -> None:
     } == expected
     assert schema["properties"]["settings"]["additionalProperties"] is False
     assert {name for name, _ in _settings_fields()} >= CHART_OWNED
+
+
+def test_schema_checkpoint_is_the_daemons() -> None:
+    """`checkpoint.interval` and `checkpoint.keep` have the daemon's types and bounds."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    committed = schema["properties"]["checkpoint"]["properties"]
+    expected = {
+        name: _schema_of(field) for name, field in CheckpointSettings.model_fields.items() if name != "dir"
+    }
+    assert {
+        name: {k: v for k, v in s.items() if k != "description"} for name, s in committed.items()
+    } == expected
+    assert {name: DEFAULTS["checkpoint"][name] for name in expected} == {
+        name: CheckpointSettings.model_fields[name].default for name in expected
+    }

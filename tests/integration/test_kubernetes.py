@@ -3,8 +3,10 @@
 Renders the kustomize base and the example overlay with ``kubectl kustomize`` (fails, does not skip,
 without kubectl), validates core kinds against the Kubernetes OpenAPI schemas (``kubernetes-validate``,
 strict: unknown fields are errors), the prometheus-operator kinds with the cloudcoil models, and the
-PrometheusRule's groups with ``promtool check rules``. The base holds copies of two files kustomize cannot
-reach (config/slos.example.yaml and the generated PrometheusRule): they must be up to date.
+PrometheusRule's groups with ``promtool check rules``. sloguard is a single-replica StatefulSet whose
+checkpoints go to a PersistentVolumeClaim from its claim template. The base holds copies of two files
+kustomize cannot reach (config/slos.example.yaml and the generated PrometheusRule): they must be up to
+date.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ import pytest
 
 from sloguard.cli import main
 from tests.support.k8s import (
+    CHECKPOINT_DIR,
     KINDS,
     Doc,
+    assert_checkpoints_on_volume,
     assert_locked_down,
+    assert_scraped_once,
+    assert_single_consumer,
     check_rules_with_promtool,
+    daemon_settings,
     kustomize,
     one,
+    pod_spec,
+    sloguard_container,
+    statefulset,
     validate_core_kinds,
     validate_operator_kinds,
 )
@@ -50,6 +60,7 @@ def test_operator_kinds_validate(rendered: list[Doc]) -> None:
     endpoint = one(rendered, "ServiceMonitor")["spec"]["endpoints"][0]
     assert endpoint["port"] == "metrics"
     assert endpoint["interval"] == "30s"
+    assert_scraped_once(rendered)
 
 
 @pytest.mark.promtool
@@ -57,14 +68,30 @@ def test_prometheus_rule_passes_promtool(rendered: list[Doc], tmp_path: Path) ->
     check_rules_with_promtool(one(rendered, "PrometheusRule"), tmp_path)
 
 
-def test_deployment_is_locked_down(rendered: list[Doc]) -> None:
+def test_statefulset_is_locked_down(rendered: list[Doc]) -> None:
     assert_locked_down(rendered)
 
 
-def test_deployment_references_the_generated_config_maps(rendered: list[Doc]) -> None:
+def test_statefulset_is_a_single_consumer(rendered: list[Doc]) -> None:
+    assert_single_consumer(rendered)
+
+
+def test_checkpoints_go_to_the_claimed_volume(rendered: list[Doc]) -> None:
+    assert_checkpoints_on_volume(rendered)
+    (claim,) = statefulset(rendered)["spec"]["volumeClaimTemplates"]
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+
+
+def test_daemon_accepts_the_rendered_settings(rendered: list[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = daemon_settings(rendered, monkeypatch)
+    assert settings.checkpoint.dir == Path(CHECKPOINT_DIR)
+    assert pod_spec(rendered)["terminationGracePeriodSeconds"] > settings.shutdown_timeout_seconds
+
+
+def test_statefulset_references_the_generated_config_maps(rendered: list[Doc]) -> None:
     config_maps = {doc["metadata"]["name"] for doc in rendered if doc["kind"] == "ConfigMap"}
-    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    pod = pod_spec(rendered)
+    container = sloguard_container(rendered)
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["slos"]["configMap"]["name"] in config_maps
     assert volumes["slos"]["configMap"]["name"].startswith("sloguard-slos-")
@@ -84,6 +111,7 @@ def test_overlay_sets_namespace_and_kafka() -> None:
         if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith("sloguard-settings-")
     )
     assert settings["data"]["SLOGUARD_KAFKA__BOOTSTRAP_SERVERS"] != "kafka:9092"
+    assert settings["data"]["SLOGUARD_CHECKPOINT__INTERVAL"] == "15"
     assert settings["data"]["SLOGUARD_LOG_FORMAT"] == "json"  # base values survive the patch
 
 

@@ -2,20 +2,25 @@
 
 Core kinds are validated against the Kubernetes OpenAPI schemas (``kubernetes-validate``, strict: unknown
 fields are errors), the prometheus-operator kinds with the cloudcoil models, and a PrometheusRule's groups
-with ``promtool check rules``.
+with ``promtool check rules``. sloguard runs as a single-replica StatefulSet whose checkpoints
+(SLOGUARD_CHECKPOINT__DIR) are on a volume from its ``volumeClaimTemplates``; a headless governing
+Service sits next to the scraped one.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+import typing
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
 import yaml
 from cloudcoil.models.prometheus_operator.v1 import PrometheusRule, ServiceMonitor
 
-from sloguard.settings import Settings
+from sloguard.settings import ENV_PREFIX, Settings, load_settings
 from tests.support.tools import require
 
 #: Kubernetes schema version for kubernetes-validate (one it ships; see `kubernetes-validate --help`).
@@ -26,15 +31,24 @@ KINDS = sorted(
     [
         "ConfigMap",  # the SLO file
         "ConfigMap",  # settings (SLOGUARD_* environment variables)
-        "Deployment",
+        "StatefulSet",
         "NetworkPolicy",
         "PodDisruptionBudget",
         "PrometheusRule",
-        "Service",
+        "Service",  # scraped by the ServiceMonitor
+        "Service",  # the StatefulSet's governing Service (headless)
         "ServiceAccount",
         "ServiceMonitor",
     ]
 )
+#: The pod volume (and claim template) holding the daemon's checkpoints, and where it is mounted.
+CHECKPOINT_VOLUME = "checkpoints"
+CHECKPOINT_DIR = "/var/lib/sloguard"
+CHECKPOINT_DIR_ENV = "SLOGUARD_CHECKPOINT__DIR"
+#: Labels that change with a release; a StatefulSet's volumeClaimTemplates are immutable, so none may be
+#: on them (every upgrade would be refused).
+CHANGING_LABELS = {"helm.sh/chart", "app.kubernetes.io/version"}
+WRITABLE_ACCESS_MODES = {"ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"}
 #: The daemon's bound on its graceful shutdown when SLOGUARD_SHUTDOWN_TIMEOUT_SECONDS is not set.
 DEFAULT_SHUTDOWN_TIMEOUT_S: float = Settings.model_fields["shutdown_timeout_seconds"].default
 
@@ -57,11 +71,63 @@ def one(docs: list[Doc], kind: str) -> Doc:
     return found[0]
 
 
+def statefulset(docs: list[Doc]) -> Doc:
+    return one(docs, "StatefulSet")
+
+
+def pod_spec(docs: list[Doc]) -> Doc:
+    spec: Doc = statefulset(docs)["spec"]["template"]["spec"]
+    return spec
+
+
+def sloguard_container(docs: list[Doc]) -> Doc:
+    (container,) = pod_spec(docs)["containers"]
+    assert container["name"] == "sloguard"
+    return typing.cast(Doc, container)
+
+
+def is_headless(service: Doc) -> bool:
+    return bool(service["spec"].get("clusterIP") == "None")
+
+
+def scraped_service(docs: list[Doc]) -> Doc:
+    """The one Service that is not headless: the one Prometheus scrapes."""
+    (service,) = (doc for doc in docs if doc["kind"] == "Service" and not is_headless(doc))
+    return typing.cast(Doc, service)
+
+
+def headless_service(docs: list[Doc]) -> Doc:
+    (service,) = (doc for doc in docs if doc["kind"] == "Service" and is_headless(doc))
+    return typing.cast(Doc, service)
+
+
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """Whether a LabelSelector (matchLabels and matchExpressions) selects an object with ``labels``."""
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        matched = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not matched:
+            return False
+    return True
+
+
 def validate_core_kinds(docs: list[Doc]) -> None:
-    """Every object but the prometheus-operator ones against the Kubernetes schemas, strictly."""
+    """Every object but the prometheus-operator ones against the Kubernetes schemas, strictly; the
+    StatefulSet's claim templates also as PersistentVolumeClaims of their own."""
     for doc in docs:
         if doc["kind"] not in CRD_KINDS:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        if doc["kind"] == "StatefulSet":
+            for template in doc["spec"].get("volumeClaimTemplates", []):
+                claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", **template}
+                kubernetes_validate.validate(claim, K8S_VERSION, strict=True)
 
 
 def validate_operator_kinds(docs: list[Doc]) -> None:
@@ -117,6 +183,17 @@ def container_environment(docs: list[Doc], container: Doc, secret: str = "from-s
     return env
 
 
+def daemon_settings(docs: list[Doc], monkeypatch: pytest.MonkeyPatch, secret: str = "stub") -> Settings:
+    """The container's environment (Secrets stubbed) through the daemon's own settings parser."""
+    env = container_environment(docs, sloguard_container(docs), secret=secret)
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
+
+
 def shutdown_timeout_s(env: dict[str, str]) -> float:
     """The daemon's shutdown bound in this environment."""
     value = env.get("SLOGUARD_SHUTDOWN_TIMEOUT_SECONDS")
@@ -124,15 +201,16 @@ def shutdown_timeout_s(env: dict[str, str]) -> float:
 
 
 def assert_locked_down(docs: list[Doc]) -> None:
-    """The Deployment runs as non-root with a read-only root filesystem, no privilege escalation, no
-    capabilities, the runtime's seccomp profile, no API token, resources, probes on /healthz and
-    /readyz, and waits longer than the daemon's shutdown bound before killing it."""
-    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    """The StatefulSet's pod runs as non-root with a read-only root filesystem, no privilege escalation,
+    no capabilities, the runtime's seccomp profile, no API token, resources, probes on /healthz and
+    /readyz, and waits longer than the daemon's shutdown bound before killing it. Its fsGroup lets the
+    non-root user write the checkpoint volume."""
+    pod = pod_spec(docs)
     assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["fsGroup"] not in {None, 0}
     assert pod["automountServiceAccountToken"] is False
     assert pod["enableServiceLinks"] is False
-    (container,) = pod["containers"]
-    assert container["name"] == "sloguard"
+    container = sloguard_container(docs)
     assert container["args"] == ["run", "--config", "/etc/sloguard/slos.yaml"]
     assert container["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
@@ -147,3 +225,60 @@ def assert_locked_down(docs: list[Doc]) -> None:
     assert {"requests", "limits"} <= container["resources"].keys()
     bound = shutdown_timeout_s(container_environment(docs, container))
     assert pod["terminationGracePeriodSeconds"] > bound
+
+
+def assert_single_consumer(docs: list[Doc], replicas: int = 1) -> None:
+    """One pod, replaced only after the old one has terminated (a StatefulSet's rolling update: never two
+    consumers sharing the state), governed by the headless Service, which selects the pod."""
+    spec = statefulset(docs)["spec"]
+    assert spec["replicas"] == replicas
+    assert spec["podManagementPolicy"] == "OrderedReady"
+    assert spec["updateStrategy"] == {"type": "RollingUpdate"}
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert selects(spec["selector"], pod_labels)
+    governing = headless_service(docs)
+    assert spec["serviceName"] == governing["metadata"]["name"]
+    assert governing["spec"]["selector"].items() <= pod_labels.items()
+    assert scraped_service(docs)["metadata"]["name"] != spec["serviceName"]
+
+
+def assert_scraped_once(docs: list[Doc]) -> None:
+    """The ServiceMonitor selects the scraped Service and not the headless one (whose endpoints are the
+    same pod: every series would be scraped twice)."""
+    monitor = one(docs, "ServiceMonitor")
+    chosen = [
+        doc["metadata"]["name"]
+        for doc in docs
+        if doc["kind"] == "Service" and selects(monitor["spec"]["selector"], doc["metadata"]["labels"])
+    ]
+    assert chosen == [scraped_service(docs)["metadata"]["name"]]
+
+
+def assert_checkpoints_on_volume(docs: list[Doc], persistent: bool = True) -> None:
+    """SLOGUARD_CHECKPOINT__DIR is exactly where the writable `checkpoints` volume is mounted; the volume
+    comes from a ReadWriteOnce claim template (``persistent``) or is an emptyDir. Claim templates cannot
+    change on an existing StatefulSet, so theirs carry no label that changes with a release."""
+    container = sloguard_container(docs)
+    env = container_environment(docs, container)
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    mount = mounts[CHECKPOINT_VOLUME]
+    assert mount["mountPath"] == CHECKPOINT_DIR
+    assert not mount.get("readOnly", False)
+    assert env[CHECKPOINT_DIR_ENV] == mount["mountPath"]
+    # Set next to the mount, not in a settings ConfigMap that could drift from it.
+    assert {"name": CHECKPOINT_DIR_ENV, "value": CHECKPOINT_DIR} in container["env"]
+    spec = statefulset(docs)["spec"]
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    claims = {t["metadata"]["name"]: t for t in spec.get("volumeClaimTemplates", [])}
+    if not persistent:
+        assert claims == {}
+        assert "emptyDir" in volumes[CHECKPOINT_VOLUME]
+        return
+    assert CHECKPOINT_VOLUME not in volumes  # the claim template provides it
+    assert list(claims) == [CHECKPOINT_VOLUME]
+    claim = claims[CHECKPOINT_VOLUME]
+    assert claim["spec"]["accessModes"]
+    assert set(claim["spec"]["accessModes"]) <= WRITABLE_ACCESS_MODES
+    assert claim["spec"]["resources"]["requests"]["storage"]
+    labels = claim["metadata"].get("labels", {})
+    assert not labels.keys() & CHANGING_LABELS, labels

@@ -56,6 +56,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* The StatefulSet's governing Service (headless; not scraped). */}}
+{{- define "sloguard.headlessServiceName" -}}
+{{- printf "%s-headless" (include "sloguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Where the checkpoint volume is mounted: SLOGUARD_CHECKPOINT__DIR. */}}
+{{- define "sloguard.checkpointDir" -}}
+/var/lib/sloguard
+{{- end }}
+
 {{/* Where the Kafka TLS Secret is mounted. */}}
 {{- define "sloguard.kafkaTlsDir" -}}
 /etc/sloguard-kafka-tls
@@ -103,9 +113,13 @@ rule file it holds when a string, else those of the chart's files/rules.yaml.
 
 {{/*
 Cross-field checks the schema cannot express; `fail` names the values to fix. Included by the
-Deployment, so every render runs them.
+StatefulSet, so every render runs them.
 */}}
 {{- define "sloguard.validate" -}}
+{{- $fullname := include "sloguard.fullname" . }}
+{{- if gt (len $fullname) 52 }}
+{{- fail (printf "the full name %s has %d characters, more than 52: the StatefulSet's pods would get a controller-revision-hash label longer than 63 (set fullnameOverride)" $fullname (len $fullname)) }}
+{{- end }}
 {{- $kafka := .Values.kafka }}
 {{- $protocol := $kafka.securityProtocol }}
 {{- $sasl := $kafka.sasl }}
