@@ -80,8 +80,9 @@ class Daemon:
             # offsets are committed for the next owner.
             on_revoke = self._on_revoke if self.store is not None else None
             self.source = KafkaSource(self.settings.kafka.to_config(), on_revoke)
-        #: Next offset per partition of the events in the aggregator (what a checkpoint records).
-        self.positions: dict[TP, int] = {}
+        #: Next offset per partition of the events in the aggregator (what a checkpoint records), with
+        #: the number of the assignment it was read in (see `_checkpoint_offsets`).
+        self.positions: dict[TP, tuple[int, int]] = {}
         #: Why the last checkpoint write failed (None: the last one worked, or none tried yet).
         self.checkpoint_error: str | None = None
         self._checkpoint_lock = asyncio.Lock()
@@ -218,7 +219,8 @@ class Daemon:
             t.dead_lettered += len(rejected)
         if t.invalid.total > before:
             self._log_invalid(t.invalid.total - before)
-        self.positions.update(self.source.current(fetched.offsets))
+        n = self.source.assignments
+        self.positions.update({tp: (o, n) for tp, o in self.source.current(fetched.offsets).items()})
         if self.store is None or self.checkpoint_error is not None:
             # Without (working) checkpoints, commit what the aggregator holds; with them, only what a
             # checkpoint holds (`checkpoint`), so a commit never runs ahead of durable state.
@@ -339,7 +341,8 @@ class Daemon:
         name, cp = found
         report = self.aggregator.restore_state(cp.state)
         self.source.seek_on_assign(cp.offsets)
-        self.positions = dict(cp.offsets)
+        # Assignment 0 marks "restored": valid once the source has sought to it (`_checkpoint_offsets`).
+        self.positions = {tp: (o, 0) for tp, o in cp.offsets.items()}
         log.info(
             "checkpoint_restored",
             dir=where,
@@ -354,10 +357,19 @@ class Daemon:
 
     def _checkpoint_offsets(self) -> dict[TP, int]:
         assert self.source is not None
+        current = self.source.assignments
+        if current == 0:
+            return {tp: o for tp, (o, _) in self.positions.items()}  # not joined yet: what was restored
+        # Only offsets read in the current assignment (or restored for the first): after a rebalance or
+        # a lost membership a partition's old offset may be stale (another member moved on, or the
+        # broker lost the topic), and committing it would make the group skip or re-read records.
         owned = self.source.assignment
-        if not owned:
-            return dict(self.positions)  # not joined yet: what was restored
-        return {tp: o for tp, o in self.positions.items() if tp in owned}
+        sought = self.source.sought
+        return {
+            tp: o
+            for tp, (o, n) in self.positions.items()
+            if tp in owned and (n == current or (n == 0 and sought.get(tp) == (o, current)))
+        }
 
     async def checkpoint(self, reason: str) -> bool:
         """Write a checkpoint of the current state and offsets, then mark those offsets for commit."""

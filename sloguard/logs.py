@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +45,31 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
             ],
         )
     )
+    handler.addFilter(_LibraryFlood())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(getattr(logging, level.upper()))
     # aiokafka logs every failed reconnect while a broker is down; sloguard's source reports the outage
     # (and the recovery) once, and /readyz shows it.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+
+
+class _LibraryFlood(logging.Filter):
+    """Rate-limits library records (aiokafka logs every failed reconnect at ERROR, thousands a minute
+    while a broker is down): per logger and message template, a few lines a minute, the next one
+    saying how many were suppressed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._limiter = RateLimiter(interval=60.0, burst=3)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("sloguard"):
+            return True
+        ok, suppressed = self._limiter.allow(f"{record.name}|{record.msg}", time.monotonic())
+        if ok and suppressed:
+            record.msg = f"{record.msg} ({suppressed} similar lines suppressed)"
+        return ok
 
 
 def get_logger(name: str = "sloguard") -> Any:

@@ -275,6 +275,10 @@ class KafkaSource:
         self._last_contact = 0.0
         self._last_error = ""
         self._missing_topics: tuple[str, ...] = ()
+        #: Assignments received so far (1 after the first join).
+        self.assignments = 0
+        #: Partitions started at a checkpoint's offset (`seek_on_assign`): (offset, assignment number).
+        self.sought: dict[TP, tuple[int, int]] = {}
         # Offsets from a restored checkpoint: seek there on first assignment (`seek_on_assign`).
         self._start_offsets: dict[TP, int] = {}
         self.commit_failures = 0
@@ -425,6 +429,7 @@ class KafkaSource:
             log.info("partition %s: committed offset %d is past the checkpoint's %d", tp, committed, offset)
             return
         self._consumer.seek(TopicPartition(*tp), offset)
+        self.sought[tp] = (offset, self.assignments)
         log.info("partition %s starts at checkpoint offset %d (committed: %s)", tp, offset, committed)
 
     @property
@@ -583,6 +588,7 @@ class KafkaSource:
             self._highwaters.pop(tp, None)
 
     async def _on_assigned(self, assigned: set[TP]) -> None:
+        self.assignments += 1
         for tp in sorted(assigned & set(self._start_offsets)):
             await self._seek_to_checkpoint(tp, self._start_offsets.pop(tp))
         self._assigned = frozenset(assigned)
@@ -628,6 +634,34 @@ class KafkaSource:
             except (KafkaError, TimeoutError):
                 continue
             self._positions[(tp.topic, tp.partition)] = position
+        for key, pos in list(self._positions.items()):
+            highwater = self._highwaters.get(key)
+            if highwater is not None and pos > highwater and key in self._assigned:
+                await self._reset_past_end(key, pos, highwater)
+
+    async def _reset_past_end(self, key: TP, position: int, highwater: int) -> None:
+        """A position past the end of the log: the topic was re-created, or the broker lost data (Kafka
+        answers OFFSET_OUT_OF_RANGE and the consumer resets; a broker that just returns nothing would
+        leave us waiting forever). Reset as ``auto_offset_reset`` says, and say so."""
+        log.warning(
+            "%s: position %d is past the end of the partition (%d): topic re-created or data lost; "
+            "resetting to the %s",
+            key,
+            position,
+            highwater,
+            self.config.auto_offset_reset,
+        )
+        tp = TopicPartition(*key)
+        try:
+            async with asyncio.timeout(self.config.request_timeout_ms / 1000):
+                if self.config.auto_offset_reset == "earliest":
+                    await self._consumer.seek_to_beginning(tp)
+                else:
+                    await self._consumer.seek_to_end(tp)
+        except (KafkaError, TimeoutError) as exc:
+            self._note_error(f"reset of {key} failed: {exc!r}")
+            return
+        self._positions.pop(key, None)
 
     async def _probe_loop(self) -> None:
         """Ask the broker for metadata now and then: proof of life for `ready()`, and topic checks."""
