@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import structlog
 
 from sloguard import logs
 
@@ -20,6 +21,8 @@ def test_library_lines_are_rate_limited_own_lines_are_not(capsys: pytest.Capture
             own.warning("commit %d failed", i)
         err = capsys.readouterr().err.splitlines()
     finally:
+        # configure() bound structlog and the root handler to this test's captured stderr.
         logging.getLogger().handlers = []
+        structlog.reset_defaults()
     assert sum("Unable connect" in line for line in err) == 3
     assert sum("commit" in line for line in err) == 10
