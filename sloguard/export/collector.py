@@ -409,6 +409,18 @@ def _slo_families(views: list[_SloView]) -> Iterator[Family]:
         "gauge",
         (_block(objective, (), np.array([float(v.s.spec.objective) for v in views], np.float64)),),
     )
+    # What each SLO is about, for joins (`* on (slo) group_left (service) sloguard_slo_info`): the SLO
+    # series carry only slo and their group labels.
+    info = SeriesLabels(
+        ("slo", "service", "sli", "period"),
+        [(v.name, v.s.spec.service, v.s.spec.sli.kind, v.s.spec.period.describe()) for v in views],
+    )
+    yield Family(
+        "sloguard_slo_info",
+        "SLO metadata; always 1.",
+        "gauge",
+        (_block(info, (), np.ones(len(views), np.float64)),),
+    )
     yield Family(
         "sloguard_slo_period_seconds",
         "Nominal length of the SLO period (a calendar month counts 30 days).",

@@ -528,3 +528,13 @@ def test_chunks_concatenate_to_the_rendered_bytes() -> None:
     chunks = exposition.render_chunks(snap, TELEMETRY)
     assert len(chunks) > 10
     assert b"".join(chunks) == exposition.render(snap, TELEMETRY) == generate_latest(exposition.registry)
+
+
+def test_slo_info_names_service_sli_and_period() -> None:
+    snap = aggregated()
+    _, samples = parse(render(snap))
+    for s in snap.slos:
+        labels = {"slo": s.spec.name, "service": s.spec.service, "sli": s.spec.sli.kind}
+        found = [k for k in samples if k[0] == "sloguard_slo_info" and set(labels.items()) <= set(k[1])]
+        assert len(found) == 1 and samples[found[0]] == 1.0
+        assert dict(found[0][1])["period"] == s.spec.period.describe()
