@@ -214,9 +214,11 @@ class Daemon:
             t.events_processed += len(batch)
         if rejected:
             # Dead-letter before marking absorbed: a crash in between re-delivers, never loses.
-            if not await self._dead_letter(rejected):
+            dropped = await self._dead_letter(rejected)
+            if dropped is None:
                 return  # stopping with the dead-letter topic unreachable: leave these offsets uncommitted
-            t.dead_lettered += len(rejected)
+            t.dead_lettered += len(rejected) - dropped
+            t.dead_letter_dropped += dropped
         if t.invalid.total > before:
             self._log_invalid(t.invalid.total - before)
         n = self.source.assignments
@@ -226,14 +228,26 @@ class Daemon:
             # checkpoint holds (`checkpoint`), so a commit never runs ahead of durable state.
             self.source.absorbed(fetched.offsets)
 
-    async def _dead_letter(self, rejected: list[tuple[str, bytes]]) -> bool:
-        """Publish to the dead-letter topic, retrying with backoff until it works or we stop."""
+    async def _dead_letter(self, rejected: list[tuple[str, bytes]]) -> int | None:
+        """Publish to the dead-letter topic, retrying with backoff until it works or we stop.
+
+        Returns how many records were too large to ever be written (skipped, logged), or None when
+        stopping before it worked.
+        """
         assert self.source is not None
         delay = 0.5
         while True:
             try:
-                await self.source.dead_letter(rejected)
-                return True
+                dropped = await self.source.dead_letter(rejected)
+                if dropped:
+                    log.error(
+                        "dead_letter_too_large",
+                        records=dropped,
+                        limit_bytes=self.settings.kafka.dead_letter_max_bytes,
+                        largest_bytes=max(len(p) for _, p in rejected),
+                        hint="raise SLOGUARD_KAFKA__DEAD_LETTER_MAX_BYTES and the topic's max.message.bytes",
+                    )
+                return dropped
             except DeadLetterError as exc:
                 ok, suppressed = self._limiter.allow("dead_letter", time.monotonic())
                 if ok:
@@ -244,7 +258,7 @@ class Daemon:
                         suppressed_lines=suppressed,
                     )
             if self._stopping.is_set():
-                return False
+                return None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
             delay = min(delay * 2, 10.0)

@@ -54,6 +54,7 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_ms: int = Field(default=3_000, ge=1)
     request_timeout_ms: int = Field(default=30_000, ge=1)
     dead_letter_timeout_s: float = Field(default=10.0, gt=0)
+    dead_letter_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     #: /readyz turns false when the broker has not answered for this long.
     ready_after_s: float = Field(default=15.0, gt=0)
 
@@ -81,6 +82,7 @@ class KafkaSettings(BaseModel):
             heartbeat_interval_ms=self.heartbeat_interval_ms,
             request_timeout_ms=self.request_timeout_ms,
             dead_letter_timeout_s=self.dead_letter_timeout_s,
+            dead_letter_max_bytes=self.dead_letter_max_bytes,
             ready_after_s=self.ready_after_s,
         )
 

@@ -23,6 +23,7 @@ class TelemetrySnapshot:
     events_future: int = 0
     records_consumed: int = 0
     dead_lettered: int = 0
+    dead_letter_dropped: int = 0
     commit_failures: int = 0
     consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)
     tick_duration_seconds: float = 0.0
@@ -47,6 +48,7 @@ class Telemetry:
     events_future: int = 0
     records_consumed: int = 0
     dead_lettered: int = 0
+    dead_letter_dropped: int = 0
     commit_failures: int = 0
     consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)
     tick_duration_seconds: float = 0.0

@@ -295,6 +295,11 @@ class SnapshotCollector(Collector):
                 "Rejected records sent to the dead-letter topic.",
                 t.dead_lettered,
             ),
+            (
+                "sloguard_dead_letter_dropped_total",
+                "Rejected records too large for the dead-letter topic (skipped and logged).",
+                t.dead_letter_dropped,
+            ),
             ("sloguard_commit_failures_total", "Failed offset commits.", t.commit_failures),
             ("sloguard_checkpoints_total", "Checkpoints written.", t.checkpoints_written),
             ("sloguard_checkpoint_failures_total", "Checkpoint writes that failed.", t.checkpoint_failures),

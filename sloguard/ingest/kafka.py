@@ -35,7 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, ConsumerStoppedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    ConsumerStoppedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 
@@ -123,6 +129,9 @@ class KafkaConfig:
     heartbeat_interval_ms: int = 3_000
     request_timeout_ms: int = 30_000
     dead_letter_timeout_s: float = 10.0
+    #: Largest dead-letter record the producer sends (aiokafka's max_request_size; the topic's
+    #: max.message.bytes must allow it too). Larger ones are dropped, counted and logged.
+    dead_letter_max_bytes: int = 16 * 1024 * 1024
     ready_after_s: float = 15.0
 
     def __post_init__(self) -> None:
@@ -284,6 +293,7 @@ class KafkaSource:
         self.commit_failures = 0
         self.dead_letter_failures = 0
         self.dead_lettered = 0
+        self.dead_letter_too_large = 0
         self.committed: dict[TP, int] = {}
 
     def __repr__(self) -> str:
@@ -325,7 +335,9 @@ class KafkaSource:
                 raise TopicsMissingError(missing, c.bootstrap_servers)
             if c.dead_letter_topic is not None:
                 # acks="all": a dead-lettered record is the only copy of that input once we commit.
-                producer = self._producer_factory(**options, acks="all")
+                producer = self._producer_factory(
+                    **options, acks="all", max_request_size=c.dead_letter_max_bytes
+                )
                 try:
                     await producer.start()
                 except KafkaError as exc:
@@ -498,31 +510,49 @@ class KafkaSource:
 
     # -- dead letters ---------------------------------------------------------------------------------
 
-    async def dead_letter(self, items: Sequence[tuple[str, bytes]]) -> None:
+    async def dead_letter(self, items: Sequence[tuple[str, bytes]]) -> int:
         """Write each ``(reason, original bytes)`` to the dead-letter topic, header ``sloguard-reason``.
 
         Waits until the broker acknowledged all of them (``acks=all``), at most ``dead_letter_timeout_s``;
         raises `DeadLetterError` otherwise (some may have been written: a retry can duplicate them).
+        A record too large for the producer or the topic can never be written: retrying would stall
+        consumption forever, so it is skipped, counted in ``dead_letter_too_large`` and returned.
         Without a dead-letter topic configured this does nothing.
         """
         if not items or self._producer is None:
-            return
+            return 0
         topic = self.config.dead_letter_topic
+        too_large = (MessageSizeTooLargeError, RecordTooLargeError)
 
-        async def send_all() -> None:
-            futures = [
-                await self._producer.send(topic, value=payload, headers=[(REASON_HEADER, reason.encode())])
-                for reason, payload in items
-            ]
-            await asyncio.gather(*futures)
+        async def send_all() -> int:
+            futures = []
+            dropped = 0
+            for reason, payload in items:
+                try:
+                    futures.append(
+                        await self._producer.send(
+                            topic, value=payload, headers=[(REASON_HEADER, reason.encode())]
+                        )
+                    )
+                except too_large:
+                    dropped += 1
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            for r in results:
+                if isinstance(r, too_large):
+                    dropped += 1
+                elif isinstance(r, BaseException):
+                    raise r
+            return dropped
 
         try:
             async with asyncio.timeout(self.config.dead_letter_timeout_s):
-                await send_all()
+                dropped = await send_all()
         except (KafkaError, TimeoutError) as exc:
             self.dead_letter_failures += 1
             raise DeadLetterError(f"could not write {len(items)} records to {topic!r}: {exc!r}") from exc
-        self.dead_lettered += len(items)
+        self.dead_lettered += len(items) - dropped
+        self.dead_letter_too_large += dropped
+        return dropped
 
     # -- health ---------------------------------------------------------------------------------------
 

@@ -278,6 +278,7 @@ def test_counters_end_in_total_and_nothing_else_does() -> None:
         "sloguard_events_future",
         "sloguard_records_consumed",
         "sloguard_dead_letter",
+        "sloguard_dead_letter_dropped",
         "sloguard_commit_failures",
         "sloguard_checkpoints",
         "sloguard_checkpoint_failures",
