@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed-stamp
 # Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
 SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager
 
-.PHONY: setup system-deps node-deps lint test bench bench-daemon bench-checkpoint run clean
+.PHONY: setup system-deps node-deps lint test fuzz bench bench-daemon bench-checkpoint bench-cardinality soak run clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ lint: setup
 test: lint system-deps node-deps
 	$(VENV)/bin/pytest -q
 
+# The long seeded fuzz run (make test runs the same with 100k records).
+fuzz: setup system-deps
+	SLOGUARD_FUZZ_RECORDS=1000000 $(VENV)/bin/pytest -q -s tests/fuzz -k seeded
+
 bench: setup
 	$(PY) -m benchmarks
 
@@ -55,6 +59,12 @@ bench-daemon: setup
 
 bench-checkpoint: setup
 	$(PY) -m benchmarks.checkpoint
+
+bench-cardinality: setup
+	$(PY) -m benchmarks.cardinality
+
+soak: setup
+	$(PY) -m benchmarks.soak
 
 run: setup
 	$(PY) -m sloguard.demo
