@@ -7,6 +7,7 @@ sloguard modules it needs are not importable, and the harness skips these rows.
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
@@ -16,6 +17,7 @@ try:
     from sloguard.core.model import Rejections
     from sloguard.ingest.decode import Decoder
     from sloguard.ingest.source import FileSource
+    from sloguard.replay import keep_freed_memory
     from sloguard.specfile import load_config
 except ImportError as exc:
     MISSING: ImportError | None = exc
@@ -24,8 +26,14 @@ else:
 
 
 def measure(path: str, config_path: str) -> dict[str, float | int]:
-    """Decode and ingest every chunk of ``path``, then take one snapshot; CPU and wall per stage."""
-    decoder, agg, invalid = Decoder(), Aggregator(load_config(config_path)), Rejections()
+    """Decode and ingest every chunk of ``path``, then take one snapshot; CPU and wall per stage.
+
+    Set up as `sloguard.replay.replay` does: malloc keeps freed memory, the decoder interns labels into
+    the aggregator's vocabularies, and the cyclic GC is paused."""
+    keep_freed_memory()
+    agg = Aggregator(load_config(config_path))
+    decoder, invalid = Decoder(vocabs=agg.vocabs), Rejections()
+    gc.disable()
     events = 0
     decode_cpu = ingest_cpu = decode_wall = ingest_wall = 0.0
     for record in FileSource([path]).records():

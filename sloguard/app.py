@@ -52,6 +52,8 @@ from sloguard.telemetry import Telemetry
 FUTURE_TIMESTAMP = "future_timestamp"
 #: Ticks run this long after a whole period, so events stamped just before it have arrived.
 TICK_LAG_MS = 50
+#: How often idle series (an SLO's ``series_ttl``) are looked for.
+EVICT_EVERY_MS = 60_000
 
 log = get_logger("sloguard.app")
 
@@ -91,6 +93,7 @@ class Daemon:
         self._last_commit = time.monotonic()
         self._limiter = RateLimiter()
         self.ticks = 0
+        self._evicted_at = -1
         #: The snapshot published by the last tick (what /metrics shows).
         self.latest: Snapshot | None = None
 
@@ -467,6 +470,11 @@ class Daemon:
         started = time.perf_counter()
         now = self.clock.now_ms()
         self.aggregator.advance(now)
+        if now // EVICT_EVERY_MS != self._evicted_at:
+            self._evicted_at = now // EVICT_EVERY_MS
+            evicted = self.aggregator.evict_idle(now)
+            if evicted:
+                log.info("idle_series_evicted", per_slo=evicted)
         snapshot = self.aggregator.snapshot(now)
         t = self.telemetry
         t.consumer_lag = self.source.lag()

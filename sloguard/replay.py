@@ -36,6 +36,7 @@ def replay(
 ) -> ReplayResult:
     """Feed every record of ``source`` through the decoder and one aggregator; evaluate at ``now_ms``
     (default: the end of the bucket holding the newest event)."""
+    keep_freed_memory()
     agg = Aggregator(config)
     decoder = decoder or Decoder(vocabs=agg.vocabs)
     invalid = Rejections()
@@ -51,6 +52,28 @@ def replay(
     if now_ms is None:
         now_ms = agg.default_now() or 0
     return ReplayResult(agg.snapshot(now_ms), invalid, agg, after_now)
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc's malloc to keep freed memory mapped instead of handing it back to the system at once.
+
+    A replay allocates and frees numpy temporaries of a few hundred KiB thousands of times a second.
+    By default glibc returns the top of its heap whenever more than 128 KiB of it is free (and maps big
+    blocks separately), so the next allocation page-faults afresh: measured ~40 ms of CPU per million
+    events. With both thresholds raised the pages are reused (peak RSS about unchanged, measured:
+    nothing more is allocated, it is only kept). The setting is process-wide and stays: freed memory
+    goes back to the system at exit rather than as it is freed. No-op where the C library has no
+    `mallopt`.
+    """
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+    except (ImportError, OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 256 << 20)
 
 
 def _ingest_all(

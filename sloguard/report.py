@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
+
+import msgspec
 
 from sloguard.core.model import Rejections
 from sloguard.core.snapshot import SloSnapshot, Snapshot
@@ -23,82 +26,105 @@ def _percent_key(p: float) -> str:
     return f"{p:g}"
 
 
-def _slo_series(s: SloSnapshot) -> list[dict[str, Any]]:
-    # Columns go to Python lists once (tolist is C speed); per-series work is then plain indexing.
-    objective = float(s.spec.objective)
+class _Window(msgspec.Struct, gc=False):
+    total: int
+    bad: int
+    error_ratio: float
+    burn_rate: float
+
+
+class _Period(msgspec.Struct, gc=False):
+    window: str
+    start: str
+    end: str
+    total: int
+    bad: int
+    error_ratio: float
+    burn_rate: float
+    budget_remaining: float
+    budget_consumed: float
+    exhaustion_eta_seconds: float | None
+
+
+class _Alert(msgspec.Struct, gc=False):
+    severity: str
+    long_window: str
+    short_window: str
+    factor: float
+    min_events: int
+    firing: bool
+
+
+@functools.cache
+def _windows_struct(names: tuple[str, ...]) -> type[msgspec.Struct]:
+    """A Struct encoded as ``{"5m": {...}, "30m": {...}, ...}`` for these window names."""
+    fields = [f"w{i}" for i in range(len(names))]
+    return msgspec.defstruct(
+        "Windows", [(f, _Window) for f in fields], rename=dict(zip(fields, names, strict=True)), gc=False
+    )
+
+
+class _Series(msgspec.Struct, gc=False):
+    slo: str
+    objective: float
+    labels: dict[str, str]
+    windows: msgspec.Struct  # one _Window per window name, see _windows_struct
+    period: _Period
+    alerts: list[_Alert]
+
+
+def _slo_series(s: SloSnapshot) -> list[_Series]:
+    """One entry per series. Thousands of series make this the bulk of the report, so entries are
+    msgspec Structs (encoded as objects with the fields in order; built several times faster than
+    dicts, and untracked by the cyclic GC), and each part is built for every series at once from
+    columns (tolist is C speed; zipping columns beats indexing per series)."""
+    n = len(s.labels)
     names = [format_duration(w) for w in s.windows]
     total, bad = s.total.tolist(), s.bad.tolist()
     er, br = s.error_ratio.tolist(), s.burn_rate.tolist()
-    p_total, p_bad = s.period_total.tolist(), s.period_bad.tolist()
-    p_er, p_br = s.period_error_ratio.tolist(), s.period_burn_rate.tolist()
-    remaining, consumed, eta = (
-        s.budget_remaining.tolist(),
-        s.budget_consumed.tolist(),
-        s.exhaustion_eta.tolist(),
+    per_window = [list(map(_Window, total[i], bad[i], er[i], br[i])) for i in range(len(names))]
+    windows = list(map(_windows_struct(tuple(names)), *per_window))
+    period = s.spec.period.describe()
+    p_start, p_end = rfc3339(s.period_bounds[0]), rfc3339(s.period_bounds[1])
+    periods = list(
+        map(
+            _Period,
+            [period] * n,
+            [p_start] * n,
+            [p_end] * n,
+            s.period_total.tolist(),
+            s.period_bad.tolist(),
+            s.period_error_ratio.tolist(),
+            s.period_burn_rate.tolist(),
+            s.budget_remaining.tolist(),
+            s.budget_consumed.tolist(),
+            [None if math.isnan(eta) else eta for eta in s.exhaustion_eta.tolist()],
+        )
     )
     firing = s.firing.tolist()
     tiers = [
-        (
-            t.severity.value,
-            format_duration(t.long_window),
-            format_duration(t.short_window),
-            float(t.factor),
-            t.min_events,
-        )
+        (t.severity.value, format_duration(t.long_window), format_duration(t.short_window), float(t.factor))
         for t in s.spec.tiers
     ]
-    period = s.spec.period.describe()
-    p_start, p_end = rfc3339(s.period_bounds[0]), rfc3339(s.period_bounds[1])
-    windows = list(enumerate(names))
-    out: list[dict[str, Any]] = []
-    for j, labels in enumerate(s.labels):
-        e = eta[j]
-        out.append(
-            {
-                "slo": s.spec.name,
-                "objective": objective,
-                "labels": dict(zip(s.spec.group_by, labels, strict=True)),
-                "windows": {
-                    name: {
-                        "total": total[i][j],
-                        "bad": bad[i][j],
-                        "error_ratio": er[i][j],
-                        "burn_rate": br[i][j],
-                    }
-                    for i, name in windows
-                },
-                "period": {
-                    "window": period,
-                    "start": p_start,
-                    "end": p_end,
-                    "total": p_total[j],
-                    "bad": p_bad[j],
-                    "error_ratio": p_er[j],
-                    "burn_rate": p_br[j],
-                    "budget_remaining": remaining[j],
-                    "budget_consumed": consumed[j],
-                    "exhaustion_eta_seconds": None if math.isnan(e) else e,
-                },
-                "alerts": [
-                    {
-                        "severity": sev,
-                        "long_window": lw,
-                        "short_window": sw,
-                        "factor": factor,
-                        "min_events": min_events,
-                        "firing": firing[k][j],
-                    }
-                    for k, (sev, lw, sw, factor, min_events) in enumerate(tiers)
-                ],
-            }
-        )
-    return out
+    per_tier = [
+        [_Alert(severity, long_w, short_w, factor, t.min_events, f) for f in firing[k]]
+        for k, (t, (severity, long_w, short_w, factor)) in enumerate(zip(s.spec.tiers, tiers, strict=True))
+    ]
+    alerts = (
+        [list(entries) for entries in zip(*per_tier, strict=True)] if per_tier else [[] for _ in range(n)]
+    )
+    name, objective, group_by = s.spec.name, float(s.spec.objective), s.spec.group_by
+    return [
+        _Series(name, objective, dict(zip(group_by, labels, strict=True)), w, p, a)
+        for labels, w, p, a in zip(s.labels, windows, periods, alerts, strict=True)
+    ]
 
 
 def to_dict(
     snap: Snapshot, invalid: Rejections | None = None, after_now: int = 0, reasons: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The JSON document `sloguard replay --format json` prints (``reasons`` listed even when 0)."""
+    """The JSON document `sloguard replay --format json` prints (``reasons`` listed even when 0), for
+    `msgspec.json.encode`: the entries of ``slos`` are msgspec Structs, encoded as JSON objects."""
     latency: list[dict[str, Any]] = []
     lat = snap.latency
     if lat is not None:

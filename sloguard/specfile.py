@@ -441,6 +441,7 @@ class _SloModel(_Schema):
     window: _Window
     group_by: Annotated[tuple[Literal["endpoint", "customer"], ...], AfterValidator(_unique)] = ()
     max_series: _PositiveInt = _default(SloSpec, "max_series")
+    series_ttl: _PositiveDuration | None = None
     resolution: _ResolutionModel = _ResolutionModel()
     alerts: _AlertsModel = _AlertsModel()
     export: _ExportModel = _ExportModel()
@@ -814,6 +815,15 @@ def _slo(m: _SloModel, report: _Report) -> SloSpec:
         report(("sli", "threshold_ms"), "is required for type latency (good = latency <= threshold_ms)")
     if m.sli.type == "availability" and m.sli.threshold_ms is not None:
         report(("sli", "threshold_ms"), "only applies to type latency")
+    if m.series_ttl is not None:
+        if not m.group_by:
+            report(("series_ttl",), "only applies to an SLO with group_by (one series per key)")
+        elif m.series_ttl < m.resolution.coarse:
+            report(
+                ("series_ttl",),
+                f"must be at least the coarse resolution ({format_duration(m.resolution.coarse)}): "
+                "idleness is judged per coarse bucket",
+            )
     _check_resolution(m, period, report)
     tiers = _tiers(m, period, report)
     return SloSpec(
@@ -833,6 +843,7 @@ def _slo(m: _SloModel, report: _Report) -> SloSpec:
         max_series=m.max_series,
         description=m.description,
         export_top_k=m.export.top_k,
+        series_ttl=m.series_ttl,
     )
 
 
@@ -1031,6 +1042,7 @@ def _describe_slo(s: SloSpec) -> list[str]:
         (
             "group by",
             f"{group}; at most {s.max_series} series"
+            + (f"; idle ones evicted after {format_duration(s.series_ttl)}" if s.series_ttl else "")
             + (f"; exports the {s.export_top_k} worst (1h burn) and any firing" if s.export_top_k else ""),
         ),
         ("SLI", sli),

@@ -14,6 +14,7 @@ SLO's fine resolution (divides 1 minute), longer windows and the period the coar
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ from sloguard.core.state import (
     AggregatorState,
     LatencyState,
     RestoreReport,
+    RingState,
     SeriesState,
     SloState,
     fingerprint,
@@ -48,6 +50,9 @@ from sloguard.core.windows import BucketRing
 
 IntpArray = npt.NDArray[np.intp]
 I64 = npt.NDArray[np.int64]
+
+#: Up to this many label combinations, a grouping by several dimensions maps ids to rows by table.
+_DENSE_COMBOS = 1 << 16
 
 #: How far past the newest bucket an event may lie and still land in the rings (clock skew, late
 #: evaluation). Beyond it an event still counts, it only moves ``head``.
@@ -75,7 +80,18 @@ class SeriesIndex:
     """Maps label-value ids to series rows, with a cap: past ``cap`` series, new keys share one
     ``__overflow__`` row (counted, never dropped). A key keeps the row it first got."""
 
-    __slots__ = ("_combo", "_lut", "cap", "dims", "keys", "overflow_row", "row_events", "rows_by_key")
+    __slots__ = (
+        "_combo",
+        "_dense",
+        "_dense_sizes",
+        "_lut",
+        "cap",
+        "dims",
+        "keys",
+        "overflow_row",
+        "row_events",
+        "rows_by_key",
+    )
 
     def __init__(self, dims: tuple[str, ...], cap: int) -> None:
         self.dims = dims
@@ -86,6 +102,9 @@ class SeriesIndex:
         self.row_events = np.zeros(0, np.int64)
         self._lut = np.zeros(0, np.intp)  # one dim: vocab id -> row (-1 unknown)
         self._combo: dict[tuple[int, ...], int] = {}  # several dims: id tuple -> row
+        # Several dims, few combinations: mixed-radix code -> row (-1 unknown), for these vocab sizes.
+        self._dense = np.zeros(0, np.intp)
+        self._dense_sizes: list[int] = []
         if not dims:
             self.row_for_key(())
 
@@ -135,13 +154,12 @@ class SeriesIndex:
     def rows(self, n: int, ids: list[IntpArray], vocabs: list[Vocab]) -> IntpArray:
         """Series row for each of ``n`` events, given the vocabulary ids of each grouping dimension."""
         if not self.dims:
-            out = np.zeros(n, np.intp)
-        elif len(self.dims) == 1:
-            out = self._rows_one(ids[0], vocabs[0])
-        else:
-            out = self._rows_many(ids, vocabs)
+            self.row_events[0] += n
+            return np.zeros(n, np.intp)
+        out = self._rows_one(ids[0], vocabs[0]) if len(self.dims) == 1 else self._rows_many(ids, vocabs)
         if n:
-            np.add.at(self.row_events, out, 1)
+            per_row = np.bincount(out)
+            self.row_events[: len(per_row)] += per_row
         return out
 
     def _rows_one(self, ids: IntpArray, vocab: Vocab) -> IntpArray:
@@ -156,26 +174,48 @@ class SeriesIndex:
 
     def _rows_many(self, ids: list[IntpArray], vocabs: list[Vocab]) -> IntpArray:
         # Mixed-radix code of the id tuple, valid within this batch (vocab sizes only grow).
-        code = np.zeros(len(ids[0]), np.int64)
-        for arr, vocab in zip(ids, vocabs, strict=True):
-            code = code * max(1, len(vocab)) + arr
-        uniq, inverse = np.unique(code, return_inverse=True)
         sizes = [max(1, len(v)) for v in vocabs]
-        urows = np.empty(len(uniq), np.intp)
-        combo = self._combo
-        for j, c in enumerate(uniq.tolist()):
-            parts: list[int] = []
-            for size in reversed(sizes):
-                c, r = divmod(c, size)
-                parts.append(r)
-            idt = tuple(reversed(parts))
-            row = combo.get(idt)
-            if row is None:
-                key = tuple(v.names[i] for v, i in zip(vocabs, idt, strict=True))
-                row = combo[idt] = self.row_for_key(key)
-            urows[j] = row
+        code = np.zeros(len(ids[0]), np.int64)
+        for arr, size in zip(ids, sizes, strict=True):
+            code = code * size + arr
+        if math.prod(sizes) <= _DENSE_COMBOS:
+            # Few combinations (e.g. service x endpoint): a table lookup instead of a sort per batch.
+            if sizes != self._dense_sizes:
+                self._dense = np.full(math.prod(sizes), -1, np.intp)
+                self._dense_sizes = sizes
+                for idt, row in self._combo.items():
+                    self._dense[self._code(idt, sizes)] = row
+            rows: IntpArray = self._dense[code]
+            if len(rows) and rows.min() < 0:
+                # New combinations get their rows in code order, as below.
+                for c in np.unique(code[rows < 0]).tolist():
+                    self._dense[c] = self._combo_row(c, sizes, vocabs)
+                rows = self._dense[code]
+            return rows
+        uniq, inverse = np.unique(code, return_inverse=True)
+        urows = np.array([self._combo_row(c, sizes, vocabs) for c in uniq.tolist()], np.intp)
         result: IntpArray = urows[inverse.reshape(-1)]
         return result
+
+    @staticmethod
+    def _code(idt: tuple[int, ...], sizes: list[int]) -> int:
+        code = 0
+        for i, size in zip(idt, sizes, strict=True):
+            code = code * size + i
+        return code
+
+    def _combo_row(self, code: int, sizes: list[int], vocabs: list[Vocab]) -> int:
+        """The row of the id tuple with mixed-radix ``code``, creating it if new."""
+        parts: list[int] = []
+        for size in reversed(sizes):
+            code, r = divmod(code, size)
+            parts.append(r)
+        idt = tuple(reversed(parts))
+        row = self._combo.get(idt)
+        if row is None:
+            key = tuple(v.names[i] for v, i in zip(vocabs, idt, strict=True))
+            row = self._combo[idt] = self.row_for_key(key)
+        return row
 
 
 class _SloState:
@@ -203,6 +243,8 @@ class _SloState:
         self.threshold_ms = spec.sli.threshold_ms if spec.sli.kind == "latency" else None
         self.too_old = 0
         self.events = 0
+        #: Series evicted as idle since this process started (not part of the state).
+        self.evicted = 0
 
     def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: Vocabs) -> None:
         sel = self.service.lookup(vocabs["service"], ids["service"])
@@ -289,6 +331,7 @@ class _SloState:
             overflow_events=self.series.overflow_events,
             too_old_events=self.too_old,
             events=self.events,
+            evicted_series=self.evicted,
         )
 
     def dump(self) -> SloState:
@@ -307,6 +350,62 @@ class _SloState:
         self.fine.load(state.fine)
         self.coarse.load(state.coarse)
         self.too_old, self.events = state.too_old, state.events
+
+    def idle_rows(self, now_ms: int, ttl_s: int) -> IntpArray:
+        """Rows (never the overflow row) without an event in ``[now − ttl, ...)``, by bucket."""
+        rows = len(self.series)
+        active = np.zeros(rows, np.bool_)
+        for ring in (self.fine, self.coarse):
+            st = ring.dump(rows)
+            if st.head is None or not len(st.cells):
+                continue
+            slots, row = np.divmod(st.cells, rows)
+            bucket = st.head - (st.head - slots) % st.n
+            active[row[bucket >= (now_ms - ttl_s * 1000) // st.res_ms]] = True
+        if self.series.overflow_row is not None:
+            active[self.series.overflow_row] = True
+        return np.flatnonzero(~active)
+
+    def without(self, idle: IntpArray) -> SloState:
+        """This state with the ``idle`` rows' counts folded into the overflow row (created if needed)
+        and the remaining rows renumbered in order: every window's totals per SLO stay the same."""
+        st = self.dump()
+        rows = len(st.series.keys)
+        keep = np.ones(rows, np.bool_)
+        keep[idle] = False
+        live = np.flatnonzero(keep)
+        keys = [st.series.keys[i] for i in live]
+        overflow = self.series.overflow_row
+        if overflow is None:
+            keys.append((OVERFLOW,) * len(self.spec.group_by))
+            target = len(keys) - 1
+        else:
+            target = int(np.searchsorted(live, overflow))
+        remap = np.empty(rows, np.int64)
+        remap[live] = np.arange(len(live))
+        remap[idle] = target
+        new_rows = len(keys)
+        # Events per row count what each key received; an evicted key's are not overflow events.
+        row_events = np.zeros(new_rows, np.int64)
+        row_events[: len(live)] = st.series.row_events[live]
+
+        def fold(r: RingState) -> RingState:
+            slots, row = np.divmod(r.cells, rows)
+            cells, inverse = np.unique(slots * new_rows + remap[row], return_inverse=True)
+            total = np.zeros(len(cells), np.int64)
+            bad = np.zeros(len(cells), np.int64)
+            np.add.at(total, inverse, r.total)
+            np.add.at(bad, inverse, r.bad)
+            return RingState(r.res_ms, r.n, r.head, r.low, new_rows, cells, total, bad)
+
+        return SloState(
+            fingerprint=st.fingerprint,
+            series=SeriesState(tuple(keys), row_events),
+            fine=fold(st.fine),
+            coarse=fold(st.coarse),
+            too_old=st.too_old,
+            events=st.events,
+        )
 
     def merge(self, other: _SloState) -> None:
         row_map = np.array([self.series.row_for_key(k) for k in other.series.keys], np.intp)
@@ -353,8 +452,13 @@ class _LatencyState:
         lo = int(base.min())
         cells = rows.astype(np.int64) * self.layout.counts_len + hidx
         span = max(1, len(self.series)) * self.layout.counts_len
-        code, counts = np.unique((base - lo) * span + cells, return_counts=True)
-        ubase, ucells = np.divmod(code, span)
+        # np.unique(..., return_counts=True), by one sort (np.unique's extra passes cost more than it).
+        code = np.sort((base - lo) * span + cells)
+        first = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
+        counts = np.diff(np.append(first, len(code)))
+        code = code[first]
+        ubase = code // span  # (np.divmod: its remainder is several times slower than this)
+        ucells = code - ubase * span
         ubase += lo
         dropped = 0
         for ring in self.rings:
@@ -492,6 +596,28 @@ class Aggregator:
         for s in self.config.slos:
             step = int(np.lcm(step, s.resolution.fine * 1000))
         return (self.stats.newest_ms // step + 1) * step
+
+    # -- idle series --------------------------------------------------------------------------------
+
+    def evict_idle(self, now_ms: int) -> dict[str, int]:
+        """Evict the series of every SLO with a ``series_ttl`` that had no event for that long (event
+        time, judged per bucket): their counts move to the SLO's ``__overflow__`` series, so every
+        window and the budget of the SLO as a whole are unchanged, and their rows are free for new
+        keys. Returns the number evicted per SLO (only SLOs that evicted any)."""
+        out: dict[str, int] = {}
+        for i, slo in enumerate(self.slos):
+            ttl = slo.spec.series_ttl
+            if ttl is None or not slo.spec.group_by:
+                continue
+            idle = slo.idle_rows(now_ms, ttl)
+            if not len(idle):
+                continue
+            fresh = _SloState(slo.spec)
+            fresh.load(slo.without(idle))
+            fresh.evicted = slo.evicted + len(idle)
+            self.slos[i] = fresh
+            out[slo.spec.name] = len(idle)
+        return out
 
     # -- state: checkpoints and reloads (sloguard.core.state) -----------------------------------------
 

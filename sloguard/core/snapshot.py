@@ -43,6 +43,8 @@ class SloSnapshot:
     overflow_events: int
     too_old_events: int
     events: int
+    #: Series evicted as idle (``series_ttl``) since the process started.
+    evicted_series: int = 0
 
     @property
     def series(self) -> int:

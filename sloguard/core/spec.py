@@ -200,6 +200,9 @@ class SloSpec:
     description: str = ""
     #: Export only the k series with the highest 1h burn rate plus every firing one (None: all).
     export_top_k: int | None = None
+    #: Seconds without events after which a series is evicted: its counts move to the SLO's
+    #: ``__overflow__`` series (nothing leaves the budget) and its row is free for a new key (None: never).
+    series_ttl: int | None = None
 
     @property
     def error_budget(self) -> Fraction:

@@ -37,8 +37,8 @@ BLOCK = 1024
 class BucketRing:
     """Good/bad event counts per (series row, time bucket) for the last ``n`` buckets.
 
-    Counts start as uint16 and widen (uint32, then int64) the first time a cell could overflow:
-    before each scatter the fullest touched cell plus what the batch adds to its slot is checked. A
+    Counts start as uint16 and widen (uint32, then int64) the first time a cell would overflow:
+    before each scatter every touched cell's count plus what the batch adds to it is checked. A
     customer series with a few requests a minute then costs 2 bytes a bucket, a busy one 4 or 8, and
     no count is ever wrapped. Rows live in blocks of ``BLOCK`` columns; the first block starts
     narrow and doubles, so a one-series SLO does not pay for a thousand.
@@ -115,14 +115,16 @@ class BucketRing:
         low = int(buckets.min())
         self.low = low if self.low is None else min(self.low, low)
         floor = self.head - self.n + 1
-        keep = buckets >= floor
-        dropped = int(len(buckets) - np.count_nonzero(keep))
-        if dropped:
+        dropped = 0
+        if low < floor:
+            keep = buckets >= floor
+            dropped = int(len(buckets) - np.count_nonzero(keep))
             rows, buckets, bad = rows[keep], buckets[keep], bad[keep]
             if len(buckets) == 0:
                 return dropped
-        slots = buckets % self.n
-        self._widen_for(slots, rows)
+        # buckets % n, spelled with a floor division: numpy divides by a scalar several times faster
+        # than it takes a remainder.
+        slots = buckets - buckets // self.n * self.n
         if len(self._total) == 1 or int(rows.max()) < BLOCK:
             self._scatter(0, slots, rows, bad)
         else:
@@ -132,20 +134,6 @@ class BucketRing:
                 self._scatter(b, slots[sel], rows[sel] - b * BLOCK, bad[sel])
         return dropped
 
-    def _widen_for(self, slots: I64, rows: npt.NDArray[np.intp]) -> None:
-        """Widen the counters if adding these events could overflow a cell of a touched slot.
-
-        Bound: the fullest cell among the touched slots plus the most events this batch gives any one
-        series (no cell can receive more than its series gets).
-        """
-        if self.dtype is np.int64:
-            return
-        touched = np.flatnonzero(np.bincount(slots, minlength=self.n))
-        fullest = max(int(blk[touched].max()) for blk in self._total)
-        need = fullest + int(np.bincount(rows).max())
-        if need > int(np.iinfo(self.dtype).max):
-            self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
-
     def _widen(self, dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]]) -> None:
         self.dtype = dtype
         self._total = [blk.astype(dtype) for blk in self._total]
@@ -154,12 +142,24 @@ class BucketRing:
     def _scatter(
         self, block: int, slots: I64, cols: npt.NDArray[np.intp], bad: npt.NDArray[np.bool_]
     ) -> None:
-        total = self._total[block]
-        flat = slots * total.shape[1] + cols
-        np.add.at(total.reshape(-1), flat, 1)
+        """Count the events into ``block``, widening the counters first if a cell would overflow.
+
+        Events are counted per cell with one ``bincount`` over the span of cells they touch when that is
+        dense, else by sorting them (both several times faster than ``np.add.at``).
+        """
+        flat = slots * self._total[block].shape[1] + cols
+        total_cells, total_add = _cell_counts(flat)
         bad_flat = flat[bad]
-        if len(bad_flat):
-            np.add.at(self._bad[block].reshape(-1), bad_flat, 1)
+        bad_cells, bad_add = _cell_counts(bad_flat) if len(bad_flat) else (None, None)
+        if self.dtype is not np.int64:
+            # A cell's bad count never exceeds its total: checking the totals is enough.
+            now = self._total[block].reshape(-1)[total_cells]
+            need = int((now + total_add).max())  # int64: cannot wrap
+            if need > int(np.iinfo(self.dtype).max):
+                self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+        self._total[block].reshape(-1)[total_cells] += total_add.astype(self.dtype)
+        if bad_cells is not None and bad_add is not None:
+            self._bad[block].reshape(-1)[bad_cells] += bad_add.astype(self.dtype)
 
     def _slices(self, start: int, end: int) -> list[slice]:
         """Ring slot slices covering buckets ``[start, end)`` clipped to what the ring holds."""
@@ -296,3 +296,18 @@ class BucketRing:
                 self._total[b][slots[sel], cols] = state.total[sel]
                 self._bad[b][slots[sel], cols] = state.bad[sel]
         self.head, self.low = state.head, state.low
+
+
+def _cell_counts(flat: I64) -> tuple[slice | I64, I64]:
+    """How many times each cell occurs in ``flat``: (cells, counts), cells a slice or unique indices.
+
+    A dense span (at most a few cells per event) is counted with one ``bincount`` over it; a sparse one
+    (events spread over many series and buckets) by sorting.
+    """
+    lo, hi = int(flat.min()), int(flat.max()) + 1
+    if hi - lo <= 4 * len(flat) + 1024:
+        return slice(lo, hi), np.bincount(flat - lo, minlength=hi - lo)
+    s = np.sort(flat)
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    counts = np.diff(np.append(starts, len(s)))
+    return s[starts], counts

@@ -386,6 +386,12 @@ class SnapshotCollector(Collector):
                 "counter",
                 [v.s.too_old_events for v in views],
             ),
+            (
+                "sloguard_evicted_series_total",
+                "Series evicted after series_ttl without events (their counts moved to __overflow__).",
+                "counter",
+                [v.s.evicted_series for v in views],
+            ),
         )
         for name, doc, typ, values in per_slo_families:
             yield Family(name, doc, typ, (_block(per_slo, (), np.array(values, np.float64)),))

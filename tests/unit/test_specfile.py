@@ -231,6 +231,14 @@ def test_custom_tiers_and_options() -> None:
     )
 
 
+def test_series_ttl() -> None:
+    (spec,) = parse_config(spec_text({**GOOD_SLO, "group_by": "[customer]", "series_ttl": "1d"})).slos
+    assert spec.series_ttl == DAY
+    assert "idle ones evicted after 1d" in describe(
+        parse_config(spec_text({**GOOD_SLO, "group_by": "[customer]", "series_ttl": "1d"}))
+    )
+
+
 def test_latency_section_defaults_and_options() -> None:
     assert parse_config(spec_text(GOOD_SLO)).latency is None
     assert parse_config(spec_text(GOOD_SLO, tail="latency: {}\n")).latency == LatencySpec()
@@ -301,6 +309,14 @@ def test_yaml_merge_keys_may_override() -> None:
         pytest.param({"name": "'a b'"}, "name: must start with a letter or digit", id="bad-name"),
         pytest.param({"sli": None}, "sli: is required", id="missing-sli"),
         pytest.param({"max_series": "0"}, "max_series: must be at least 1 (got 0)", id="max-series-0"),
+        pytest.param(
+            {"series_ttl": "1d"}, "series_ttl: only applies to an SLO with group_by", id="ttl-without-group"
+        ),
+        pytest.param(
+            {"series_ttl": "30m", "group_by": "[customer]"},
+            "series_ttl: must be at least the coarse resolution (1h)",
+            id="ttl-below-coarse",
+        ),
         pytest.param({"description": "[a]"}, "description: must be a string", id="description-list"),
         # objective
         pytest.param(

@@ -286,6 +286,7 @@ def test_counters_end_in_total_and_nothing_else_does() -> None:
         "sloguard_config_reload_failures",
         "sloguard_overflow_events",
         "sloguard_too_old_events",
+        "sloguard_evicted_series",
         "sloguard_latency_overflow_events",
         "sloguard_latency_too_old_events",
     }
