@@ -76,6 +76,18 @@ class _Matcher:
         return result
 
 
+def _literal_overflow(ids: list[IntpArray], vocabs: list[Vocab]) -> int:
+    """Events whose label values are all literally ``__overflow__``."""
+    mask: npt.NDArray[np.bool_] | None = None
+    for arr, vocab in zip(ids, vocabs, strict=True):
+        oid = vocab.ids.get(OVERFLOW)
+        if oid is None:
+            return 0
+        hit = arr == oid
+        mask = hit if mask is None else mask & hit
+    return 0 if mask is None else int(np.count_nonzero(mask))
+
+
 class SeriesIndex:
     """Maps label-value ids to series rows, with a cap: past ``cap`` series, new keys share one
     ``__overflow__`` row (counted, never dropped). A key keeps the row it first got."""
@@ -160,6 +172,10 @@ class SeriesIndex:
         if n:
             per_row = np.bincount(out)
             self.row_events[: len(per_row)] += per_row
+            if self.overflow_row is not None:
+                # A key whose values really are "__overflow__" shares the overflow row, but its events
+                # are not cardinality overflow: row_events of that row counts only redirected ones.
+                self.row_events[self.overflow_row] -= _literal_overflow(ids, vocabs)
         return out
 
     def _rows_one(self, ids: IntpArray, vocab: Vocab) -> IntpArray:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import json as _json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -133,6 +134,81 @@ _MAX_LATENCY_MS: Final = float(_DAY_MS)  # "absurd": a request that took more th
 _DECODE_ERRORS: Final = (msgspec.MsgspecError, ValueError, RecursionError)
 
 _FLOAT_MAX: Final = float(np.finfo(np.float64).max)
+
+
+#: Deepest nesting of arrays/objects accepted in a line. msgspec's own limit is the interpreter's
+#: recursion limit less the caller's stack depth, so the same line could pass in one caller and fail in
+#: another; this fixed limit (far below it) makes the verdict depend on the line alone.
+MAX_DEPTH: Final = 64
+
+
+def _maybe_too_deep(buf: bytes) -> bool:
+    """Cheap test (C-speed counts): False means no line of ``buf`` nests deeper than MAX_DEPTH."""
+    # A line nested d deep has d opening brackets; one "{" per line is the normal object.
+    extra = buf.count(b"[") + buf.count(b"{") - buf.count(b"\n") - 1
+    return extra >= MAX_DEPTH
+
+
+def _depth(line: bytes) -> int:
+    """Deepest nesting of ``[``/``{`` outside strings (only for the rare lines `_maybe_too_deep` flags)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for c in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:  # quote
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+class _IntLit(str):
+    """A JSON integer literal, as text (`Decoder._explain`: no size limit)."""
+
+    __slots__ = ()
+
+
+class _FloatLit(str):
+    """A JSON number literal with a fraction or exponent, as text."""
+
+    __slots__ = ()
+
+
+def _type_ok(attr: str, value: Any) -> bool:
+    """Whether a JSON value has a type the typed decode accepts for ``attr``."""
+    if attr == "ts":
+        return isinstance(value, str)  # a string, or a number literal (also a str subclass)
+    if attr in ("service", "endpoint"):
+        return type(value) is str
+    if attr == "customer":
+        return value is None or type(value) is str
+    if attr == "status":
+        return type(value) is _IntLit
+    return type(value) in (_IntLit, _FloatLit)  # latency
+
+
+def _number(value: Any) -> int | float | None:
+    """A number literal's value: an int, a finite float; None when it is beyond a float or too long."""
+    try:
+        if type(value) is _IntLit:
+            return int(value)
+        if type(value) is _FloatLit:
+            f = float(value)
+            return f if abs(f) <= _FLOAT_MAX else None
+    except ValueError:  # an integer longer than Python's int-from-text limit (4300 digits)
+        return None
+    return None
+
+
 _JSON_WS: Final = b" \t\r"  # JSON whitespace besides "\n", which separates lines
 _PIECE_BYTES: Final = 256 * 1024  # decode big buffers in pieces of about this size (cache-sized)
 # Below these many objects numpy's fixed cost per call (about 40 us for a whole decode) outweighs its
@@ -383,6 +459,8 @@ class Decoder:
 
     def _decode_whole(self, buf: bytes) -> list[Any] | None:
         """The hot path: the objects of `buf` if it is clean NDJSON with one object per line, else None."""
+        if _maybe_too_deep(buf):
+            return None
         if not buf.isascii():
             try:
                 buf.decode("utf-8")
@@ -419,6 +497,9 @@ class Decoder:
                 except UnicodeDecodeError:
                     bad.append((i, BAD_ENCODING))
                     continue
+            if _maybe_too_deep(line) and _depth(line) > MAX_DEPTH:
+                bad.append((i, MALFORMED_JSON))
+                continue
             try:
                 obj = strict(line)
             except _DECODE_ERRORS:
@@ -445,51 +526,59 @@ class Decoder:
         except _DECODE_ERRORS:
             return MALFORMED_JSON
         try:
-            fields = self._fields.decode(line)
+            self._fields.decode(line)
         except msgspec.ValidationError:
             return NOT_AN_OBJECT
         except _DECODE_ERRORS:
             return MALFORMED_JSON
-        out_of_range = object()  # a number literal too big for a float, e.g. 1e400
+        # Every problem of the line, the first in REASONS order wins (as in `_assemble`). Numbers are
+        # kept as their literal text (1e400 or a 5000-digit integer are values, not errors, here), and
+        # every occurrence of a repeated key is judged (msgspec's typed decode fails on the first).
+        pairs = _json.loads(line, object_pairs_hook=list, parse_int=_IntLit, parse_float=_FloatLit)
+        occurrences: dict[str, list[Any]] = {}
+        for key, value in pairs:
+            occurrences.setdefault(key, []).append(value)
         values: dict[str, Any] = {}
         for attr, name in zip(_ATTRS, self._names, strict=True):
-            raw = fields.get(name)
-            if raw is None:
+            occ = occurrences.get(name)
+            if not occ:
                 if attr == "customer" and not self._customer_required:
                     continue
                 return MISSING_FIELD
-            try:
-                values[attr] = self._any.decode(raw)
-            except msgspec.ValidationError:
-                values[attr] = out_of_range
-            except _DECODE_ERRORS:
-                return MALFORMED_JSON
+            values[attr] = occ[-1]
         if self._customer_required and values["customer"] is None:
             return MISSING_FIELD
-        # Python types of msgspec's untyped decode mirror JSON types exactly (bool is never an int here
-        # because `type(v) is int` is used).
-        checks: tuple[tuple[str, tuple[type, ...]], ...] = (
-            ("ts", (str, int, float)),
-            ("service", (str,)),
-            ("endpoint", (str,)),
-            ("customer", (str, type(None))),
-            ("status", (int,)),
-            ("latency", (int, float)),
-        )
-        for attr, types in checks:
-            v = values.get(attr)
-            if attr in values and v is not out_of_range and type(v) not in types:
+        for attr, name in zip(_ATTRS, self._names, strict=True):
+            if any(not _type_ok(attr, v) for v in occurrences.get(name, ())):
                 return BAD_TYPE
-        if values["status"] is out_of_range:
-            return BAD_TYPE  # a float literal where an integer is expected
-        if values["ts"] is out_of_range:
-            return BAD_TIMESTAMP
-        latency = values["latency"]
-        if latency is out_of_range or (type(latency) is int and abs(latency) > _FLOAT_MAX):
-            # msgspec refused the number as a float: it is beyond ±1.8e308.
-            return NEGATIVE_LATENCY if bytes(fields[self._names[5]]).startswith(b"-") else BAD_LATENCY
-        # Reached when a duplicate key's earlier occurrence had a wrong type (the last one wins above).
-        return BAD_TYPE
+        reasons: set[str] = set()
+        ts = values["ts"]
+        if isinstance(ts, _FloatLit | _IntLit):
+            number = _number(ts)
+            ts_ok = number is not None and bool(parse_timestamps([number])[1][0])
+        else:
+            ts_ok = bool(parse_timestamps([ts])[1][0])
+        if not ts_ok:
+            reasons.add(BAD_TIMESTAMP)
+        status = _number(values["status"])
+        if status is None or not 100 <= status <= 599:
+            reasons.add(BAD_STATUS)
+        latency_text = str(values["latency"])
+        latency = float(latency_text) * self._latency_mul / self._latency_div
+        if latency_text.startswith("-") and latency != 0.0:
+            reasons.add(NEGATIVE_LATENCY)
+        elif not latency <= _MAX_LATENCY_MS:
+            reasons.add(BAD_LATENCY)
+        labels = [
+            values["service"],
+            values["endpoint"],
+            values.get("customer") or self._default_customer or "",
+        ]
+        if not all(labels[:2]) or ("customer" in values and values["customer"] == ""):
+            reasons.add(EMPTY_LABEL)
+        if max(map(len, labels)) > self._max_label:
+            reasons.add(LABEL_TOO_LONG)
+        return min(reasons, key=REASONS.index) if reasons else BAD_TYPE
 
     def _assemble(self, objs: list[Any], unchecked: Sequence[int]) -> tuple[EventBatch, _LineReasons]:
         """Columns of the valid objects, and `(row, reason)` for the others.
