@@ -62,13 +62,16 @@ _SKEW_SECONDS = MINUTE
 class _Matcher:
     """A per-vocabulary-id boolean table for a predicate on label values, extended lazily."""
 
-    __slots__ = ("_pred", "_table")
+    __slots__ = ("_gen", "_pred", "_table")
 
     def __init__(self, pred: Callable[[str], bool]) -> None:
         self._pred = pred
         self._table = np.zeros(0, np.bool_)
+        self._gen = 0
 
     def lookup(self, vocab: Vocab, ids: IntpArray) -> npt.NDArray[np.bool_]:
+        if vocab.generation != self._gen:
+            self._table, self._gen = np.zeros(0, np.bool_), vocab.generation
         if len(self._table) < len(vocab):
             new = [self._pred(n) for n in vocab.names[len(self._table) :]]
             self._table = np.concatenate([self._table, np.array(new, np.bool_)])
@@ -96,6 +99,7 @@ class SeriesIndex:
         "_combo",
         "_dense",
         "_dense_sizes",
+        "_gens",
         "_lut",
         "cap",
         "dims",
@@ -117,6 +121,7 @@ class SeriesIndex:
         # Several dims, few combinations: mixed-radix code -> row (-1 unknown), for these vocab sizes.
         self._dense = np.zeros(0, np.intp)
         self._dense_sizes: list[int] = []
+        self._gens: tuple[int, ...] = ()  # vocab generations the id caches above were built for
         if not dims:
             self.row_for_key(())
 
@@ -168,6 +173,14 @@ class SeriesIndex:
         if not self.dims:
             self.row_events[0] += n
             return np.zeros(n, np.intp)
+        gens = tuple(v.generation for v in vocabs)
+        if gens != self._gens:
+            # A vocabulary was reset: ids changed meaning. Rows stay (keys are strings).
+            self._lut = np.zeros(0, np.intp)
+            self._combo = {}
+            self._dense = np.zeros(0, np.intp)
+            self._dense_sizes = []
+            self._gens = gens
         out = self._rows_one(ids[0], vocabs[0]) if len(self.dims) == 1 else self._rows_many(ids, vocabs)
         if n:
             per_row = np.bincount(out)
@@ -543,10 +556,15 @@ class IngestStats:
 class Aggregator:
     """All SLOs and latency groups of one config; see the module docstring for the semantics."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, vocab_limit: int | None = None) -> None:
         self.config = config
         #: Label vocabularies; give them to the `Decoder` so label columns need no re-coding.
         self.vocabs = Vocabs()
+        #: A vocabulary holding more values than this is reset after a batch (see `Vocab.reset`): the
+        #: series caps bound the state, this bounds the label strings seen (1M attacker ids...).
+        caps = sum(s.max_series for s in config.slos) + (config.latency.max_groups if config.latency else 0)
+        self.vocab_limit = vocab_limit if vocab_limit is not None else max(100_000, 4 * caps)
+        self.vocab_resets = 0
         self.slos = [_SloState(s) for s in config.slos]
         self.latency = _LatencyState(config.latency) if config.latency is not None else None
         self.stats = IngestStats()
@@ -566,6 +584,10 @@ class Aggregator:
             slo.ingest(batch, ids, self.vocabs)
         if self.latency is not None:
             self.latency.ingest(batch, ids, self.vocabs)
+        for vocab in (v.service, v.endpoint, v.customer):
+            if len(vocab) > self.vocab_limit:
+                vocab.reset()
+                self.vocab_resets += 1
         st = self.stats
         st.events += n
         hi, lo = int(batch.ts_ms.max()), int(batch.ts_ms.min())

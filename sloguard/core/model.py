@@ -42,14 +42,23 @@ class Vocab:
     label string is hashed once per event, when it is decoded, and never again.
     """
 
-    __slots__ = ("ids", "names")
+    __slots__ = ("generation", "ids", "names")
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
         self.names: list[str] = []
+        #: Bumped by `reset`: whoever caches ids (lookup tables) must drop them when it changes.
+        self.generation = 0
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def reset(self) -> None:
+        """Forget every value (bounds memory under a flood of distinct values). Ids of earlier values
+        become meaningless: only call it when no decoded batch is waiting to be ingested."""
+        self.ids = {}
+        self.names = []
+        self.generation += 1
 
     def intern(self, value: str) -> int:
         i = self.ids.get(value)

@@ -1466,6 +1466,7 @@ class _LabelCache:
     """
 
     __slots__ = (
+        "_gen",
         "_hashes",
         "_ids",
         "_lengths",
@@ -1479,6 +1480,10 @@ class _LabelCache:
 
     def __init__(self, vocab: Vocab) -> None:
         self.vocab = vocab
+        self._clear()
+
+    def _clear(self) -> None:
+        self._gen = self.vocab.generation
         self._n = 0
         self._words = np.zeros((_LABEL_WORDS + 1, 64), np.uint64)  # [k, entry]
         self._lengths = np.zeros(64, np.intp)
@@ -1526,6 +1531,8 @@ class _LabelCache:
 
     def lookup(self, words: list[_U64], lengths: _Ints, h: _U64) -> _Ints:
         """Ids of the rows' labels, -1 where the label is not cached."""
+        if self.vocab.generation != self._gen:
+            self._clear()  # the vocabulary was reset: its ids changed meaning
         if self._n == 0:
             return np.full(len(h), -1, np.intp)
         slot = (h >> np.uint64(self._shift)).astype(np.intp)
