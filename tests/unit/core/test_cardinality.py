@@ -1,0 +1,46 @@
+"""Cardinality attack: 1M distinct customer ids. State stays within the caps, overflow is counted and
+alerted on, the label vocabularies stay bounded (RSS: `make bench-cardinality`)."""
+
+from __future__ import annotations
+
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.model import Rejections
+from sloguard.ingest.decode import Decoder
+from sloguard.rules import generate
+from sloguard.specfile import parse_config
+
+T0 = 1_767_225_600_000
+SLOS = """\
+apiVersion: sloguard/v1
+slos:
+  - {name: per-customer, service: checkout, objective: 99.9, sli: {type: availability}, window: 30d,
+     group_by: [customer], max_series: 5000}
+latency: {group_by: [service, endpoint], windows: [5m]}
+"""
+
+
+def test_a_million_distinct_customers() -> None:
+    config = parse_config(SLOS, "slos.yaml")
+    agg = Aggregator(config)
+    decoder = Decoder(vocabs=agg.vocabs)
+    n, batch = 1_000_000, 20_000
+    peak_vocab = 0
+    for lo in range(0, n, batch):
+        records = [
+            b'{"ts": %d, "service": "checkout", "endpoint": "GET /", "customer": "attacker-%07d",'
+            b' "status": 200, "latency_ms": 1}' % (T0 + i % 3_600_000, i)
+            for i in range(lo, lo + batch)
+        ]
+        agg.ingest(decoder.decode_many([b"\n".join(records)], Rejections()))
+        peak_vocab = max(peak_vocab, len(agg.vocabs.customer))
+    s = agg.snapshot(T0 + 2 * 3_600_000).slos[0]
+    assert s.series == 5001  # the cap plus __overflow__
+    assert s.overflow_events == n - 5000
+    assert s.events == n
+    assert int(s.period_total.sum()) == n  # nothing dropped
+    assert peak_vocab <= agg.vocab_limit + batch
+    assert agg.vocab_resets >= n // (agg.vocab_limit + batch) - 1
+    # ... and Prometheus alerts on it.
+    alerts = [r for g in generate(config)["groups"] for r in g["rules"]]
+    (overflow,) = [r for r in alerts if r["alert"] == "SloguardSeriesOverflow"]
+    assert "sloguard_overflow_events_total" in overflow["expr"]
