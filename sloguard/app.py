@@ -32,8 +32,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from sloguard import __version__
 from sloguard.checkpoint import Checkpoint, DirectoryStore, encode, load_latest
 from sloguard.core.aggregator import Aggregator
@@ -42,14 +40,13 @@ from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.export.collector import Exposition
 from sloguard.export.http import HttpServer
-from sloguard.ingest.decode import Decoder
+from sloguard.ingest.decode import FUTURE_TIMESTAMP, Decoder
 from sloguard.ingest.kafka import TP, DeadLetterError, Fetched, KafkaSource
 from sloguard.logs import RateLimiter, get_logger
 from sloguard.settings import Settings
 from sloguard.specfile import SpecError, load_config
 from sloguard.telemetry import Telemetry
 
-FUTURE_TIMESTAMP = "future_timestamp"
 #: Ticks run this long after a whole period, so events stamped just before it have arrived.
 TICK_LAG_MS = 50
 #: How often idle series (an SLO's ``series_ttl``) are looked for.
@@ -199,18 +196,15 @@ class Daemon:
         dead_letter = self.settings.kafka.dead_letter_topic is not None
         rejected: list[tuple[str, bytes]] | None = [] if dead_letter else None
         before = t.invalid.total
-        batch = self.decoder.decode_many(fetched.records, t.invalid, rejected)
-        t.records_consumed += len(fetched.records)
         now = self.clock.now_ms()
+        future_before = t.invalid.counts.get(FUTURE_TIMESTAMP, 0)
+        # Events stamped beyond now + the allowed skew are refused like malformed ones (counted,
+        # dead-lettered with their bytes): the rings keep one minute of room past now.
+        horizon = now + int(self.settings.allowed_skew_seconds * 1000)
+        batch = self.decoder.decode_many(fetched.records, t.invalid, rejected, max_ts_ms=horizon)
+        t.events_future += t.invalid.counts.get(FUTURE_TIMESTAMP, 0) - future_before
+        t.records_consumed += len(fetched.records)
         if len(batch):
-            future = batch.ts_ms > now + int(self.settings.allowed_skew_seconds * 1000)
-            if future.any():
-                bad_rows = np.flatnonzero(future)
-                t.invalid.add(FUTURE_TIMESTAMP, len(bad_rows))
-                t.events_future += len(bad_rows)
-                batch = batch.take(np.flatnonzero(~future))
-                # Their original bytes are not kept per event (NDJSON records hold many); the count
-                # and reason are exported and the record's offset is still committed.
             late = batch.ts_ms < now - int(self.settings.late_after_seconds * 1000)
             t.events_late += int(late.sum())
             self.aggregator.ingest(batch)

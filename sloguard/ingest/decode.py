@@ -103,6 +103,9 @@ EMPTY_LABEL: Final = "empty_label"
 LABEL_TOO_LONG: Final = "label_too_long"
 
 #: Every reason, in precedence order: a line with several problems is counted under the first one.
+#: Not in REASONS: it depends on the decoder's caller (`decode_many(max_ts_ms=...)`), not on the line.
+FUTURE_TIMESTAMP: Final = "future_timestamp"
+
 REASONS: Final[tuple[str, ...]] = (
     TOO_LARGE,
     BAD_ENCODING,
@@ -369,16 +372,21 @@ class Decoder:
         records: Sequence[bytes],
         rejections: Rejections,
         rejected: list[tuple[str, bytes]] | None = None,
+        max_ts_ms: int | None = None,
     ) -> EventBatch:
         """Decode many records (e.g. one Kafka `getmany`) into one batch, in record then line order.
 
-        Same contract as `decode`, record by record. The records are joined with `\\n` so that one
+        Same contract as `decode`, record by record. With ``max_ts_ms``, otherwise valid events stamped
+        later than it are rejected as `FUTURE_TIMESTAMP` (the daemon's clock-skew allowance), with their
+        lines' bytes like any other rejection. The records are joined with `\\n` so that one
         msgspec call decodes them all; a record boundary is always a line boundary.
         """
         if not records:
             return EventBatch.empty(self.vocabs)
         buf = records[0] if len(records) == 1 else b"\n".join(records)
         batch, bad = self._decode_buffer(buf)
+        if max_ts_ms is not None and len(batch) and int(batch.ts_ms.max()) > max_ts_ms:
+            batch, bad = _refuse_future(buf, batch, bad, max_ts_ms)
         if bad:
             for reason, n in Counter(reason for _, reason in bad).items():
                 rejections.add(reason, n)
@@ -820,6 +828,25 @@ def _one_per_line_small(buf: bytes, n_objects: int) -> bool:
     """`_one_per_line` without numpy's per-call overhead, for a few lines."""
     lines = [line for line in buf.split(b"\n") if line]
     return len(lines) == n_objects and all(line[0] == 123 and line.endswith((b"}", b"}\r")) for line in lines)
+
+
+def _refuse_future(
+    buf: bytes, batch: EventBatch, bad: _LineReasons, max_ts_ms: int
+) -> tuple[EventBatch, _LineReasons]:
+    """`batch` without its events stamped after ``max_ts_ms``, and their lines added to ``bad``.
+
+    Row k of a batch is the k-th non-blank line that was not rejected (both decode paths keep line
+    order), which gives each refused event its line.
+    """
+    future = batch.ts_ms > max_ts_ms
+    rejected_lines = {line for line, _ in bad}
+    accepted = [
+        i for i, line in enumerate(buf.split(b"\n")) if line.strip(_JSON_WS) and i not in rejected_lines
+    ]
+    if len(accepted) != len(batch):  # cannot happen; never mis-attribute bytes if it did
+        raise AssertionError("decoded rows do not match the accepted lines")
+    refused = [(accepted[row], FUTURE_TIMESTAMP) for row in np.flatnonzero(future).tolist()]
+    return batch.take(np.flatnonzero(~future)), sorted(bad + refused)
 
 
 def _payloads(records: Sequence[bytes], bad: list[tuple[int, str]]) -> list[tuple[str, bytes]]:
