@@ -322,11 +322,12 @@ CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_rules_unit(case: str, tmp_path: Path) -> None:
+def promtool_test(
+    tmp_path: Path, slo_file: str, input_series: list[dict[str, str]], alert_tests: list[dict[str, Any]]
+) -> None:
+    """`promtool test rules` of the rules generated for ``slo_file`` on these series and expectations."""
     rules = tmp_path / "rules.yaml"
-    rules.write_text(to_yaml(generate(parse_config(SLO, "slo.yaml"))))
-    input_series, alert_tests = CASES[case]
+    rules.write_text(to_yaml(generate(parse_config(slo_file, "slo.yaml"))))
     test = {
         "rule_files": [str(rules)],
         "evaluation_interval": "1m",
@@ -336,6 +337,11 @@ def test_rules_unit(case: str, tmp_path: Path) -> None:
     test_file.write_text(yaml.safe_dump(test, sort_keys=False))
     proc = run("test", "rules", str(test_file))
     assert proc.returncode == 0, f"{test_file.read_text()}\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rules_unit(case: str, tmp_path: Path) -> None:
+    promtool_test(tmp_path, SLO, *CASES[case])
 
 
 # -- promtool test rules: latency alerts --------------------------------------------------------------
@@ -467,15 +473,4 @@ LATENCY_CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
 
 @pytest.mark.parametrize("case", list(LATENCY_CASES))
 def test_latency_rules_unit(case: str, tmp_path: Path) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(to_yaml(generate(parse_config(LATENCY, "slo.yaml"))))
-    input_series, alert_tests = LATENCY_CASES[case]
-    test = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [{"interval": "1m", "input_series": input_series, "alert_rule_test": alert_tests}],
-    }
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump(test, sort_keys=False))
-    proc = run("test", "rules", str(test_file))
-    assert proc.returncode == 0, f"{test_file.read_text()}\n{proc.stdout}{proc.stderr}"
+    promtool_test(tmp_path, LATENCY, *LATENCY_CASES[case])
