@@ -199,6 +199,14 @@ def _type_ok(attr: str, value: Any) -> bool:
     return type(value) in (_IntLit, _FloatLit)  # latency
 
 
+def _representable(attr: str, value: Any) -> bool:
+    """Whether a right-typed value fits what the typed decode holds it in (a double for latency)."""
+    if not isinstance(value, _IntLit | _FloatLit):
+        return True  # strings, null
+    number = _number(value)
+    return number is not None and not (attr == "latency" and abs(number) > _FLOAT_MAX)
+
+
 def _number(value: Any) -> int | float | None:
     """A number literal's value: an int, a finite float; None when it is beyond a float or too long."""
     try:
@@ -557,7 +565,12 @@ class Decoder:
         if self._customer_required and values["customer"] is None:
             return MISSING_FIELD
         for attr, name in zip(_ATTRS, self._names, strict=True):
-            if any(not _type_ok(attr, v) for v in occurrences.get(name, ())):
+            occ = occurrences.get(name, [])
+            if any(not _type_ok(attr, v) for v in occ):
+                return BAD_TYPE
+            # An earlier occurrence of a repeated key that the typed decode cannot hold (1e400 before the
+            # last value wins) fails that decode as a type error.
+            if any(not _representable(attr, v) for v in occ[:-1]):
                 return BAD_TYPE
         reasons: set[str] = set()
         ts = values["ts"]
