@@ -409,14 +409,19 @@ ORACLE = Oracle()
 CONFIG = fuzz_config()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI must not turn red on a new random example; explore with
+# `pytest tests/fuzz -k hypothesis --hypothesis-seed=N` (and `make fuzz` for the long seeded run).
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 @given(st.lists(st.binary(max_size=400), min_size=1, max_size=8))
 def test_hypothesis_bytes(records: list[bytes]) -> None:
     check_against_oracle(records)
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,
 )
 @given(records_of_lines)
 def test_hypothesis_jsonish(records: list[bytes]) -> None:
@@ -429,6 +434,7 @@ def test_hypothesis_jsonish(records: list[bytes]) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    derandomize=True,
 )
 @given(st.integers(0, 2**32), st.integers(1, 300))
 def test_hypothesis_generator_batches(seed: int, n: int) -> None:
