@@ -380,12 +380,12 @@ class _SloState:
         self.coarse.load(state.coarse)
         self.too_old, self.events = state.too_old, state.events
 
-    def idle_rows(self, now_ms: int, ttl_s: int) -> IntpArray:
-        """Rows (never the overflow row) without an event in ``[now − ttl, ...)``, by bucket."""
-        rows = len(self.series)
+    def idle_rows(self, state: SloState, now_ms: int, ttl_s: int) -> IntpArray:
+        """Rows of ``state`` (this SLO's `dump`) without an event in ``[now − ttl, ...)``, by bucket;
+        never the overflow row."""
+        rows = len(state.series.keys)
         active = np.zeros(rows, np.bool_)
-        for ring in (self.fine, self.coarse):
-            st = ring.dump(rows)
+        for st in (state.fine, state.coarse):
             if st.head is None or not len(st.cells):
                 continue
             slots, row = np.divmod(st.cells, rows)
@@ -395,10 +395,9 @@ class _SloState:
             active[self.series.overflow_row] = True
         return np.flatnonzero(~active)
 
-    def without(self, idle: IntpArray) -> SloState:
-        """This state with the ``idle`` rows' counts folded into the overflow row (created if needed)
-        and the remaining rows renumbered in order: every window's totals per SLO stay the same."""
-        st = self.dump()
+    def without(self, st: SloState, idle: IntpArray) -> SloState:
+        """``st`` (this SLO's `dump`) with the ``idle`` rows' counts folded into the overflow row (created
+        if needed) and the remaining rows renumbered in order: every window's totals stay the same."""
         rows = len(st.series.keys)
         keep = np.ones(rows, np.bool_)
         keep[idle] = False
@@ -647,11 +646,12 @@ class Aggregator:
             ttl = slo.spec.series_ttl
             if ttl is None or not slo.spec.group_by:
                 continue
-            idle = slo.idle_rows(now_ms, ttl)
+            state = slo.dump()  # once: both the idleness test and the fold read it
+            idle = slo.idle_rows(state, now_ms, ttl)
             if not len(idle):
                 continue
             fresh = _SloState(slo.spec)
-            fresh.load(slo.without(idle))
+            fresh.load(slo.without(state, idle))
             fresh.evicted = slo.evicted + len(idle)
             self.slos[i] = fresh
             out[slo.spec.name] = len(idle)
