@@ -35,7 +35,7 @@ from pathlib import Path
 from sloguard import __version__
 from sloguard.checkpoint import Checkpoint, DirectoryStore, encode, load_latest
 from sloguard.core.aggregator import Aggregator
-from sloguard.core.clock import Clock, SystemClock
+from sloguard.clock import Clock, SystemClock
 from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.export.collector import Exposition

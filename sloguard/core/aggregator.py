@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
+from sloguard._types import I64, Bools, Intp
 from sloguard.core import budget as bm
 from sloguard.core.alerts import evaluate_tier
 from sloguard.core.histring import HistRing
@@ -48,9 +48,6 @@ from sloguard.core.state import (
 )
 from sloguard.core.windows import BucketRing
 
-IntpArray = npt.NDArray[np.intp]
-I64 = npt.NDArray[np.int64]
-
 #: Up to this many label combinations, a grouping by several dimensions maps ids to rows by table.
 _DENSE_COMBOS = 1 << 16
 
@@ -69,19 +66,19 @@ class _Matcher:
         self._table = np.zeros(0, np.bool_)
         self._gen = 0
 
-    def lookup(self, vocab: Vocab, ids: IntpArray) -> npt.NDArray[np.bool_]:
+    def lookup(self, vocab: Vocab, ids: Intp) -> Bools:
         if vocab.generation != self._gen:
             self._table, self._gen = np.zeros(0, np.bool_), vocab.generation
         if len(self._table) < len(vocab):
             new = [self._pred(n) for n in vocab.names[len(self._table) :]]
             self._table = np.concatenate([self._table, np.array(new, np.bool_)])
-        result: npt.NDArray[np.bool_] = self._table[ids]
+        result: Bools = self._table[ids]
         return result
 
 
-def _literal_overflow(ids: list[IntpArray], vocabs: list[Vocab]) -> int:
+def _literal_overflow(ids: list[Intp], vocabs: list[Vocab]) -> int:
     """Events whose label values are all literally ``__overflow__``."""
-    mask: npt.NDArray[np.bool_] | None = None
+    mask: Bools | None = None
     for arr, vocab in zip(ids, vocabs, strict=True):
         oid = vocab.ids.get(OVERFLOW)
         if oid is None:
@@ -151,7 +148,7 @@ class SeriesIndex:
             self.row_events = np.concatenate([self.row_events, np.zeros(max(8, row + 1), np.int64)])
         return row
 
-    def absorb_events(self, other: SeriesIndex, row_map: IntpArray) -> None:
+    def absorb_events(self, other: SeriesIndex, row_map: Intp) -> None:
         """Add ``other``'s per-row event counts (after a merge mapped its rows to ours)."""
         if len(self.row_events) < len(self.keys):
             grow = len(self.keys) - len(self.row_events)
@@ -168,7 +165,7 @@ class SeriesIndex:
                 raise ValueError("series state does not match this index (dims or cap changed)")
         self.row_events[: len(state.keys)] = state.row_events
 
-    def rows(self, n: int, ids: list[IntpArray], vocabs: list[Vocab]) -> IntpArray:
+    def rows(self, n: int, ids: list[Intp], vocabs: list[Vocab]) -> Intp:
         """Series row for each of ``n`` events, given the vocabulary ids of each grouping dimension."""
         if not self.dims:
             self.row_events[0] += n
@@ -191,17 +188,17 @@ class SeriesIndex:
                 self.row_events[self.overflow_row] -= _literal_overflow(ids, vocabs)
         return out
 
-    def _rows_one(self, ids: IntpArray, vocab: Vocab) -> IntpArray:
+    def _rows_one(self, ids: Intp, vocab: Vocab) -> Intp:
         if len(self._lut) < len(vocab):
             self._lut = np.concatenate([self._lut, np.full(len(vocab) - len(self._lut), -1, np.intp)])
-        rows: IntpArray = self._lut[ids]
+        rows: Intp = self._lut[ids]
         if len(rows) and rows.min() < 0:
             for i in np.unique(ids[rows < 0]).tolist():
                 self._lut[i] = self.row_for_key((vocab.names[i],))
             rows = self._lut[ids]
         return rows
 
-    def _rows_many(self, ids: list[IntpArray], vocabs: list[Vocab]) -> IntpArray:
+    def _rows_many(self, ids: list[Intp], vocabs: list[Vocab]) -> Intp:
         # Mixed-radix code of the id tuple, valid within this batch (vocab sizes only grow).
         sizes = [max(1, len(v)) for v in vocabs]
         code = np.zeros(len(ids[0]), np.int64)
@@ -214,7 +211,7 @@ class SeriesIndex:
                 self._dense_sizes = sizes
                 for idt, row in self._combo.items():
                     self._dense[self._code(idt, sizes)] = row
-            rows: IntpArray = self._dense[code]
+            rows: Intp = self._dense[code]
             if len(rows) and rows.min() < 0:
                 # New combinations get their rows in code order, as below.
                 for c in np.unique(code[rows < 0]).tolist():
@@ -223,7 +220,7 @@ class SeriesIndex:
             return rows
         uniq, inverse = np.unique(code, return_inverse=True)
         urows = np.array([self._combo_row(c, sizes, vocabs) for c in uniq.tolist()], np.intp)
-        result: IntpArray = urows[inverse.reshape(-1)]
+        result: Intp = urows[inverse.reshape(-1)]
         return result
 
     @staticmethod
@@ -275,7 +272,7 @@ class _SloState:
         #: Series evicted as idle since this process started (not part of the state).
         self.evicted = 0
 
-    def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: Vocabs) -> None:
+    def ingest(self, batch: EventBatch, ids: dict[str, Intp], vocabs: Vocabs) -> None:
         sel = self.service.lookup(vocabs["service"], ids["service"])
         if self.endpoint is not None:
             sel &= self.endpoint.lookup(vocabs["endpoint"], ids["endpoint"])
@@ -380,7 +377,7 @@ class _SloState:
         self.coarse.load(state.coarse)
         self.too_old, self.events = state.too_old, state.events
 
-    def idle_rows(self, state: SloState, now_ms: int, ttl_s: int) -> IntpArray:
+    def idle_rows(self, state: SloState, now_ms: int, ttl_s: int) -> Intp:
         """Rows of ``state`` (this SLO's `dump`) without an event in ``[now − ttl, ...)``, by bucket;
         never the overflow row."""
         rows = len(state.series.keys)
@@ -395,7 +392,7 @@ class _SloState:
             active[self.series.overflow_row] = True
         return np.flatnonzero(~active)
 
-    def without(self, st: SloState, idle: IntpArray) -> SloState:
+    def without(self, st: SloState, idle: Intp) -> SloState:
         """``st`` (this SLO's `dump`) with the ``idle`` rows' counts folded into the overflow row (created
         if needed) and the remaining rows renumbered in order: every window's totals stay the same."""
         rows = len(st.series.keys)
@@ -470,7 +467,7 @@ class _LatencyState:
             self.rings.append(HistRing(w, slot, n, self.layout.counts_len))
         self.too_old = 0
 
-    def ingest(self, batch: EventBatch, ids: dict[str, IntpArray], vocabs: Vocabs) -> None:
+    def ingest(self, batch: EventBatch, ids: dict[str, Intp], vocabs: Vocabs) -> None:
         dims = self.spec.group_by
         rows = self.series.rows(len(batch), [ids[d] for d in dims], [vocabs[d] for d in dims])
         hidx = self.layout.indices(self.layout.to_microseconds(batch.latency_ms))

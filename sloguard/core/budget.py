@@ -20,10 +20,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-import numpy.typing as npt
 
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
+from sloguard._types import F64, I64
 
 
 def error_ratio(bad: I64, total: I64) -> F64:

@@ -10,12 +10,9 @@ per window, transient) only when it is evaluated.
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
+from sloguard._types import I64, Intp
 from sloguard.core.state import HistRingState
-
-I64 = npt.NDArray[np.int64]
-IntpArray = npt.NDArray[np.intp]
 
 _EMPTY = np.zeros(0, np.int64)
 
@@ -93,7 +90,7 @@ class HistRing:
                     np.add.at(dense, keys, self.counts[b % self.n])
         return (start * self.slot_ms, end * self.slot_ms), dense.reshape(rows, self.counts_len)
 
-    def merge_from(self, other: HistRing, row_map: IntpArray) -> None:
+    def merge_from(self, other: HistRing, row_map: Intp) -> None:
         """Add ``other``'s slots (rows renumbered through ``row_map``) into this ring."""
         if other.head is None:
             return

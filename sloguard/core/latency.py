@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
-I64 = npt.NDArray[np.int64]
+from sloguard._types import F64, I64
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +42,6 @@ class HdrLayout:
             sub_bucket_mask=h.sub_bucket_mask,
             counts_len=h.counts_len,
         )
-
-    @property
-    def relative_precision(self) -> float:
-        """Largest relative gap between a value and the value reported for it."""
-        return 1.0 / self.sub_bucket_half_count
 
     def indices(self, values_us: I64) -> I64:
         """Counts-array index of each value: HdrHistogram's ``_counts_index_for`` vectorised.
@@ -84,12 +78,12 @@ class HdrLayout:
         bucket = np.where(sub >= 2 * self.sub_bucket_half_count, bucket + 1, bucket)
         return lowest + (np.int64(1) << (self.unit_magnitude + bucket)) - 1
 
-    def to_microseconds(self, latency_ms: npt.NDArray[np.float64]) -> I64:
+    def to_microseconds(self, latency_ms: F64) -> I64:
         """Milliseconds (float) to integer microseconds, rounded, clipped to the trackable range."""
         us = np.rint(latency_ms * 1000.0)
         return np.clip(us, 0, self.highest).astype(np.int64)
 
-    def percentiles(self, counts: I64, percentiles: tuple[float, ...]) -> npt.NDArray[np.float64]:
+    def percentiles(self, counts: I64, percentiles: tuple[float, ...]) -> F64:
         """Values (µs) at each percentile for each histogram row of ``counts`` (shape ``(rows, len)``).
 
         Same definition as ``HdrHistogram.get_value_at_percentile``: the target rank is

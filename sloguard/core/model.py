@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from sloguard._types import F64, I64, Intp
+
 #: Label used for the series that absorbs events beyond a cardinality cap.
 OVERFLOW = "__overflow__"
 
@@ -36,7 +38,10 @@ class Event:
 
 
 class Vocab:
-    """Interns the label values of one dimension to small ints (append-only: ids never change).
+    """Interns the label values of one dimension to small ints.
+
+    Append-only within a generation: an id, once given, names the same value until `reset` starts a new
+    generation (the aggregator resets a vocabulary that grew past its limit, between two batches).
 
     The decoder writes label columns as ids into the same `Vocab` the aggregator reads them with, so a
     label string is hashed once per event, when it is decoded, and never again.
@@ -67,7 +72,7 @@ class Vocab:
             self.names.append(value)
         return i
 
-    def encode(self, values: Iterable[str]) -> npt.NDArray[np.intp]:
+    def encode(self, values: Iterable[str]) -> Intp:
         """Ids of ``values``, interning the new ones."""
         vals = values if isinstance(values, list) else list(values)
         try:
@@ -82,7 +87,7 @@ class Vocab:
 class LabelColumn:
     """A dictionary-encoded string column: ``vocab.names[codes[i]]`` is row i's value."""
 
-    codes: npt.NDArray[np.intp]
+    codes: Intp
     vocab: Vocab
 
     @classmethod
@@ -109,7 +114,7 @@ class LabelColumn:
         names = self.vocab.names
         return [names[i] for i in self.codes.tolist()]
 
-    def take(self, index: npt.NDArray[np.intp]) -> LabelColumn:
+    def take(self, index: Intp) -> LabelColumn:
         return LabelColumn(self.codes[index], self.vocab)
 
     @staticmethod
@@ -119,12 +124,12 @@ class LabelColumn:
             return LabelColumn(np.concatenate([c.codes for c in columns]), vocab)
         return LabelColumn.of([v for c in columns for v in c.tolist()], vocab)
 
-    def recode(self, vocab: Vocab) -> npt.NDArray[np.intp]:
+    def recode(self, vocab: Vocab) -> Intp:
         """These rows' ids in another vocabulary (identity when it is the same one)."""
         if vocab is self.vocab:
             return self.codes
         lut = np.fromiter(map(vocab.intern, self.vocab.names), np.intp, len(self.vocab))
-        result: npt.NDArray[np.intp] = lut[self.codes]
+        result: Intp = lut[self.codes]
         return result
 
 
@@ -136,9 +141,9 @@ class EventBatch:
     dictionary-encoded (`LabelColumn`).
     """
 
-    ts_ms: npt.NDArray[np.int64]
+    ts_ms: I64
     status: npt.NDArray[np.int32]
-    latency_ms: npt.NDArray[np.float64]
+    latency_ms: F64
     service: LabelColumn
     endpoint: LabelColumn
     customer: LabelColumn
@@ -187,7 +192,7 @@ class EventBatch:
             )
         ]
 
-    def take(self, index: npt.NDArray[np.intp] | Sequence[int]) -> EventBatch:
+    def take(self, index: Intp | Sequence[int]) -> EventBatch:
         """A new batch holding the rows at `index` (in that order)."""
         idx = np.asarray(index, dtype=np.intp)
         return EventBatch(

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-
+from sloguard._types import F64, I64, Bools
 from sloguard.core.spec import LatencySpec, SloSpec
-
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
-B = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +33,7 @@ class SloSnapshot:
     budget_remaining: F64
     budget_consumed: F64
     exhaustion_eta: F64
-    firing: B
+    firing: Bools
     overflow_events: int
     too_old_events: int
     events: int

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
-
+from sloguard._types import I64
 from sloguard.core.spec import LatencySpec, SloSpec
-
-I64 = npt.NDArray[np.int64]
 
 #: Bumped whenever the meaning of a field below changes; older states are refused, never misread.
 STATE_VERSION = 1

@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sloguard._types import I64, Bools, Intp
 from sloguard.core.state import RingState
-
-I64 = npt.NDArray[np.int64]
 
 
 def _cat(parts: list[I64]) -> I64:
@@ -101,7 +100,7 @@ class BucketRing:
                     blk[np.arange(self.head + 1, bucket + 1) % self.n] = 0
         self.head = bucket
 
-    def add(self, rows: npt.NDArray[np.intp], buckets: I64, bad: npt.NDArray[np.bool_]) -> int:
+    def add(self, rows: Intp, buckets: I64, bad: Bools) -> int:
         """Count one event per element; returns how many were too old for the ring (and dropped).
 
         ``head`` first moves to the newest bucket of the batch, so the result does not depend on the
@@ -139,9 +138,7 @@ class BucketRing:
         self._total = [blk.astype(dtype) for blk in self._total]
         self._bad = [blk.astype(dtype) for blk in self._bad]
 
-    def _scatter(
-        self, block: int, slots: I64, cols: npt.NDArray[np.intp], bad: npt.NDArray[np.bool_]
-    ) -> None:
+    def _scatter(self, block: int, slots: I64, cols: Intp, bad: Bools) -> None:
         """Count the events into ``block``, widening the counters first if a cell would overflow.
 
         Events are counted per cell with one ``bincount`` over the span of cells they touch when that is
@@ -221,7 +218,7 @@ class BucketRing:
     def _dense(self, which: list[npt.NDArray[np.signedinteger]]) -> npt.NDArray[np.signedinteger]:
         return which[0] if len(which) == 1 else np.concatenate(which, axis=1)
 
-    def merge_from(self, other: BucketRing, row_map: npt.NDArray[np.intp]) -> None:
+    def merge_from(self, other: BucketRing, row_map: Intp) -> None:
         """Add ``other``'s counts into this ring; ``row_map[i]`` is this ring's row for other's row ``i``.
 
         Both rings first move to the newer head, so each keeps exactly the buckets it would have kept

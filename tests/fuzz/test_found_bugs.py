@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from sloguard.app import Daemon
 from sloguard.broker import LocalBroker
 from sloguard.core.aggregator import Aggregator
-from sloguard.core.clock import ManualClock
+from sloguard.clock import ManualClock
 from sloguard.core.model import Event, EventBatch, Rejections
 from sloguard.ingest.decode import (
     BAD_STATUS,

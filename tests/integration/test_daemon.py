@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sloguard.app import Daemon
 from sloguard.broker import LocalBroker, free_port
-from sloguard.core.clock import ManualClock
+from sloguard.clock import ManualClock
 from sloguard.core.model import Event
 from sloguard.core.spec import Config, format_duration
 from sloguard.ingest.kafka import BatchProducer, KafkaConfig, KafkaSource

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sloguard.app import Daemon
-from sloguard.core.clock import ManualClock
+from sloguard.clock import ManualClock
 from sloguard.core.model import Event, EventBatch
 from sloguard.settings import load_settings
 from sloguard.specfile import load_config

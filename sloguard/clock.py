@@ -1,4 +1,5 @@
-"""Clocks. The core never reads one: only the composition root does, and passes `now` down."""
+"""Clocks. The core never reads one (it lives outside `sloguard/core` for that reason): only the composition
+root does, and passes `now` down."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ class SystemClock:
     """The real wall clock."""
 
     def now_ms(self) -> int:
-        # The one place the core may read the time: it is what the composition root injects.
-        return int(dt.datetime.now(dt.UTC).timestamp() * 1000)  # noqa: TID251
+        # The one wall-clock reader: the composition root injects it, the core only ever sees `now`.
+        return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
 
 
 class ManualClock:
