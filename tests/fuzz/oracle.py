@@ -366,7 +366,7 @@ class Oracle:
         customer = last.get("customer")
         if not customer and self.options.default_customer is not None:
             return self.options.default_customer
-        return customer  # type: ignore[no-any-return]
+        return customer
 
     def _event(self, last: dict[str, Any]) -> Event:
         ts = timestamp_ms(last["ts"])

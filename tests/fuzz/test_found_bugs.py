@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from types import FrameType
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from sloguard.app import Daemon
 from sloguard.broker import LocalBroker
-from sloguard.core.aggregator import Aggregator
 from sloguard.clock import ManualClock
+from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch, Rejections
 from sloguard.ingest.decode import (
     BAD_STATUS,
@@ -113,8 +114,8 @@ def test_nesting_verdict_does_not_depend_on_the_callers_stack() -> None:
 
 
 def _stack() -> list[object]:
-    frames = []
-    frame = sys._getframe()
+    frames: list[object] = []
+    frame: FrameType | None = sys._getframe()
     while frame is not None:
         frames.append(frame)
         frame = frame.f_back

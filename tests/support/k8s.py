@@ -93,12 +93,12 @@ def is_headless(service: Doc) -> bool:
 def scraped_service(docs: list[Doc]) -> Doc:
     """The one Service that is not headless: the one Prometheus scrapes."""
     (service,) = (doc for doc in docs if doc["kind"] == "Service" and not is_headless(doc))
-    return typing.cast(Doc, service)
+    return service
 
 
 def headless_service(docs: list[Doc]) -> Doc:
     (service,) = (doc for doc in docs if doc["kind"] == "Service" and is_headless(doc))
-    return typing.cast(Doc, service)
+    return service
 
 
 def selects(selector: Doc, labels: dict[str, str]) -> bool:
