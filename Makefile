@@ -7,17 +7,17 @@ STAMP   = $(VENV)/.installed-stamp
 # Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
 SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager
 
-.PHONY: setup system-deps node-deps lint test fuzz bench bench-daemon bench-checkpoint bench-cardinality soak run clean
+.PHONY: help setup system-deps node-deps lint check test fuzz bench bench-daemon bench-checkpoint bench-cardinality soak run clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) ## create .venv and install the pinned dependencies (constraints.txt)
 
 # Installs missing Debian packages when running as root (as CI does); otherwise names them.
-system-deps:
+system-deps: ## install promtool/amtool with apt-get when root; otherwise name the packages
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  tool=$${pair%%:*}; pkg=$${pair#*:}; \
 	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; \
@@ -37,37 +37,45 @@ $(NODE_DEPS): deploy/grafana/package.json deploy/grafana/package-lock.json
 	npm ci --prefix deploy/grafana --no-audit --no-fund
 	touch $(NODE_DEPS)
 
-node-deps: $(NODE_DEPS)
+node-deps: $(NODE_DEPS) ## npm ci the dashboards' type checker (deploy/grafana)
 
-lint: setup
+lint: setup ## ruff check, ruff format --check, mypy --strict
 	$(VENV)/bin/ruff check sloguard tests benchmarks
 	$(VENV)/bin/ruff format --check sloguard tests benchmarks
 	$(VENV)/bin/mypy
 
-test: lint system-deps node-deps
+test: lint system-deps node-deps ## set up from scratch and pass lint + the whole suite (CI runs this)
 	$(VENV)/bin/pytest -q
 
+# The quick local loop: lint and the unit tests. No root, apt, npm, broker or promtool; a minute or two.
+check: lint ## lint + the unit tests (no root, apt, npm or broker needed)
+	$(VENV)/bin/pytest -q tests/unit
+
 # The long seeded fuzz run (make test runs the same with 100k records).
-fuzz: setup system-deps
+fuzz: setup system-deps ## the long seeded fuzz run: 1M adversarial records
 	SLOGUARD_FUZZ_RECORDS=1000000 $(VENV)/bin/pytest -q -s tests/fuzz -k seeded
 
-bench: setup
+bench: setup ## replay vs mtail on a generated 1M-event log (docs/benchmarks.md)
 	$(PY) -m benchmarks
 
-bench-daemon: setup
+bench-daemon: setup ## Kafka -> metrics throughput, freshness, exposition, memory
 	$(PY) -m benchmarks.daemon
 
-bench-checkpoint: setup
+bench-checkpoint: setup ## checkpoint size, write and restore time
 	$(PY) -m benchmarks.checkpoint
 
-bench-cardinality: setup
+bench-cardinality: setup ## 1M distinct customer ids: RSS, series, overflow
 	$(PY) -m benchmarks.cardinality
 
-soak: setup
+soak: setup ## 10 minutes at 80 % of capacity: RSS, lag and tick duration flat?
 	$(PY) -m benchmarks.soak
 
-run: setup
+run: setup ## set up and run the daemon on an embedded default (broker, traffic, /metrics)
 	$(PY) -m sloguard.demo
 
-clean:
+clean: ## remove .venv and the tool caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# Every target with its `## ` description (not the default goal: plain `make` still only sets up).
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
