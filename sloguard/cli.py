@@ -124,6 +124,35 @@ def _main(argv: Sequence[str] | None) -> int:
     return _replay(args, config)
 
 
+#: `run`'s flags over the settings: flag -> (settings section, or "" for the top level; key).
+_RUN_FLAGS = {
+    "config": ("", "config"),
+    "listen": ("", "listen"),
+    "tick_seconds": ("", "tick_seconds"),
+    "sloth_compat": ("", "sloth_compat"),
+    "log_format": ("", "log_format"),
+    "bootstrap_servers": ("kafka", "bootstrap_servers"),
+    "topics": ("kafka", "topics"),
+    "group_id": ("kafka", "group_id"),
+    "dead_letter_topic": ("kafka", "dead_letter_topic"),
+    "checkpoint_dir": ("checkpoint", "dir"),
+    "checkpoint_interval": ("checkpoint", "interval"),
+}
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The flags given on the command line, shaped like the settings (they win over the environment)."""
+    overrides: dict[str, object] = {}
+    for flag, (section, key) in _RUN_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        target = overrides if not section else overrides.setdefault(section, {})
+        assert isinstance(target, dict)
+        target[key] = value
+    return overrides
+
+
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -131,34 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     from sloguard.settings import SettingsError, load_settings
     from sloguard.specfile import SpecError, load_config
 
-    overrides: dict[str, object] = {}
-    kafka: dict[str, object] = {}
-    for flag, key in (
-        ("config", "config"),
-        ("listen", "listen"),
-        ("tick_seconds", "tick_seconds"),
-        ("sloth_compat", "sloth_compat"),
-        ("log_format", "log_format"),
-    ):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
-    for flag, key in (
-        ("bootstrap_servers", "bootstrap_servers"),
-        ("topics", "topics"),
-        ("group_id", "group_id"),
-        ("dead_letter_topic", "dead_letter_topic"),
-    ):
-        if getattr(args, flag) is not None:
-            kafka[key] = getattr(args, flag)
-    if kafka:
-        overrides["kafka"] = kafka
-    checkpoint = {
-        key: getattr(args, flag)
-        for flag, key in (("checkpoint_dir", "dir"), ("checkpoint_interval", "interval"))
-        if getattr(args, flag) is not None
-    }
-    if checkpoint:
-        overrides["checkpoint"] = checkpoint
+    overrides = _run_overrides(args)
     try:
         settings = load_settings(overrides)
     except SettingsError as exc:

@@ -339,6 +339,22 @@ class _Batcher:
         return {p: (vs, None) for p, vs in buckets.items()}
 
 
+def _check_args(ndjson_batch: int, key: str, events: int | None) -> None:
+    if ndjson_batch < 1:
+        raise ValueError("ndjson_batch must be >= 1")
+    if key not in ("customer", "none"):
+        raise ValueError("key must be 'customer' or 'none'")
+    if events is not None and events < 0:
+        raise ValueError("events must be >= 0")
+
+
+def _producer_config(bootstrap: str, topic: str, kafka: KafkaConfig | None) -> KafkaConfig:
+    """The producer's settings: ``kafka``'s security settings if given, always this bootstrap and topic."""
+    if kafka is None:
+        return KafkaConfig(bootstrap, (topic,), client_id="sloguard-loadgen")
+    return replace(kafka, bootstrap_servers=bootstrap, topics=(topic,), dead_letter_topic=None)
+
+
 async def run_loadgen(
     bootstrap: str,
     topic: str,
@@ -369,20 +385,10 @@ async def run_loadgen(
     Raises `TopicsMissingError` if the topic does not exist (it is never auto-created) and
     `KafkaStartError` if the broker cannot be reached.
     """
-    if ndjson_batch < 1:
-        raise ValueError("ndjson_batch must be >= 1")
-    if key not in ("customer", "none"):
-        raise ValueError("key must be 'customer' or 'none'")
-    if events is not None and events < 0:
-        raise ValueError("events must be >= 0")
+    _check_args(ndjson_batch, key, events)
     sc = Scenario(scenario, service, endpoint, customer, incident_at_s, incident_for_s, latency_factor)
     generator = EventGenerator(sc, seed)
-    if kafka is None:
-        config = KafkaConfig(bootstrap, (topic,), client_id="sloguard-loadgen")
-    else:
-        config = replace(kafka, bootstrap_servers=bootstrap, topics=(topic,), dead_letter_topic=None)
-
-    async with BatchProducer(config) as producer:
+    async with BatchProducer(_producer_config(bootstrap, topic, kafka)) as producer:
         out = _Shipper(producer, topic)
         batcher = _Batcher(producer.partitions(topic), ndjson_batch, keyed=key == "customer")
         wall0_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
