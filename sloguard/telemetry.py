@@ -1,6 +1,9 @@
 """Self-metrics of the daemon, as plain values: the app updates them, the exporter reads a copy.
 
-Nothing here imports prometheus_client: the exporter turns a `TelemetrySnapshot` into metric families.
+Nothing here imports prometheus_client: the exporter turns a `TelemetrySnapshot` into metric families
+(its table of self-metrics is sloguard/export/self_metrics.py). The fields are declared once, in
+`TelemetryValues`; the live `Telemetry` and the per-tick `TelemetrySnapshot` both derive from it and
+differ only in how they hold the invalid-event counts.
 """
 
 from __future__ import annotations
@@ -10,15 +13,14 @@ from dataclasses import dataclass, field, fields
 from sloguard.core.model import Rejections
 
 
-@dataclass(frozen=True, slots=True)
-class TelemetrySnapshot:
-    """Counters and gauges about sloguard itself, at one tick.
+@dataclass(slots=True)
+class TelemetryValues:
+    """Counters and gauges about sloguard itself (every one of them is exported).
 
     ``consumer_lag`` maps ``(topic, partition)`` to messages behind the high watermark.
     """
 
     events_processed: int = 0
-    events_invalid: dict[str, int] = field(default_factory=dict)
     events_late: int = 0
     events_future: int = 0
     records_consumed: int = 0
@@ -39,33 +41,23 @@ class TelemetrySnapshot:
 
 
 @dataclass(slots=True)
-class Telemetry:
+class TelemetrySnapshot(TelemetryValues):
+    """The telemetry at one tick: a copy the exporter reads (nothing writes to it after `snapshot`).
+
+    ``events_invalid`` maps each rejection reason to its count.
+    """
+
+    events_invalid: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Telemetry(TelemetryValues):
     """Mutable counters owned by the composition root (single-threaded: the asyncio loop)."""
 
-    events_processed: int = 0
     invalid: Rejections = field(default_factory=Rejections)
-    events_late: int = 0
-    events_future: int = 0
-    records_consumed: int = 0
-    dead_lettered: int = 0
-    dead_letter_dropped: int = 0
-    commit_failures: int = 0
-    consumer_lag: dict[tuple[str, int], int] = field(default_factory=dict)
-    tick_duration_seconds: float = 0.0
-    render_duration_seconds: float = 0.0
-    checkpoints_written: int = 0
-    checkpoint_failures: int = 0
-    checkpoint_last_success_seconds: float = 0.0
-    checkpoint_duration_seconds: float = 0.0
-    checkpoint_bytes: int = 0
-    reloads: int = 0
-    reload_failures: int = 0
-    last_reload_ok: bool = True
 
     def snapshot(self) -> TelemetrySnapshot:
-        """A copy for the exporter (same fields, invalid counts as a plain dict)."""
-        values = {
-            f.name: getattr(self, f.name) for f in fields(TelemetrySnapshot) if f.name != "events_invalid"
-        }
+        """A copy for the exporter (same values; lag and invalid counts as new plain dicts)."""
+        values = {f.name: getattr(self, f.name) for f in fields(TelemetryValues)}
         values["consumer_lag"] = dict(self.consumer_lag)
         return TelemetrySnapshot(events_invalid=dict(self.invalid.counts), **values)

@@ -1,0 +1,187 @@
+"""SLO metric source: `SloSnapshot`s → the ``sloguard_slo_*`` families.
+
+Per SLO: objective, metadata and period length (one sample each); per series and window: events, bad
+events, error ratio and burn rate (the window covering the whole period is labelled ``window="period"``);
+per series: the error budget left, spent, and its exhaustion ETA; per series and alert tier: whether
+the tier fires, next to the tier's threshold. With ``top_k``, an SLO exports only a selection of its
+series (`select_series`), the same in every family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from sloguard._types import F64, Intp
+from sloguard.core.snapshot import SloSnapshot
+from sloguard.core.spec import HOUR, format_duration
+from sloguard.export.model import Block, Family, SeriesLabels, block, one, present
+
+#: Window label value of the rows that cover the SLO period (its actual length is in
+#: ``sloguard_slo_period_seconds``).
+PERIOD = "period"
+
+Column = Callable[[SloSnapshot], npt.NDArray[Any]]
+
+
+def select_series(s: SloSnapshot, top_k: int | None) -> Intp | None:
+    """Columns of ``s`` to export: ``None`` (all), or the ``top_k`` series with the highest 1h burn rate
+    plus every series with a firing tier, in state order.
+
+    Ties keep the older series (a stable sort on the negated burn rate), so a tie does not make the
+    exported set flicker between ticks.
+    """
+    if top_k is None or top_k >= s.series:
+        return None
+    burn = s.burn_rate[s.window_index(HOUR)]
+    keep = np.zeros(s.series, np.bool_)
+    keep[np.argsort(-burn, kind="stable")[:top_k]] = True
+    keep |= s.firing.any(axis=0)
+    return np.flatnonzero(keep)
+
+
+class SloView:
+    """The exported columns of one SLO snapshot (all of them, or the top-k selection)."""
+
+    __slots__ = ("cols", "name", "s", "series")
+
+    def __init__(self, s: SloSnapshot, top_k: int | None) -> None:
+        self.s = s
+        self.name = s.spec.name
+        self.cols = select_series(s, top_k)
+        labels = s.labels if self.cols is None else [s.labels[j] for j in self.cols.tolist()]
+        self.series = SeriesLabels(s.spec.group_by, labels)
+
+    def take(self, a: npt.NDArray[Any]) -> F64:
+        """The exported columns of ``a`` (last axis = series), as float64."""
+        picked = a if self.cols is None else a[..., self.cols]
+        return picked.astype(np.float64, copy=False)
+
+
+def per_slo(views: Sequence[SloView]) -> SeriesLabels:
+    """One series per SLO, labelled ``slo``."""
+    return SeriesLabels(("slo",), [(v.name,) for v in views])
+
+
+#: Families with one sample per series and window, plus the period row: (name, help, (by window, period)).
+_WINDOWED: tuple[tuple[str, str, Column, Column], ...] = (
+    ("sloguard_slo_events", "Events inside the window.", lambda s: s.total, lambda s: s.period_total),
+    ("sloguard_slo_bad_events", "Bad events inside the window.", lambda s: s.bad, lambda s: s.period_bad),
+    (
+        "sloguard_slo_error_ratio",
+        "Bad events / events inside the window (0 when empty).",
+        lambda s: s.error_ratio,
+        lambda s: s.period_error_ratio,
+    ),
+    (
+        "sloguard_slo_burn_rate",
+        "Error ratio / error budget (1 - objective) inside the window; 1 spends the budget in one period.",
+        lambda s: s.burn_rate,
+        lambda s: s.period_burn_rate,
+    ),
+)
+
+#: Families with one sample per series: (name, help, column, whether NaN in the column means "no sample").
+_PER_SERIES: tuple[tuple[str, str, Column, bool], ...] = (
+    (
+        "sloguard_slo_error_budget_remaining_ratio",
+        "Fraction of the period's error budget left (negative when overspent).",
+        lambda s: s.budget_remaining,
+        False,
+    ),
+    (
+        "sloguard_slo_error_budget_consumed_ratio",
+        "Fraction of the period's error budget spent (1 - remaining).",
+        lambda s: s.budget_consumed,
+        False,
+    ),
+    (
+        "sloguard_slo_error_budget_exhaustion_seconds",
+        "Time until the budget is spent at the current 1h burn rate; absent when not burning.",
+        lambda s: s.exhaustion_eta,
+        True,
+    ),
+)
+
+
+def slo_families(views: Sequence[SloView]) -> Iterator[Family]:
+    """The ``sloguard_slo_*`` families of ``views``, in exposition order (all gauges)."""
+    yield from _spec_families(views)
+    for name, doc, by_window, period in _WINDOWED:
+        blocks = tuple(b for v in views for b in _windowed(v, by_window(v.s), period(v.s)))
+        yield Family(name, doc, "gauge", blocks)
+    for name, doc, column, drop_nan in _PER_SERIES:
+        yield Family(name, doc, "gauge", tuple(_per_series(v, column(v.s), drop_nan) for v in views))
+    yield from _tier_families(views)
+
+
+def _spec_families(views: Sequence[SloView]) -> Iterator[Family]:
+    slos = per_slo(views)
+    objectives = [float(v.s.spec.objective) for v in views]
+    yield Family(
+        "sloguard_slo_objective_ratio",
+        "SLO objective: the fraction of events that must be good.",
+        "gauge",
+        (block(slos, (), objectives),),
+    )
+    # What each SLO is about, for joins (`* on (slo) group_left (service) sloguard_slo_info`): the SLO
+    # series carry only slo and their group labels.
+    info = SeriesLabels(
+        ("slo", "service", "sli", "period"),
+        [(v.name, v.s.spec.service, v.s.spec.sli.kind, v.s.spec.period.describe()) for v in views],
+    )
+    yield Family(
+        "sloguard_slo_info", "SLO metadata; always 1.", "gauge", (block(info, (), np.ones(len(views))),)
+    )
+    yield Family(
+        "sloguard_slo_period_seconds",
+        "Nominal length of the SLO period (a calendar month counts 30 days).",
+        "gauge",
+        (block(slos, (), [v.s.spec.period.nominal_seconds for v in views]),),
+    )
+
+
+def _windowed(v: SloView, by_window: npt.NDArray[Any], period: npt.NDArray[Any]) -> Iterator[Block]:
+    rows = v.take(by_window)
+    for i, w in enumerate(v.s.windows):
+        yield block(v.series, (("slo", v.name), ("window", format_duration(w))), rows[i])
+    yield block(v.series, (("slo", v.name), ("window", PERIOD)), v.take(period))
+
+
+def _per_series(v: SloView, column: npt.NDArray[Any], drop_nan: bool) -> Block:
+    values = v.take(column)
+    rows = present(values) if drop_nan else None
+    if rows is not None:
+        values = values[rows]
+    return block(v.series, (("slo", v.name),), values, rows)
+
+
+def _tier_families(views: Sequence[SloView]) -> Iterator[Family]:
+    thresholds = []
+    firing = []
+    for v in views:
+        fires = v.take(v.s.firing)
+        for k, tier in enumerate(v.s.spec.tiers):
+            labels = (
+                ("slo", v.name),
+                ("severity", tier.severity.value),
+                ("long_window", format_duration(tier.long_window)),
+                ("short_window", format_duration(tier.short_window)),
+            )
+            thresholds.append(one(float(tier.factor), labels))
+            firing.append(block(v.series, labels, fires[k]))
+    yield Family(
+        "sloguard_slo_burn_rate_threshold",
+        "Burn rate above which a tier fires (over both its long and its short window).",
+        "gauge",
+        tuple(thresholds),
+    )
+    yield Family(
+        "sloguard_slo_alert_firing",
+        "1 when the tier's burn rate exceeds its threshold over both windows (and min_events), else 0.",
+        "gauge",
+        tuple(firing),
+    )
