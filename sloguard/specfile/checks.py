@@ -1,0 +1,187 @@
+"""The rules that span fields: the second validation pass, on components whose fields are each valid.
+
+short < long, windows vs. the bucket resolution and the SLO period, time-zone offsets vs. the coarse
+resolution, latency alerts vs. what the latency section computes. Every check reports through a
+`errors.Report` and carries on, so one run lists every problem; `mapping` then maps only what passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from zoneinfo import ZoneInfo
+
+from sloguard.core.spec import FINE_HORIZON, HOUR, MINUTE, CalendarPeriod, Period, format_duration
+from sloguard.specfile.errors import Loc, Report
+from sloguard.specfile.schema import LatencyAlertModel, LatencyModel, ResolutionModel, SloModel, TierModel
+from sloguard.specfile.tables import table_for
+
+
+def check_slo(m: SloModel, period: Period, report: Report) -> None:
+    """The SLI, series_ttl, resolution and alert tier rules of one SLO (``m`` with its effective buckets)."""
+    if m.sli.type == "latency" and m.sli.threshold_ms is None:
+        report(("sli", "threshold_ms"), "is required for type latency (good = latency <= threshold_ms)")
+    if m.sli.type == "availability" and m.sli.threshold_ms is not None:
+        report(("sli", "threshold_ms"), "only applies to type latency")
+    if m.series_ttl is not None:
+        if not m.group_by:
+            report(("series_ttl",), "only applies to an SLO with group_by (one series per key)")
+        elif m.series_ttl < m.resolution.coarse:
+            report(
+                ("series_ttl",),
+                f"must be at least the coarse resolution ({format_duration(m.resolution.coarse)}): "
+                "idleness is judged per coarse bucket",
+            )
+    _check_resolution(m, period, report)
+    _check_tiers(m, period, report)
+
+
+def _utc_offsets(timezone: str) -> list[int]:
+    """UTC offsets (seconds) of a zone on the first of each month, 2020-2030: its current rules."""
+    zone = ZoneInfo(timezone)
+    offsets = set()
+    for year in range(2020, 2031):
+        for month in range(1, 13):
+            offset = dt.datetime(year, month, 1, 12, tzinfo=zone).utcoffset()
+            assert offset is not None  # ZoneInfo always knows its offset
+            offsets.add(int(offset.total_seconds()))
+    return sorted(offsets)
+
+
+def format_offset(seconds: int) -> str:
+    """A UTC offset as ISO 8601: 19800 -> ``+05:30``, -3600 -> ``-01:00``."""
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), HOUR)
+    return f"{sign}{hours:02d}:{rest // MINUTE:02d}" + (f":{rest % MINUTE:02d}" if rest % MINUTE else "")
+
+
+def _check_resolution(m: SloModel, period: Period, report: Report) -> None:
+    fine, coarse = m.resolution.fine, m.resolution.coarse
+    if coarse % fine:
+        report(
+            ("resolution", "coarse"),
+            f"must be a multiple of resolution.fine ({format_duration(fine)}) "
+            f"(got {format_duration(coarse)})",
+        )
+        return
+    if isinstance(period, CalendarPeriod):
+        # Calendar units start at local midnight: coarse buckets (aligned to UTC) must start there
+        # too, so every UTC offset of the zone must be a whole number of coarse buckets.
+        offsets = _utc_offsets(period.timezone)
+        if any(o % coarse for o in offsets):
+            fits = math.gcd(coarse, *offsets)
+            hint = (
+                f"; use coarse: {format_duration(fits)} or a divisor of it"
+                if fits % fine == 0
+                else "; no coarse resolution fits with this fine resolution"
+            )
+            report(
+                ("resolution", "coarse"),
+                f"{format_duration(coarse)} does not divide the UTC offsets of {period.timezone} "
+                f"({', '.join(map(format_offset, offsets))}), so buckets would not start at local "
+                f"midnight{hint}",
+            )
+
+
+def _check_tiers(m: SloModel, period: Period, report: Report) -> None:
+    """The default table must fit in the period; custom tiers are checked one by one and must not repeat."""
+    if m.alerts.tiers is None:
+        table_name, table = table_for(period)
+        longest = max(table.tiers, key=lambda t: t.long)
+        if longest.long > period.nominal_seconds:
+            report(
+                ("window",),
+                f"{period.describe()} is shorter than the {format_duration(longest.long)} long window of the "
+                f"default alert tiers ({table_name}); use a longer window or set alerts.tiers",
+            )
+        return
+    seen: dict[tuple[str, int, int], int] = {}
+    for i, t in enumerate(m.alerts.tiers):
+        base: Loc = ("alerts", "tiers", i)
+
+        def at(loc: Loc, message: str, base: Loc = base) -> None:
+            report(base + loc, message)
+
+        check_tier(t, period, m.resolution, at)
+        key = (t.severity, t.long, t.short)
+        if key in seen:
+            at((), f"repeats alerts.tiers[{seen[key]}] (same severity and windows)")
+        seen.setdefault(key, i)
+
+
+def check_tier(t: TierModel, period: Period, res: ResolutionModel, report: Report) -> None:
+    """The rules of one tier; ``report`` receives field locations relative to the tier."""
+    if (t.budget_percent is None) == (t.factor is None):
+        report((), "give exactly one of budget_percent or factor")
+    if t.short >= t.long:
+        report(
+            ("short",),
+            f"must be shorter than long ({format_duration(t.long)}) (got {format_duration(t.short)})",
+        )
+    if t.long > period.nominal_seconds:
+        report(
+            ("long",),
+            f"{format_duration(t.long)} is longer than the SLO period ({period.describe()}); "
+            "shorten the window or lengthen the period",
+        )
+    for field, window in (("long", t.long), ("short", t.short)):
+        # Windows up to 6h are summed from fine buckets, longer ones from coarse buckets: a window
+        # must be a whole number of its buckets to be exact.
+        if window <= FINE_HORIZON and window % res.fine:
+            report(
+                (field,),
+                f"{format_duration(window)} is not a multiple of resolution.fine "
+                f"({format_duration(res.fine)}), which windows up to 6h use",
+            )
+        elif window > FINE_HORIZON and window % res.coarse:
+            report(
+                (field,),
+                f"{format_duration(window)} is not a multiple of resolution.coarse "
+                f"({format_duration(res.coarse)}), which windows longer than 6h use",
+            )
+
+
+def check_latency(m: LatencyModel, report: Report) -> tuple[bool, ...]:
+    """The latency section's windows vs. its resolution, then each alert; whether each alert passed."""
+    for i, window in enumerate(m.windows):
+        if window % m.resolution:
+            report(
+                ("windows", i),
+                f"{format_duration(window)} is not a multiple of latency.resolution "
+                f"({format_duration(m.resolution)})",
+            )
+    seen: dict[tuple[float, int, float, tuple[tuple[str, str], ...]], int] = {}
+    passed: list[bool] = []
+    for i, a in enumerate(m.alerts):
+        ok = _check_latency_alert(a, m, ("alerts", i), report)
+        key_of = (a.percentile, a.window, a.threshold_ms, tuple(sorted(a.match.items())))
+        if key_of in seen:
+            ok = False
+            report(
+                ("alerts", i),
+                f"repeats alerts[{seen[key_of]}] (same percentile, window, threshold and match)",
+            )
+        seen.setdefault(key_of, i)
+        passed.append(ok)
+    return tuple(passed)
+
+
+def _check_latency_alert(a: LatencyAlertModel, m: LatencyModel, where: Loc, report: Report) -> bool:
+    """An alert must use a computed percentile and window and match only group labels."""
+    ok = True
+    if a.percentile not in m.percentiles:
+        ok = False
+        computed = ", ".join(f"{p:g}" for p in m.percentiles)
+        report((*where, "percentile"), f"p{a.percentile:g} is not computed; percentiles: {computed}")
+    if a.window not in m.windows:
+        ok = False
+        computed = ", ".join(map(format_duration, m.windows))
+        report((*where, "window"), f"{format_duration(a.window)} is not computed; windows: {computed}")
+    for key in a.match:
+        if key not in m.group_by:
+            ok = False
+            report(
+                (*where, "match", key),
+                f"is not a latency group label; group_by: {', '.join(m.group_by) or 'none'}",
+            )
+    return ok

@@ -1,0 +1,151 @@
+"""Validated schema models -> the plain dataclasses of :mod:`sloguard.core.spec`.
+
+Percentages become ratios, durations seconds, ``bad_status`` entries merged inclusive ranges, alert tiers
+get their burn-rate factors from the SLO's own period. The checks that span fields (`checks`) run first and
+report into the same list; what they refuse is left out of the mapped result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sloguard.core.spec import (
+    AlertTier,
+    CalendarPeriod,
+    LatencyAlert,
+    LatencySpec,
+    Period,
+    Resolution,
+    RollingPeriod,
+    Severity,
+    Sli,
+    SloSpec,
+    workbook_factor,
+)
+from sloguard.specfile.checks import check_latency, check_slo
+from sloguard.specfile.errors import Report
+from sloguard.specfile.schema import (
+    CalendarModel,
+    LatencyAlertModel,
+    LatencyModel,
+    ResolutionModel,
+    SloModel,
+    TierModel,
+)
+from sloguard.specfile.tables import table_for
+
+
+def period_of(window: int | CalendarModel) -> Period:
+    """``window:`` as a core period: seconds are rolling, a ``{calendar: ...}`` mapping is calendar."""
+    if isinstance(window, int):
+        return RollingPeriod(window)
+    return CalendarPeriod(window.calendar, window.timezone)
+
+
+def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Sorted, with overlapping and adjacent ranges joined: [500-599, 429, 503] -> (429, 429), (500, 599)."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
+
+
+def tier(t: TierModel, period: Period, min_events: int) -> AlertTier:
+    """One tier; a ``budget_percent`` becomes the factor ``workbook_factor(budget, period, long)``."""
+    if t.factor is not None:
+        factor = t.factor
+    else:
+        assert t.budget_percent is not None  # checked before mapping
+        factor = workbook_factor(t.budget_percent, period.nominal_seconds, t.long)
+    return AlertTier(
+        severity=Severity(t.severity),
+        long_window=t.long,
+        short_window=t.short,
+        factor=factor,
+        budget_percent=t.budget_percent if t.factor is None else None,
+        min_events=min_events,
+        for_seconds=t.for_ or 0,
+    )
+
+
+def default_tiers(period: Period, min_events: int = 0) -> tuple[AlertTier, ...]:
+    """The default alert tiers for ``period``, from the package's alert tables.
+
+    A 28-day period uses ``google-28d.yaml``, any other ``google-30d.yaml``; factors are
+    ``workbook_factor(budget_percent, period.nominal_seconds, long)``, so 14.4 / 6 / 3 / 1 over 30 days.
+    """
+    _, table = table_for(period)
+    return tuple(tier(t, period, min_events) for t in table.tiers)
+
+
+def _tiers(m: SloModel, period: Period) -> tuple[AlertTier, ...]:
+    """The SLO's tiers, or the default table's; the alerts block's ``min_events`` unless a tier sets it."""
+    min_events = m.alerts.min_events if m.alerts.min_events is not None else 0
+    if m.alerts.tiers is None:
+        return default_tiers(period, min_events)
+    return tuple(
+        tier(t, period, t.min_events if t.min_events is not None else min_events)
+        for t in m.alerts.tiers
+        if (t.budget_percent is None) != (t.factor is None)
+    )
+
+
+def slo(m: SloModel, report: Report) -> SloSpec:
+    """One SLO, after the checks that span its fields (problems go to ``report``)."""
+    if "resolution" not in m.model_fields_set and "customer" in m.group_by:
+        # Thousands of per-customer series need 1-minute / 1-hour buckets (~4 KB a series instead of
+        # ~43 KB); a per-customer page is at most a minute later. The default applies before any check,
+        # so every check sees the effective buckets.
+        coarser = ResolutionModel.model_validate({"fine": "1m", "coarse": "1h"})
+        m = m.model_copy(update={"resolution": coarser})
+    period = period_of(m.window)
+    check_slo(m, period, report)
+    return SloSpec(
+        name=m.name,
+        service=m.service,
+        objective=m.objective / 100,
+        sli=Sli(
+            kind=m.sli.type,
+            bad_status=merge_ranges(m.sli.bad_status),
+            threshold_ms=m.sli.threshold_ms if m.sli.type == "latency" else None,
+        ),
+        period=period,
+        tiers=_tiers(m, period),
+        endpoints=m.endpoints,
+        group_by=m.group_by,
+        resolution=Resolution(fine=m.resolution.fine, coarse=m.resolution.coarse),
+        max_series=m.max_series,
+        description=m.description,
+        export_top_k=m.export.top_k,
+        series_ttl=m.series_ttl,
+    )
+
+
+def _latency_alert(a: LatencyAlertModel) -> LatencyAlert:
+    return LatencyAlert(
+        percentile=a.percentile,
+        window=a.window,
+        threshold_ms=a.threshold_ms,
+        severity=Severity(a.severity),
+        for_seconds=a.for_,
+        min_events=a.min_events,
+        match=tuple(sorted(a.match.items())),
+    )
+
+
+def latency(m: LatencyModel, report: Report) -> LatencySpec:
+    """The latency section, with only the alerts that passed their checks (problems go to ``report``)."""
+    passed = check_latency(m, report)
+    return LatencySpec(
+        group_by=m.group_by,
+        percentiles=m.percentiles,
+        windows=m.windows,
+        max_slots=m.max_slots,
+        resolution=m.resolution,
+        max_groups=m.max_groups,
+        significant_figures=m.significant_figures,
+        alerts=tuple(_latency_alert(a) for a, ok in zip(m.alerts, passed, strict=True) if ok),
+    )

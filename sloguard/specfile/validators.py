@@ -1,0 +1,184 @@
+"""Field validators of the SLO file schema: one value as written -> its exact meaning, or a refusal.
+
+Each raises a PydanticCustomError (see `errors.refusal`) whose message reads as-is ("must be ..."), so the
+schema's error lines need no translation. Durations come out in seconds, numbers as exact Fractions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic_core import PydanticCustomError
+
+from sloguard.core.spec import DAY, HOUR, MINUTE
+from sloguard.specfile.errors import refusal, show
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Number:
+    """Validator for a YAML number within bounds, kept exact (Fraction) unless ``as_float``."""
+
+    low: int  # exclusive lower bound
+    high: int | None = None
+    high_inclusive: bool = False
+    as_float: bool = False
+    hint: str = ""
+
+    def __call__(self, value: Any) -> Fraction | float:
+        number = exact(value)
+        if number is None:
+            raise refusal("number_type", "must be a number" + self.hint, value)
+        too_high = self.high is not None and (
+            number > self.high if self.high_inclusive else number >= self.high
+        )
+        if number <= self.low or too_high:
+            bound = f"greater than {self.low}"
+            if self.high is not None:
+                bound += f" and {'at most' if self.high_inclusive else 'less than'} {self.high}"
+            raise refusal("number_range", "must be " + bound + self.hint, value)
+        return float(number) if self.as_float else number
+
+
+def exact(value: Any) -> Fraction | None:
+    """An int or a decimal scalar (see `loader`) as an exact Fraction; None if it is not a finite number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return Fraction(value)
+    # The exponent guard keeps "1e999999999" from building a billion-digit integer.
+    if isinstance(value, Decimal) and value.is_finite() and abs(value.adjusted()) <= 30:
+        return Fraction(value)
+    return None
+
+
+_DURATION = re.compile(r"([0-9]+)(s|m|h|d|w)")
+_UNIT_SECONDS = {"s": 1, "m": MINUTE, "h": HOUR, "d": DAY, "w": 7 * DAY}
+_DURATION_HINT = "must be a duration such as 30s, 5m, 1h, 7d or 2w"
+
+
+def parse_duration(value: Any) -> int | None:
+    """``"90s"`` -> 90, ``"2w"`` -> 1209600, a bare ``0`` -> 0; None if ``value`` is not a duration."""
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return 0  # `for: 0` needs no unit
+    if isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+        return int(m[1]) * _UNIT_SECONDS[m[2]]
+    return None
+
+
+def duration(value: Any) -> int:
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise refusal("duration", _DURATION_HINT, value)
+    return seconds
+
+
+def positive_duration(value: Any) -> int:
+    seconds = duration(value)
+    if seconds <= 0:
+        raise refusal("duration_range", "must be longer than 0s", value)
+    return seconds
+
+
+def rolling_window(value: Any) -> int:
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0 or seconds % HOUR:
+        raise refusal(
+            "window",
+            "must be a whole number of hours or days such as 30d, 28d or 12h, "
+            "or a calendar period such as {calendar: month, timezone: Europe/Berlin}",
+            value,
+        )
+    return seconds
+
+
+def fine_resolution(value: Any) -> int:
+    seconds = duration(value)
+    if seconds < 1 or MINUTE % seconds:
+        raise refusal(
+            "resolution", "must be at least 1s and divide 1m evenly, e.g. 10s, 15s, 30s or 1m", value
+        )
+    return seconds
+
+
+def coarse_resolution(value: Any) -> int:
+    seconds = duration(value)
+    if seconds < 1 or HOUR % seconds:
+        raise refusal("resolution", "must be at least 1s and divide 1h evenly, e.g. 1m, 5m, 15m or 1h", value)
+    return seconds
+
+
+def latency_window(value: Any) -> int:
+    seconds = duration(value)
+    if not 10 <= seconds <= DAY:
+        raise refusal("duration_range", "must be between 10s and 1d", value)
+    return seconds
+
+
+def time_zone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise refusal("timezone", "must be an IANA time zone name such as Europe/Berlin", value)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; use an IANA name such as Europe/Berlin or UTC"
+        raise refusal("timezone", "unknown time zone" + hint, value) from None
+    return value
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def slo_name(value: Any) -> str:
+    # Names end up in metric labels, rule names and file names: keep them to a safe alphabet.
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise refusal(
+            "name", "must start with a letter or digit and use only letters, digits, '.', '_' and '-'", value
+        )
+    return value
+
+
+def non_empty_text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise refusal("text", "must be a non-empty string", value)
+    return value
+
+
+_STATUS_RANGE = re.compile(r"([0-9]{3})\s*-\s*([0-9]{3})")
+_STATUS_CLASS = re.compile(r"([1-5])xx", re.IGNORECASE)
+_STATUS_HINT = "must be a status code (503), a range (500-599) or a class (5xx), within 100-599"
+
+
+def status_range(value: Any) -> tuple[int, int]:
+    """One ``bad_status`` entry as an inclusive range: 429 -> (429, 429), "5xx" -> (500, 599)."""
+    lo = hi = -1
+    if isinstance(value, int) and not isinstance(value, bool):
+        lo = hi = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            lo = hi = int(text)
+        elif m := _STATUS_RANGE.fullmatch(text):
+            lo, hi = int(m[1]), int(m[2])
+        elif m := _STATUS_CLASS.fullmatch(text):
+            lo, hi = int(m[1]) * 100, int(m[1]) * 100 + 99
+    if not 100 <= lo <= hi <= 599:
+        raise refusal("status", _STATUS_HINT, value)
+    return lo, hi
+
+
+_T = typing.TypeVar("_T")
+
+
+def unique(values: tuple[_T, ...]) -> tuple[_T, ...]:
+    for i, v in enumerate(values):
+        if v in values[:i]:
+            raise PydanticCustomError("duplicate", "lists {item} twice", {"item": show(v)})
+    return values
