@@ -1,6 +1,8 @@
 """Kafka in and out: the only module that imports aiokafka.
 
-`KafkaSource` consumes request-log records in a consumer group with at-least-once delivery:
+`KafkaSource` consumes request-log records in a consumer group with at-least-once delivery. The rules of
+what may be committed live in `sloguard.ingest.offsets` (`OffsetLedger`, pure and unit-tested with no
+broker: epochs, assignments, checkpoint seeks); this module applies them against the broker:
 
 * ``enable_auto_commit=False``; `fetch()` is one ``getmany``; the app calls `absorbed()` once the aggregator
   has ingested a `Fetched`, and `commit()` commits exactly those offsets (never what was merely fetched).
@@ -45,10 +47,13 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
 
+from sloguard.ingest.offsets import TP, OffsetLedger, Offsets
+
 __all__ = [
     "REASON_HEADER",
     "SASL_MECHANISMS",
     "SECURITY_PROTOCOLS",
+    "TP",
     "BatchProducer",
     "DeadLetterError",
     "Fetched",
@@ -61,8 +66,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-TP = tuple[str, int]  # (topic, partition)
 
 #: Header naming the rejection reason on dead-lettered records (values are `decode.REASONS`).
 REASON_HEADER: Final = "sloguard-reason"
@@ -187,20 +190,6 @@ class KafkaConfig:
         return options
 
 
-class Offsets(dict[TP, int]):
-    """Next offset to commit per ``(topic, partition)``, stamped with the assignment epoch of the fetch.
-
-    A plain dict to everyone else; `KafkaSource.absorbed` uses ``epoch`` to refuse offsets of partitions
-    revoked after the fetch (their new owner may already be past them, or before them).
-    """
-
-    __slots__ = ("epoch",)
-
-    def __init__(self, epoch: int, items: Mapping[TP, int] | None = None) -> None:
-        super().__init__(items or {})
-        self.epoch = epoch
-
-
 @dataclass(frozen=True)
 class Fetched:
     """One ``getmany``: the record values, and per partition the next offset to commit (last + 1).
@@ -261,8 +250,11 @@ class KafkaSource:
         *,
         consumer_factory: Callable[..., Any] = AIOKafkaConsumer,
         producer_factory: Callable[..., Any] = AIOKafkaProducer,
+        offsets: OffsetLedger | None = None,
     ) -> None:
         self.config = config
+        #: Every piece of assignment and offset state (pure; the rules of what may be committed).
+        self.offsets = offsets if offsets is not None else OffsetLedger()
         self._on_revoke = on_revoke
         # The factories are seams for unit tests (fakes); they get aiokafka's keyword arguments.
         self._consumer_factory = consumer_factory
@@ -271,30 +263,18 @@ class KafkaSource:
         self._producer: Any = None
         self._probe_task: asyncio.Task[None] | None = None
         self._state = "new"  # new -> started -> stopping -> stopped
-        # Offsets absorbed by the app and not committed yet.
-        self._pending: dict[TP, int] = {}
-        # Assignment epochs: bumped on each revocation; a partition's offsets fetched in an older epoch
-        # than its last revocation are stale.
-        self._epoch = 0
-        self._revoked_at: dict[TP, int] = {}
-        self._joined = False  # assigned since the last revocation
-        self._assigned: frozenset[TP] = frozenset()
-        self._positions: dict[TP, int] = {}
-        self._highwaters: dict[TP, int] = {}
         self._last_contact = 0.0
         self._last_error = ""
         self._missing_topics: tuple[str, ...] = ()
-        #: Assignments received so far (1 after the first join).
-        self.assignments = 0
-        #: Partitions started at a checkpoint's offset (`seek_on_assign`): (offset, assignment number).
-        self.sought: dict[TP, tuple[int, int]] = {}
-        # Offsets from a restored checkpoint: seek there on first assignment (`seek_on_assign`).
-        self._start_offsets: dict[TP, int] = {}
         self.commit_failures = 0
         self.dead_letter_failures = 0
         self.dead_lettered = 0
         self.dead_letter_too_large = 0
-        self.committed: dict[TP, int] = {}
+
+    @property
+    def committed(self) -> dict[TP, int]:
+        """Last successfully committed offset per partition."""
+        return self.offsets.committed
 
     def __repr__(self) -> str:
         c = self.config
@@ -367,11 +347,11 @@ class KafkaSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe_task
         try:
-            if self._pending and not await self.commit():
+            if self.offsets.pending and not await self.commit():
                 log.warning("final Kafka commit failed; absorbed records will be consumed again")
         finally:
             self._state = "stopped"
-            self._joined = False
+            self.offsets.leave()
             try:
                 # Leaving the group tells the broker to rebalance now, not after the session timeout.
                 await _stop_consumer(self._consumer)
@@ -395,7 +375,7 @@ class KafkaSource:
         is logged and shows in `ready()`); never raises a Kafka error.
         """
         c = self.config
-        offsets = Offsets(self._epoch)  # the epoch *before* waiting: a revocation may happen meanwhile
+        offsets = self.offsets.stamp()  # the epoch *before* waiting: a revocation may happen meanwhile
         if self._state != "started":
             return Fetched([], offsets)
         try:
@@ -418,18 +398,15 @@ class KafkaSource:
         await self._update_lag(offsets)
         return Fetched(records, offsets)
 
-    def seek_on_assign(self, offsets: Mapping[TP, int]) -> None:
-        """Start these partitions at these offsets (a restored checkpoint's) the first time each is
-        assigned, unless the group's committed offset is further on.
+    async def _seek_to_checkpoint(self, tp: TP, offset: int) -> None:
+        """Start a partition at a restored checkpoint's offset (`OffsetLedger.restored`, `assign`), unless
+        the group's committed offset is further on.
 
         With checkpoints, offsets are committed only after a checkpoint holds them, so a committed
         offset behind the checkpoint's means a crash came between checkpoint and commit (start at the
         checkpoint: those events are in the restored state), and one ahead of it means another member
         owned the partition meanwhile and its state holds those events (start at the commit).
         """
-        self._start_offsets = dict(offsets)
-
-    async def _seek_to_checkpoint(self, tp: TP, offset: int) -> None:
         try:
             async with asyncio.timeout(self.config.request_timeout_ms / 1000):
                 committed = await self._consumer.committed(TopicPartition(*tp))
@@ -441,18 +418,13 @@ class KafkaSource:
             log.info("partition %s: committed offset %d is past the checkpoint's %d", tp, committed, offset)
             return
         self._consumer.seek(TopicPartition(*tp), offset)
-        self.sought[tp] = (offset, self.assignments)
+        self.offsets.sought_to(tp, offset)
         log.info("partition %s starts at checkpoint offset %d (committed: %s)", tp, offset, committed)
 
     @property
     def assignment(self) -> frozenset[TP]:
         """Partitions assigned by the last rebalance."""
-        return self._assigned
-
-    def current(self, offsets: Mapping[TP, int]) -> dict[TP, int]:
-        """``offsets`` without the partitions revoked since the fetch that produced them."""
-        epoch = offsets.epoch if isinstance(offsets, Offsets) else self._epoch
-        return {tp: o for tp, o in offsets.items() if self._revoked_at.get(tp, -1) <= epoch}
+        return self.offsets.assignment
 
     def absorbed(self, offsets: Mapping[TP, int]) -> None:
         """Mark offsets as absorbed by the aggregator: the next `commit()` commits them.
@@ -461,14 +433,10 @@ class KafkaSource:
         mapping (without a fetch epoch) is taken as current; it must then only hold partitions this
         source owns.
         """
-        epoch = offsets.epoch if isinstance(offsets, Offsets) else self._epoch
-        for tp, offset in offsets.items():
-            if self._revoked_at.get(tp, -1) > epoch:
-                log.debug("ignoring offset %d of %s: partition revoked since the fetch", offset, tp)
-                continue
-            # Latest wins (not max): the app absorbs in fetch order, and if offsets ever go backwards
-            # (a reset), committing the lower one re-reads records instead of skipping them.
-            self._pending[tp] = offset
+        current = self.offsets.current(offsets)
+        for tp in offsets.keys() - current.keys():
+            log.debug("ignoring offset %d of %s: partition revoked since the fetch", offsets[tp], tp)
+        self.offsets.absorbed(current)
 
     async def commit(self) -> bool:
         """Commit absorbed-but-uncommitted offsets, waiting at most ``commit_timeout_s``.
@@ -476,17 +444,13 @@ class KafkaSource:
         True if there was nothing to commit or the commit succeeded; False otherwise (counted in
         ``commit_failures``; the offsets stay pending unless the partitions were lost to a rebalance).
         """
-        return await self._commit(set(self._pending))
+        return await self._commit(set(self.offsets.pending))
 
     async def _commit(self, partitions: set[TP]) -> bool:
         if self._consumer is None or self._state == "stopped":
-            return not self._pending
+            return not self.offsets.pending
         assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        for tp in partitions - assigned:
-            # Not ours any more (lost, or revoked without being committed): the owner resumes from the
-            # last commit, so dropping only means these records may be read twice.
-            self._pending.pop(tp, None)
-        offsets = {tp: self._pending[tp] for tp in partitions & assigned if tp in self._pending}
+        offsets = self.offsets.to_commit(partitions, assigned)
         if not offsets:
             return True
         request = {TopicPartition(topic, partition): off for (topic, partition), off in offsets.items()}
@@ -502,10 +466,7 @@ class KafkaSource:
             self.commit_failures += 1
             self._note_error(f"commit failed: {exc!r}" if str(exc) else "commit timed out")
             return False
-        for tp, off in offsets.items():
-            self.committed[tp] = off
-            if self._pending.get(tp) == off:  # unless something newer was absorbed while we waited
-                del self._pending[tp]
+        self.offsets.commit_succeeded(offsets)
         return True
 
     # -- dead letters ---------------------------------------------------------------------------------
@@ -561,11 +522,7 @@ class KafkaSource:
 
         Partitions not fetched from yet since their assignment are absent.
         """
-        return {
-            tp: max(0, self._highwaters[tp] - pos)
-            for tp, pos in self._positions.items()
-            if tp in self._highwaters and tp in self._assigned
-        }
+        return self.offsets.lag()
 
     def ready(self) -> tuple[bool, str]:
         """(ready, why): started, broker answered recently, topics present, group joined."""
@@ -577,9 +534,9 @@ class KafkaSource:
             return False, f"no answer from Kafka for {silent:.0f} s{why}"
         if self._missing_topics:
             return False, f"topics missing on the broker: {', '.join(self._missing_topics)}"
-        if not self._joined:
+        if not self.offsets.joined:
             return False, f"joining consumer group {self.config.group_id!r}"
-        return True, f"consuming {len(self._assigned)} partitions in group {self.config.group_id!r}"
+        return True, f"consuming {len(self.offsets.assignment)} partitions in group {self.config.group_id!r}"
 
     async def wait_ready(self, timeout_s: float) -> bool:
         """Wait until `ready()` is true, at most ``timeout_s`` (polling; for startup logs and tests)."""
@@ -593,7 +550,7 @@ class KafkaSource:
     # -- internals ------------------------------------------------------------------------------------
 
     async def _on_revoked(self, revoked: set[TP]) -> None:
-        self._joined = False
+        self.offsets.leave()
         if not revoked:
             return  # aiokafka calls this with nothing before the first join too
         if self._on_revoke is not None:
@@ -609,31 +566,20 @@ class KafkaSource:
             # A commit now would go out with generation -1, which a broker accepts for an empty group.
             self._lose(revoked, "consumer group membership lost; dropping offsets not committed yet")
         elif self._state in ("started", "stopping"):
-            await self._commit(revoked & set(self._pending))
-        self._epoch += 1
-        for tp in revoked:
-            self._revoked_at[tp] = self._epoch
-            self._pending.pop(tp, None)
-            self._positions.pop(tp, None)
-            self._highwaters.pop(tp, None)
+            await self._commit(revoked & set(self.offsets.pending))
+        self.offsets.revoked(revoked)
 
     async def _on_assigned(self, assigned: set[TP]) -> None:
-        self.assignments += 1
-        for tp in sorted(assigned & set(self._start_offsets)):
-            await self._seek_to_checkpoint(tp, self._start_offsets.pop(tp))
-        self._assigned = frozenset(assigned)
-        self._joined = True
+        for tp, offset in self.offsets.assign(assigned).items():
+            await self._seek_to_checkpoint(tp, offset)
+        self.offsets.join(assigned)
         self._last_contact = time.monotonic()
         log.info("assigned %d partitions: %s", len(assigned), sorted(assigned))
 
     def _lose(self, partitions: set[TP], why: str) -> None:
         log.warning("%s", why)
         self._last_error = why
-        self._joined = False
-        self._epoch += 1
-        for tp in partitions | set(self._pending):
-            self._revoked_at[tp] = self._epoch
-            self._pending.pop(tp, None)
+        self.offsets.lost(partitions)
 
     def _note_error(self, message: str) -> None:
         if message != self._last_error:
@@ -643,31 +589,23 @@ class KafkaSource:
     async def _update_lag(self, fetched: Mapping[TP, int]) -> None:
         """Record high watermarks and positions (the next offset `fetch()` returns) for `lag()`."""
         assigned = self._consumer.assignment()
-        self._assigned = frozenset((tp.topic, tp.partition) for tp in assigned)
-        unknown = []
-        for tp in assigned:
-            # Known once a fetch response for the partition arrived (records or not).
-            highwater = self._consumer.highwater(tp)
-            if highwater is None:
-                continue
-            key = (tp.topic, tp.partition)
-            self._highwaters[key] = highwater
-            if key in fetched:
-                self._positions[key] = fetched[key]
-            elif key not in self._positions:
-                unknown.append(tp)
-        for tp in unknown:  # idle since assignment: ask the consumer once
+        # Known once a fetch response for the partition arrived (records or not).
+        highwaters = {
+            (tp.topic, tp.partition): highwater
+            for tp in assigned
+            if (highwater := self._consumer.highwater(tp)) is not None
+        }
+        owned = [(tp.topic, tp.partition) for tp in assigned]
+        for key in self.offsets.fetched(owned, highwaters, fetched):  # idle since assignment: ask once
             try:
                 # Instant when the position is valid, which it is once a fetch answered for it.
                 async with asyncio.timeout(_POSITION_TIMEOUT_S):
-                    position = await self._consumer.position(tp)
+                    position = await self._consumer.position(TopicPartition(*key))
             except (KafkaError, TimeoutError):
                 continue
-            self._positions[(tp.topic, tp.partition)] = position
-        for key, pos in list(self._positions.items()):
-            highwater = self._highwaters.get(key)
-            if highwater is not None and pos > highwater and key in self._assigned:
-                await self._reset_past_end(key, pos, highwater)
+            self.offsets.positioned(key, position)
+        for key, position, highwater in self.offsets.past_end():
+            await self._reset_past_end(key, position, highwater)
 
     async def _reset_past_end(self, key: TP, position: int, highwater: int) -> None:
         """A position past the end of the log: the topic was re-created, or the broker lost data (Kafka
@@ -691,7 +629,7 @@ class KafkaSource:
         except (KafkaError, TimeoutError) as exc:
             self._note_error(f"reset of {key} failed: {exc!r}")
             return
-        self._positions.pop(key, None)
+        self.offsets.forget_position(key)
 
     async def _probe_loop(self) -> None:
         """Ask the broker for metadata now and then: proof of life for `ready()`, and topic checks."""
