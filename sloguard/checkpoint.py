@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from sloguard._types import I64
 from sloguard.core.state import (
     STATE_VERSION,
     AggregatorState,
@@ -53,7 +54,6 @@ FORMAT_VERSION = 1
 _HEADER = struct.Struct("<8sIQI")
 
 TP = tuple[str, int]
-I64 = npt.NDArray[np.int64]
 
 
 class CheckpointError(ValueError):
@@ -93,30 +93,37 @@ class _Arrays:
         return {"$a": len(self.specs) - 1}
 
 
-def _ring(r: RingState, arrays: _Arrays) -> dict[str, Any]:
-    return {
-        "res_ms": r.res_ms,
-        "n": r.n,
-        "head": r.head,
-        "low": r.low,
-        "rows": r.rows,
-        "cells": arrays.put(r.cells),
-        "total": arrays.put(r.total),
-        "bad": arrays.put(r.bad),
-    }
+# The fields of each ring state in file order, by kind: "i" an integer, "o" an integer or None, "a" an
+# array (stored as ``{"$a": index}``). One table for both directions, so encode and decode cannot drift.
+_Fields = tuple[tuple[str, str], ...]
+_RING_FIELDS: _Fields = (
+    ("res_ms", "i"),
+    ("n", "i"),
+    ("head", "o"),
+    ("low", "o"),
+    ("rows", "i"),
+    ("cells", "a"),
+    ("total", "a"),
+    ("bad", "a"),
+)
+_HIST_FIELDS: _Fields = (
+    ("slot_ms", "i"),
+    ("n", "i"),
+    ("head", "o"),
+    ("low", "o"),
+    ("buckets", "a"),
+    ("lengths", "a"),
+    ("keys", "a"),
+    ("counts", "a"),
+)
 
 
-def _hist(r: HistRingState, arrays: _Arrays) -> dict[str, Any]:
-    return {
-        "slot_ms": r.slot_ms,
-        "n": r.n,
-        "head": r.head,
-        "low": r.low,
-        "buckets": arrays.put(r.buckets),
-        "lengths": arrays.put(r.lengths),
-        "keys": arrays.put(r.keys),
-        "counts": arrays.put(r.counts),
-    }
+def _put_fields(state: RingState | HistRingState, fields: _Fields, arrays: _Arrays) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, kind in fields:
+        value = getattr(state, name)
+        out[name] = arrays.put(value) if kind == "a" else value
+    return out
 
 
 def _series(s: SeriesState, arrays: _Arrays) -> dict[str, Any]:
@@ -131,8 +138,8 @@ def encode(checkpoint: Checkpoint, level: int = 6) -> bytes:
         name: {
             "fingerprint": s.fingerprint,
             "series": _series(s.series, arrays),
-            "fine": _ring(s.fine, arrays),
-            "coarse": _ring(s.coarse, arrays),
+            "fine": _put_fields(s.fine, _RING_FIELDS, arrays),
+            "coarse": _put_fields(s.coarse, _RING_FIELDS, arrays),
             "too_old": s.too_old,
             "events": s.events,
         }
@@ -143,7 +150,7 @@ def encode(checkpoint: Checkpoint, level: int = 6) -> bytes:
         latency = {
             "fingerprint": st.latency.fingerprint,
             "series": _series(st.latency.series, arrays),
-            "rings": [_hist(r, arrays) for r in st.latency.rings],
+            "rings": [_put_fields(r, _HIST_FIELDS, arrays) for r in st.latency.rings],
             "too_old": st.latency.too_old,
         }
     meta = {
@@ -204,13 +211,11 @@ def decode(data: bytes) -> Checkpoint:
         raise CheckpointError(f"malformed content: {exc!r}") from None
 
 
-def _from_meta(meta: dict[str, Any], blob: memoryview) -> Checkpoint:
-    version = meta["state_version"]
-    if version != STATE_VERSION:
-        raise CheckpointError(f"state version {version!r}; this sloguard reads {STATE_VERSION}")
+def _read_arrays(specs: list[dict[str, Any]], blob: memoryview) -> list[I64]:
+    """The arrays after the meta, as int64, checked against their declared types and lengths."""
     arrays: list[I64] = []
     pos = 0
-    for spec in meta["arrays"]:
+    for spec in specs:
         dt = np.dtype(spec["dtype"])
         if dt.kind not in "iu":
             raise CheckpointError(f"unexpected array type {spec['dtype']!r}")
@@ -221,45 +226,29 @@ def _from_meta(meta: dict[str, Any], blob: memoryview) -> Checkpoint:
         pos += size
     if pos != len(blob):
         raise CheckpointError("trailing bytes after the arrays")
+    return arrays
 
-    def arr(ref: Any) -> I64:
-        return arrays[_int(ref["$a"])]
 
-    def series(d: dict[str, Any]) -> SeriesState:
-        keys = tuple(tuple(str(part) for part in k) for k in d["keys"])
-        return SeriesState(keys, arr(d["row_events"]))
+def _get_fields(d: dict[str, Any], fields: _Fields, arrays: list[I64]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, kind in fields:
+        v = d[name]
+        out[name] = arrays[_int(v["$a"])] if kind == "a" else _int(v) if kind == "i" else _opt_int(v)
+    return out
 
-    def ring(d: dict[str, Any]) -> RingState:
-        return RingState(
-            res_ms=_int(d["res_ms"]),
-            n=_int(d["n"]),
-            head=_opt_int(d["head"]),
-            low=_opt_int(d["low"]),
-            rows=_int(d["rows"]),
-            cells=arr(d["cells"]),
-            total=arr(d["total"]),
-            bad=arr(d["bad"]),
-        )
 
-    def hist(d: dict[str, Any]) -> HistRingState:
-        return HistRingState(
-            slot_ms=_int(d["slot_ms"]),
-            n=_int(d["n"]),
-            head=_opt_int(d["head"]),
-            low=_opt_int(d["low"]),
-            buckets=arr(d["buckets"]),
-            lengths=arr(d["lengths"]),
-            keys=arr(d["keys"]),
-            counts=arr(d["counts"]),
-        )
+def _series_from(d: dict[str, Any], arrays: list[I64]) -> SeriesState:
+    keys = tuple(tuple(str(part) for part in k) for k in d["keys"])
+    return SeriesState(keys, arrays[_int(d["row_events"]["$a"])])
 
-    st = meta["state"]
+
+def _state_from(st: dict[str, Any], arrays: list[I64]) -> AggregatorState:
     slos = {
         str(name): SloState(
             fingerprint=str(s["fingerprint"]),
-            series=series(s["series"]),
-            fine=ring(s["fine"]),
-            coarse=ring(s["coarse"]),
+            series=_series_from(s["series"], arrays),
+            fine=RingState(**_get_fields(s["fine"], _RING_FIELDS, arrays)),
+            coarse=RingState(**_get_fields(s["coarse"], _RING_FIELDS, arrays)),
             too_old=_int(s["too_old"]),
             events=_int(s["events"]),
         )
@@ -271,21 +260,28 @@ def _from_meta(meta: dict[str, Any], blob: memoryview) -> Checkpoint:
         if lat is None
         else LatencyState(
             fingerprint=str(lat["fingerprint"]),
-            series=series(lat["series"]),
-            rings=tuple(hist(r) for r in lat["rings"]),
+            series=_series_from(lat["series"], arrays),
+            rings=tuple(HistRingState(**_get_fields(r, _HIST_FIELDS, arrays)) for r in lat["rings"]),
             too_old=_int(lat["too_old"]),
         )
     )
-    state = AggregatorState(
+    return AggregatorState(
         slos=slos,
         latency=latency,
         events=_int(st["events"]),
         newest_ms=_opt_int(st["newest_ms"]),
         oldest_ms=_opt_int(st["oldest_ms"]),
     )
+
+
+def _from_meta(meta: dict[str, Any], blob: memoryview) -> Checkpoint:
+    version = meta["state_version"]
+    if version != STATE_VERSION:
+        raise CheckpointError(f"state version {version!r}; this sloguard reads {STATE_VERSION}")
+    arrays = _read_arrays(meta["arrays"], blob)
     offsets = {(str(t), _int(p)): _int(o) for t, p, o in meta["offsets"]}
     return Checkpoint(
-        state=state,
+        state=_state_from(meta["state"], arrays),
         offsets=offsets,
         created_ms=_int(meta["created_ms"]),
         sloguard_version=str(meta.get("sloguard_version", "")),
