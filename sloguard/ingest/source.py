@@ -7,7 +7,7 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Protocol, cast
 
 CHUNK_BYTES = 4 << 20
@@ -18,16 +18,6 @@ class EventSource(Protocol):
     """Anything that yields raw records (bytes): a file, a Kafka partition, a list in a test."""
 
     def records(self) -> Iterator[bytes]: ...
-
-
-@dataclass
-class MemorySource:
-    """Records held in memory (tests, fakes)."""
-
-    items: list[bytes] = field(default_factory=list)
-
-    def records(self) -> Iterator[bytes]:
-        yield from self.items
 
 
 def _open(path: str) -> tuple[IO[bytes], int | None]:
