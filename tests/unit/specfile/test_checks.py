@@ -1,0 +1,128 @@
+"""The rules that span fields (the second pass): windows vs. buckets and period, tiers, latency alerts."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.specfile.texts import (
+    GOOD_SLO,
+    assert_refused_file,
+    assert_refused_slo,
+    spec_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param(
+            {"series_ttl": "1d"}, "series_ttl: only applies to an SLO with group_by", id="ttl-without-group"
+        ),
+        pytest.param(
+            {"series_ttl": "30m", "group_by": "[customer]"},
+            "series_ttl: must be at least the coarse resolution (1h)",
+            id="ttl-below-coarse",
+        ),
+        pytest.param(
+            {"sli": "{type: latency}"}, "sli.threshold_ms: is required for type latency", id="no-threshold"
+        ),
+        pytest.param(
+            {"sli": "{type: availability, threshold_ms: 5}"},
+            "sli.threshold_ms: only applies to type latency",
+            id="threshold-on-availability",
+        ),
+        pytest.param(
+            {"window": "12h"},
+            "window: 12h is shorter than the 3d long window of the default alert tiers",
+            id="period-shorter-than-default-tiers",
+        ),
+        pytest.param(
+            {"resolution": "{fine: 30s, coarse: 20s}"},
+            "resolution.coarse: must be a multiple of resolution.fine (30s) (got 20s)",
+            id="coarse-not-multiple-of-fine",
+        ),
+        pytest.param(
+            {"window": "{calendar: month, timezone: Asia/Kolkata}", "resolution": "{coarse: 1h}"},
+            "resolution.coarse: 1h does not divide the UTC offsets of Asia/Kolkata (+05:30), so buckets"
+            " would not start at local midnight; use coarse: 30m or a divisor of it",
+            id="coarse-vs-timezone-offset",
+        ),
+        pytest.param(
+            {"alerts": "{tiers: [{severity: page, long: 1h, short: 1h, budget_percent: 2}]}"},
+            "alerts.tiers[0].short: must be shorter than long (1h) (got 1h)",
+            id="tier-short-not-below-long",
+        ),
+        pytest.param(
+            {
+                "resolution": "{fine: 1m, coarse: 1h}",
+                "alerts": "{tiers: [{severity: page, long: 1h, short: 90s, budget_percent: 2}]}",
+            },
+            "alerts.tiers[0].short: 90s is not a multiple of resolution.fine (1m)",
+            id="tier-window-not-multiple-of-fine",
+        ),
+        pytest.param(
+            {
+                "resolution": "{coarse: 1h}",
+                "alerts": "{tiers: [{severity: ticket, long: 390m, short: 30m, budget_percent: 10}]}",
+            },
+            "alerts.tiers[0].long: 390m is not a multiple of resolution.coarse (1h)",
+            id="tier-window-not-multiple-of-coarse",
+        ),
+        pytest.param(
+            {"window": "1d", "alerts": "{tiers: [{severity: ticket, long: 3d, short: 6h, factor: 1}]}"},
+            "alerts.tiers[0].long: 3d is longer than the SLO period (1d)",
+            id="tier-longer-than-period",
+        ),
+        pytest.param(
+            {"alerts": "{tiers: [{severity: page, long: 1h, short: 5m, budget_percent: 2, factor: 14}]}"},
+            "alerts.tiers[0]: give exactly one of budget_percent or factor",
+            id="tier-budget-and-factor",
+        ),
+        pytest.param(
+            {"alerts": "{tiers: [{severity: page, long: 1h, short: 5m}]}"},
+            "alerts.tiers[0]: give exactly one of budget_percent or factor",
+            id="tier-neither-budget-nor-factor",
+        ),
+        pytest.param(
+            {
+                "alerts": "{tiers: [{severity: page, long: 1h, short: 5m, factor: 2},"
+                " {severity: page, long: 1h, short: 5m, factor: 3}]}"
+            },
+            "alerts.tiers[1]: repeats alerts.tiers[0] (same severity and windows)",
+            id="tier-duplicate",
+        ),
+    ],
+)
+def test_refused_slo(fields: dict[str, str | None], expected: str) -> None:
+    assert_refused_slo(fields, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            spec_text(GOOD_SLO, tail="latency: {windows: [15s]}\n"),
+            ["latency.windows[0]: 15s is not a multiple of latency.resolution (10s)"],
+            id="latency-window-vs-resolution",
+        ),
+        pytest.param(
+            spec_text(
+                GOOD_SLO,
+                tail="latency:\n  windows: [1m, 5m]\n  alerts:\n"
+                "    - {percentile: 95, window: 1h, threshold_ms: 500, match: {host: a}}\n"
+                "    - {threshold_ms: 2}\n"
+                "    - {threshold_ms: 500}\n"
+                "    - {threshold_ms: 500, for: 1m}\n",
+            ),
+            [
+                "latency.alerts[0].percentile: p95 is not computed; percentiles: 50, 90, 99, 99.9",
+                "latency.alerts[0].window: 1h is not computed; windows: 1m, 5m",
+                "latency.alerts[0].match.host: is not a latency group label; group_by: service, endpoint",
+                "latency.alerts[3]: repeats alerts[2] (same percentile, window, threshold and match)",
+            ],
+            id="latency-alerts",
+        ),
+    ],
+)
+def test_refused_file(text: str, expected: list[str]) -> None:
+    assert_refused_file(text, expected)

@@ -1,0 +1,179 @@
+"""Mapping onto core.spec: exact numbers, the value syntaxes, defaults, tiers and the latency section."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from sloguard.core.spec import (
+    DAY,
+    HOUR,
+    MINUTE,
+    AlertTier,
+    CalendarPeriod,
+    LatencyAlert,
+    LatencySpec,
+    Resolution,
+    RollingPeriod,
+    Severity,
+)
+from sloguard.specfile import SpecError, describe, parse_config
+from tests.unit.specfile.texts import (
+    GOOD_SLO,
+    one_slo,
+    spec_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "ratio"),
+    [
+        pytest.param("99.9", Fraction(999, 1000), id="99.9"),
+        pytest.param("99.95", Fraction(1999, 2000), id="99.95"),
+        pytest.param("99.999", Fraction(99999, 100000), id="99.999"),
+        pytest.param("99.99999999", Fraction(9999999999, 10**10), id="many-digits"),
+        pytest.param("99", Fraction(99, 100), id="integer"),
+        pytest.param("9_9.5", Fraction(995, 1000), id="underscores"),
+        pytest.param("0.1", Fraction(1, 1000), id="tiny"),
+    ],
+)
+def test_objective_is_exact(text: str, ratio: Fraction) -> None:
+    assert parse_config(one_slo(objective=text)).slos[1].objective == ratio
+
+
+@pytest.mark.parametrize(
+    ("bad_status", "ranges"),
+    [
+        pytest.param("[500-599, 429, 5xx]", ((429, 429), (500, 599)), id="mixed-merged"),
+        pytest.param("[503]", ((503, 503),), id="one-code"),
+        pytest.param("['502', 4XX]", ((400, 499), (502, 502)), id="quoted-code-and-class"),
+        pytest.param("[500 - 502, 503-504]", ((500, 504),), id="adjacent-ranges-joined"),
+    ],
+)
+def test_bad_status(bad_status: str, ranges: tuple[tuple[int, int], ...]) -> None:
+    sli = f"{{type: availability, bad_status: {bad_status}}}"
+    assert parse_config(one_slo(sli=sli)).slos[1].sli.bad_status == ranges
+
+
+@pytest.mark.parametrize(
+    ("window", "period"),
+    [
+        pytest.param("28d", RollingPeriod(28 * DAY), id="days"),
+        pytest.param("2w", RollingPeriod(14 * DAY), id="weeks"),
+        pytest.param("{calendar: month}", CalendarPeriod("month", "UTC"), id="calendar-default-utc"),
+        pytest.param(
+            "{calendar: quarter, timezone: America/New_York}",
+            CalendarPeriod("quarter", "America/New_York"),
+            id="calendar-quarter",
+        ),
+    ],
+)
+def test_windows(window: str, period: RollingPeriod | CalendarPeriod) -> None:
+    assert parse_config(one_slo(window=window)).slos[1].period == period
+
+
+def test_short_period_with_custom_tiers() -> None:
+    alerts = "{tiers: [{severity: page, long: 1h, short: 5m, budget_percent: 10}]}"
+    slo = parse_config(one_slo(window="12h", alerts=alerts)).slos[1]
+    assert slo.period == RollingPeriod(12 * HOUR)
+    assert slo.tiers[0].factor == Fraction("1.2")  # 10% of 12h spent in 1h
+
+
+def test_custom_tiers_and_options() -> None:
+    text = spec_text(
+        {
+            **GOOD_SLO,
+            "description": "Payments succeed",
+            "endpoints": '["POST /v1/pay*", "GET /v1/pay/*"]',
+            "group_by": "[customer, endpoint]",
+            "max_series": "50",
+            "resolution": "{fine: 30s, coarse: 15m}",
+            "alerts": (
+                "\n      min_events: 10"
+                "\n      tiers:"
+                "\n        - {severity: page, long: 1h, short: 5m, budget_percent: 2.5, for: 2m,"
+                " min_events: 20}"
+                "\n        - {severity: ticket, long: 3d, short: 6h, factor: 0.75}"
+            ),
+        }
+    )
+    slo = parse_config(text).slos[0]
+    assert slo.description == "Payments succeed"
+    assert slo.endpoints == ("POST /v1/pay*", "GET /v1/pay/*")
+    assert slo.group_by == ("customer", "endpoint")
+    assert slo.max_series == 50
+    assert slo.resolution == Resolution(fine=30, coarse=900)
+    assert slo.tiers == (
+        AlertTier(
+            Severity.PAGE, HOUR, 5 * MINUTE, Fraction(18), Fraction(5, 2), min_events=20, for_seconds=120
+        ),
+        AlertTier(Severity.TICKET, 3 * DAY, 6 * HOUR, Fraction(3, 4), None, min_events=10, for_seconds=0),
+    )
+
+
+def test_series_ttl() -> None:
+    (spec,) = parse_config(spec_text({**GOOD_SLO, "group_by": "[customer]", "series_ttl": "1d"})).slos
+    assert spec.series_ttl == DAY
+    assert "idle ones evicted after 1d" in describe(
+        parse_config(spec_text({**GOOD_SLO, "group_by": "[customer]", "series_ttl": "1d"}))
+    )
+
+
+def test_latency_section_defaults_and_options() -> None:
+    assert parse_config(spec_text(GOOD_SLO)).latency is None
+    assert parse_config(spec_text(GOOD_SLO, tail="latency: {}\n")).latency == LatencySpec()
+    tail = (
+        "latency: {group_by: [customer], percentiles: [99.99], windows: [30s, 1d], resolution: 30s,"
+        " max_groups: 5, significant_figures: 3, max_slots: 6}\n"
+    )
+    assert parse_config(spec_text(GOOD_SLO, tail=tail)).latency == LatencySpec(
+        group_by=("customer",),
+        percentiles=(99.99,),
+        windows=(30, DAY),
+        resolution=30,
+        max_groups=5,
+        significant_figures=3,
+        max_slots=6,
+    )
+    tail = (
+        "latency:\n  alerts:\n    - {threshold_ms: 750}\n"
+        "    - {percentile: 99.9, window: 1m, threshold_ms: 2000.5, severity: page, for: 0s, min_events: 50,"
+        " match: {service: checkout, endpoint: POST /v1/orders}}\n"
+    )
+    assert parse_config(spec_text(GOOD_SLO, tail=tail)).latency == LatencySpec(
+        alerts=(
+            LatencyAlert(percentile=99.0, window=300, threshold_ms=750.0),
+            LatencyAlert(
+                percentile=99.9,
+                window=60,
+                threshold_ms=2000.5,
+                severity=Severity.PAGE,
+                for_seconds=0,
+                min_events=50,
+                match=(("endpoint", "POST /v1/orders"), ("service", "checkout")),
+            ),
+        )
+    )
+
+
+def test_export_top_k_is_parsed_and_validated() -> None:
+    base = (
+        "apiVersion: sloguard/v1\nslos:\n  - name: a\n    service: s\n    objective: 99.9\n"
+        "    sli: {type: availability}\n    window: 30d\n    group_by: [customer]\n"
+    )
+    assert parse_config(base).slos[0].export_top_k is None
+    assert parse_config(base + "    export: {top_k: 25}\n").slos[0].export_top_k == 25
+    with pytest.raises(SpecError, match=r"export\.top_k"):
+        parse_config(base + "    export: {top_k: 0}\n")
+
+
+def test_customer_grouped_slos_default_to_minute_and_hour_buckets() -> None:
+    base = (
+        "apiVersion: sloguard/v1\nslos:\n  - name: a\n    service: s\n    objective: 99.9\n"
+        "    sli: {type: availability}\n    window: 30d\n"
+    )
+    assert parse_config(base).slos[0].resolution == Resolution(10, 300)
+    assert parse_config(base + "    group_by: [customer]\n").slos[0].resolution == Resolution(60, 3600)
+    explicit = base + "    group_by: [customer]\n    resolution: {fine: 10s, coarse: 5m}\n"
+    assert parse_config(explicit).slos[0].resolution == Resolution(10, 300)

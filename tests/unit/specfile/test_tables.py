@@ -1,0 +1,48 @@
+"""Default alert tables (package data): the factors are pinned."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from sloguard.core.spec import (
+    DAY,
+    CalendarPeriod,
+    RollingPeriod,
+)
+from sloguard.specfile import default_tiers, parse_config
+from tests.unit.specfile.texts import (
+    DEFAULT_SEVERITIES,
+    DEFAULT_WINDOWS,
+    FACTORS_28D,
+    FACTORS_30D,
+    one_slo,
+)
+
+
+@pytest.mark.parametrize(
+    ("period", "factors"),
+    [
+        pytest.param(RollingPeriod(30 * DAY), FACTORS_30D, id="rolling-30d"),
+        pytest.param(RollingPeriod(28 * DAY), FACTORS_28D, id="rolling-28d"),
+        pytest.param(CalendarPeriod("month", "Europe/Berlin"), FACTORS_30D, id="calendar-month"),
+        pytest.param(
+            RollingPeriod(7 * DAY),
+            [Fraction("3.36"), Fraction("1.4"), Fraction("0.7"), Fraction(7, 30)],
+            id="rolling-7d-uses-30d-table",
+        ),
+    ],
+)
+def test_default_tier_factors(period: RollingPeriod | CalendarPeriod, factors: list[Fraction]) -> None:
+    tiers = default_tiers(period)
+    assert [t.factor for t in tiers] == factors
+    assert [(t.long_window, t.short_window) for t in tiers] == DEFAULT_WINDOWS
+    assert [t.severity for t in tiers] == DEFAULT_SEVERITIES
+    assert [t.budget_percent for t in tiers] == [2, 5, 10, 10]
+    assert all(t.for_seconds == 0 and t.min_events == 0 for t in tiers)
+
+
+def test_default_tiers_take_min_events_from_alerts_block() -> None:
+    config = parse_config(one_slo(alerts="{min_events: 25}"))
+    assert {t.min_events for t in config.slos[1].tiers} == {25}
