@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sloguard.export.collector import CONTENT_TYPE
+from sloguard.export.text import CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 

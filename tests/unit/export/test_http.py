@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sloguard.export.collector import CONTENT_TYPE
 from sloguard.export.http import HttpServer, _accepts_gzip
+from sloguard.export.text import CONTENT_TYPE
 
 BODY = b"# HELP x_total X.\n# TYPE x_total counter\nx_total 1.0\n" * 500
 
