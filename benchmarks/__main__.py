@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import datagen, measure, mtail_tool
+from benchmarks.harness import tail
 from benchmarks.measure import Row
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +58,7 @@ def _run(name: str, argv: list[str], repeat: int) -> measure.Child | None:
         child = measure.run(argv, OUT / f"{name}.out", OUT / f"{name}.err", cwd=OUT)
         if child.returncode != 0:
             print(f"{name} failed with exit status {child.returncode}:", file=sys.stderr)
-            print(measure.tail(OUT / f"{name}.err", 20), file=sys.stderr)
+            print(tail(OUT / f"{name}.err", 20), file=sys.stderr)
             return None
         runs.append(child)
     return _best(runs)
@@ -97,11 +98,11 @@ def _stages(data: Path, events: int, repeat: int) -> list[Row]:
     for _ in range(repeat):
         child = measure.run(argv, OUT / "stages.out", OUT / "stages.err", cwd=HERE.parent)
         if child.returncode == 3:  # sloguard's decode/aggregate pieces are not importable
-            print(f"(decode/aggregate rows skipped: {measure.tail(OUT / 'stages.err', 1)})", file=sys.stderr)
+            print(f"(decode/aggregate rows skipped: {tail(OUT / 'stages.err', 1)})", file=sys.stderr)
             return []
         if child.returncode != 0:
             print(f"decode/aggregate rows failed (exit {child.returncode}):", file=sys.stderr)
-            print(measure.tail(OUT / "stages.err", 10), file=sys.stderr)
+            print(tail(OUT / "stages.err", 10), file=sys.stderr)
             return []
         runs.append(json.loads((OUT / "stages.out").read_text()))
     s = min(runs, key=lambda r: r["decode_cpu_s"] + r["ingest_cpu_s"])

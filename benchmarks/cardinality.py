@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from benchmarks.exposition import rss_kib
+from benchmarks.harness import rss_kib
 
 SLOS = """\
 apiVersion: sloguard/v1

@@ -20,28 +20,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gzip
 import http.client
 import json
-import os
 import selectors
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks import measure
-
-HERE = Path(__file__).resolve().parent
-OUT = HERE / "out"
+from benchmarks.harness import OUT, rss_kib, spawn, tail
 
 ENDPOINTS_PER_SERVICE = 100
 #: The service whose events the per-customer SLO counts.
@@ -139,18 +131,6 @@ class Synth:
     def slo_group(self, n: int) -> npt.NDArray[np.intp]:
         """Random groups of the SLO's service (its first 100 groups)."""
         return self.rng.integers(0, min(ENDPOINTS_PER_SERVICE, self.groups), n).astype(np.intp)
-
-
-def rss_kib() -> tuple[int, int]:
-    """(VmRSS, VmHWM) of this process in KiB."""
-    rss = hwm = 0
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith(b"VmHWM:"):
-                hwm = int(line.split()[1])
-    return rss, hwm
 
 
 def count_samples(body: bytes) -> int:
@@ -341,27 +321,6 @@ def _readline(stream: IO[bytes], timeout: float) -> bytes:
     return stream.readline()
 
 
-@contextlib.contextmanager
-def _server(argv: list[str], core: int | None, err: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with err.open("wb") as errf:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errf)
-        try:
-            if core is not None:
-                os.sched_setaffinity(proc.pid, {core})
-            yield proc
-        finally:
-            if proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-
-
 def run(customers: int = 10_000, groups: int = 5_000, scrapes: int = 10, core: int | None = None) -> Result:
     """Build, render and serve in a child process (pinned to ``core``); scrape it from here."""
     OUT.mkdir(parents=True, exist_ok=True)
@@ -375,12 +334,11 @@ def run(customers: int = 10_000, groups: int = 5_000, scrapes: int = 10, core: i
         "--groups",
         str(groups),
     ]
-    err = OUT / "exposition.err"
-    with _server(argv, core, err) as proc:
+    with spawn(argv, "exposition", core, pipes=True) as proc:
         assert proc.stdout is not None and proc.stdin is not None
         line = _readline(proc.stdout, 300)
         if not line:
-            raise RuntimeError(f"exposition child failed:\n{measure.tail(err, 20)}")
+            raise RuntimeError(f"exposition child failed:\n{tail(OUT / 'exposition.err', 20)}")
         info = json.loads(line)
         port = int(info.pop("port"))
         rendered = Rendered(**info)

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.harness import peak_rss_kib
+
 #: How often the child's peak RSS is sampled; growth in its last few milliseconds can be missed.
 SAMPLE_SECONDS = 0.005
 
@@ -52,7 +54,7 @@ def run(argv: list[str], stdout: Path, stderr: Path, cwd: Path | None = None) ->
         hwm = 0
         try:
             while True:
-                hwm = max(hwm, _vm_hwm_kib(proc.pid))  # a zombie has none: the last sample stands
+                hwm = max(hwm, peak_rss_kib(proc.pid))  # a zombie has none: the last sample stands
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
@@ -64,42 +66,3 @@ def run(argv: list[str], stdout: Path, stderr: Path, cwd: Path | None = None) ->
         wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     return Child(proc.returncode, usage.ru_utime + usage.ru_stime, wall, hwm or usage.ru_maxrss)
-
-
-def _vm_hwm_kib(pid: int) -> int:
-    """Peak resident set of a live process in KiB (Linux /proc), 0 if unknown."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def tail(path: Path, lines: int = 5) -> str:
-    """The last few lines of a (log) file, for error messages."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def peak_rss_kib(pid: int) -> int:
-    """Peak resident set (``VmHWM``) of a live process in KiB, 0 if unknown."""
-    return _vm_hwm_kib(pid)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a live process has used so far, all threads (``/proc/PID/stat``).
-
-    Resolution is one clock tick (10 ms): good for intervals of a second or more.
-    """
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    # The command name (field 2) may hold spaces and parentheses: split after its closing one.
-    fields = data[data.rindex(b")") + 2 :].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks import measure
-from benchmarks.exposition import Synth, config_yaml, count_samples, rss_kib
+from benchmarks.exposition import Synth, config_yaml, count_samples
+from benchmarks.harness import rss_kib, tail
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -251,7 +252,7 @@ def run(
     out, err = OUT / f"memory-{slug}.out", OUT / f"memory-{slug}.err"
     child = measure.run(argv, out, err, cwd=HERE.parent)
     if child.returncode != 0:
-        raise RuntimeError(f"memory child ({variant}) failed:\n{measure.tail(err, 20)}")
+        raise RuntimeError(f"memory child ({variant}) failed:\n{tail(err, 20)}")
     phases = Phases(**json.loads(out.read_text()))
     return Result(phases, max(child.peak_rss_kib, phases.hwm_kib), child.cpu_s, child.wall_s)
 
