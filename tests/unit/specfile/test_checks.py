@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from sloguard.core.spec import DAY, HOUR, RollingPeriod
+from sloguard.specfile.checks import check_latency, check_tier, format_offset
+from sloguard.specfile.schema import LatencyModel, ResolutionModel, TierModel
 from tests.unit.specfile.texts import (
     GOOD_SLO,
     assert_refused_file,
@@ -126,3 +129,36 @@ def test_refused_slo(fields: dict[str, str | None], expected: str) -> None:
 )
 def test_refused_file(text: str, expected: list[str]) -> None:
     assert_refused_file(text, expected)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        pytest.param(19800, "+05:30", id="india"),
+        pytest.param(-HOUR, "-01:00", id="negative"),
+        pytest.param(0, "+00:00", id="utc"),
+        pytest.param(-(HOUR + 75), "-01:01:15", id="seconds"),
+    ],
+)
+def test_format_offset(seconds: int, text: str) -> None:
+    assert format_offset(seconds) == text
+
+
+def test_check_tier_reports_relative_to_the_tier() -> None:
+    t = TierModel.model_validate({"severity": "page", "long": "2d", "short": "95s"})
+    got: list[tuple[tuple[str | int, ...], str]] = []
+    check_tier(t, RollingPeriod(DAY), ResolutionModel(), lambda loc, msg: got.append((loc, msg)))
+    assert got == [
+        ((), "give exactly one of budget_percent or factor"),
+        (("long",), "2d is longer than the SLO period (1d); shorten the window or lengthen the period"),
+        (("short",), "95s is not a multiple of resolution.fine (10s), which windows up to 6h use"),
+    ]
+
+
+def test_check_latency_says_which_alerts_passed() -> None:
+    model = LatencyModel.model_validate(
+        {"alerts": [{"threshold_ms": 1}, {"threshold_ms": 1, "percentile": 95}, {"threshold_ms": 1}]}
+    )
+    got: list[tuple[tuple[str | int, ...], str]] = []
+    assert check_latency(model, lambda loc, msg: got.append((loc, msg))) == (True, False, False)
+    assert [loc for loc, _ in got] == [("alerts", 1, "percentile"), ("alerts", 2)]

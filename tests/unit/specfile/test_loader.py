@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
 
-from sloguard.specfile import parse_config
+from sloguard.specfile import SpecError, parse_config
+from sloguard.specfile.loader import load_yaml
 from tests.unit.specfile.texts import (
     assert_refused_file,
 )
@@ -46,3 +48,22 @@ def test_yaml_merge_keys_may_override() -> None:
 )
 def test_refused_file(text: str, expected: list[str]) -> None:
     assert_refused_file(text, expected)
+
+
+def test_decimals_load_exact_and_specials_as_float() -> None:
+    data = load_yaml("a: 99.95\nb: 1_000.5\nc: .inf\nd: 7\n", "f.yaml")
+    assert data == {"a": Decimal("99.95"), "b": Decimal("1000.5"), "c": float("inf"), "d": 7}
+    assert isinstance(data["a"], Decimal)
+    assert isinstance(data["c"], float)
+
+
+def test_not_yaml_names_the_source() -> None:
+    with pytest.raises(SpecError) as info:
+        load_yaml("a: \x00\n", "f.yaml")
+    (line,) = info.value.problems
+    assert line.startswith("f.yaml: ")
+    with pytest.raises(
+        SpecError,
+        match=r"^f\.yaml: line 3, column 3: duplicate key 'x' \(while constructing a mapping at line 2\)$",
+    ):
+        load_yaml("a:\n  x: 1\n  x: 2\n", "f.yaml")

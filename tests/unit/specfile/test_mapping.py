@@ -19,6 +19,8 @@ from sloguard.core.spec import (
     Severity,
 )
 from sloguard.specfile import SpecError, describe, parse_config
+from sloguard.specfile.mapping import merge_ranges, period_of, tier
+from sloguard.specfile.schema import CalendarModel, TierModel
 from tests.unit.specfile.texts import (
     GOOD_SLO,
     one_slo,
@@ -177,3 +179,29 @@ def test_customer_grouped_slos_default_to_minute_and_hour_buckets() -> None:
     assert parse_config(base + "    group_by: [customer]\n").slos[0].resolution == Resolution(60, 3600)
     explicit = base + "    group_by: [customer]\n    resolution: {fine: 10s, coarse: 5m}\n"
     assert parse_config(explicit).slos[0].resolution == Resolution(10, 300)
+
+
+def test_merge_ranges() -> None:
+    assert merge_ranges([(500, 599), (429, 429), (503, 503)]) == ((429, 429), (500, 599))
+    assert merge_ranges([(500, 502), (503, 504), (506, 506)]) == ((500, 504), (506, 506))
+    assert merge_ranges([]) == ()
+
+
+def test_period_of() -> None:
+    assert period_of(28 * DAY) == RollingPeriod(28 * DAY)
+    calendar = CalendarModel.model_validate({"calendar": "month", "timezone": "Europe/Berlin"})
+    assert period_of(calendar) == CalendarPeriod("month", "Europe/Berlin")
+
+
+def test_tier_factor_from_budget_or_as_given() -> None:
+    budget = TierModel.model_validate({"severity": "page", "long": "1h", "short": "5m", "budget_percent": 2})
+    given = TierModel.model_validate(
+        {"severity": "ticket", "long": "1d", "short": "2h", "factor": 3, "for": "5m"}
+    )
+    period = RollingPeriod(30 * DAY)
+    assert tier(budget, period, 7) == AlertTier(
+        Severity.PAGE, HOUR, 5 * MINUTE, Fraction("14.4"), Fraction(2), min_events=7, for_seconds=0
+    )
+    assert tier(given, period, 0) == AlertTier(
+        Severity.TICKET, DAY, 2 * HOUR, Fraction(3), None, min_events=0, for_seconds=5 * MINUTE
+    )

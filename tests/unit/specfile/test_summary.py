@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from sloguard.specfile import describe, load_config
+from sloguard.specfile import describe, load_config, parse_config
 from tests.unit.specfile.texts import (
     EXAMPLE,
+    GOOD_SLO,
     SPECS,
+    spec_text,
 )
 
 
@@ -31,3 +33,10 @@ def test_describe_shows_factors_and_thresholds() -> None:
     assert "page      1h    5m     2%      14.4    0.0144 (1.44%)           0s   0" in text
     assert "~0.933333" in text  # 28/30 has no exact decimal
     assert "latency: bad = latency > 300 ms or status in 500-599" in text
+
+
+def test_describe_without_latency_section() -> None:
+    text = describe(parse_config(spec_text(GOOD_SLO)))
+    assert text.startswith("SLO ok\n  service      checkout\n")
+    assert "  period       30d rolling\n" in text
+    assert text.endswith("\n\nlatency percentiles: none")
