@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -83,14 +85,21 @@ def state() -> State:
     return State()
 
 
-@pytest.fixture
-async def server(state: State) -> AsyncIterator[HttpServer]:
-    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, read_timeout=2.0)
+@contextlib.asynccontextmanager
+async def serving(state: State, **options: Any) -> AsyncIterator[HttpServer]:
+    """A started server on a free port (``options``: HttpServer's limits), stopped on the way out."""
+    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, **options)
     await srv.start()
     try:
         yield srv
     finally:
         await srv.stop()
+
+
+@pytest.fixture
+async def server(state: State) -> AsyncIterator[HttpServer]:
+    async with serving(state, read_timeout=2.0) as srv:
+        yield srv
 
 
 # -- routes -----------------------------------------------------------------------------------------
@@ -286,9 +295,7 @@ async def test_oversized_head_is_431(server: HttpServer) -> None:
 
 
 async def test_slow_client_is_cut_off(state: State) -> None:
-    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, read_timeout=0.2)
-    await srv.start()
-    try:
+    async with serving(state, read_timeout=0.2) as srv:
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finishes the head
         await writer.drain()
@@ -297,8 +304,6 @@ async def test_slow_client_is_cut_off(state: State) -> None:
         writer.close()
         await writer.wait_closed()
         assert (await get(srv.port, "/healthz")).status == 200
-    finally:
-        await srv.stop()
 
 
 async def test_client_that_vanishes_mid_response(server: HttpServer) -> None:
@@ -312,9 +317,7 @@ async def test_client_that_vanishes_mid_response(server: HttpServer) -> None:
 
 
 async def test_connection_limit(state: State) -> None:
-    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, max_connections=1)
-    await srv.start()
-    try:
+    async with serving(state, max_connections=1) as srv:
         _, idle = await asyncio.open_connection("127.0.0.1", srv.port)
         await asyncio.sleep(0)  # let the server accept it
         for _ in range(100):
@@ -330,8 +333,6 @@ async def test_connection_limit(state: State) -> None:
                 break
             await asyncio.sleep(0.01)
         assert (await get(srv.port, "/healthz")).status == 200
-    finally:
-        await srv.stop()
 
 
 async def test_stop_ends_idle_connections_and_frees_the_port(state: State) -> None:
