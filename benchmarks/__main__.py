@@ -127,7 +127,7 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     p.add_argument("--events", type=int, default=1_000_000, help="lines in the generated log (default 1M)")
     p.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
@@ -141,20 +141,84 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not byte-compile sloguard before timing (see the module docstring)",
     )
-    args = p.parse_args(argv)
-    if args.repeat < 1 or args.events < 1:
-        p.error("--events and --repeat must be at least 1")
+    return p
 
+
+def _data(events: int, seed: int) -> Path:
+    """The request log: reused from the cache, or generated into it."""
     OUT.mkdir(parents=True, exist_ok=True)
-    data = datagen.cached_path(args.events, args.seed)
+    data = datagen.cached_path(events, seed)
     if data.exists():
         print(f"reusing {data}", file=sys.stderr)
     else:
-        print(f"generating {args.events:,} events -> {data}", file=sys.stderr)
+        print(f"generating {events:,} events -> {data}", file=sys.stderr)
         t0 = time.perf_counter()
-        datagen.generate(args.events, data, args.seed)
+        datagen.generate(events, data, seed)
         print(f"  done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    return data
 
+
+def _mtail(args: argparse.Namespace, data: Path) -> tuple[Row | None, str | None, str]:
+    """mtail's row (None if skipped or failed), its version, and the verdict should there be no row."""
+    verdict = "SKIPPED (--no-mtail)" if args.no_mtail else "SKIPPED (mtail not installed)"
+    binary = None if args.no_mtail else mtail_tool.find()
+    if binary is None:
+        return None, None, verdict
+    version = mtail_tool.version(binary)
+    mtail = _run("mtail", mtail_tool.argv(binary, data), args.repeat)
+    if mtail is None:
+        return None, version, "SKIPPED (mtail failed)"
+    _check_mtail(args.events)
+    label = "mtail " + (version.split()[2] if len(version.split()) > 2 else "")
+    return Row(label.strip(), args.events, mtail.cpu_s, mtail.wall_s, mtail.peak_rss_kib), version, verdict
+
+
+def _compare(replay: Row, mtail: Row | None, verdict: str) -> tuple[float | None, str]:
+    """Print replay / mtail events per CPU-second against the target; (the ratio, the verdict)."""
+    if mtail is None:
+        print(f"\nreplay / mtail: {verdict}")
+        return None, verdict
+    ratio = replay.events_per_cpu_s / mtail.events_per_cpu_s
+    verdict = "PASS" if ratio >= TARGET else "FAIL"
+    goal = "goal met" if ratio >= GOAL else f"goal {GOAL:g}x not met"
+    print(f"\nreplay / mtail events per CPU-second: {ratio:.2f}x  {verdict} (target >= {TARGET:g}x; {goal})")
+    return ratio, verdict
+
+
+def _write_json(
+    args: argparse.Namespace,
+    data: Path,
+    rows: list[Row],
+    mtail_version: str | None,
+    ratio: float | None,
+    verdict: str,
+) -> None:
+    results: dict[str, Any] = {
+        "events": args.events,
+        "seed": args.seed,
+        "file": str(data),
+        "repeat": args.repeat,
+        "byte_compiled": not args.no_compile,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "mtail_version": mtail_version,
+        "rows": [{**asdict(r), "tool": r.tool.strip(), "events_per_cpu_s": r.events_per_cpu_s} for r in rows],
+        "ratio": ratio,
+        "target": TARGET,
+        "goal": GOAL,
+        "verdict": verdict,
+    }
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {OUT / 'results.json'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
+    args = p.parse_args(argv)
+    if args.repeat < 1 or args.events < 1:
+        p.error("--events and --repeat must be at least 1")
+    data = _data(args.events, args.seed)
     if not args.no_compile:
         _byte_compile()
     replay_argv = [sys.executable, "-m", "sloguard", "replay", str(data), "--config", str(CONFIG)]
@@ -165,20 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [Row("sloguard replay", args.events, replay.cpu_s, replay.wall_s, replay.peak_rss_kib)]
     if not args.no_stages:
         rows += _stages(data, args.events, args.repeat)
-
-    mtail_row: Row | None = None
-    mtail_version = None
-    verdict = "SKIPPED (--no-mtail)" if args.no_mtail else "SKIPPED (mtail not installed)"
-    binary = None if args.no_mtail else mtail_tool.find()
-    if binary is not None:
-        mtail_version = mtail_tool.version(binary)
-        mtail = _run("mtail", mtail_tool.argv(binary, data), args.repeat)
-        verdict = "SKIPPED (mtail failed)"
-        if mtail is not None:
-            _check_mtail(args.events)
-            label = "mtail " + (mtail_version.split()[2] if len(mtail_version.split()) > 2 else "")
-            mtail_row = Row(label.strip(), args.events, mtail.cpu_s, mtail.wall_s, mtail.peak_rss_kib)
-            rows.append(mtail_row)
+    mtail_row, mtail_version, verdict = _mtail(args, data)
+    if mtail_row is not None:
+        rows.append(mtail_row)
 
     print()
     print(
@@ -189,38 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(rows))
     if args.events < 1_000_000:
         print("(the target is set for 1M events: on small files start-up time dominates)")
-    ratio = None
-    if mtail_row is not None:
-        ratio = rows[0].events_per_cpu_s / mtail_row.events_per_cpu_s
-        verdict = "PASS" if ratio >= TARGET else "FAIL"
-        goal = "goal met" if ratio >= GOAL else f"goal {GOAL:g}x not met"
-        print(
-            f"\nreplay / mtail events per CPU-second: {ratio:.2f}x  {verdict} (target >= {TARGET:g}x; {goal})"
-        )
-    else:
-        print(f"\nreplay / mtail: {verdict}")
-
+    ratio, verdict = _compare(rows[0], mtail_row, verdict)
     if args.json:
-        results: dict[str, Any] = {
-            "events": args.events,
-            "seed": args.seed,
-            "file": str(data),
-            "repeat": args.repeat,
-            "byte_compiled": not args.no_compile,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "mtail_version": mtail_version,
-            "rows": [
-                {**asdict(r), "tool": r.tool.strip(), "events_per_cpu_s": r.events_per_cpu_s} for r in rows
-            ],
-            "ratio": ratio,
-            "target": TARGET,
-            "goal": GOAL,
-            "verdict": verdict,
-        }
-        (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {OUT / 'results.json'}")
+        _write_json(args, data, rows, mtail_version, ratio, verdict)
     return 1 if args.check and verdict == "FAIL" else 0
 
 
