@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sloguard.clock import Clock
@@ -36,6 +37,7 @@ class DeadLetters(Protocol):
     async def dead_letter(self, items: Sequence[tuple[str, bytes]]) -> int: ...
 
 
+@dataclass
 class Absorber:
     """Absorbs fetched batches into ``engine.aggregator``; counts everything in ``telemetry``.
 
@@ -43,24 +45,14 @@ class Absorber:
     offsets are left unmarked, so the records are read again after a restart).
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        offsets: OffsetLedger,
-        dead_letters: DeadLetters,
-        telemetry: Telemetry,
-        clock: Clock,
-        settings: Settings,
-        stopping: asyncio.Event,
-    ) -> None:
-        self.engine = engine
-        self.offsets = offsets
-        self.dead_letters = dead_letters
-        self.telemetry = telemetry
-        self.clock = clock
-        self.settings = settings
-        self.stopping = stopping
-        self._limiter = RateLimiter()
+    engine: Engine
+    offsets: OffsetLedger
+    dead_letters: DeadLetters
+    telemetry: Telemetry
+    clock: Clock
+    settings: Settings
+    stopping: asyncio.Event
+    _limiter: RateLimiter = field(default_factory=RateLimiter)
 
     async def absorb(self, fetched: Fetched) -> None:
         """Decode, dead-letter what is rejected, ingest, then mark the offsets ingested."""

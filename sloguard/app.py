@@ -34,13 +34,11 @@ from sloguard.absorb import Absorber
 from sloguard.checkpoint import DirectoryStore
 from sloguard.checkpointer import Checkpointer
 from sloguard.clock import Clock, SystemClock
-from sloguard.core.aggregator import Aggregator
 from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.engine import Engine
 from sloguard.export.collector import Exposition
 from sloguard.export.http import HttpServer
-from sloguard.ingest.decode import Decoder
 from sloguard.ingest.kafka import Fetched, KafkaSource
 from sloguard.ingest.offsets import OffsetLedger
 from sloguard.logs import RateLimiter, get_logger
@@ -105,21 +103,9 @@ class Daemon:
         #: The snapshot published by the last tick (what /metrics shows).
         self.latest: Snapshot | None = None
 
-    # The engine's parts (replaced together by a reload), for tests and the demo.
-    @property
-    def config(self) -> Config:
-        return self.engine.config
-
-    @property
-    def aggregator(self) -> Aggregator:
-        return self.engine.aggregator
-
-    @property
-    def decoder(self) -> Decoder:
-        return self.engine.decoder
-
     @property
     def exposition(self) -> Exposition:
+        """The engine's exposition (replaced by a reload)."""
         return self.engine.exposition
 
     def healthy(self) -> bool:
@@ -168,7 +154,7 @@ class Daemon:
         log.info(
             "started",
             version=__version__,
-            slos=[s.name for s in self.config.slos],
+            slos=[s.name for s in self.engine.config.slos],
             topics=list(self.settings.kafka.topics),
             group=self.settings.kafka.group_id,
         )

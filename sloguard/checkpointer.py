@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sloguard import __version__
@@ -31,33 +32,27 @@ from sloguard.telemetry import Telemetry
 log = get_logger("sloguard.app")
 
 
+@dataclass
 class Checkpointer:
     """Checkpoints ``engine``'s state with ``offsets``' checkpoint offsets into ``store``.
 
     ``commit`` is awaited after each checkpoint (the daemon's commit: the source commits what the ledger
-    marked). ``config_path`` is recorded in each checkpoint for people.
+    marked). ``config_path`` is recorded in each checkpoint for people. ``error`` says why the last
+    write failed (None: it worked, or none was tried yet).
     """
 
-    def __init__(
-        self,
-        store: DirectoryStore,
-        engine: Engine,
-        offsets: OffsetLedger,
-        telemetry: Telemetry,
-        clock: Clock,
-        commit: Callable[[], Awaitable[None]],
-        config_path: Path | None = None,
-    ) -> None:
-        self.store = store
-        self.engine = engine
-        self.offsets = offsets
-        self.telemetry = telemetry
-        self.clock = clock
-        self.commit = commit
-        self.config_path = config_path
-        self._lock = asyncio.Lock()
-        self._limiter = RateLimiter()
-        self.error: str | None = None
+    store: DirectoryStore
+    engine: Engine
+    offsets: OffsetLedger
+    telemetry: Telemetry
+    clock: Clock
+    commit: Callable[[], Awaitable[None]]
+    config_path: Path | None = None
+    error: str | None = field(default=None, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _limiter: RateLimiter = field(default_factory=RateLimiter, init=False)
+
+    def __post_init__(self) -> None:
         self._failing(None)
 
     def _failing(self, error: str | None) -> None:

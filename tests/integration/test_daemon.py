@@ -153,6 +153,22 @@ def assert_metrics_match(
         assert abs(value - exact) <= 0.01 * exact + 1e-6
 
 
+def dlq_settings(bootstrap: str, topic: str, dlq: str) -> Settings:
+    """Settings for an in-process daemon with a dead-letter topic: ephemeral port, quick ticks."""
+    return load_settings(
+        {
+            "listen": "127.0.0.1:0",
+            "tick_seconds": 0.1,
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "topics": [topic],
+                "group_id": f"g-{topic}",
+                "dead_letter_topic": dlq,
+            },
+        }
+    )
+
+
 async def test_in_process_daemon_exports_ground_truth(
     broker: LocalBroker, new_topic: Callable[..., str]
 ) -> None:
@@ -163,18 +179,7 @@ async def test_in_process_daemon_exports_ground_truth(
     await produce(broker.bootstrap, topic, values, 3)
 
     config = parse_config(SLOS, "slos.yaml")
-    settings = load_settings(
-        {
-            "listen": "127.0.0.1:0",
-            "tick_seconds": 0.1,
-            "kafka": {
-                "bootstrap_servers": broker.bootstrap,
-                "topics": [topic],
-                "group_id": f"g-{topic}",
-                "dead_letter_topic": dlq,
-            },
-        }
-    )
+    settings = dlq_settings(broker.bootstrap, topic, dlq)
     daemon = Daemon(settings, config, clock=ManualClock(NOW))
     task = asyncio.create_task(daemon.run())
     try:
@@ -190,7 +195,6 @@ async def test_in_process_daemon_exports_ground_truth(
     assert daemon.telemetry.invalid.total == 3
     assert_metrics_match(metrics, config, events, NOW)
     # Offsets: everything absorbed was committed on shutdown.
-    assert daemon.source is not None
     assert sum(daemon.source.committed.values()) == len(values)
 
 
@@ -203,18 +207,7 @@ async def test_dead_letter_topic_gets_rejected_records_byte_for_byte(
         b'{"ts": "yesterday", "service": "a", "endpoint": "b", "status": 200, "latency_ms": 1}',
     ]
     await produce(broker.bootstrap, topic, [encode(make_events(1, NOW, 2)[0]), *bad], 1)
-    settings = load_settings(
-        {
-            "listen": "127.0.0.1:0",
-            "tick_seconds": 0.1,
-            "kafka": {
-                "bootstrap_servers": broker.bootstrap,
-                "topics": [topic],
-                "group_id": f"g-{topic}",
-                "dead_letter_topic": dlq,
-            },
-        }
-    )
+    settings = dlq_settings(broker.bootstrap, topic, dlq)
     daemon = Daemon(settings, parse_config(SLOS, "slos.yaml"), clock=ManualClock(NOW))
     task = asyncio.create_task(daemon.run())
     try:
@@ -365,7 +358,7 @@ async def test_restart_resumes_from_committed_offsets(
     await wait_for(lambda: one.telemetry.records_consumed == 300, 60, "first run")
     one.stop()
     assert await asyncio.wait_for(task, 30) == 0
-    assert one.source is not None and sum(one.source.committed.values()) == 300
+    assert sum(one.source.committed.values()) == 300
 
     second_batch = [encode(e) for e in make_events(200, NOW, seed=5)]
     await produce(broker.bootstrap, topic, second_batch, 2)
@@ -376,7 +369,7 @@ async def test_restart_resumes_from_committed_offsets(
     two.stop()
     assert await asyncio.wait_for(task, 30) == 0
     assert two.telemetry.records_consumed == 200
-    assert two.source is not None and sum(two.source.committed.values()) == 500
+    assert sum(two.source.committed.values()) == 500
 
 
 async def test_two_daemons_in_one_group_split_partitions(
@@ -389,7 +382,6 @@ async def test_two_daemons_in_one_group_split_partitions(
     b = Daemon(settings, config, clock=ManualClock(NOW))
     tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
     try:
-        assert a.source is not None and b.source is not None
         await wait_for(lambda: a.ready()[0] and b.ready()[0], 60, "both daemons ready")
         values = [encode(e) for e in make_events(1000, NOW, seed=6)]
         await produce(broker.bootstrap, topic, values, 4)

@@ -1,0 +1,130 @@
+"""The absorb step (`Absorber`) with a fake dead-letter topic and a real `OffsetLedger`: what is counted,
+what is dead-lettered, and which offsets it hands to the ledger (none while dead letters cannot be written
+and the daemon stops)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from sloguard.absorb import Absorber
+from sloguard.clock import ManualClock
+from sloguard.engine import Engine
+from sloguard.ingest.decode import FUTURE_TIMESTAMP
+from sloguard.ingest.kafka import DeadLetterError, Fetched
+from sloguard.ingest.offsets import OffsetLedger
+from sloguard.settings import load_settings
+from sloguard.specfile import parse_config
+from sloguard.telemetry import Telemetry
+
+NOW = 1_767_225_600_000
+P0 = ("requests", 0)
+SLOS = (
+    "apiVersion: sloguard/v1\n"
+    "slos: [{name: checkout, service: checkout, objective: 99.9, sli: {type: availability}, window: 30d}]\n"
+)
+
+
+def record(ts_ms: int, status: int = 200) -> bytes:
+    return (
+        b'{"ts": %d, "service": "checkout", "endpoint": "GET /a", "customer": "c", "status": %d, '
+        b'"latency_ms": 1}' % (ts_ms, status)
+    )
+
+
+class FakeDeadLetters:
+    """Fails ``failures`` times, then writes; records longer than ``max_bytes`` are too large."""
+
+    def __init__(self, failures: int = 0, max_bytes: int = 1 << 20) -> None:
+        self.failures = failures
+        self.max_bytes = max_bytes
+        self.written: list[tuple[str, bytes]] = []
+
+    async def dead_letter(self, items: Sequence[tuple[str, bytes]]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise DeadLetterError("dlq unreachable")
+        fits = [(r, p) for r, p in items if len(p) <= self.max_bytes]
+        self.written += fits
+        return len(items) - len(fits)
+
+
+def absorber(dead_letters: Any = None, *, dlq: bool = True, **ledger: Any) -> Absorber:
+    kafka = {"dead_letter_topic": "dlq"} if dlq else {}
+    settings = load_settings({"kafka": kafka, "late_after_seconds": 60, "allowed_skew_seconds": 10})
+    offsets = OffsetLedger()
+    offsets.via_checkpoints = ledger.get("via_checkpoints", False)
+    return Absorber(
+        Engine(parse_config(SLOS, "slos.yaml")),
+        offsets,
+        dead_letters if dead_letters is not None else FakeDeadLetters(),
+        Telemetry(),
+        ManualClock(NOW),
+        settings,
+        asyncio.Event(),
+    )
+
+
+async def test_good_late_and_future_events_are_counted_and_rejects_dead_lettered() -> None:
+    dlq = FakeDeadLetters()
+    a = absorber(dlq)
+    future, bad = record(NOW + 11_000), b"{not json"
+    await a.absorb(Fetched([record(NOW - 1000), record(NOW - 120_000, 500), future, bad], {P0: 4}))
+    t = a.telemetry
+    assert (t.records_consumed, t.events_processed, t.events_late, t.events_future) == (4, 2, 1, 1)
+    assert t.invalid.counts[FUTURE_TIMESTAMP] == 1 and t.invalid.total == 2
+    assert [p for _, p in dlq.written] == [future, bad] and t.dead_lettered == 2
+    assert a.engine.aggregator.snapshot(NOW).slos[0].events == 2
+    # Without checkpoints the offsets are committable at once.
+    assert a.offsets.held == {P0: (4, 0)} and a.offsets.pending == {P0: 4}
+
+
+async def test_with_checkpoints_the_offsets_wait_for_one() -> None:
+    a = absorber(via_checkpoints=True)
+    await a.absorb(Fetched([record(NOW - 1000)], {P0: 1}))
+    assert a.offsets.held == {P0: (1, 0)} and a.offsets.pending == {}
+
+
+async def test_without_a_dead_letter_topic_rejects_are_only_counted() -> None:
+    dlq = FakeDeadLetters()
+    a = absorber(dlq, dlq=False)
+    await a.absorb(Fetched([b"{not json"], {P0: 1}))
+    assert dlq.written == [] and a.telemetry.invalid.total == 1 and a.offsets.pending == {P0: 1}
+
+
+async def test_a_failing_dead_letter_topic_is_retried_until_it_works() -> None:
+    dlq = FakeDeadLetters(failures=1)
+    a = absorber(dlq)
+    await asyncio.wait_for(a.absorb(Fetched([b"{not json"], {P0: 1})), 5)
+    assert len(dlq.written) == 1 and a.offsets.pending == {P0: 1}
+
+
+async def test_stopping_with_the_dead_letter_topic_away_leaves_the_offsets_unmarked() -> None:
+    a = absorber(FakeDeadLetters(failures=1_000))
+    a.stopping.set()
+    await a.absorb(Fetched([record(NOW - 1000), b"{not json"], {P0: 2}))
+    # Ingested, but neither held nor committable: after a restart the records are read again.
+    assert a.telemetry.events_processed == 1 and a.telemetry.dead_lettered == 0
+    assert a.offsets.held == {} and a.offsets.pending == {}
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["current", "fetched-before-a-rebalance"])
+async def test_offsets_of_a_batch_fetched_before_a_rebalance_are_not_held(stale: bool) -> None:
+    a = absorber()
+    offsets = a.offsets.stamp()
+    offsets[P0] = 1
+    if stale:
+        a.offsets.revoked({P0})
+    await a.absorb(Fetched([record(NOW - 1000)], offsets))
+    assert a.offsets.held == ({} if stale else {P0: (1, 0)})
+
+
+async def test_records_too_large_for_the_dead_letter_topic_are_dropped_and_counted() -> None:
+    dlq = FakeDeadLetters(max_bytes=16)
+    a = absorber(dlq)
+    await a.absorb(Fetched([b"{not json", b"{" + b"x" * 100], {P0: 2}))
+    assert (a.telemetry.dead_lettered, a.telemetry.dead_letter_dropped) == (1, 1)
+    assert a.offsets.pending == {P0: 2}
