@@ -31,11 +31,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from sloguard._types import F64, I64, Intp
 from sloguard.loadgen import ENDPOINTS as LOADGEN_ENDPOINTS
-
-I64 = npt.NDArray[np.int64]
-Index = npt.NDArray[np.intp]
-F64 = npt.NDArray[np.float64]
 
 #: Bump when the generated content changes, so cached files are regenerated.
 GENERATOR_VERSION = 1
@@ -105,7 +102,7 @@ def _arrival_times(rng: np.random.Generator, n: int) -> I64:
     return np.interp(u, cdf, grid).astype(np.int64)
 
 
-def _columns(rng: np.random.Generator, n: int) -> tuple[I64, Index, Index, npt.NDArray[np.int32], F64]:
+def _columns(rng: np.random.Generator, n: int) -> tuple[I64, Intp, Intp, npt.NDArray[np.int32], F64]:
     """All columns at once: time offsets (ms), endpoint index, customer index, status, latency."""
     services = np.array([e[0] for e in ENDPOINTS])
     names = np.array([e[1] for e in ENDPOINTS])

@@ -31,9 +31,9 @@ from dataclasses import asdict, dataclass
 from typing import IO, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from benchmarks.harness import OUT, rss_kib, spawn, tail
+from sloguard._types import I64, Intp
 
 ENDPOINTS_PER_SERVICE = 100
 #: The service whose events the per-customer SLO counts.
@@ -109,9 +109,7 @@ class Synth:
         self.endpoint_ids = ep.encode([endpoint_name(i) for i in range(ENDPOINTS_PER_SERVICE)])
         self.customer_ids = cu.encode([customer_name(i) for i in range(customers)])
 
-    def batch(
-        self, ts_ms: npt.NDArray[np.int64], group: npt.NDArray[np.intp], customer: npt.NDArray[np.intp]
-    ) -> Any:
+    def batch(self, ts_ms: I64, group: Intp, customer: Intp) -> Any:
         from sloguard.core.model import EventBatch, LabelColumn
 
         n = len(ts_ms)
@@ -128,7 +126,7 @@ class Synth:
             customer=LabelColumn(self.customer_ids[customer], v.customer),
         )
 
-    def slo_group(self, n: int) -> npt.NDArray[np.intp]:
+    def slo_group(self, n: int) -> Intp:
         """Random groups of the SLO's service (its first 100 groups)."""
         return self.rng.integers(0, min(ENDPOINTS_PER_SERVICE, self.groups), n).astype(np.intp)
 

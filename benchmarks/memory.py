@@ -108,31 +108,13 @@ def _arrays(root: object) -> list[np.ndarray[Any, Any]]:
     return list(found.values())
 
 
-def _child(args: argparse.Namespace) -> int:
-    from sloguard.core.aggregator import Aggregator
-    from sloguard.export.collector import Exposition
-    from sloguard.specfile import parse_config
-    from sloguard.telemetry import TelemetrySnapshot
-
-    resolution, top_k = VARIANTS[args.variant]
-    config = parse_config(
-        config_yaml(
-            max_series=args.series + 1000, max_groups=args.groups + 1000, resolution=resolution, top_k=top_k
-        ),
-        "memory-bench.yaml",
-    )
-    gc.collect()
-    rss_imports = rss_kib()[0]
-    agg = Aggregator(config)
-    synth = Synth(agg.vocabs, args.series, args.groups)
+def _ingest(agg: Any, synth: Synth, args: argparse.Namespace, start_ms: int, hours: int) -> int:
+    """``args.events`` events spread over ``hours`` from ``start_ms`` (plus ``args.recent_events`` in the
+    last hour), one hour at a time, advancing the aggregator after each; the events ingested."""
     rng = synth.rng
-    now_ms = time.time_ns() // 1_000_000 // HOUR_MS * HOUR_MS
-    hours = max(1, round(args.days * 24))
-    start_ms = now_ms - hours * HOUR_MS
     per_hour = max(1, args.events // hours)
     events = 0
     customer_cursor = 0
-    t0 = time.perf_counter()
     for h in range(hours):
         lo = start_ms + h * HOUR_MS
         n = per_hour + (args.recent_events if h == hours - 1 else 0)
@@ -154,14 +136,43 @@ def _child(args: argparse.Namespace) -> int:
             agg.ingest(synth.batch(ts[i:j], groups[i:j], customers[i:j]))
             events += len(ts[i:j])
         agg.advance(lo + HOUR_MS)
+    return events
+
+
+def _state_sizes(agg: Any) -> tuple[int, int, int]:
+    """(bytes of the SLO arrays, bytes of the latency arrays, latency cells in use)."""
+    slo_bytes = sum(a.nbytes for a in _arrays(agg.slos))
+    if agg.latency is None:
+        return slo_bytes, 0, 0
+    latency_bytes = sum(a.nbytes for a in _arrays(agg.latency))
+    return slo_bytes, latency_bytes, sum(int(ring.cells()) for ring in agg.latency.rings)
+
+
+def _child(args: argparse.Namespace) -> int:
+    from sloguard.core.aggregator import Aggregator
+    from sloguard.export.collector import Exposition
+    from sloguard.specfile import parse_config
+    from sloguard.telemetry import TelemetrySnapshot
+
+    resolution, top_k = VARIANTS[args.variant]
+    config = parse_config(
+        config_yaml(
+            max_series=args.series + 1000, max_groups=args.groups + 1000, resolution=resolution, top_k=top_k
+        ),
+        "memory-bench.yaml",
+    )
+    gc.collect()
+    rss_imports = rss_kib()[0]
+    agg = Aggregator(config)
+    synth = Synth(agg.vocabs, args.series, args.groups)
+    now_ms = time.time_ns() // 1_000_000 // HOUR_MS * HOUR_MS
+    hours = max(1, round(args.days * 24))
+    t0 = time.perf_counter()
+    events = _ingest(agg, synth, args, now_ms - hours * HOUR_MS, hours)
     ingest_s = time.perf_counter() - t0
     gc.collect()
     rss_state = rss_kib()[0]
-    slo_bytes = sum(a.nbytes for a in _arrays(agg.slos))
-    latency_bytes = sum(a.nbytes for a in _arrays(agg.latency)) if agg.latency is not None else 0
-    cells = 0
-    if agg.latency is not None:
-        cells = sum(int(ring.cells()) for ring in agg.latency.rings)
+    slo_bytes, latency_bytes, cells = _state_sizes(agg)
 
     t0 = time.perf_counter()
     snapshot = agg.snapshot(now_ms)
