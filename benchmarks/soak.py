@@ -266,6 +266,8 @@ async def measure_capacity(b: Bench, events: int, live_seconds: float) -> Capaci
 def choose_rate(
     args: argparse.Namespace, capacity: Capacity | None, broker_rss_bytes: float, seconds: float
 ) -> RateChoice:
+    """``--rate``, else ``--load-fraction`` of the live capacity; either capped so that ``seconds`` of
+    records fit the in-memory broker's budget (``--broker-memory-gib``, default half of MemAvailable)."""
     if args.broker_memory_gib is not None:
         budget = args.broker_memory_gib * 2**30
     else:
@@ -357,11 +359,10 @@ async def soak(args: argparse.Namespace, core: int | None, run: Run) -> None:
     with LocalBroker() as broker, tempfile.TemporaryDirectory(prefix="sloguard-soak-") as tmp_name:
         tmp = Path(tmp_name)
         broker_pid = child_pid(resolve_binary())
+        bench = Bench(broker, broker_pid, args.partitions, args.config, core, tmp)
         if args.rate is None:
-            bench = Bench(broker, broker_pid, args.partitions, args.config, core, tmp)
             run.capacity = await measure_capacity(bench, args.capacity_events, args.capacity_seconds)
-        broker_rss = status_kib(broker_pid, "VmRSS")[0] * 1024 if broker_pid else 0
-        run.rate = choice = choose_rate(args, run.capacity, broker_rss, seconds)
+        run.rate = choice = choose_rate(args, run.capacity, bench.broker_rss_kib() * 1024, seconds)
         say(f"rate: {choice.rate:,.0f} events/s: {choice.why}")
         if choice.rate <= 0:
             raise RuntimeError("no load to run: rate 0")
