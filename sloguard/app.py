@@ -39,7 +39,7 @@ from sloguard.core.spec import Config
 from sloguard.engine import Engine
 from sloguard.export.collector import Exposition
 from sloguard.export.http import HttpServer
-from sloguard.ingest.kafka import Fetched, KafkaSource
+from sloguard.ingest.kafka import KafkaSource
 from sloguard.ingest.offsets import OffsetLedger
 from sloguard.logs import RateLimiter, get_logger
 from sloguard.reloader import Reloader
@@ -128,10 +128,6 @@ class Daemon:
     def reload(self, why: str) -> bool:
         """Re-read the SLO file (`Reloader.reload`)."""
         return self.reloader.reload(why)
-
-    async def absorb(self, fetched: Fetched) -> None:
-        """Absorb one fetched batch (`Absorber.absorb`)."""
-        await self.absorber.absorb(fetched)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()

@@ -399,14 +399,8 @@ class KafkaSource:
         return Fetched(records, offsets)
 
     async def _seek_to_checkpoint(self, tp: TP, offset: int) -> None:
-        """Start a partition at a restored checkpoint's offset (`OffsetLedger.restored`, `assign`), unless
-        the group's committed offset is further on.
-
-        With checkpoints, offsets are committed only after a checkpoint holds them, so a committed
-        offset behind the checkpoint's means a crash came between checkpoint and commit (start at the
-        checkpoint: those events are in the restored state), and one ahead of it means another member
-        owned the partition meanwhile and its state holds those events (start at the commit).
-        """
+        """Start a partition at a restored checkpoint's offset, unless the group's committed offset is
+        further on (the rule: `OffsetLedger.start_at_checkpoint`)."""
         try:
             async with asyncio.timeout(self.config.request_timeout_ms / 1000):
                 committed = await self._consumer.committed(TopicPartition(*tp))
@@ -414,11 +408,10 @@ class KafkaSource:
             # Unknown: trust the checkpoint (re-reading is what a plain consumer would do too).
             log.warning("cannot read the committed offset of %s (%r); using the checkpoint's", tp, exc)
             committed = None
-        if committed is not None and committed > offset:
+        if not self.offsets.start_at_checkpoint(tp, offset, committed):
             log.info("partition %s: committed offset %d is past the checkpoint's %d", tp, committed, offset)
             return
         self._consumer.seek(TopicPartition(*tp), offset)
-        self.offsets.sought_to(tp, offset)
         log.info("partition %s starts at checkpoint offset %d (committed: %s)", tp, offset, committed)
 
     @property

@@ -5,7 +5,7 @@ Pure bookkeeping: no asyncio, no aiokafka, no clock, so every rebalance case is 
 who calls it and what it changes. Two sides drive it:
 
 * the group side, `KafkaSource` (ingest/kafka.py): fetches (`stamp`, `fetched`), rebalances (`assign`,
-  `join`, `leave`, `revoked`, `lost`), checkpoint seeks (`sought_to`) and commits (`to_commit`,
+  `join`, `leave`, `revoked`, `lost`), checkpoint seeks (`start_at_checkpoint`) and commits (`to_commit`,
   `commit_succeeded`);
 * the state side, the daemon (absorb.py, checkpointer.py): what the aggregator holds (`ingested`), what
   a checkpoint may record (`checkpoint_offsets`) and holds (`absorbed`), a restored checkpoint
@@ -168,15 +168,25 @@ class OffsetLedger:
     def assign(self, partitions: Iterable[TP]) -> dict[TP, int]:
         """A new assignment begins (bumps ``assignments``). Returns, in partition order, the restored
         checkpoint offsets to seek to for these partitions (each only once, on its first assignment);
-        `KafkaSource` seeks, reports each seek with `sought_to`, then calls `join`."""
+        `KafkaSource` asks `start_at_checkpoint` for each, then calls `join`."""
         self.assignments += 1
         wanted = set(partitions)
         return {tp: self._start_offsets.pop(tp) for tp in sorted(wanted & set(self._start_offsets))}
 
-    def sought_to(self, tp: TP, offset: int) -> None:
-        """`KafkaSource` started the partition at a checkpoint's offset in the current assignment: the
-        restored offset becomes a valid checkpoint offset there (`checkpoint_offsets`)."""
+    def start_at_checkpoint(self, tp: TP, offset: int, committed: int | None) -> bool:
+        """Whether `KafkaSource` seeks a newly assigned partition to its restored checkpoint ``offset``,
+        given the group's ``committed`` offset (None: none, or it could not be read). If so, the restored
+        offset becomes a valid checkpoint offset in this assignment (``sought``, `checkpoint_offsets`).
+
+        With checkpoints, offsets are committed only after a checkpoint holds them, so a committed offset
+        behind the checkpoint's means a crash came between checkpoint and commit (start at the checkpoint:
+        those events are in the restored state), and one ahead of it means another member owned the
+        partition meanwhile and its state holds those events (start at the commit).
+        """
+        if committed is not None and committed > offset:
+            return False
         self.sought[tp] = (offset, self.assignments)
+        return True
 
     def join(self, partitions: Iterable[TP]) -> None:
         """The assignment is in place: these partitions are owned and the source is ``joined``."""

@@ -54,7 +54,7 @@ class Harness:
 
     def join(self, *partitions: tuple[str, int]) -> None:
         for tp, offset in self.offsets.assign(partitions).items():
-            self.offsets.sought_to(tp, offset)
+            self.offsets.start_at_checkpoint(tp, offset, None)
         self.offsets.join(partitions)
 
 

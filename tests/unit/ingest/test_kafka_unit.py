@@ -126,6 +126,8 @@ class FakeConsumer:
         self.highwaters: dict[TopicPartition, int] = {}
         self.positions: dict[TopicPartition, int] = {}
         self._coordinator = SimpleNamespace(generation=1)
+        self.group_offsets: dict[TopicPartition, int] = {}
+        self.seeks: list[tuple[TopicPartition, int | str]] = []
         self.stopped = False
 
     async def start(self) -> None:
@@ -160,6 +162,15 @@ class FakeConsumer:
 
     async def position(self, tp: TopicPartition) -> int:
         return self.positions[tp]
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.group_offsets.get(tp)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp, "beginning"))
 
     async def stop(self) -> None:
         self.stopped = True
@@ -384,6 +395,37 @@ async def test_ready_explains_itself() -> None:
     source._last_contact -= 120  # as if the broker had been silent for two minutes
     ok, why = source.ready()
     assert not ok and "no answer from Kafka" in why
+    await source.stop()
+
+
+async def test_restored_offsets_are_sought_unless_the_group_committed_further() -> None:
+    made: list[FakeConsumer] = []
+
+    def factory(**options: Any) -> FakeConsumer:
+        made.append(FakeConsumer(**options))
+        return made[-1]
+
+    source = KafkaSource(cfg(), consumer_factory=factory)
+    source.offsets.restored({P0: 10, P1: 10})
+    await source.start()
+    consumer = made[0]
+    consumer.group_offsets = {TopicPartition(*P0): 8, TopicPartition(*P1): 12}
+    await consumer.rebalance({P0, P1})
+    assert consumer.seeks == [(TopicPartition(*P0), 10)]
+    assert source.offsets.sought == {P0: (10, 1)}
+    await consumer.rebalance({P0, P1})  # only on the first assignment
+    assert len(consumer.seeks) == 1
+    await source.stop()
+
+
+async def test_a_position_past_the_end_of_the_log_is_reset() -> None:
+    source, consumer = await started()
+    tp0 = TopicPartition(*P0)
+    consumer.highwaters = {tp0: 5}
+    consumer.batches = [dict([records(P0, [7])])]  # next offset 8 on a log that now ends at 5
+    await source.fetch()
+    assert consumer.seeks == [(tp0, "beginning")]
+    assert source.lag() == {}  # position unknown until the next fetch
     await source.stop()
 
 

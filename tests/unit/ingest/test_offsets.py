@@ -16,7 +16,7 @@ def joined(*partitions: TP, ledger: OffsetLedger | None = None) -> OffsetLedger:
     """A ledger after a rebalance that assigned ``partitions`` (what `KafkaSource._on_assigned` does)."""
     ledger = ledger if ledger is not None else OffsetLedger()
     for tp, offset in ledger.assign(partitions).items():
-        ledger.sought_to(tp, offset)
+        ledger.start_at_checkpoint(tp, offset, None)
     ledger.join(partitions)
     return ledger
 
@@ -180,13 +180,30 @@ def test_a_restored_offset_counts_once_the_source_has_sought_to_it() -> None:
     ledger.restored({P0: 100, P1: 50})
     seeks = ledger.assign({P0, P1})
     assert seeks == {P0: 100, P1: 50}
-    ledger.sought_to(P0, 100)
+    assert ledger.start_at_checkpoint(P0, 100, committed=90)  # a crash came between checkpoint and commit
     # P1: the group committed further than the checkpoint, so no seek: another member's state holds
     # those events, and recording 50 would make the group re-read them.
+    assert not ledger.start_at_checkpoint(P1, 50, committed=60)
     ledger.join({P0, P1})
     assert ledger.checkpoint_offsets() == {P0: 100}
     ledger.ingested(fetch(ledger, p1=70))
     assert ledger.checkpoint_offsets() == {P0: 100, P1: 70}
+
+
+@pytest.mark.parametrize(
+    ("committed", "seek"),
+    [(None, True), (99, True), (100, True), (101, False)],
+    ids=["none", "behind", "equal", "ahead"],
+)
+def test_a_checkpoint_seek_is_skipped_only_when_the_group_committed_further(
+    committed: int | None, seek: bool
+) -> None:
+    ledger = OffsetLedger()
+    ledger.restored({P0: 100})
+    assert ledger.assign({P0}) == {P0: 100}
+    assert ledger.start_at_checkpoint(P0, 100, committed) is seek
+    ledger.join({P0})
+    assert ledger.checkpoint_offsets() == ({P0: 100} if seek else {})
 
 
 def test_checkpoint_seeks_happen_on_the_first_assignment_of_each_partition_only() -> None:
@@ -195,7 +212,7 @@ def test_checkpoint_seeks_happen_on_the_first_assignment_of_each_partition_only(
     seeks = ledger.assign({P1, P0})
     assert list(seeks.items()) == [(P0, 100), (P1, 50)]  # in partition order
     for tp, offset in seeks.items():
-        ledger.sought_to(tp, offset)
+        ledger.start_at_checkpoint(tp, offset, None)
     ledger.join({P0, P1})
     rebalance(ledger, P0, P1, P2)
     assert ledger.sought == {P0: (100, 1), P1: (50, 1), P2: (10, 2)}
