@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from hypothesis import strategies as st
 
 from sloguard.core.model import Event, Rejections
 from sloguard.ingest import decode as dec
+from sloguard.ingest import framing, timestamps
 from sloguard.ingest.decode import (
     BAD_ENCODING,
     BAD_LATENCY,
@@ -35,12 +35,13 @@ from sloguard.ingest.decode import (
     parse_timestamps,
     timestamp_ms,
 )
+from tests.unit.ingest.test_timestamps import iso_truth, ms_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TS = "2026-01-01T00:00:00.123Z"
 TS_MS = 1_767_225_600_123
 # More rows than the small-batch threshold, so that a record of this many lines takes the numpy path.
-BIG = dec._SMALL_LINE_CHECK + 6
+BIG = framing.SMALL_LINE_CHECK + 6
 FULLWIDTH_2026 = "\uff12\uff10\uff12\uff16"  # str.isdigit() says yes; RFC 3339 says no
 DROP = object()  # marks a field to leave out of the JSON
 
@@ -64,11 +65,6 @@ def line(**fields: Any) -> bytes:
 
 GOOD = line()
 GOOD_EVENT = Event(TS_MS, "checkout", "GET /v1/orders", "cust-1", 200, 12.5)
-
-
-def ms_of(dt: datetime) -> int:
-    """Ground truth: epoch milliseconds, floored."""
-    return (dt - EPOCH) // timedelta(milliseconds=1)
 
 
 def nonblank_lines(record: bytes) -> int:
@@ -333,13 +329,6 @@ TS_CASES = [
 ]
 
 
-def iso_truth(text: str) -> int:
-    """datetime's reading of an RFC 3339 string (3.11's fromisoformat wants "T"/"Z" in upper case)."""
-    normal = text[:10] + "T" + text[11:]
-    normal = normal[:-1] + "+00:00" if normal[-1] in "Zz" else normal
-    return ms_of(datetime.fromisoformat(normal))
-
-
 def ts_variants() -> Iterator[Any]:
     for text in TS_CASES:
         yield pytest.param(text, iso_truth(text), id=text)
@@ -362,12 +351,6 @@ def test_timestamp_formats(value: str | int | float, expected: int) -> None:
     assert [e.ts_ms for e in decode(b"\n".join([line(ts=value)] * BIG))[0]] == [expected] * BIG
 
 
-def test_timestamp_floor_is_toward_minus_infinity() -> None:
-    # 23:59:59.9999 at -00:30 is 00:29:59.9999 UTC the next day: floor keeps .999, never rounds up.
-    ms, _ = parse_timestamps(["2026-01-01T23:59:59.9999-00:30"])
-    assert ms[0] == ms_of(datetime(2026, 1, 2, 0, 29, 59, 999_000, tzinfo=UTC))
-
-
 def test_mixed_timestamp_types_in_one_record() -> None:
     values: list[Any] = [TS, TS_MS, TS_MS / 1000, "2026-01-01T01:00:00.123+01:00", 1_767_225_600]
     lines = [line(ts=v) for v in values] * (BIG // len(values) + 1)
@@ -378,86 +361,6 @@ def test_mixed_timestamp_types_in_one_record() -> None:
     ms, ok = parse_timestamps([*values, True, None, b"x"])
     assert ok.tolist() == [True] * 4 + [False] * 4
     assert ms.tolist() == [TS_MS] * 4 + [0] * 4
-
-
-@st.composite
-def rfc3339(draw: st.DrawFn) -> tuple[str, datetime]:
-    """An RFC 3339 string in any accepted spelling, and the datetime it denotes."""
-    local = draw(st.datetimes(min_value=datetime(1999, 12, 31), max_value=datetime(2100, 1, 1, 23, 59, 59)))
-    offset_min = draw(st.integers(-(24 * 60 - 1), 24 * 60 - 1) | st.just(0))
-    zulu = offset_min == 0 and draw(st.booleans())
-    digits = draw(st.integers(0, 9))
-    frac_ns = draw(st.integers(0, 10**digits - 1)) if digits else 0
-    sep = draw(st.sampled_from("Tt "))
-    text = local.strftime("%Y-%m-%d") + sep + local.strftime("%H:%M:%S")
-    if digits:
-        text += "." + str(frac_ns).zfill(digits)
-    if zulu:
-        text += draw(st.sampled_from("Zz"))
-    else:
-        sign = "-" if offset_min < 0 else draw(st.sampled_from("+-")) if offset_min == 0 else "+"
-        text += f"{sign}{abs(offset_min) // 60:02d}:{abs(offset_min) % 60:02d}"
-    tz = timezone(timedelta(minutes=offset_min))
-    micros = frac_ns * 10**6 // 10**digits  # datetime keeps microseconds, truncated
-    moment = local.replace(microsecond=0, tzinfo=tz) + timedelta(microseconds=micros)
-    return text, moment
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(rfc3339(), min_size=1, max_size=40))
-def test_vectorised_parser_matches_datetime(cases: list[tuple[str, datetime]]) -> None:
-    texts = [text for text, _ in cases]
-    ms, ok = parse_timestamps(texts)
-    for text, moment, got_ms, got_ok in zip(
-        texts, [m for _, m in cases], ms.tolist(), ok.tolist(), strict=True
-    ):
-        truth = iso_truth(text)
-        assert truth == ms_of(moment)
-        in_window = dec._MIN_TS_MS <= truth < dec._MAX_TS_MS
-        assert got_ok == in_window, text
-        assert got_ms == (truth if in_window else 0), text
-        assert timestamp_ms(text) == (truth if in_window else None), text
-
-
-def mutations(text: str) -> st.SearchStrategy[str]:
-    """Single-character edits of a valid timestamp: the near misses a parser must not accept."""
-    alphabet = st.sampled_from("0123456789:-+.TtZz \x00é")
-    replace = st.tuples(st.integers(0, len(text) - 1), alphabet).map(
-        lambda p: text[: p[0]] + p[1] + text[p[0] + 1 :]
-    )
-    delete = st.integers(0, len(text) - 1).map(lambda i: text[:i] + text[i + 1 :])
-    insert = st.tuples(st.integers(0, len(text)), alphabet).map(lambda p: text[: p[0]] + p[1] + text[p[0] :])
-    return replace | delete | insert
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        rfc3339().flatmap(lambda case: mutations(case[0]))
-        | st.text(max_size=40)
-        | rfc3339().map(lambda c: c[0]),
-        min_size=1,
-        max_size=40,
-    )
-)
-def test_vectorised_parser_matches_row_parser(texts: list[str]) -> None:
-    """Two independent parsers (numpy columns; regex + datetime) agree on anything, valid or not."""
-    ms, ok = parse_timestamps(texts)
-    row = [timestamp_ms(t) for t in texts]
-    assert [m if o else None for m, o in zip(ms.tolist(), ok.tolist(), strict=True)] == row
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.floats(9.4e8, 4.2e9) | st.floats(), min_size=1, max_size=40))
-def test_epoch_seconds_match_datetime(values: list[float]) -> None:
-    ms, ok = parse_timestamps(values)
-    for value, got_ms, got_ok in zip(values, ms.tolist(), ok.tolist(), strict=True):
-        truth = (
-            ms_of(datetime.fromtimestamp(value, UTC)) if math.isfinite(value) and 0 < value < 5e9 else None
-        )
-        expected = truth if truth is not None and dec._MIN_TS_MS <= truth < dec._MAX_TS_MS else None
-        assert (got_ms if got_ok else None) == expected, value
-        assert timestamp_ms(value) == expected, value
 
 
 # -- options ----------------------------------------------------------------------------------------------
@@ -626,7 +529,7 @@ def test_decode_many_agrees_with_decode(n: int) -> None:
 
 
 def test_big_buffer_is_decoded_in_pieces() -> None:
-    n = 2 * dec._PIECE_BYTES // len(GOOD) + 100
+    n = 2 * framing.PIECE_BYTES // len(GOOD) + 100
     lines = [line(customer=f"c{i}") for i in range(n)]
     bad_at = [5, n // 2, n - 1]
     for i in bad_at:
@@ -689,7 +592,7 @@ def check_accounting(records: list[bytes], options: DecodeOptions = dec.DEFAULT_
     assert len(batch) + rejections.total == sum(nonblank_lines(r) for r in records)
     assert Counter(reason for reason, _ in rejected) == rejections.counts
     assert set(rejections.counts) <= set(REASONS)
-    assert all(batch.ts_ms >= dec._MIN_TS_MS) and all(batch.ts_ms < dec._MAX_TS_MS)
+    assert all(batch.ts_ms >= timestamps.MIN_TS_MS) and all(batch.ts_ms < timestamps.MAX_TS_MS)
     assert all((batch.status >= 100) & (batch.status <= 599))
     assert all((batch.latency_ms >= 0) & (batch.latency_ms <= 86_400_000))
     for col in (batch.service, batch.endpoint, batch.customer):

@@ -28,6 +28,7 @@ from sloguard import replay as replay_module
 from sloguard import report
 from sloguard.core.model import EventBatch, Rejections, Vocabs
 from sloguard.ingest import decode as dec
+from sloguard.ingest import fastpath, framing, labelcache
 from sloguard.ingest.decode import REASONS, DecodeOptions, Decoder
 from sloguard.ingest.source import FileSource
 from sloguard.specfile import load_config
@@ -240,7 +241,7 @@ def decode_both(records: list[bytes], options: DecodeOptions = dec.DEFAULT_OPTIO
 def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fast path on any buffer, and pieces of a few lines: every piece-level path on small inputs."""
     monkeypatch.setattr(dec, "_FAST_MIN_BYTES", 0)
-    monkeypatch.setattr(dec, "_PIECE_BYTES", 400)
+    monkeypatch.setattr(framing, "PIECE_BYTES", 400)
 
 
 class Spy:
@@ -248,9 +249,9 @@ class Spy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = self.taken = self.left = 0
-        scan = dec._ByteScanner.scan
+        scan = fastpath.ByteScanner.scan
 
-        def spy(scanner: dec._ByteScanner, buf: bytes) -> dec._Scan | None:
+        def spy(scanner: fastpath.ByteScanner, buf: bytes) -> fastpath.Scan | None:
             self.calls += 1
             result = scan(scanner, buf)
             if result is not None:
@@ -258,7 +259,7 @@ class Spy:
                 self.left += int((~result.ok).sum())
             return result
 
-        monkeypatch.setattr(dec._ByteScanner, "scan", spy)
+        monkeypatch.setattr(fastpath.ByteScanner, "scan", spy)
 
 
 # -- decoder-level equivalence -----------------------------------------------------------------------------
@@ -379,7 +380,9 @@ def test_hash_collisions_cost_speed_not_correctness(
 ) -> None:
     """Every label hashes alike: the cache keeps one and verifies it; all others are resolved by bytes."""
     monkeypatch.setattr(
-        dec._LabelCache, "hashes", staticmethod(lambda words, lengths: np.zeros(len(lengths), np.uint64))
+        labelcache.LabelCache,
+        "hashes",
+        staticmethod(lambda words, lengths: np.zeros(len(lengths), np.uint64)),
     )
     rnd = random.Random(7)
     decode_both([join(rnd, lines(rnd, 300, odd=0.0, junk=0.0))])
@@ -550,40 +553,9 @@ line_strategy = st.one_of(
 def test_any_lines(parts: list[bytes], sep: bytes) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dec, "_FAST_MIN_BYTES", 0)
-        mp.setattr(dec, "_PIECE_BYTES", 300)
+        mp.setattr(framing, "PIECE_BYTES", 300)
         decode_both([sep.join(parts)])
         decode_both(parts)
-
-
-# -- the RFC 3339 word parser ------------------------------------------------------------------------------
-
-
-@st.composite
-def layout_rows(draw: st.DrawFn) -> tuple[tuple[int, bool], list[bytes]]:
-    key = draw(st.sampled_from(sorted(k for k, v in dec._LAYOUTS.items() if v is not None)))
-    width = key[0]
-    near = st.integers(0, 2**32).map(lambda s: ts_text(random.Random(s)).encode()[:width].ljust(width, b"0"))
-    noise = st.binary(min_size=width, max_size=width)
-    rows = draw(st.lists(st.one_of(near, near, noise), min_size=1, max_size=30))
-    return key, rows
-
-
-@settings(max_examples=300, deadline=None)
-@given(layout_rows())
-def test_word_parser_matches_matrix_parser(case: tuple[tuple[int, bool], list[bytes]]) -> None:
-    (width, zulu), rows = case
-    layout = dec._LAYOUTS[width, zulu]
-    assert layout is not None
-    matrix = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), width)
-    padded = np.zeros((len(rows), -(-width // 8) * 8), np.uint8)
-    padded[:, :width] = matrix
-    words = [
-        padded[:, 8 * k : 8 * k + 8].copy().view(np.uint64).reshape(-1) for k in range(padded.shape[1] // 8)
-    ]
-    ms_matrix, ok_matrix = dec._parse_layout(matrix, layout)
-    ms_words, ok_words = dec._parse_words(words, layout)
-    assert np.array_equal(ok_matrix, ok_words)
-    assert np.array_equal(ms_matrix[ok_matrix], ms_words[ok_words])
 
 
 # -- replay: the same JSON, byte for byte --------------------------------------------------------------------

@@ -1,0 +1,213 @@
+"""The fast path's label ids: label bytes -> `Vocab` id without a Python object per row.
+
+`LabelCache` is an open-addressing hash table held in numpy arrays, keyed by a label's length and its
+8-byte words; `LabelScan` is one label column of a scanned buffer, resolved against the cache and, for
+the labels it does not know yet, against the `Vocab` (interning new labels in order of first appearance,
+exactly as the msgspec path does).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+from sloguard._types import U64, Intp
+from sloguard.core.model import Vocab
+from sloguard.ingest.swar import N32, low_bytes
+
+__all__ = ["LABEL_WORDS", "LabelCache", "LabelScan"]
+
+LABEL_WORDS: Final = 16  # labels of up to 16 * 8 bytes take the fast path
+
+# Odd 64-bit multipliers of the label hash (any will do: the cache verifies every hit).
+_HASH_MULS: Final = [
+    np.uint64((0x9E37_79B9_7F4A_7C15 * (2 * k + 1)) & low_bytes(8) | 1) for k in range(LABEL_WORDS + 2)
+]
+_HASH_MIX: Final = np.uint64(0xBF58_476D_1CE4_E5B9)
+
+
+class LabelCache:
+    """Label bytes -> `Vocab` id for the fast path: an open-addressing hash table in numpy arrays.
+
+    Only a cache: a hit is verified byte for byte (length and every word), a miss is resolved through the
+    `Vocab` in Python, then cached. Hash collisions can cost time, never correctness.
+    """
+
+    __slots__ = (
+        "_gen",
+        "_hashes",
+        "_ids",
+        "_lengths",
+        "_n",
+        "_shift",
+        "_slot_entry",
+        "_slot_hash",
+        "_words",
+        "vocab",
+    )
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+        self._clear()
+
+    def _clear(self) -> None:
+        self._gen = self.vocab.generation
+        self._n = 0
+        self._words = np.zeros((LABEL_WORDS + 1, 64), np.uint64)  # [k, entry]
+        self._lengths = np.zeros(64, np.intp)
+        self._ids = np.zeros(64, np.intp)
+        self._hashes = np.zeros(64, np.uint64)
+        self._resize(256)
+
+    def _resize(self, slots: int) -> None:
+        self._shift = 64 - (slots.bit_length() - 1)
+        self._slot_entry = np.full(slots, -1, np.intp)
+        self._slot_hash = np.zeros(slots, np.uint64)
+        self._place(np.arange(self._n, dtype=np.intp))
+
+    def _place(self, entries: Intp) -> None:
+        """Put entries in their slots (linear probing, all at once). An entry meeting a cached one with
+        the same hash is left out: its label stays a miss, resolved by its bytes each time."""
+        mask = len(self._slot_entry) - 1
+        h = self._hashes[entries]
+        slot = (h >> np.uint64(self._shift)).astype(np.intp)
+        while len(entries):
+            free = self._slot_entry[slot] < 0
+            settled = ~free & (self._slot_hash[slot] == h)
+            candidates = np.flatnonzero(free)
+            if len(candidates):
+                # Of the entries reaching the same free slot, the first takes it; the others probe on.
+                _, first = np.unique(slot[candidates], return_index=True)
+                won = candidates[first]
+                self._slot_entry[slot[won]] = entries[won]
+                self._slot_hash[slot[won]] = h[won]
+                settled[won] = True
+            slot = np.where(free, slot, (slot + 1) & mask)
+            keep = ~settled
+            entries, h, slot = entries[keep], h[keep], slot[keep]
+
+    @staticmethod
+    def hashes(words: list[U64], lengths: Intp) -> U64:
+        """The hash of each row's label, from its length and its words (zero past its end)."""
+        h = lengths.astype(np.uint64)
+        h *= _HASH_MULS[0]
+        for k, w in enumerate(words):
+            h += w * _HASH_MULS[k + 1]
+        h ^= h >> N32
+        h *= _HASH_MIX
+        return h
+
+    def lookup(self, words: list[U64], lengths: Intp, h: U64) -> Intp:
+        """Ids of the rows' labels, -1 where the label is not cached."""
+        if self.vocab.generation != self._gen:
+            self._clear()  # the vocabulary was reset: its ids changed meaning
+        if self._n == 0:
+            return np.full(len(h), -1, np.intp)
+        slot = (h >> np.uint64(self._shift)).astype(np.intp)
+        entry = self._slot_entry.take(slot)
+        hit = self._slot_hash.take(slot) == h
+        probing = np.flatnonzero((entry >= 0) & ~hit)
+        mask = len(self._slot_entry) - 1
+        while len(probing):  # linear probing, for the few rows whose slot holds another hash
+            slot_p = (slot[probing] + 1) & mask
+            slot[probing] = slot_p
+            e_p = self._slot_entry[slot_p]
+            h_p = self._slot_hash[slot_p] == h[probing]
+            entry[probing] = e_p
+            hit[probing] = h_p
+            probing = probing[(e_p >= 0) & ~h_p]
+        # An empty slot's entry is -1: take() reads the last entry there, and `hit & entry >= 0` drops it.
+        hit &= entry >= 0
+        hit &= self._lengths.take(entry) == lengths
+        for k, w in enumerate(words):
+            hit &= self._words[k].take(entry) == w
+        ids: Intp = np.where(hit, self._ids.take(entry), -1)
+        return ids
+
+    def add(self, h: U64, words: list[U64], lengths: Intp, ids: Intp) -> None:
+        """Cache labels (their hashes, words and lengths as `hashes` saw them) as vocabulary `ids`."""
+        n0, n1 = self._n, self._n + len(h)
+        if n1 > len(self._ids):
+            grow = max(n1, 2 * len(self._ids)) - len(self._ids)
+            self._words = np.concatenate([self._words, np.zeros((len(self._words), grow), np.uint64)], axis=1)
+            self._lengths = np.concatenate([self._lengths, np.zeros(grow, np.intp)])
+            self._ids = np.concatenate([self._ids, np.zeros(grow, np.intp)])
+            self._hashes = np.concatenate([self._hashes, np.zeros(grow, np.uint64)])
+        for k, w in enumerate(words):
+            self._words[k, n0:n1] = w
+        self._lengths[n0:n1] = lengths
+        self._ids[n0:n1] = ids
+        self._hashes[n0:n1] = h
+        self._n = n1
+        slots = len(self._slot_entry)
+        if n1 * 4 > slots:
+            while n1 * 4 > slots:
+                slots *= 2
+            self._resize(slots)
+        else:
+            self._place(np.arange(n0, n1, dtype=np.intp))
+
+
+class LabelScan:
+    """One label column of a scanned buffer: where each row's label sits, its words, hash and id."""
+
+    __slots__ = ("cache", "hashes", "ids", "length", "start", "words")
+
+    def __init__(
+        self, cache: LabelCache, start: Intp, length: Intp, words: list[U64], hashes: U64, ids: Intp
+    ) -> None:
+        self.cache = cache
+        self.start = start
+        self.length = length
+        self.words = words  # word k of every row's label, zero past its end
+        self.hashes = hashes
+        self.ids = ids  # -1 until resolved
+
+    def resolve(self, buf: bytes, r0: int, r1: int) -> None:
+        """Give ids to the labels of rows `r0:r1` the cache did not know, interning new ones in row order
+        (first appearance, the order in which the msgspec path interns them)."""
+        miss = np.flatnonzero(self.ids[r0:r1] < 0)
+        if len(miss) == 0:
+            return
+        miss += r0
+        cache, vocab = self.cache, self.cache.vocab
+        # Group the misses by hash. If every row of a group has its group's bytes (checked exactly), a
+        # group is one label. Otherwise (a hash collision) group them by their bytes, in Python.
+        _, first, inverse = np.unique(self.hashes[miss], return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        reps = miss[first]
+        same = self.length[miss] == self.length[reps][inverse]
+        for w in self.words:
+            same &= w[miss] == w[reps][inverse]
+        if not bool(same.all()):
+            # Rows sharing a hash but not their bytes: keep each label's first row, by bytes.
+            first_rows: dict[bytes, int] = {}
+            for r, s, n in zip(
+                miss.tolist(), self.start[miss].tolist(), self.length[miss].tolist(), strict=True
+            ):
+                first_rows.setdefault(buf[s : s + n], r)
+            reps = np.array(list(first_rows.values()), np.intp)
+            first = np.arange(len(reps))
+        # Intern the new labels in order of first appearance, then cache them all at once.
+        order = np.argsort(first)
+        ids = np.empty(len(reps), np.intp)
+        intern = vocab.intern
+        ids[order] = [
+            intern(buf[s : s + n].decode("ascii"))
+            for s, n in zip(self.start[reps[order]].tolist(), self.length[reps[order]].tolist(), strict=True)
+        ]
+        cache.add(self.hashes[reps], [w[reps] for w in self.words], self.length[reps], ids)
+        if bool(same.all()):
+            self.ids[miss] = ids[inverse]
+        else:
+            by_label = {
+                buf[s : s + n]: vid
+                for s, n, vid in zip(
+                    self.start[reps].tolist(), self.length[reps].tolist(), ids.tolist(), strict=True
+                )
+            }
+            self.ids[miss] = [
+                by_label[buf[s : s + n]]
+                for s, n in zip(self.start[miss].tolist(), self.length[miss].tolist(), strict=True)
+            ]
