@@ -191,7 +191,7 @@ class Scan:
 
 
 class ByteScanner:
-    """The fast path: reads the lines of the expected shape straight from the bytes (see above)."""
+    """The fast path: reads the lines of the expected shape straight from the bytes (module docstring)."""
 
     __slots__ = (
         "_caches",
@@ -438,7 +438,7 @@ class ByteScanner:
         return status
 
     def _latency(self, words: U64, start: Intp, brace: Intp, ok: Bools) -> F64:
-        """The latency number from `start` to the closing brace, in ms (see the notes above)."""
+        """The latency number from `start` to the closing brace, in ms (see the module docstring)."""
         n_chars = brace - start
         ok &= (n_chars >= 1) & (n_chars <= _MAX_LATENCY_CHARS)
         n_chars[~ok] = 1
