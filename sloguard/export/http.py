@@ -203,11 +203,16 @@ class HttpServer:
             # A bug in a handler must end this connection, not the server.
             log.exception("http connection failed")
         finally:
-            del self._connections[task]
-            if clean:
-                await self._close(reader, writer)
-            else:
-                writer.transport.abort()
+            # The connection stays registered while it lingers in `_close`, so that `stop` aborts it and
+            # waits for it too (a lingering handler left behind would hold its socket past the loop).
+            try:
+                if clean:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._close(reader, writer)
+                else:
+                    writer.transport.abort()
+            finally:
+                del self._connections[task]
 
     async def _close(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Close after a response, without losing it.
