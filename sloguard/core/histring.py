@@ -13,6 +13,7 @@ import numpy as np
 
 from sloguard._types import I64, Intp
 from sloguard.core.state import HistRingState
+from sloguard.core.windows import reused
 
 _EMPTY = np.zeros(0, np.int64)
 
@@ -46,15 +47,11 @@ class HistRing:
         self.low: int | None = None
 
     def advance(self, bucket: int) -> None:
-        if self.head is None:
-            self.head = bucket
-            return
-        if bucket <= self.head:
-            return
-        for b in range(self.head + 1, min(bucket, self.head + self.n) + 1):
+        """Move ``head`` forward to ``bucket`` (never backwards), emptying slots that are reused."""
+        for b in reused(self.head, bucket, self.n):
             self.keys[b % self.n] = _EMPTY
             self.counts[b % self.n] = _EMPTY
-        self.head = bucket
+        self.head = bucket if self.head is None else max(self.head, bucket)
 
     def add(self, buckets: I64, keys: I64, counts: I64) -> int:
         """Add ``counts`` at cell ``keys`` of slot ``buckets``; returns events dropped as too old."""

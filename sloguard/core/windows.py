@@ -25,6 +25,17 @@ def _cat(parts: list[I64]) -> I64:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def reused(head: int | None, bucket: int, n: int) -> range:
+    """The buckets a ring of ``n`` slots, newest ``head``, reuses when its head moves to ``bucket``.
+
+    Slot ``b mod n`` holds bucket ``b``; moving the head forward hands the slots of the buckets after it to
+    newer ones, which must start empty. None when the ring is new or ``bucket`` is not newer; at most ``n``.
+    """
+    if head is None or bucket <= head:
+        return range(0)
+    return range(max(head + 1, bucket - n + 1), bucket + 1)
+
+
 class EvictedWindowError(ValueError):
     """A window reaches back past data the ring has already dropped."""
 
@@ -86,19 +97,15 @@ class BucketRing:
 
     def advance(self, bucket: int) -> None:
         """Move ``head`` forward to ``bucket`` (never backwards), clearing slots that are reused."""
-        if self.head is None:
-            self.head = bucket
-            return
-        if bucket <= self.head:
-            return
-        steps = bucket - self.head
-        for blocks in (self._total, self._bad):
-            for blk in blocks:
-                if steps >= self.n:
-                    blk.fill(0)
-                else:
-                    blk[np.arange(self.head + 1, bucket + 1) % self.n] = 0
-        self.head = bucket
+        cleared = reused(self.head, bucket, self.n)
+        if cleared:
+            for blocks in (self._total, self._bad):
+                for blk in blocks:
+                    if len(cleared) == self.n:
+                        blk.fill(0)
+                    else:
+                        blk[np.arange(cleared.start, cleared.stop) % self.n] = 0
+        self.head = bucket if self.head is None else max(self.head, bucket)
 
     def add(self, rows: Intp, buckets: I64, bad: Bools) -> int:
         """Count one event per element; returns how many were too old for the ring (and dropped).

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from sloguard.core.windows import BucketRing
+from sloguard.core.windows import BucketRing, reused
 
 
 def test_counters_widen_instead_of_wrapping() -> None:
@@ -32,3 +33,18 @@ def test_merge_widens_when_the_sum_would_not_fit() -> None:
     a.merge_from(b, np.zeros(1, np.intp))
     assert a.dtype is np.uint32
     assert int(a.sums(0, 10, 1)[0][0]) == 2 * n
+
+
+@pytest.mark.parametrize(
+    ("head", "bucket", "expected"),
+    [
+        pytest.param(None, 5, range(0), id="new-ring"),
+        pytest.param(5, 5, range(0), id="same-bucket"),
+        pytest.param(5, 3, range(0), id="older-bucket"),
+        pytest.param(5, 7, range(6, 8), id="two-forward"),
+        pytest.param(5, 9, range(6, 10), id="exactly-n-forward"),
+        pytest.param(5, 100, range(97, 101), id="far-forward-clears-n"),
+    ],
+)
+def test_reused_buckets_when_the_head_moves(head: int | None, bucket: int, expected: range) -> None:
+    assert reused(head, bucket, 4) == expected
