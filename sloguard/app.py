@@ -130,6 +130,7 @@ class Daemon:
         return self.reloader.reload(why)
 
     async def run(self) -> int:
+        """Restore, start the source, run the tasks until stopped, then shut down; returns the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
