@@ -43,8 +43,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sloguard.app import Daemon
 from sloguard.broker import LocalBroker
-from sloguard.core.aggregator import Aggregator
 from sloguard.clock import ManualClock
+from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch, Rejections
 from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config, LatencySpec
