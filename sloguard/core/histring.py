@@ -13,7 +13,7 @@ import numpy as np
 
 from sloguard._types import I64, Intp
 from sloguard.core.state import HistRingState
-from sloguard.core.windows import reused
+from sloguard.core.windows import Ring
 
 _EMPTY = np.zeros(0, np.int64)
 
@@ -25,7 +25,7 @@ def _compact(keys: I64, counts: I64) -> tuple[I64, I64]:
     return uniq, summed.astype(np.int64)
 
 
-class HistRing:
+class HistRing(Ring):
     """Sparse HDR counts for the last ``n`` slots of ``slot_ms`` each (one latency window).
 
     ``window`` seconds are ``k = window / slot`` slots; the ring keeps ``n >= k + 1`` so the open slot
@@ -39,29 +39,21 @@ class HistRing:
         self.window = window
         self.slot_ms = slot_s * 1000
         self.k = window // slot_s
-        self.n = n
+        super().__init__(n)
         self.counts_len = counts_len
         self.keys: list[I64] = [_EMPTY] * n
         self.counts: list[I64] = [_EMPTY] * n
-        self.head: int | None = None
-        self.low: int | None = None
 
-    def advance(self, bucket: int) -> None:
-        """Move ``head`` forward to ``bucket`` (never backwards), emptying slots that are reused."""
-        for b in reused(self.head, bucket, self.n):
+    def _clear(self, buckets: range) -> None:
+        for b in buckets:
             self.keys[b % self.n] = _EMPTY
             self.counts[b % self.n] = _EMPTY
-        self.head = bucket if self.head is None else max(self.head, bucket)
 
     def add(self, buckets: I64, keys: I64, counts: I64) -> int:
         """Add ``counts`` at cell ``keys`` of slot ``buckets``; returns events dropped as too old."""
         if len(buckets) == 0:
             return 0
-        self.advance(int(buckets.max()))
-        assert self.head is not None
-        low = int(buckets.min())
-        self.low = low if self.low is None else min(self.low, low)
-        keep = buckets > self.head - self.n
+        keep = buckets >= self._open(buckets)[0]
         dropped = int(counts[~keep].sum())
         if dropped:
             buckets, keys, counts = buckets[keep], keys[keep], counts[keep]

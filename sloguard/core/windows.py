@@ -36,6 +36,41 @@ def reused(head: int | None, bucket: int, n: int) -> range:
     return range(max(head + 1, bucket - n + 1), bucket + 1)
 
 
+class Ring:
+    """What every ring of time slots shares: slot ``b mod n`` holds bucket ``b``; ``head`` is the newest
+    bucket seen (slots newer than it are empty by definition), ``low`` the oldest ever offered (to tell
+    "evicted" from "never had data"). Subclasses say how a reused slot is emptied (`_clear`)."""
+
+    __slots__ = ("head", "low", "n")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        #: Newest bucket seen (None until the first event or advance).
+        self.head: int | None = None
+        #: Oldest bucket ever offered (to tell "evicted" from "never had data").
+        self.low: int | None = None
+
+    def _clear(self, buckets: range) -> None:
+        raise NotImplementedError
+
+    def advance(self, bucket: int) -> None:
+        """Move ``head`` forward to ``bucket`` (never backwards), clearing slots that are reused."""
+        cleared = reused(self.head, bucket, self.n)
+        if cleared:
+            self._clear(cleared)
+        self.head = bucket if self.head is None else max(self.head, bucket)
+
+    def _open(self, buckets: I64) -> tuple[int, int]:
+        """Take a non-empty batch's buckets: ``head`` moves to the newest, ``low`` notes the oldest (too-old
+        ones included: a window reaching back to them cannot be exact). Returns the oldest bucket the ring
+        keeps, and the batch's oldest."""
+        self.advance(int(buckets.max()))
+        assert self.head is not None
+        low = int(buckets.min())
+        self.low = low if self.low is None else min(self.low, low)
+        return self.head - self.n + 1, low
+
+
 class EvictedWindowError(ValueError):
     """A window reaches back past data the ring has already dropped."""
 
@@ -44,7 +79,7 @@ class EvictedWindowError(ValueError):
 BLOCK = 1024
 
 
-class BucketRing:
+class BucketRing(Ring):
     """Good/bad event counts per (series row, time bucket) for the last ``n`` buckets.
 
     Counts start as uint16 and widen (uint32, then int64) the first time a cell would overflow:
@@ -54,21 +89,17 @@ class BucketRing:
     narrow and doubles, so a one-series SLO does not pay for a thousand.
     """
 
-    __slots__ = ("_bad", "_total", "dtype", "head", "low", "n", "res_ms")
+    __slots__ = ("_bad", "_total", "dtype", "res_ms")
 
     def __init__(self, res_ms: int, n: int, rows: int = 1) -> None:
         if res_ms <= 0 or n <= 0:
             raise ValueError("resolution and slot count must be positive")
+        super().__init__(n)
         self.res_ms = res_ms
-        self.n = n
         self.dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]] = np.uint16
         self._total: list[npt.NDArray[np.signedinteger]] = []
         self._bad: list[npt.NDArray[np.signedinteger]] = []
         self.ensure_rows(max(1, rows))
-        #: Newest bucket seen (None until the first event or advance).
-        self.head: int | None = None
-        #: Oldest bucket ever offered (to tell "evicted" from "never had data").
-        self.low: int | None = None
 
     @property
     def rows(self) -> int:
@@ -95,17 +126,13 @@ class BucketRing:
             self._total.append(np.zeros((self.n, BLOCK), self.dtype))
             self._bad.append(np.zeros((self.n, BLOCK), self.dtype))
 
-    def advance(self, bucket: int) -> None:
-        """Move ``head`` forward to ``bucket`` (never backwards), clearing slots that are reused."""
-        cleared = reused(self.head, bucket, self.n)
-        if cleared:
-            for blocks in (self._total, self._bad):
-                for blk in blocks:
-                    if len(cleared) == self.n:
-                        blk.fill(0)
-                    else:
-                        blk[np.arange(cleared.start, cleared.stop) % self.n] = 0
-        self.head = bucket if self.head is None else max(self.head, bucket)
+    def _clear(self, buckets: range) -> None:
+        for blocks in (self._total, self._bad):
+            for blk in blocks:
+                if len(buckets) == self.n:
+                    blk.fill(0)
+                else:
+                    blk[np.arange(buckets.start, buckets.stop) % self.n] = 0
 
     def add(self, rows: Intp, buckets: I64, bad: Bools) -> int:
         """Count one event per element; returns how many were too old for the ring (and dropped).
@@ -115,12 +142,7 @@ class BucketRing:
         """
         if len(buckets) == 0:
             return 0
-        self.advance(int(buckets.max()))
-        assert self.head is not None
-        # `low` includes events dropped as too old: a window reaching back to them cannot be exact.
-        low = int(buckets.min())
-        self.low = low if self.low is None else min(self.low, low)
-        floor = self.head - self.n + 1
+        floor, low = self._open(buckets)
         dropped = 0
         if low < floor:
             keep = buckets >= floor
