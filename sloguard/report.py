@@ -86,21 +86,11 @@ def _slo_series(s: SloSnapshot) -> list[_Series]:
     windows = list(map(_windows_struct(tuple(names)), *per_window))
     period = s.spec.period.describe()
     p_start, p_end = rfc3339(s.period_bounds[0]), rfc3339(s.period_bounds[1])
-    periods = list(
-        map(
-            _Period,
-            [period] * n,
-            [p_start] * n,
-            [p_end] * n,
-            s.period_total.tolist(),
-            s.period_bad.tolist(),
-            s.period_error_ratio.tolist(),
-            s.period_burn_rate.tolist(),
-            s.budget_remaining.tolist(),
-            s.budget_consumed.tolist(),
-            [None if math.isnan(eta) else eta for eta in s.exhaustion_eta.tolist()],
-        )
-    )
+    sums = (s.period_total, s.period_bad, s.period_error_ratio, s.period_burn_rate)
+    budgets = (s.budget_remaining, s.budget_consumed)
+    etas = [None if math.isnan(eta) else eta for eta in s.exhaustion_eta.tolist()]
+    heads = ([period] * n, [p_start] * n, [p_end] * n)
+    periods = list(map(_Period, *heads, *(c.tolist() for c in (*sums, *budgets)), etas))
     firing = s.firing.tolist()
     tiers = [
         (t.severity.value, format_duration(t.long_window), format_duration(t.short_window), float(t.factor))
