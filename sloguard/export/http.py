@@ -1,8 +1,9 @@
-"""A small HTTP/1.1 server on asyncio streams: /metrics (cached bytes), /healthz, /readyz.
+"""A small HTTP/1.1 server on asyncio streams: /metrics (cached bytes), /healthz, /readyz, and the routes
+of whoever mounts more (`Routes`: the UI and its JSON API).
 
-No framework: three fixed routes, GET and HEAD only, no request bodies. `/metrics` serves the bytes the
-last tick rendered (`set_metrics`); nothing is computed per scrape except, at most once per rendered
-body, its gzip copy (in a worker thread, shared by concurrent scrapes).
+No framework: three fixed routes plus a read-only route table, GET and HEAD only, no request bodies.
+`/metrics` serves the bytes the last tick rendered (`set_metrics`); nothing is computed per scrape
+except, at most once per rendered body, its gzip copy (in a worker thread, shared by concurrent scrapes).
 
 Hostile or broken clients cost a bounded amount: the request head must arrive within ``read_timeout``
 and fit in ``max_header_bytes``, responses must be drained within ``write_timeout``, at most
@@ -29,7 +30,9 @@ _REASONS = {
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
     503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
@@ -56,6 +59,24 @@ class _Request:
     path: str
     version: str
     headers: dict[str, str]
+    query: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a mounted route answers: a status (one of the server's known reasons), a body, headers."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+#: Mounted routes: ``(path, raw query string) -> Response``, or None when the path is not theirs (404).
+#: Called on the event loop for every GET/HEAD that is not /metrics, /healthz or /readyz: it must answer
+#: from precomputed state in well under a millisecond or so, never block, and never raise for bad input
+#: (a raise is logged and answered 500).
+Routes = Callable[[str, str], Response | None]
 
 
 def _gzip_chunks(chunks: Sequence[bytes]) -> bytes:
@@ -126,6 +147,7 @@ class HttpServer:
         max_header_bytes: int = 16 * 1024,
         max_connections: int = 64,
         linger_timeout: float = 1.0,
+        routes: Routes | None = None,
     ) -> None:
         self.host = host
         self._port = port
@@ -136,6 +158,7 @@ class HttpServer:
         self.max_header_bytes = max_header_bytes
         self.max_connections = max_connections
         self.linger_timeout = linger_timeout
+        self.routes = routes
         self._metrics: _Payload | None = None
         self._server: asyncio.Server | None = None
         #: Open connections: handler task -> its writer (to abort it on `stop`).
@@ -291,8 +314,8 @@ class HttpServer:
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         if target.startswith(("http://", "https://")):  # absolute form (RFC 9112 3.2.2), e.g. via a proxy
             target = "/" + target.split("://", 1)[1].partition("/")[2]
-        path = target.split("?", 1)[0]
-        return _Request(method, path, version, headers)
+        path, _, query = target.partition("?")
+        return _Request(method, path, version, headers, query)
 
     @staticmethod
     def _keep_alive(request: _Request) -> bool:
@@ -331,7 +354,21 @@ class HttpServer:
             status, text = (200, "ok") if ready else (503, why or "not ready")
             await self._send(writer, status, _TEXT, f"{text}\n".encode(), keep_alive, head_only)
         else:
-            await self._send(writer, 404, _TEXT, b"not found\n", keep_alive, head_only)
+            routed = self._call_routes(request)
+            if routed is None:
+                await self._send(writer, 404, _TEXT, b"not found\n", keep_alive, head_only)
+            else:
+                r = routed
+                await self._send(writer, r.status, r.content_type, r.body, keep_alive, head_only, r.headers)
+
+    def _call_routes(self, request: _Request) -> Response | None:
+        if self.routes is None:
+            return None
+        try:
+            return self.routes(request.path, request.query)
+        except Exception:
+            log.exception("route failed", extra={"path": request.path})
+            return Response(500, _TEXT, b"internal error\n")
 
     def _call_health(self) -> bool:
         try:

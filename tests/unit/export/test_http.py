@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sloguard.export.http import HttpServer, _accepts_gzip
+from sloguard.export.http import Response as RouteResponse
 from sloguard.export.text import CONTENT_TYPE
 
 BODY = b"# HELP x_total X.\n# TYPE x_total counter\nx_total 1.0\n" * 500
@@ -367,3 +368,31 @@ async def test_chunked_body_is_served_whole_and_gzipped_identically(server: Http
     assert plain.status == 200 and plain.body == whole
     zipped = await get(server.port, "/metrics", "Accept-Encoding: gzip")
     assert gzip.decompress(zipped.body) == whole
+
+
+async def test_mounted_routes_answer_with_their_query_and_headers() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def routes(path: str, query: str) -> RouteResponse | None:
+        seen.append((path, query))
+        if path == "/boom":
+            raise RuntimeError("bug")
+        if path != "/api/v1/x":
+            return None
+        return RouteResponse(
+            200, "application/json", b'{"ok":true}', (("X-Content-Type-Options", "nosniff"),)
+        )
+
+    server = HttpServer("127.0.0.1", 0, health=lambda: True, ready=lambda: (True, ""), routes=routes)
+    await server.start()
+    try:
+        get = "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ok = await exchange(server.port, get.format("/api/v1/x?slo=a%20b&page=2").encode())
+        missing = await exchange(server.port, get.format("/nope").encode())
+        boom = await exchange(server.port, get.format("/boom").encode())
+    finally:
+        await server.stop()
+    assert (ok.status, ok.body, ok.headers["x-content-type-options"]) == (200, b'{"ok":true}', "nosniff")
+    assert ok.headers["content-type"] == "application/json"
+    assert (missing.status, boom.status) == (404, 500)
+    assert seen == [("/api/v1/x", "slo=a%20b&page=2"), ("/nope", ""), ("/boom", "")]
