@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=("auto", "json", "console"))
     run.add_argument("--checkpoint-dir", help="write checkpoints here and restore from them (default: none)")
     run.add_argument("--checkpoint-interval", type=float, help="seconds between checkpoints (default 30)")
+    run.add_argument(
+        "--no-ui", dest="ui", action="store_false", default=None, help="do not serve the web UI and /api/v1"
+    )
 
     # Its options live in sloguard.loadgen, imported only when used: it pulls in aiokafka, which would
     # slow every other command's start (replay's benchmark counts start-up CPU).
@@ -131,6 +134,7 @@ _RUN_FLAGS = {
     "tick_seconds": ("", "tick_seconds"),
     "sloth_compat": ("", "sloth_compat"),
     "log_format": ("", "log_format"),
+    "ui": ("", "ui"),
     "bootstrap_servers": ("kafka", "bootstrap_servers"),
     "topics": ("kafka", "topics"),
     "group_id": ("kafka", "group_id"),

@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     #: SIGHUP.
     reload_interval_seconds: float = Field(default=10.0, ge=0)
     sloth_compat: bool = False
+    #: Serve the web UI (`/`, `/slo/...`, `/customers`) and its JSON API (`/api/v1/...`), read-only.
+    ui: bool = True
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings())
