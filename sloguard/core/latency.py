@@ -11,6 +11,7 @@ same counts array gives identical histograms ~100x faster (a test asserts the id
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -86,9 +87,15 @@ class HdrLayout:
     def percentiles(self, counts: I64, percentiles: tuple[float, ...]) -> F64:
         """Values (µs) at each percentile for each histogram row of ``counts`` (shape ``(rows, len)``).
 
-        Same definition as ``HdrHistogram.get_value_at_percentile``: the target rank is
-        ``max(1, int(p/100 · total + 0.5))``; the answer is the highest value equivalent to the first
-        slot where the running count reaches it. Rows with no data give 0.
+        The nearest-rank percentile: with ``n`` values in a row, the answer for ``p`` is the ``k``-th
+        smallest, ``k = max(1, ⌈p/100 · n⌉)`` (`nearest_ranks`, exact), so "p99 = X" means at least 99 %
+        of the values are ≤ X. This is the rank HdrHistogram's Java ``getValueAtPercentile`` uses
+        (``Math.ceil``; the older round-half-up ``int(p/100·n + 0.5)`` of the ``hdrh`` Python package
+        could answer p90 of 46 values with the 41st, which only 89 % are ≤). The ``k``-th value is
+        reported as the highest value equivalent to its HDR slot, as ``getValueAtPercentile`` does for
+        ``p > 0`` (so the true value is at most the answer, within the histogram's precision below it);
+        where a slot holds a single value (every value under ``2 · sub_bucket_half_count`` µs) that
+        is the exact value. Rows with no data give 0.
         """
         rows = counts.shape[0]
         out = np.zeros((rows, len(percentiles)), np.float64)
@@ -100,14 +107,10 @@ class HdrLayout:
         if len(live) == 0:
             return out
         cum, totals = cum[live], totals[live]
-        # Target ranks exactly as hdrh computes them (float product, + 0.5, truncation), per row.
-        targets = np.empty((len(live), len(percentiles)), np.int64)
-        for k, p in enumerate(percentiles):
-            targets[:, k] = np.maximum(
-                (min(p, 100.0) * totals.astype(np.float64) / 100 + 0.5).astype(np.int64), 1
-            )
+        targets = np.stack([nearest_ranks(p, totals) for p in percentiles], axis=1)
         # One searchsorted for all rows: shift each row's cumulative counts (and its targets) by an
-        # offset larger than any total, so the concatenation stays sorted.
+        # offset larger than any total, so the concatenation stays sorted. The first slot whose
+        # running count reaches k holds the k-th smallest value.
         stride = int(totals.max()) + 1
         offsets = np.arange(len(live), dtype=np.int64)[:, None] * stride
         flat = (cum + offsets).reshape(-1)
@@ -116,6 +119,26 @@ class HdrLayout:
         values = self.highest_equivalent(self.value_from_index(idx))
         out[live] = values.reshape(len(live), len(percentiles))
         return out
+
+
+def nearest_ranks(percent: float, totals: I64) -> I64:
+    """The nearest rank ``k = max(1, ⌈p/100 · n⌉)`` of percentile ``percent`` for each count ``n``.
+
+    Computed exactly in integers: ``percent`` is taken as the decimal it is written as (its shortest
+    ``repr``: 99.9 is 999/10, not the double just above it) and clamped to [0, 100]. In floating point
+    99.9 / 100 · 1000 is 999.0000000000001 and its ceiling would be 1000, one rank too high (Java's
+    HdrHistogram steps the percentile down one ulp to dodge that; exact integers need no dodge).
+    """
+    share = min(max(Fraction(repr(float(percent))), Fraction(0)), Fraction(100)) / 100
+    num, den = share.numerator, share.denominator
+    n = totals.astype(np.int64, copy=False)
+    if num * den < 2**62:
+        # n = q·den + r, so ⌈n·num/den⌉ = q·num + ⌈r·num/den⌉; q·num ≤ n and r·num < den·num: no overflow.
+        q, r = np.divmod(n, den)
+        k: I64 = q * num + (r * num + den - 1) // den
+    else:  # a percentile written with very many digits: Python's unbounded integers
+        k = np.array([-(-t * num // den) for t in n.tolist()], np.int64)
+    return np.maximum(k, 1)
 
 
 def new_histogram(highest_us: int, significant_figures: int) -> HdrHistogram:

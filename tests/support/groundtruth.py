@@ -1,4 +1,5 @@
-"""Independent ground truth: plain Python over plain event lists, no numpy, no rings.
+"""Independent ground truth: plain Python over plain event lists, no numpy, no rings (hdrh only to
+name the HDR slot a latency falls in).
 
 Written from the definitions (SLO_MATH.md and the aggregator's documented window semantics), not from
 the implementation: a window of length W served at resolution r is evaluated at now_r = floor(now/r)*r
@@ -9,11 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
+import math
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
+from hdrh.histogram import HdrHistogram
+
 from sloguard.core.model import Event
-from sloguard.core.spec import FINE_HORIZON, CalendarPeriod, SloSpec
+from sloguard.core.spec import FINE_HORIZON, CalendarPeriod, LatencySpec, SloSpec
 
 
 def matches(spec: SloSpec, e: Event) -> bool:
@@ -92,8 +97,42 @@ def fires(
     )
 
 
+def nearest_rank(percentile: float, n: int) -> int:
+    """``k = max(1, ⌈p/100 · n⌉)``: the nearest-rank definition, so at least p % of n values are ≤ the
+    k-th smallest. ``percentile`` is read as the decimal it is written as (99.9 is 999/10), exactly."""
+    return max(1, math.ceil(Fraction(str(percentile)) * n / 100))
+
+
 def order_statistic(values: list[float], percentile: float) -> float:
-    """The k-th smallest value with k = max(1, round-half-up(p/100 * n)): HDR's rank definition."""
+    """The exact nearest-rank percentile: the ``nearest_rank(p, n)``-th smallest value."""
     s = sorted(values)
-    k = max(int(percentile * len(s) / 100 + 0.5), 1)
-    return s[min(k, len(s)) - 1]
+    return s[min(nearest_rank(percentile, len(s)), len(s)) - 1]
+
+
+@functools.cache
+def _hdr(highest_us: int, figures: int) -> HdrHistogram:
+    return HdrHistogram(1, highest_us, figures)
+
+
+def hdr_percentile(values: list[float], percentile: float, spec: LatencySpec) -> float:
+    """What sloguard reports (ms) for a percentile of ``values`` (ms): the exact nearest-rank value,
+    in whole µs (rounded half to even, clipped to the histogram's range), raised to the highest value
+    of its HDR slot by hdrh's own ``get_highest_equivalent_value``. 0.0 for no values."""
+    if not values:
+        return 0.0
+    highest = int(spec.highest_ms * 1000)
+    us = min(max(round(order_statistic(values, percentile) * 1000), 0), highest)
+    return float(_hdr(highest, spec.significant_figures).get_highest_equivalent_value(us)) / 1000.0
+
+
+def hdr_precision(figures: int) -> Fraction:
+    """HDR's stated relative precision with ``figures`` significant figures: a slot spans at most
+    ``1/h`` of its values, ``h`` half the sub-bucket count ``2^⌈log2(2·10^figures)⌉`` (2 → 1/128)."""
+    return Fraction(1, 2 ** ((2 * 10**figures - 1).bit_length() - 1))
+
+
+def within_hdr_precision(got_ms: float, exact_ms: float, figures: int) -> bool:
+    """``got`` (a whole number of µs, in ms) is at or above the exact value in whole µs, by at most HDR's
+    stated precision of it."""
+    exact_us, got_us = round(exact_ms * 1000), round(got_ms * 1000)
+    return exact_us <= got_us <= exact_us * (1 + hdr_precision(figures))
