@@ -13,6 +13,7 @@ Each component is validated on its own so that a broken SLO does not hide the pr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from pydantic import ValidationError
 from sloguard.core.spec import Config, LatencySpec, SloSpec
 from sloguard.specfile import mapping
 from sloguard.specfile.errors import Loc, Problems, SpecError, show
-from sloguard.specfile.loader import load_yaml
+from sloguard.specfile.loader import MAX_FILE_BYTES, load_yaml, too_big
 from sloguard.specfile.schema import API_VERSION, FileModel, LatencyModel, SloModel
 
 
@@ -104,7 +105,12 @@ def load_config(path: str | Path) -> Config:
     """Read and parse an SLO file; errors name the file as given (e.g. ``config/slos.yaml``)."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as f:
+            # Never more than the limit and one byte: a 50 MB file (or a FIFO) is refused unread.
+            data = f.read(MAX_FILE_BYTES + 1)
+            if len(data) > MAX_FILE_BYTES:
+                raise too_big(max(os.fstat(f.fileno()).st_size, len(data)), source)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise SpecError([f"{source}: no such file"]) from None
     except IsADirectoryError:
