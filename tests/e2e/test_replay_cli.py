@@ -182,7 +182,7 @@ def test_replay_json_equals_ground_truth(workdir: Path) -> None:
     assert {k: v for k, v in doc["invalid"].items() if v} == expected_invalid
     assert set(doc["invalid"]) == set(REASONS)
     assert doc["overflow"] == {"checkout-availability": 0, "checkout-latency": 0, "search-monthly": 0}
-    # Latency: counts exact, percentiles within 1 % of the exact order statistic.
+    # Latency: counts exact; percentiles the exact nearest-rank value's HDR slot top.
     assert config.latency is not None
     for entry in doc["latency"]:
         svc, ep = entry["labels"]["service"], entry["labels"]["endpoint"]
@@ -194,8 +194,11 @@ def test_replay_json_equals_ground_truth(workdir: Path) -> None:
         assert entry["count"] == len(inside)
         for p in config.latency.percentiles:
             got = entry["percentiles_ms"][f"{p:g}"]
-            exact = gt.order_statistic(inside, p) if inside else 0.0
-            assert abs(got - exact) <= 0.01 * exact + 0.001
+            assert got == gt.hdr_percentile(inside, p, config.latency), (entry["labels"], p)
+            if inside:
+                assert gt.within_hdr_precision(
+                    got, gt.order_statistic(inside, p), config.latency.significant_figures
+                )
 
 
 def test_replay_of_uniform_lines_equals_ground_truth(tmp_path: Path) -> None:
