@@ -31,6 +31,7 @@ from sloguard.specfile.validators import (
     Number,
     coarse_resolution,
     duration,
+    endpoint_glob,
     fine_resolution,
     latency_window,
     non_empty_text,
@@ -139,7 +140,9 @@ class SloModel(_Schema):
     name: Annotated[str, PlainValidator(slo_name)]
     service: _Text
     description: StrictStr = ""
-    endpoints: Annotated[tuple[_Text, ...], Field(min_length=1), AfterValidator(unique)] = ()
+    endpoints: Annotated[
+        tuple[Annotated[str, PlainValidator(endpoint_glob)], ...], Field(min_length=1), AfterValidator(unique)
+    ] = ()
     objective: Annotated[Fraction, PlainValidator(_OBJECTIVE)]
     sli: SliModel
     window: _Window

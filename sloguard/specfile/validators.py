@@ -136,9 +136,29 @@ def time_zone(value: Any) -> str:
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
+def _not_text(value: Any) -> PydanticCustomError:
+    """The refusal of a value YAML did not read as a string, with how to make it one.
+
+    ``name: 2024`` is refused rather than taken as "2024": YAML has already turned the text into a number,
+    and the number does not say how it was written (``012`` is 10, ``1_000`` is 1000, ``1e3`` is 1E+3,
+    ``1:30`` is 90), so turning it back into a string would name the SLO something the user never wrote.
+    """
+    if isinstance(value, bool):
+        return refusal(
+            "text", "must be a string; YAML reads yes/no/on/off/true/false as booleans: quote it", value
+        )
+    if isinstance(value, int | float | Decimal):
+        return refusal(
+            "text", f'must be a string; YAML reads {value} as a number: quote it ("{value}")', value
+        )
+    return refusal("text", "must be a non-empty string", value)
+
+
 def slo_name(value: Any) -> str:
     # Names end up in metric labels, rule names and file names: keep them to a safe alphabet.
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    if not isinstance(value, str) or not value:
+        raise _not_text(value)
+    if not _NAME.fullmatch(value):
         raise refusal(
             "name", "must start with a letter or digit and use only letters, digits, '.', '_' and '-'", value
         )
@@ -147,8 +167,48 @@ def slo_name(value: Any) -> str:
 
 def non_empty_text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise refusal("text", "must be a non-empty string", value)
+        raise _not_text(value)
     return value
+
+
+_LITERAL_HINT = "; to match a literal '[', '*' or '?' write '[[]', '[*]' or '[?]'"
+
+
+def endpoint_glob(value: Any) -> str:
+    """An ``endpoints`` entry: a glob as `fnmatch` reads it (``*``, ``?``, ``[...]``, ``[!...]``), checked.
+
+    fnmatch never fails: an unclosed ``[`` silently becomes a literal, a backwards range ``[z-a]`` matches
+    nothing and a backslash is an ordinary character. Each of these is almost always a typo or an escape
+    from another glob dialect, so it is refused with the position (1-based) of the mistake.
+    """
+    glob = non_empty_text(value)
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "\\":
+            raise refusal(
+                "glob", f"'\\' at character {i + 1} does not escape in a glob{_LITERAL_HINT}", value
+            )
+        if c != "[":
+            i += 1
+            continue
+        # As fnmatch.translate reads a set: an optional '!', then a ']' right after is a member.
+        j = i + 1
+        j += glob[j : j + 1] == "!"
+        j += glob[j : j + 1] == "]"
+        end = glob.find("]", j)
+        if end < 0:
+            raise refusal("glob", f"'[' at character {i + 1} is never closed by ']'{_LITERAL_HINT}", value)
+        members = glob[i + 1 : end].removeprefix("!")
+        for k in range(1, len(members) - 1):
+            lo, hi = members[k - 1], members[k + 1]
+            if members[k] == "-" and lo > hi:
+                at = i + 1 + (glob[i + 1] == "!") + k
+                raise refusal(
+                    "glob", f"range '{lo}-{hi}' at character {at} is backwards (matches nothing)", value
+                )
+        i = end + 1
+    return glob
 
 
 _STATUS_RANGE = re.compile(r"([0-9]{3})\s*-\s*([0-9]{3})")

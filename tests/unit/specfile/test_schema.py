@@ -26,6 +26,21 @@ from tests.unit.specfile.texts import (
         pytest.param({"service": None}, "service: is required", id="missing-service"),
         pytest.param({"service": "''"}, "service: must be a non-empty string", id="empty-service"),
         pytest.param({"name": "'a b'"}, "name: must start with a letter or digit", id="bad-name"),
+        pytest.param(
+            {"name": "2024"},
+            'name: must be a string; YAML reads 2024 as a number: quote it ("2024") (got 2024)',
+            id="name-number",
+        ),
+        pytest.param(
+            {"name": "yes"},
+            "name: must be a string; YAML reads yes/no/on/off/true/false as booleans: quote it (got true)",
+            id="name-boolean",
+        ),
+        pytest.param(
+            {"service": "12.50"},
+            'service: must be a string; YAML reads 12.50 as a number: quote it ("12.50") (got 12.50)',
+            id="service-number",
+        ),
         pytest.param({"sli": None}, "sli: is required", id="missing-sli"),
         pytest.param({"max_series": "0"}, "max_series: must be at least 1 (got 0)", id="max-series-0"),
         pytest.param({"description": "[a]"}, "description: must be a string", id="description-list"),
@@ -92,6 +107,12 @@ from tests.unit.specfile.texts import (
         pytest.param({"endpoints": "[]"}, "endpoints: must not be empty", id="endpoints-empty"),
         pytest.param({"endpoints": "['']"}, "endpoints[0]: must be a non-empty string", id="endpoint-blank"),
         pytest.param({"endpoints": "'POST /v1/*'"}, "endpoints: must be a list", id="endpoints-not-a-list"),
+        pytest.param(
+            {"endpoints": '["GET /v1/*", "POST /v1/[orders"]'},
+            "endpoints[1]: '[' at character 10 is never closed by ']'; to match a literal '[', '*' or '?' "
+            "write '[[]', '[*]' or '[?]' (got 'POST /v1/[orders')",
+            id="endpoint-glob-unclosed",
+        ),
         pytest.param(
             {"resolution": "{fine: 7s}"}, "resolution.fine: must be at least 1s and divide 1m", id="fine-7s"
         ),

@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from sloguard.core.spec import DAY, HOUR, MINUTE
 from sloguard.specfile.validators import (
     Number,
+    endpoint_glob,
     exact,
     parse_duration,
     status_range,
@@ -96,3 +97,41 @@ def test_unique_names_the_repeated_item() -> None:
     with pytest.raises(PydanticCustomError) as info:
         unique(("a", "b", "a"))
     assert info.value.message() == "lists 'a' twice"
+
+
+@pytest.mark.parametrize(
+    "glob",
+    [
+        "POST /v1/orders",
+        "GET /v1/*",
+        "GET /v?/[a-z]*",
+        "GET /v1/[!0-9]*",
+        "GET /[]]x",  # a ']' first in a set is a member
+        "GET /[!]]x",
+        "GET /[[]draft]",  # a literal '['
+        "GET /[a-]",  # a trailing '-' is a member
+    ],
+)
+def test_endpoint_glob_accepts(glob: str) -> None:
+    assert endpoint_glob(glob) == glob
+
+
+@pytest.mark.parametrize(
+    ("glob", "expected"),
+    [
+        pytest.param("POST /v1/[orders", "'[' at character 10 is never closed by ']'", id="unclosed"),
+        pytest.param("GET /[!]x", "'[' at character 6 is never closed by ']'", id="unclosed-negated"),
+        pytest.param("GET /[]", "'[' at character 6 is never closed by ']'", id="empty-set"),
+        pytest.param(
+            "GET /v[z-a]", "range 'z-a' at character 8 is backwards (matches nothing)", id="backwards"
+        ),
+        pytest.param("GET /v[!9-0]", "range '9-0' at character 9 is backwards", id="backwards-negated"),
+        pytest.param("GET /v1/\\*", "'\\' at character 9 does not escape in a glob", id="backslash"),
+        pytest.param("  ", "must be a non-empty string", id="blank"),
+        pytest.param(7, 'must be a string; YAML reads 7 as a number: quote it ("7")', id="number"),
+    ],
+)
+def test_endpoint_glob_refuses_with_the_position(glob: Any, expected: str) -> None:
+    with pytest.raises(PydanticCustomError) as info:
+        endpoint_glob(glob)
+    assert info.value.message().startswith(expected), info.value.message()

@@ -60,7 +60,7 @@ def problems(text: str) -> tuple[str, ...]:
 def assert_refused_slo(fields: dict[str, str | None], expected: str) -> None:
     """`one_slo(**fields)` is refused with a line naming the file, the broken SLO and ``expected``."""
     name = yaml.safe_load(fields.get("name", "broken") or "null")
-    label = f"slos[1] ({name})" if name else "slos[1]"
+    label = f"slos[1] ({name})" if isinstance(name, str) and name else "slos[1]"
     lines = problems(one_slo(**fields))
     assert any(line.startswith(f"{SOURCE}: {label}: {expected}") for line in lines), lines
 
