@@ -23,6 +23,7 @@ import numpy as np
 from sloguard._types import I64, Bools, Intp
 from sloguard.core import budget as bm
 from sloguard.core.alerts import evaluate_tier
+from sloguard.core.history import BucketCounts
 from sloguard.core.histring import HistRing
 from sloguard.core.latency import HdrLayout
 from sloguard.core.model import OVERFLOW, EventBatch, Vocab, Vocabs
@@ -360,6 +361,19 @@ class _SloState:
             evicted_series=self.evicted,
         )
 
+    def bucket_counts(
+        self, key: tuple[str, ...] | None, start_ms: int, end_ms: int, fine: bool
+    ) -> BucketCounts | None:
+        """Per-bucket counts of series ``key`` (None: all series summed) over ``[start_ms, end_ms)``, from
+        the fine or the coarse ring; None when there is no such series."""
+        row = None if key is None else self.series.rows_by_key.get(key)
+        if key is not None and row is None:
+            return None
+        ring = self.fine if fine else self.coarse
+        res = ring.res_ms
+        total, bad = ring.bucket_counts(start_ms // res, -(-end_ms // res), row)
+        return BucketCounts(res, start_ms // res * res, total, bad)
+
     def dump(self) -> SloState:
         rows = len(self.series)
         return SloState(
@@ -620,6 +634,17 @@ class Aggregator:
         for attr, pick in (("newest_ms", max), ("oldest_ms", min)):
             a, b = getattr(st, attr), getattr(ot, attr)
             setattr(st, attr, b if a is None else a if b is None else pick(a, b))
+
+    def bucket_counts(
+        self, spec: SloSpec, key: tuple[str, ...] | None, start_ms: int, end_ms: int, *, fine: bool
+    ) -> BucketCounts | None:
+        """One series' counts per bucket (`sloguard.core.history`), read on demand for the UI: from the
+        fine ring (the last hours) or the coarse one (the period). None when no SLO here has exactly
+        ``spec`` (a reload changed it) or it has no series ``key``; ``key`` None sums every series."""
+        for slo in self.slos:
+            if slo.spec == spec:
+                return slo.bucket_counts(key, start_ms, end_ms, fine)
+        return None
 
     def default_now(self) -> int | None:
         """End of the bucket holding the newest event, aligned so every SLO's fine resolution

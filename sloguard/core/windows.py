@@ -200,6 +200,28 @@ class BucketRing(Ring):
             return [slice(a, b)]
         return [slice(a, self.n), slice(0, b)] if b else [slice(a, self.n)]
 
+    def bucket_counts(self, start: int, end: int, row: int | None) -> tuple[I64, I64]:
+        """Total and bad counts of buckets ``start .. end − 1`` (one entry each) for one series ``row``,
+        or summed over every row when ``row`` is None; buckets the ring does not hold count 0.
+
+        For reading one series' history on demand (the UI's burn-down), never per tick.
+        """
+        out = (np.zeros(max(0, end - start), np.int64), np.zeros(max(0, end - start), np.int64))
+        if self.head is None or end <= start:
+            return out
+        lo, hi = max(start, self.head - self.n + 1), min(end, self.head + 1)
+        if lo >= hi:
+            return out
+        slots = np.arange(lo, hi) % self.n
+        for blocks, acc in zip((self._total, self._bad), out, strict=True):
+            if row is None:
+                acc[lo - start : hi - start] = sum(blk[slots].sum(axis=1, dtype=np.int64) for blk in blocks)
+                continue
+            b, col = divmod(row, BLOCK)  # every block but a narrow first one is BLOCK wide
+            if b < len(blocks) and col < blocks[b].shape[1]:
+                acc[lo - start : hi - start] = blocks[b][slots, col]
+        return out
+
     def check_retained(self, start: int) -> None:
         """Raise if buckets from ``start`` on may have been evicted while holding data."""
         if self.head is None or self.low is None:
