@@ -5,9 +5,23 @@ No framework: three fixed routes plus a read-only route table, GET and HEAD only
 `/metrics` serves the bytes the last tick rendered (`set_metrics`); nothing is computed per scrape
 except, at most once per rendered body, its gzip copy (in a worker thread, shared by concurrent scrapes).
 
-Hostile or broken clients cost a bounded amount: the request head must arrive within ``read_timeout``
-and fit in ``max_header_bytes``, responses must be drained within ``write_timeout``, at most
-``max_connections`` are served at once, and any error ends that one connection, never the server.
+Hostile or broken clients cost a bounded amount, and cannot starve the scrapes and probes of others:
+
+- a request head must arrive within ``read_timeout`` and fit in ``max_header_bytes``; a response must
+  be drained within ``write_timeout``; any error ends that one connection, never the server;
+- at most ``max_in_flight`` responses (everything but the probes) are written at once; a request
+  beyond that is answered 503 with ``Retry-After`` at once (Go promhttp's ``MaxRequestsInFlight``), so
+  a flood of slow readers costs bounded buffers and leaves a slot to the next scrape within ``write_timeout``;
+- ``/healthz`` and ``/readyz`` take no slot: they are a few bytes computed from memory, and a liveness
+  probe must not fail because the server is busy;
+- at most ``max_connections`` sockets are open (lowered to stay clear of the file descriptor limit).
+  Open connections cost an idle coroutine, not a slot, so the cap is high; at the cap a new connection
+  evicts the one that has waited longest for its request head (an idle keep-alive or a trickling client;
+  else one lingering in its close), never one being answered. So slow clients cannot lock others out:
+  they are the ones that make room.
+
+Every socket is counted (`connection_counts`, `open_connections`: the daemon exports them), and the log
+lines a connection can cause are rate-limited, so a flood of connections cannot flood the log.
 """
 
 from __future__ import annotations
@@ -17,10 +31,13 @@ import contextlib
 import gzip
 import io
 import logging
+import resource
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sloguard.export.text import CONTENT_TYPE
+from sloguard.logs import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +57,18 @@ _REASONS = {
 #: bytes (measured on a 55 MB exposition: 0.11 s vs 0.28 s), and the first scrape after a render waits.
 _GZIP_LEVEL = 1
 _WRITE_SLICE = 1 << 20  # bytes handed to the transport between drains
-#: Keep-alive connections serve at most this many requests, so one client cannot pin a slot forever.
+#: Keep-alive connections serve at most this many requests (the last response says close), so no client
+#: holds one connection forever.
 _MAX_REQUESTS_PER_CONNECTION = 100
+#: File descriptors left to the rest of the process (Kafka, checkpoints, the loop) below the limit.
+_FD_RESERVE = 128
+#: Answered from memory in a few bytes, and never refused for being busy (the kubelet's probes).
+_PROBES = ("/healthz", "/readyz")
+#: What an open connection is doing: its position in `HttpServer.open_connections`.
+WAITING, RESPONDING, LINGERING = "waiting", "responding", "lingering"
+EVICTED = "evicted"  # closed by the server to make room; no longer open
+#: Keys of `HttpServer.connection_counts` (see there).
+CONNECTION_OUTCOMES = ("accepted", "evicted", "rejected", "throttled")
 
 
 class _HttpError(Exception):
@@ -128,11 +155,33 @@ def _accepts_gzip(header: str) -> bool:
     return star
 
 
+def connection_cap(wanted: int, fd_limit: int) -> int:
+    """``wanted`` connections, lowered to stay clear of the soft file descriptor limit ``fd_limit``.
+
+    Past the limit accept() fails and asyncio retries (and logs) every second while nobody is served;
+    below it, the cap evicts idle connections instead. The rest of the process keeps ``_FD_RESERVE``
+    descriptors, or half of a limit too low for that.
+    """
+    if fd_limit <= 0:  # RLIM_INFINITY
+        return wanted
+    return max(1, min(wanted, max(fd_limit - _FD_RESERVE, fd_limit // 2)))
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    """An open connection: its handler, its writer, and what it is doing (`WAITING`, ...)."""
+
+    task: asyncio.Task[None]
+    writer: asyncio.StreamWriter
+    state: str = WAITING
+
+
 class HttpServer:
-    """Serves ``/metrics`` (the last `set_metrics` body), ``/healthz`` and ``/readyz``.
+    """Serves ``/metrics`` (the last `set_metrics` body), ``/healthz``, ``/readyz`` and ``routes``.
 
     ``health()`` → 200 "ok" or 503; ``ready()`` → ``(ready, why)``: 200 "ok" or 503 with the reason.
     Either callable raising counts as a 503. `port` is the bound port once started (so port 0 works).
+    The limits are described in the module docstring.
     """
 
     def __init__(
@@ -145,7 +194,8 @@ class HttpServer:
         read_timeout: float = 10.0,
         write_timeout: float = 30.0,
         max_header_bytes: int = 16 * 1024,
-        max_connections: int = 64,
+        max_connections: int = 1024,
+        max_in_flight: int = 16,
         linger_timeout: float = 1.0,
         routes: Routes | None = None,
     ) -> None:
@@ -156,13 +206,21 @@ class HttpServer:
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.max_header_bytes = max_header_bytes
-        self.max_connections = max_connections
+        self.max_connections = connection_cap(max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         self.linger_timeout = linger_timeout
         self.routes = routes
         self._metrics: _Payload | None = None
         self._server: asyncio.Server | None = None
-        #: Open connections: handler task -> its writer (to abort it on `stop`).
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        #: Open connections by state, each in the order it entered that state (oldest first).
+        self._open: dict[str, dict[_Connection, None]] = {s: {} for s in (WAITING, RESPONDING, LINGERING)}
+        #: Handlers of evicted connections, until they have ended (`stop` waits for them too).
+        self._evicted: set[asyncio.Task[None]] = set()
+        #: Sockets by what became of them: ``accepted``; of those, ``evicted`` (closed to make room for a
+        #: newer one) and ``throttled`` (answered 503 and closed: max_in_flight responses in progress);
+        #: ``rejected``: closed at once, at the cap with nothing to evict (never accepted).
+        self.connection_counts: dict[str, int] = dict.fromkeys(CONNECTION_OUTCOMES, 0)
+        self._limiter = RateLimiter(interval=60.0, burst=3)
 
     @property
     def port(self) -> int:
@@ -171,6 +229,11 @@ class HttpServer:
             port: int = self._server.sockets[0].getsockname()[1]
             return port
         return self._port
+
+    def open_connections(self) -> dict[str, int]:
+        """Open connections now, by state: ``waiting`` for a request head (idle or still arriving),
+        ``responding``, ``lingering`` (closing: reading what the client still sends)."""
+        return {state: len(conns) for state, conns in self._open.items()}
 
     def set_metrics(self, body: bytes | Sequence[bytes]) -> None:
         """Publish a newly rendered exposition; scrapes from now on get these bytes."""
@@ -193,9 +256,10 @@ class HttpServer:
         server.close()
         # Aborting the sockets ends each handler on its own (its reads see EOF, its writes fail);
         # cancelling is only the fallback for one that does not notice in time.
-        for writer in list(self._connections.values()):
-            writer.transport.abort()
-        tasks = list(self._connections)
+        conns = [conn for by_state in self._open.values() for conn in by_state]
+        for conn in conns:
+            conn.writer.transport.abort()
+        tasks = [conn.task for conn in conns] + list(self._evicted)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=1.0)
             for task in pending:
@@ -208,34 +272,76 @@ class HttpServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections[task] = writer
+        if not self._make_room():
+            self.connection_counts["rejected"] += 1
+            writer.transport.abort()
+            return
+        self.connection_counts["accepted"] += 1
+        conn = _Connection(task, writer)
+        self._open[WAITING][conn] = None
         clean = False
         try:
-            if len(self._connections) > self.max_connections:
-                await self._send(writer, 503, _TEXT, b"too many connections\n", keep_alive=False)
-            else:
-                await self._serve(reader, writer)
+            await self._serve(conn, reader, writer)
             clean = True
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass  # the client was too slow or went away: nothing to answer
         except asyncio.CancelledError:
-            # Only `stop` cancels these tasks, and nothing awaits their result. Ending normally keeps
-            # Python 3.11's start_server callback from logging every cancelled handler as an error.
+            # Only `stop` and eviction cancel these tasks, and nothing awaits their result. Ending
+            # normally keeps Python 3.11's start_server callback from logging every one as an error.
             pass
         except Exception:
             # A bug in a handler must end this connection, not the server.
-            log.exception("http connection failed")
+            if (tail := self._allow_log("http connection failed")) is not None:
+                log.exception("http connection failed%s", tail)
         finally:
             # The connection stays registered while it lingers in `_close`, so that `stop` aborts it and
             # waits for it too (a lingering handler left behind would hold its socket past the loop).
             try:
                 if clean:
+                    self._set_state(conn, LINGERING)
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._close(reader, writer)
                 else:
                     writer.transport.abort()
             finally:
-                del self._connections[task]
+                if conn.state in self._open:
+                    del self._open[conn.state][conn]
+                self._evicted.discard(task)
+
+    def _make_room(self) -> bool:
+        """Whether a new connection may open: below the cap, or once the connection that has waited
+        longest for its request head (else the oldest lingering one) is evicted. Never one mid-response."""
+        if sum(map(len, self._open.values())) < self.max_connections:
+            return True
+        victim = next(iter(self._open[WAITING]), None) or next(iter(self._open[LINGERING]), None)
+        what = "closing the longest waiting ones" if victim else "refusing new ones: all are responding"
+        if (tail := self._allow_log(what)) is not None:
+            log.warning("http connection cap (%d) reached: %s%s", self.max_connections, what, tail)
+        if victim is None:
+            return False
+        del self._open[victim.state][victim]
+        victim.state = EVICTED
+        self._evicted.add(victim.task)
+        self.connection_counts["evicted"] += 1
+        # Aborting frees its socket now; cancelling ends its handler wherever it waits (a read).
+        victim.writer.transport.abort()
+        victim.task.cancel()
+        return True
+
+    def _set_state(self, conn: _Connection, state: str) -> None:
+        """Move ``conn`` to ``state``, as the youngest there."""
+        del self._open[conn.state][conn]
+        conn.state = state
+        self._open[state][conn] = None
+
+    def _allow_log(self, message: str) -> str | None:
+        """Whether a line a connection or request caused may be logged now: at most a few a minute per
+        ``message``, so a flood of bad clients cannot flood the log. None, or what to append to it (how
+        many were suppressed)."""
+        ok, suppressed = self._limiter.allow(message, time.monotonic())
+        if not ok:
+            return None
+        return f" ({suppressed} similar lines suppressed)" if suppressed else ""
 
     async def _close(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Close after a response, without losing it.
@@ -256,21 +362,26 @@ class HttpServer:
             async with asyncio.timeout(self.linger_timeout):
                 await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for _ in range(_MAX_REQUESTS_PER_CONNECTION):
+    async def _serve(
+        self, conn: _Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        for n in range(1, _MAX_REQUESTS_PER_CONNECTION + 1):
+            self._set_state(conn, WAITING)
             try:
                 async with asyncio.timeout(self.read_timeout):
                     request = await self._read_request(reader)
             except _HttpError as e:
+                self._set_state(conn, RESPONDING)
                 await self._send(writer, e.status, _TEXT, f"{e.message}\n".encode(), keep_alive=False)
                 return
             except TimeoutError:
                 return  # idle keep-alive or a slow client: close without a word
             if request is None:
                 return
-            keep_alive = self._keep_alive(request)
-            await self._respond(request, writer, keep_alive)
-            if not keep_alive:
+            self._set_state(conn, RESPONDING)
+            # The last response a connection may carry says close, so the client sends no request we drop.
+            keep_alive = self._keep_alive(request) and n < _MAX_REQUESTS_PER_CONNECTION
+            if not await self._respond(request, writer, keep_alive):
                 return
 
     async def _read_request(self, reader: asyncio.StreamReader) -> _Request | None:
@@ -327,13 +438,37 @@ class HttpServer:
             return "keep-alive" in tokens
         return "close" not in tokens
 
-    async def _respond(self, request: _Request, writer: asyncio.StreamWriter, keep_alive: bool) -> None:
+    async def _respond(self, request: _Request, writer: asyncio.StreamWriter, keep_alive: bool) -> bool:
+        """Answer one request; whether the connection may serve another."""
         head_only = request.method == "HEAD"
         if request.method not in ("GET", "HEAD"):
             await self._send(
                 writer, 405, _TEXT, b"method not allowed\n", keep_alive, extra=(("Allow", "GET, HEAD"),)
             )
-            return
+        elif request.path == "/healthz":
+            ok = self._call_health()
+            status, text = (200, "ok") if ok else (503, "unhealthy")
+            await self._send(writer, status, _TEXT, f"{text}\n".encode(), keep_alive, head_only)
+        elif request.path == "/readyz":
+            ready, why = self._call_ready()
+            status, text = (200, "ok") if ready else (503, why or "not ready")
+            await self._send(writer, status, _TEXT, f"{text}\n".encode(), keep_alive, head_only)
+        elif self._in_flight.locked():
+            # Refused at once rather than queued: a queued request would hold its connection (which
+            # could then not be evicted) for as long as the slow readers ahead of it.
+            self.connection_counts["throttled"] += 1
+            busy = b"too many responses in flight, retry later\n"
+            await self._send(writer, 503, _TEXT, busy, False, head_only, (("Retry-After", "1"),))
+            return False
+        else:
+            async with self._in_flight:
+                await self._answer(request, writer, keep_alive, head_only)
+        return keep_alive
+
+    async def _answer(
+        self, request: _Request, writer: asyncio.StreamWriter, keep_alive: bool, head_only: bool
+    ) -> None:
+        """/metrics or a mounted route (or 404), holding an in-flight slot."""
         if request.path == "/metrics":
             metrics = self._metrics
             if metrics is None:
@@ -345,21 +480,13 @@ class HttpServer:
                 body = await metrics.gzipped()
                 extra += (("Content-Encoding", "gzip"),)
             await self._send(writer, 200, CONTENT_TYPE, body, keep_alive, head_only, extra)
-        elif request.path == "/healthz":
-            ok = self._call_health()
-            status, text = (200, "ok") if ok else (503, "unhealthy")
-            await self._send(writer, status, _TEXT, f"{text}\n".encode(), keep_alive, head_only)
-        elif request.path == "/readyz":
-            ready, why = self._call_ready()
-            status, text = (200, "ok") if ready else (503, why or "not ready")
-            await self._send(writer, status, _TEXT, f"{text}\n".encode(), keep_alive, head_only)
+            return
+        routed = self._call_routes(request)
+        if routed is None:
+            await self._send(writer, 404, _TEXT, b"not found\n", keep_alive, head_only)
         else:
-            routed = self._call_routes(request)
-            if routed is None:
-                await self._send(writer, 404, _TEXT, b"not found\n", keep_alive, head_only)
-            else:
-                r = routed
-                await self._send(writer, r.status, r.content_type, r.body, keep_alive, head_only, r.headers)
+            r = routed
+            await self._send(writer, r.status, r.content_type, r.body, keep_alive, head_only, r.headers)
 
     def _call_routes(self, request: _Request) -> Response | None:
         if self.routes is None:
@@ -367,21 +494,24 @@ class HttpServer:
         try:
             return self.routes(request.path, request.query)
         except Exception:
-            log.exception("route failed", extra={"path": request.path})
+            if (tail := self._allow_log("route failed")) is not None:
+                log.exception("route failed: %r%s", request.path, tail)
             return Response(500, _TEXT, b"internal error\n")
 
     def _call_health(self) -> bool:
         try:
             return bool(self._health())
         except Exception:
-            log.exception("health check failed")
+            if (tail := self._allow_log("health check failed")) is not None:
+                log.exception("health check failed%s", tail)
             return False
 
     def _call_ready(self) -> tuple[bool, str]:
         try:
             ready, why = self._ready()
         except Exception as e:
-            log.exception("readiness check failed")
+            if (tail := self._allow_log("readiness check failed")) is not None:
+                log.exception("readiness check failed%s", tail)
             return False, f"readiness check failed: {type(e).__name__}"
         return bool(ready), why
 

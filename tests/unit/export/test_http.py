@@ -5,96 +5,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import resource
 import urllib.request
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from sloguard.export.http import HttpServer, _accepts_gzip
+from sloguard.export.http import (
+    _MAX_REQUESTS_PER_CONNECTION as MAX_REQUESTS,
+)
+from sloguard.export.http import (
+    LINGERING,
+    RESPONDING,
+    WAITING,
+    HttpServer,
+    _accepts_gzip,
+    connection_cap,
+)
 from sloguard.export.http import Response as RouteResponse
 from sloguard.export.text import CONTENT_TYPE
+from tests.unit.export.httpclient import State, exchange, get, parse_response, serving, until
 
 BODY = b"# HELP x_total X.\n# TYPE x_total counter\nx_total 1.0\n" * 500
-
-
-@dataclass
-class State:
-    healthy: bool = True
-    ready: tuple[bool, str] = (True, "")
-    raise_in_checks: bool = False
-
-    def health(self) -> bool:
-        if self.raise_in_checks:
-            raise RuntimeError("boom")
-        return self.healthy
-
-    def readiness(self) -> tuple[bool, str]:
-        if self.raise_in_checks:
-            raise RuntimeError("boom")
-        return self.ready
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    raw_head: bytes = field(repr=False, default=b"")
-
-
-def parse_response(data: bytes, head_only: bool = False) -> tuple[Response, bytes]:
-    """One response off the front of ``data``; returns it and what follows."""
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    assert sep, f"no complete head in {data[:200]!r}"
-    lines = head.decode("latin-1").split("\r\n")
-    version, status, _ = lines[0].split(" ", 2)
-    assert version == "HTTP/1.1"
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    length = 0 if head_only else int(headers["content-length"])
-    return Response(int(status), headers, rest[:length], head), rest[length:]
-
-
-async def exchange(port: int, raw: bytes, head_only: bool = False) -> Response:
-    """Send raw bytes, read until the server closes, parse one response."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(raw)
-        await writer.drain()
-        async with asyncio.timeout(5):
-            data = await reader.read()
-    finally:
-        writer.close()
-        await writer.wait_closed()
-    response, rest = parse_response(data, head_only)
-    assert rest == b""
-    return response
-
-
-async def get(port: int, path: str, *headers: str, method: str = "GET") -> Response:
-    extra = "".join(f"{h}\r\n" for h in headers)
-    raw = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n".encode()
-    return await exchange(port, raw, head_only=method == "HEAD")
+#: More than the socket buffers hold: a client that does not read keeps the server mid-response.
+HUGE = [BODY] * 400
 
 
 @pytest.fixture
 def state() -> State:
     return State()
-
-
-@contextlib.asynccontextmanager
-async def serving(state: State, **options: Any) -> AsyncIterator[HttpServer]:
-    """A started server on a free port (``options``: HttpServer's limits), stopped on the way out."""
-    srv = HttpServer("127.0.0.1", 0, health=state.health, ready=state.readiness, **options)
-    await srv.start()
-    try:
-        yield srv
-    finally:
-        await srv.stop()
 
 
 @pytest.fixture
@@ -317,23 +256,155 @@ async def test_client_that_vanishes_mid_response(server: HttpServer) -> None:
     assert (await get(server.port, "/healthz")).status == 200
 
 
-async def test_connection_limit(state: State) -> None:
-    async with serving(state, max_connections=1) as srv:
-        _, idle = await asyncio.open_connection("127.0.0.1", srv.port)
-        await asyncio.sleep(0)  # let the server accept it
-        for _ in range(100):
-            if srv._connections:
-                break
-            await asyncio.sleep(0.01)
-        r = await get(srv.port, "/healthz")
-        assert (r.status, r.body) == (503, b"too many connections\n")
-        idle.close()
-        await idle.wait_closed()
-        for _ in range(100):
-            if not srv._connections:
-                break
-            await asyncio.sleep(0.01)
+async def open_response(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that asked for /metrics and does not read yet: it stays mid-response."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    return reader, writer
+
+
+async def read_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """Everything the server sends until it closes (a reset counts as the end)."""
+    try:
+        async with asyncio.timeout(30):
+            return await reader.read()
+    except ConnectionResetError:
+        return b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def states(srv: HttpServer, waiting: int = 0, responding: int = 0, lingering: int = 0) -> Callable[[], bool]:
+    want = {WAITING: waiting, RESPONDING: responding, LINGERING: lingering}
+    return lambda: srv.open_connections() == want
+
+
+async def test_the_last_keep_alive_response_says_close(server: HttpServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * (MAX_REQUESTS + 1))
+    await writer.drain()
+    rest = await read_all(reader, writer)  # the server closes after its last response
+    said = []
+    while rest:
+        r, rest = parse_response(rest)
+        said.append((r.status, r.headers["connection"]))
+    # The client is told which response is the last, so it never sends a request that is dropped.
+    assert said == [(200, "keep-alive")] * (MAX_REQUESTS - 1) + [(200, "close")]
+
+
+async def test_at_the_cap_the_longest_waiting_connection_is_evicted(state: State) -> None:
+    async with serving(state, max_connections=3) as srv:
+        srv.set_metrics(HUGE)
+        busy = await open_response(srv.port)  # the oldest, but mid-response: never evicted
+        await until(states(srv, responding=1), "a connection mid-response")
+        idle = await asyncio.open_connection("127.0.0.1", srv.port)  # waits for its first request
+        await until(states(srv, waiting=1, responding=1), "an idle connection")
+        slow = await asyncio.open_connection("127.0.0.1", srv.port)
+        slow[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # a head still arriving
+        await until(states(srv, waiting=2, responding=1), "a slow connection")
+        assert (await get(srv.port, "/healthz")).status == 200  # made room by evicting `idle`
+        assert await read_all(*idle) == b""  # closed without a word
+        slow[1].write(b"Connection: close\r\n\r\n")
+        assert parse_response(await read_all(*slow))[0].status == 200  # younger: still served
+        response, _ = parse_response(await read_all(*busy))
+        assert response.body == b"".join(HUGE)
+    assert srv.connection_counts == {"accepted": 4, "evicted": 1, "rejected": 0, "throttled": 0}
+
+
+async def test_a_lingering_connection_is_evicted_when_none_waits(state: State) -> None:
+    async with serving(state, max_connections=1, linger_timeout=60) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await reader.readuntil(b"ok\n")  # answered; the client does not close: the server lingers
+        await until(states(srv, lingering=1), "a lingering connection")
         assert (await get(srv.port, "/healthz")).status == 200
+        assert await read_all(reader, writer) == b""
+    assert srv.connection_counts["evicted"] == 1
+
+
+async def test_at_the_cap_with_every_connection_responding_a_new_one_is_rejected(state: State) -> None:
+    async with serving(state, max_connections=1) as srv:
+        srv.set_metrics(HUGE)
+        busy = await open_response(srv.port)
+        await until(states(srv, responding=1), "a connection mid-response")
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await read_all(reader, writer) == b""  # closed at once, without a word
+        response, _ = parse_response(await read_all(*busy))
+        assert response.body == b"".join(HUGE)
+        await until(states(srv), "all closed")
+        assert (await get(srv.port, "/healthz")).status == 200
+    assert srv.connection_counts == {"accepted": 2, "evicted": 0, "rejected": 1, "throttled": 0}
+
+
+async def test_responses_in_flight_are_bounded_and_probes_are_exempt(state: State) -> None:
+    routes = lambda path, query: RouteResponse(200, "application/json", b"{}")  # noqa: E731
+    async with serving(state, max_in_flight=1, routes=routes) as srv:
+        srv.set_metrics(HUGE)
+        busy = await open_response(srv.port)  # holds the only slot until it reads
+        await until(states(srv, responding=1), "a connection mid-response")
+        for path in ("/metrics", "/api/v1/slos"):
+            r = await get(srv.port, path)
+            assert (r.status, r.headers["retry-after"], r.headers["connection"]) == (503, "1", "close")
+        # The kubelet's probes never wait for a slot.
+        assert (await get(srv.port, "/healthz")).status == 200
+        assert (await get(srv.port, "/readyz")).status == 200
+        assert (await get(srv.port, "/metrics", method="DELETE")).status == 405
+        assert parse_response(await read_all(*busy))[0].body == b"".join(HUGE)
+        assert (await get(srv.port, "/api/v1/slos")).status == 200  # the slot is free again
+    assert srv.connection_counts == {"accepted": 7, "evicted": 0, "rejected": 0, "throttled": 2}
+
+
+async def test_open_connections_by_state(state: State) -> None:
+    async with serving(state, linger_timeout=60) as srv:
+        assert srv.open_connections() == {WAITING: 0, RESPONDING: 0, LINGERING: 0}
+        srv.set_metrics(HUGE)
+        busy = await open_response(srv.port)
+        idle = await asyncio.open_connection("127.0.0.1", srv.port)
+        kept = await asyncio.open_connection("127.0.0.1", srv.port)
+        kept[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: waits for more
+        await kept[0].readuntil(b"ok\n")
+        done = await asyncio.open_connection("127.0.0.1", srv.port)
+        done[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await done[0].readuntil(b"ok\n")
+        await until(states(srv, waiting=2, responding=1, lingering=1), "one connection in each state")
+        for conn in (busy, idle, kept, done):
+            await read_all(*conn) if conn is busy else conn[1].close()
+        await until(states(srv), "all closed")
+    assert srv.connection_counts == {"accepted": 4, "evicted": 0, "rejected": 0, "throttled": 0}
+
+
+@pytest.mark.parametrize(
+    "wanted,fd_limit,cap",
+    [
+        (1024, 1_048_576, 1024),
+        (1024, 1024, 1024 - 128),
+        (1024, 256, 128),
+        (1024, 100, 50),  # half of a limit too low for the reserve
+        (1024, 1, 1),
+        (64, 1024, 64),
+        (1024, resource.RLIM_INFINITY, 1024),
+    ],
+)
+def test_the_cap_stays_clear_of_the_fd_limit(wanted: int, fd_limit: int, cap: int) -> None:
+    assert connection_cap(wanted, fd_limit) == cap
+
+
+async def test_errors_a_client_can_cause_are_logged_a_few_times_a_minute(
+    state: State, caplog: pytest.LogCaptureFixture
+) -> None:
+    def routes(path: str, query: str) -> RouteResponse | None:
+        raise RuntimeError("bug")
+
+    async with serving(state, routes=routes) as srv:
+        for _ in range(10):
+            assert (await get(srv.port, "/api/v1/x")).status == 500
+    lines = [r for r in caplog.records if r.getMessage().startswith("route failed")]
+    assert len(lines) == 3
+    assert lines[0].exc_info is not None
 
 
 async def test_stop_ends_idle_connections_and_frees_the_port(state: State) -> None:
