@@ -273,12 +273,13 @@ class _SloState:
         #: Series evicted as idle since this process started (not part of the state).
         self.evicted = 0
 
-    def ingest(self, batch: EventBatch, ids: dict[str, Intp], vocabs: Vocabs) -> None:
+    def ingest(self, batch: EventBatch, ids: dict[str, Intp], vocabs: Vocabs) -> Bools:
+        """Count the events of ``batch`` this SLO selects; returns that selection (a mask over the batch)."""
         sel = self.service.lookup(vocabs["service"], ids["service"])
         if self.endpoint is not None:
             sel &= self.endpoint.lookup(vocabs["endpoint"], ids["endpoint"])
         if not sel.any():
-            return
+            return sel
         idx = np.nonzero(sel)[0]
         ts = batch.ts_ms[idx]
         status = np.clip(batch.status[idx], 0, 999)
@@ -293,6 +294,7 @@ class _SloState:
         self.fine.add(rows, ts // self.fine.res_ms, bad)
         self.too_old += self.coarse.add(rows, ts // self.coarse.res_ms, bad)
         self.events += len(idx)
+        return sel
 
     def advance(self, now_ms: int) -> None:
         self.fine.advance(now_ms // self.fine.res_ms)
@@ -558,9 +560,14 @@ class _LatencyState:
 
 @dataclass(slots=True)
 class IngestStats:
+    """What was read, whatever the SLOs made of it. ``unmatched``: events selected by no SLO (service and
+    endpoints); like ``SloSnapshot.evicted_series`` it describes this process's input, so it is not part
+    of a checkpoint (a restored aggregator starts it at 0)."""
+
     events: int = 0
     newest_ms: int | None = None
     oldest_ms: int | None = None
+    unmatched: int = 0
 
 
 class Aggregator:
@@ -590,8 +597,10 @@ class Aggregator:
             "endpoint": batch.endpoint.recode(v.endpoint),
             "customer": batch.customer.recode(v.customer),
         }
+        matched: Bools | None = None
         for slo in self.slos:
-            slo.ingest(batch, ids, self.vocabs)
+            sel = slo.ingest(batch, ids, self.vocabs)
+            matched = sel if matched is None else matched | sel
         if self.latency is not None:
             self.latency.ingest(batch, ids, self.vocabs)
         for vocab in (v.service, v.endpoint, v.customer):
@@ -600,6 +609,7 @@ class Aggregator:
                 self.vocab_resets += 1
         st = self.stats
         st.events += n
+        st.unmatched += n - (0 if matched is None else int(np.count_nonzero(matched)))
         hi, lo = int(batch.ts_ms.max()), int(batch.ts_ms.min())
         st.newest_ms = hi if st.newest_ms is None else max(st.newest_ms, hi)
         st.oldest_ms = lo if st.oldest_ms is None else min(st.oldest_ms, lo)
@@ -631,6 +641,7 @@ class Aggregator:
             self.latency.merge(other.latency)
         st, ot = self.stats, other.stats
         st.events += ot.events
+        st.unmatched += ot.unmatched
         for attr, pick in (("newest_ms", max), ("oldest_ms", min)):
             a, b = getattr(st, attr), getattr(ot, attr)
             setattr(st, attr, b if a is None else a if b is None else pick(a, b))
