@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 
 # Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
-SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager
+SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager chromium:chromium chromedriver:chromium-driver
 
 .PHONY: help setup system-deps node-deps lint check test fuzz bench bench-daemon bench-checkpoint bench-cardinality soak run clean
 
