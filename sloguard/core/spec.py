@@ -73,6 +73,16 @@ def workbook_factor(budget_percent: Fraction, period_seconds: int, long_window: 
     return budget_percent / 100 * Fraction(period_seconds, long_window)
 
 
+def max_burn_rate(objective: Fraction) -> Fraction:
+    """The highest burn rate an SLO can show: 1 / (1 − objective), when every event is bad.
+
+    burn rate = error ratio / (1 − objective) and the error ratio is at most 1. A tier fires only when the
+    burn rate exceeds its factor, so a tier with ``factor >= max_burn_rate(objective)`` can never fire:
+    at 99.9 % the ceiling is 1000, at 50 % it is 2 (the default 14.4 / 6 / 3 can never fire there).
+    """
+    return 1 / (1 - objective)
+
+
 @dataclass(frozen=True, slots=True)
 class RollingPeriod:
     """A rolling SLO period (e.g. 30d): the budget covers ``[now − seconds, now)``."""
@@ -203,6 +213,10 @@ class SloSpec:
     #: Seconds without events after which a series is evicted: its counts move to the SLO's
     #: ``__overflow__`` series (nothing leaves the budget) and its row is free for a new key (None: never).
     series_ttl: int | None = None
+    #: Default tiers left out because they can never fire at this objective (see `max_burn_rate`), kept so
+    #: `sloguard check` can say so. Not in the repr: the repr is the state fingerprint (`core.state`), and
+    #: what is not evaluated does not change the state's shape.
+    dropped_tiers: tuple[AlertTier, ...] = field(default=(), repr=False)
 
     @property
     def error_budget(self) -> Fraction:

@@ -1,7 +1,8 @@
 """The rules that span fields: the second validation pass, on components whose fields are each valid.
 
-short < long, windows vs. the bucket resolution and the SLO period, time-zone offsets vs. the coarse
-resolution, latency alerts vs. what the latency section computes. Every check reports through a
+The objective in its unit, short < long, tiers that can fire at the objective, windows vs. the bucket
+resolution and the SLO period, time-zone offsets vs. the coarse resolution, latency alerts vs. what the
+latency section computes. Every check reports through a
 `errors.Report` and carries on, so one run lists every problem; `mapping` then maps only what passed.
 """
 
@@ -9,16 +10,79 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from sloguard.core.spec import FINE_HORIZON, HOUR, MINUTE, CalendarPeriod, Period, format_duration
-from sloguard.specfile.errors import Loc, Report
+from sloguard.core.spec import (
+    FINE_HORIZON,
+    HOUR,
+    MINUTE,
+    CalendarPeriod,
+    Period,
+    format_duration,
+    max_burn_rate,
+    workbook_factor,
+)
+from sloguard.specfile.errors import Loc, Report, number
 from sloguard.specfile.schema import LatencyAlertModel, LatencyModel, ResolutionModel, SloModel, TierModel
 from sloguard.specfile.tables import table_for
 
+#: Percent objectives below this are refused: 0.999 is almost always OpenSLO's ratio for 99.9 %, and 5 the
+#: error budget of 95 %. A deliberately low objective can be written as a ratio (objective_unit: ratio).
+MIN_OBJECTIVE_PERCENT = 50
+
+
+def objective_ratio(m: SloModel) -> Fraction:
+    """The objective as a ratio (0.999), whichever unit the file used."""
+    return m.objective / 100 if m.objective_unit == "percent" else m.objective
+
+
+def check_objective(m: SloModel, report: Report) -> bool:
+    """The objective against its unit; whether it passed. The hint is computed from the value."""
+    value = m.objective
+    if m.objective_unit == "ratio":
+        if value < 1:
+            return True
+        message = f"must be less than 1 with objective_unit: ratio; did you mean {number(value / 100)}?"
+    elif value >= MIN_OBJECTIVE_PERCENT:
+        return True
+    elif value < 1:
+        message = (
+            f"must be a percentage of at least {MIN_OBJECTIVE_PERCENT}; did you mean {number(value * 100)}? "
+            f"({number(value)} reads as {number(value)}%; for ratios set objective_unit: ratio)"
+        )
+    else:
+        message = (
+            f"must be a percentage of at least {MIN_OBJECTIVE_PERCENT}; did you mean {number(100 - value)}? "
+            "(the share of good events, not the error budget)"
+        )
+    report(("objective",), f"{message} (got {number(value)})")
+    return False
+
+
+def tier_factor(t: TierModel, period: Period) -> Fraction:
+    """A tier's burn-rate factor: as written, or ``workbook_factor(budget_percent, period, long)``."""
+    if t.factor is not None:
+        return t.factor
+    assert t.budget_percent is not None  # exactly one of them: checked before this is asked
+    return workbook_factor(t.budget_percent, period.nominal_seconds, t.long)
+
+
+def never_fires(factor: Fraction, objective: Fraction) -> str | None:
+    """Why a tier with ``factor`` can never fire at ``objective`` (see `max_burn_rate`); None if it can."""
+    ceiling = max_burn_rate(objective)
+    if factor < ceiling:
+        return None
+    return (
+        f"can never fire: at objective {number(objective * 100)}% the burn rate is at most "
+        f"{number(ceiling)} (every event bad: 1 / (1 - {number(objective)})); the factor must be below that"
+    )
+
 
 def check_slo(m: SloModel, period: Period, report: Report) -> None:
-    """The SLI, series_ttl, resolution and alert tier rules of one SLO (``m`` with its effective buckets)."""
+    """The objective, SLI, series_ttl, resolution and alert tier rules of one SLO (with its effective
+    buckets)."""
+    objective = objective_ratio(m) if check_objective(m, report) else None
     if m.sli.type == "latency" and m.sli.threshold_ms is None:
         report(("sli", "threshold_ms"), "is required for type latency (good = latency <= threshold_ms)")
     if m.sli.type == "availability" and m.sli.threshold_ms is not None:
@@ -33,7 +97,7 @@ def check_slo(m: SloModel, period: Period, report: Report) -> None:
                 "idleness is judged per coarse bucket",
             )
     _check_resolution(m, period, report)
-    _check_tiers(m, period, report)
+    _check_tiers(m, period, objective, report)
 
 
 def _utc_offsets(timezone: str) -> list[int]:
@@ -83,8 +147,10 @@ def _check_resolution(m: SloModel, period: Period, report: Report) -> None:
             )
 
 
-def _check_tiers(m: SloModel, period: Period, report: Report) -> None:
-    """The default table must fit in the period; custom tiers are checked one by one and must not repeat."""
+def _check_tiers(m: SloModel, period: Period, objective: Fraction | None, report: Report) -> None:
+    """The default table must fit in the period; custom tiers are checked one by one (and, with a valid
+    ``objective``, must be able to fire) and must not repeat. Default tiers that cannot fire are dropped by
+    `mapping`, not refused: the user did not write them."""
     if m.alerts.tiers is None:
         table_name, table = table_for(period)
         longest = max(table.tiers, key=lambda t: t.long)
@@ -103,10 +169,27 @@ def _check_tiers(m: SloModel, period: Period, report: Report) -> None:
             report(base + loc, message)
 
         check_tier(t, period, m.resolution, at)
+        if objective is not None:
+            _check_fires(t, period, objective, at)
         key = (t.severity, t.long, t.short)
         if key in seen:
             at((), f"repeats alerts.tiers[{seen[key]}] (same severity and windows)")
         seen.setdefault(key, i)
+
+
+def _check_fires(t: TierModel, period: Period, objective: Fraction, report: Report) -> None:
+    """A custom tier must be able to fire at the objective (its factor below `max_burn_rate`)."""
+    if t.factor is not None and t.budget_percent is None:
+        if why := never_fires(t.factor, objective):
+            report(("factor",), f"{number(t.factor)} {why}")
+    elif t.budget_percent is not None and t.factor is None:
+        factor = tier_factor(t, period)
+        if why := never_fires(factor, objective):
+            report(
+                ("budget_percent",),
+                f"{number(t.budget_percent)} over {format_duration(t.long)} is a factor of {number(factor)}, "
+                f"which {why}",
+            )
 
 
 def check_tier(t: TierModel, period: Period, res: ResolutionModel, report: Report) -> None:

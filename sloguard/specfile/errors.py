@@ -12,7 +12,8 @@ import difflib
 import types
 import typing
 from collections.abc import Callable, Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
+from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
@@ -53,6 +54,13 @@ def show(value: Any) -> str:
         return "a list"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def number(value: Fraction, digits: int = 6) -> str:
+    """Exact decimal if it has one within ``digits`` significant digits, else ``~`` and the rounding."""
+    rounded = Context(prec=digits).divide(Decimal(value.numerator), Decimal(value.denominator))
+    text = format(rounded.normalize(), "f")
+    return text if Fraction(rounded) == value else "~" + text
 
 
 def refusal(kind: str, message: str, value: Any) -> PydanticCustomError:

@@ -20,9 +20,9 @@ from sloguard.core.spec import (
     Severity,
     Sli,
     SloSpec,
-    workbook_factor,
+    max_burn_rate,
 )
-from sloguard.specfile.checks import check_latency, check_slo
+from sloguard.specfile.checks import check_latency, check_slo, objective_ratio, tier_factor
 from sloguard.specfile.errors import Report
 from sloguard.specfile.schema import (
     CalendarModel,
@@ -55,16 +55,11 @@ def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ..
 
 def tier(t: TierModel, period: Period, min_events: int) -> AlertTier:
     """One tier; a ``budget_percent`` becomes the factor ``workbook_factor(budget, period, long)``."""
-    if t.factor is not None:
-        factor = t.factor
-    else:
-        assert t.budget_percent is not None  # checked before mapping
-        factor = workbook_factor(t.budget_percent, period.nominal_seconds, t.long)
     return AlertTier(
         severity=Severity(t.severity),
         long_window=t.long,
         short_window=t.short,
-        factor=factor,
+        factor=tier_factor(t, period),
         budget_percent=t.budget_percent if t.factor is None else None,
         min_events=min_events,
         for_seconds=t.for_ or 0,
@@ -81,16 +76,29 @@ def default_tiers(period: Period, min_events: int = 0) -> tuple[AlertTier, ...]:
     return tuple(tier(t, period, min_events) for t in table.tiers)
 
 
-def _tiers(m: SloModel, period: Period) -> tuple[AlertTier, ...]:
-    """The SLO's tiers, or the default table's; the alerts block's ``min_events`` unless a tier sets it."""
+def _tiers(m: SloModel, period: Period) -> tuple[tuple[AlertTier, ...], tuple[AlertTier, ...]]:
+    """The SLO's tiers, or the default table's; the alerts block's ``min_events`` unless a tier sets it.
+
+    Returns (tiers, dropped): default tiers that can never fire at the objective (a factor at or above
+    `max_burn_rate`, e.g. 14.4 at 90 %) are dropped, not refused: the user did not write them, and
+    `sloguard check` says so. Custom tiers that cannot fire are refused by `checks`.
+    """
     min_events = m.alerts.min_events if m.alerts.min_events is not None else 0
     if m.alerts.tiers is None:
-        return default_tiers(period, min_events)
-    return tuple(
+        defaults = default_tiers(period, min_events)
+        objective = objective_ratio(m)
+        if objective >= 1:  # refused by checks (a ratio of 1 or more); this result is not used
+            return defaults, ()
+        ceiling = max_burn_rate(objective)
+        return tuple(t for t in defaults if t.factor < ceiling), tuple(
+            t for t in defaults if t.factor >= ceiling
+        )
+    tiers = tuple(
         tier(t, period, t.min_events if t.min_events is not None else min_events)
         for t in m.alerts.tiers
         if (t.budget_percent is None) != (t.factor is None)
     )
+    return tiers, ()
 
 
 def slo(m: SloModel, report: Report) -> SloSpec:
@@ -103,17 +111,19 @@ def slo(m: SloModel, report: Report) -> SloSpec:
         m = m.model_copy(update={"resolution": coarser})
     period = period_of(m.window)
     check_slo(m, period, report)
+    tiers, dropped = _tiers(m, period)
     return SloSpec(
         name=m.name,
         service=m.service,
-        objective=m.objective / 100,
+        objective=objective_ratio(m),
         sli=Sli(
             kind=m.sli.type,
             bad_status=merge_ranges(m.sli.bad_status),
             threshold_ms=m.sli.threshold_ms if m.sli.type == "latency" else None,
         ),
         period=period,
-        tiers=_tiers(m, period),
+        tiers=tiers,
+        dropped_tiers=dropped,
         endpoints=m.endpoints,
         group_by=m.group_by,
         resolution=Resolution(fine=m.resolution.fine, coarse=m.resolution.coarse),

@@ -46,6 +46,7 @@ from sloguard.specfile.validators import (
 #: The only schema version this package reads.
 API_VERSION = "sloguard/v1"
 
+# Either unit (percent, ratio) fits these bounds; `checks.check_objective` applies the unit's own.
 _OBJECTIVE = Number(low=0, high=100, hint=", a percentage such as 99.9")
 _BUDGET_PERCENT = Number(low=0, high=100, high_inclusive=True, hint=", a percentage of the error budget")
 _FACTOR = Number(low=0, hint=", a burn rate such as 14.4")
@@ -144,6 +145,8 @@ class SloModel(_Schema):
         tuple[Annotated[str, PlainValidator(endpoint_glob)], ...], Field(min_length=1), AfterValidator(unique)
     ] = ()
     objective: Annotated[Fraction, PlainValidator(_OBJECTIVE)]
+    #: How ``objective`` is written: ``percent`` (99.9) or ``ratio`` (0.999, OpenSLO's spelling).
+    objective_unit: Literal["percent", "ratio"] = "percent"
     sli: SliModel
     window: _Window
     group_by: Annotated[tuple[Literal["endpoint", "customer"], ...], AfterValidator(unique)] = ()

@@ -7,17 +7,17 @@ shown as exact decimals where they have one (``14.4``), else rounded with a ``~`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Context, Decimal
-from fractions import Fraction
 
-from sloguard.core.spec import FINE_HORIZON, CalendarPeriod, Config, LatencySpec, SloSpec, format_duration
-
-
-def _num(value: Fraction, digits: int = 6) -> str:
-    """Exact decimal if it has one within ``digits`` significant digits, else ``~`` and the rounding."""
-    rounded = Context(prec=digits).divide(Decimal(value.numerator), Decimal(value.denominator))
-    text = format(rounded.normalize(), "f")
-    return text if Fraction(rounded) == value else "~" + text
+from sloguard.core.spec import (
+    FINE_HORIZON,
+    CalendarPeriod,
+    Config,
+    LatencySpec,
+    SloSpec,
+    format_duration,
+    max_burn_rate,
+)
+from sloguard.specfile.errors import number
 
 
 def _statuses(ranges: Sequence[tuple[int, int]]) -> str:
@@ -48,7 +48,10 @@ def _describe_slo(s: SloSpec) -> list[str]:
         ("service", s.service),
         ("description", s.description),
         ("endpoints", ", ".join(s.endpoints) if s.endpoints else "all"),
-        ("objective", f"{_num(s.objective * 100)}% (error budget {_num(s.error_budget * 100)}% of events)"),
+        (
+            "objective",
+            f"{number(s.objective * 100)}% (error budget {number(s.error_budget * 100)}% of events)",
+        ),
         ("period", period),
         (
             "group by",
@@ -67,6 +70,15 @@ def _describe_slo(s: SloSpec) -> list[str]:
     lines += [f"  {label:<12} {value}".rstrip() for label, value in rows if value]
     if s.tiers:
         lines += ["    " + line for line in _columns(_tier_table(s))]
+    if s.dropped_tiers:
+        # Defaults the user did not write are dropped rather than refused (see mapping._tiers): say so.
+        # The last tier of each table (factor 1, or 28/30) can always fire: some tier always remains.
+        dropped = ", ".join(f"{t.name} (factor {number(t.factor)})" for t in s.dropped_tiers)
+        objective, ceiling = number(s.objective * 100), number(max_burn_rate(s.objective))
+        lines.append(
+            f"  warning: default tiers left out, they can never fire at objective {objective}%"
+            f" (the burn rate is at most {ceiling}): {dropped}"
+        )
     return lines
 
 
@@ -81,9 +93,9 @@ def _tier_table(s: SloSpec) -> list[list[str]]:
                 t.severity.value,
                 format_duration(t.long_window),
                 format_duration(t.short_window),
-                f"{_num(t.budget_percent)}%" if t.budget_percent is not None else "-",
-                _num(t.factor),
-                f"{_num(threshold)} ({_num(threshold * 100)}%)",
+                f"{number(t.budget_percent)}%" if t.budget_percent is not None else "-",
+                number(t.factor),
+                f"{number(threshold)} ({number(threshold * 100)}%)",
                 format_duration(t.for_seconds),
                 str(t.min_events),
             ]

@@ -1,16 +1,22 @@
-"""The rules that span fields (the second pass): windows vs. buckets and period, tiers, latency alerts."""
+"""The rules that span fields (the second pass): objective vs. unit, windows vs. buckets and period, tiers
+(and whether they can fire), latency alerts."""
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import pytest
 
 from sloguard.core.spec import DAY, HOUR, RollingPeriod
+from sloguard.specfile import parse_config
 from sloguard.specfile.checks import check_latency, check_tier, format_offset
 from sloguard.specfile.schema import LatencyModel, ResolutionModel, TierModel
 from tests.unit.specfile.texts import (
     GOOD_SLO,
     assert_refused_file,
     assert_refused_slo,
+    one_slo,
+    problems,
     spec_text,
 )
 
@@ -94,10 +100,84 @@ from tests.unit.specfile.texts import (
             "alerts.tiers[1]: repeats alerts.tiers[0] (same severity and windows)",
             id="tier-duplicate",
         ),
+        pytest.param(
+            {"objective": "0.999"},
+            "objective: must be a percentage of at least 50; did you mean 99.9? (0.999 reads as 0.999%; "
+            "for ratios set objective_unit: ratio) (got 0.999)",
+            id="objective-ratio-as-percent",
+        ),
+        pytest.param(
+            {"objective": "0.95"},
+            "objective: must be a percentage of at least 50; did you mean 95? ",
+            id="objective-ratio-95",
+        ),
+        pytest.param(
+            {"objective": "0.1"},
+            "objective: must be a percentage of at least 50; did you mean 10? ",
+            id="objective-tiny",
+        ),
+        pytest.param(
+            {"objective": "5"},
+            "objective: must be a percentage of at least 50; did you mean 95? (the share of good events, "
+            "not the error budget) (got 5)",
+            id="objective-error-budget",
+        ),
+        pytest.param(
+            {"objective": "49.99"},
+            "objective: must be a percentage of at least 50; did you mean 50.01? ",
+            id="objective-just-below-50",
+        ),
+        pytest.param(
+            {"objective": "99.9", "objective_unit": "ratio"},
+            "objective: must be less than 1 with objective_unit: ratio; did you mean 0.999? (got 99.9)",
+            id="objective-percent-as-ratio",
+        ),
+        pytest.param(
+            {"objective": "1", "objective_unit": "ratio"},
+            "objective: must be less than 1 with objective_unit: ratio; did you mean 0.01? (got 1)",
+            id="objective-ratio-one",
+        ),
+        pytest.param(
+            {"objective": "0.999", "objective_unit": "fraction"},
+            "objective_unit: must be 'percent' or 'ratio' (got 'fraction')",
+            id="objective-unit-unknown",
+        ),
+        pytest.param(
+            {"alerts": "{tiers: [{severity: page, long: 1h, short: 5m, factor: 5000}]}"},
+            "alerts.tiers[0].factor: 5000 can never fire: at objective 99.9% the burn rate is at most 1000 "
+            "(every event bad: 1 / (1 - 0.999)); the factor must be below that",
+            id="tier-factor-never-fires",
+        ),
+        pytest.param(
+            {"objective": "90", "alerts": "{tiers: [{severity: page, long: 1h, short: 5m, factor: 10}]}"},
+            "alerts.tiers[0].factor: 10 can never fire: at objective 90% the burn rate is at most 10 ",
+            id="tier-factor-at-the-ceiling",
+        ),
+        pytest.param(
+            {
+                "objective": "0.97",
+                "objective_unit": "ratio",
+                "alerts": "{tiers: [{severity: page, long: 1h, short: 5m, budget_percent: 10}]}",
+            },
+            "alerts.tiers[0].budget_percent: 10 over 1h is a factor of 72, which can never fire: "
+            "at objective 97% the burn rate is at most ~33.3333 (every event bad: 1 / (1 - 0.97))",
+            id="tier-budget-never-fires",
+        ),
     ],
 )
 def test_refused_slo(fields: dict[str, str | None], expected: str) -> None:
     assert_refused_slo(fields, expected)
+
+
+def test_a_refused_objective_hides_the_tier_check() -> None:
+    # 0.999 read as a percentage would make every tier "never fire": one problem, not five.
+    text = one_slo(objective="0.999", alerts="{tiers: [{severity: page, long: 1h, short: 5m, factor: 2}]}")
+    assert [line.split(": ")[2] for line in problems(text)] == ["objective"]
+
+
+def test_a_tier_just_below_the_ceiling_is_kept() -> None:
+    text = one_slo(objective="90", alerts="{tiers: [{severity: page, long: 1h, short: 5m, factor: 9.999}]}")
+    assert [t.factor for t in parse_config(text).slos[1].tiers] == [Fraction("9.999")]
 
 
 @pytest.mark.parametrize(

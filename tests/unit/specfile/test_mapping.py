@@ -22,6 +22,7 @@ from sloguard.specfile import SpecError, describe, parse_config
 from sloguard.specfile.mapping import merge_ranges, period_of, tier
 from sloguard.specfile.schema import CalendarModel, TierModel
 from tests.unit.specfile.texts import (
+    FACTORS_30D,
     GOOD_SLO,
     one_slo,
     spec_text,
@@ -37,11 +38,50 @@ from tests.unit.specfile.texts import (
         pytest.param("99.99999999", Fraction(9999999999, 10**10), id="many-digits"),
         pytest.param("99", Fraction(99, 100), id="integer"),
         pytest.param("9_9.5", Fraction(995, 1000), id="underscores"),
-        pytest.param("0.1", Fraction(1, 1000), id="tiny"),
+        pytest.param("50", Fraction(1, 2), id="lowest-percent"),
     ],
 )
 def test_objective_is_exact(text: str, ratio: Fraction) -> None:
     assert parse_config(one_slo(objective=text)).slos[1].objective == ratio
+
+
+@pytest.mark.parametrize(
+    ("text", "ratio"),
+    [
+        pytest.param("0.999", Fraction(999, 1000), id="openslo-style"),
+        pytest.param("0.9995", Fraction(1999, 2000), id="exact"),
+        pytest.param("0.25", Fraction(1, 4), id="low-on-purpose"),
+    ],
+)
+def test_objective_as_a_ratio(text: str, ratio: Fraction) -> None:
+    assert parse_config(one_slo(objective=text, objective_unit="ratio")).slos[1].objective == ratio
+
+
+def test_ratio_and_percent_give_the_same_spec() -> None:
+    as_ratio = parse_config(one_slo(objective="0.999", objective_unit="ratio")).slos[1]
+    assert as_ratio == parse_config(one_slo(objective="99.9", objective_unit="percent")).slos[1]
+    assert as_ratio == parse_config(one_slo(objective="99.9")).slos[1]  # percent is the default
+
+
+@pytest.mark.parametrize(
+    ("objective", "kept"),
+    [
+        pytest.param("99.99", [Fraction("14.4"), 6, 3, 1], id="99.99-all-fire"),
+        pytest.param("93.1", [Fraction("14.4"), 6, 3, 1], id="93.1-ceiling-14.49"),
+        pytest.param("93.0", [6, 3, 1], id="93-ceiling-14.29"),
+        pytest.param("90", [6, 3, 1], id="90-ceiling-10"),
+        pytest.param("83.4", [6, 3, 1], id="83.4-ceiling-6.02"),
+        pytest.param("83.3", [3, 1], id="83.3-ceiling-5.99"),
+        pytest.param("50", [1], id="50-ceiling-2"),
+    ],
+)
+def test_default_tiers_that_cannot_fire_are_dropped(objective: str, kept: list[Fraction]) -> None:
+    # A tier fires when the burn rate exceeds its factor; the burn rate is at most 1 / (1 - objective).
+    spec = parse_config(one_slo(objective=objective)).slos[1]
+    assert [t.factor for t in spec.tiers] == kept
+    assert [t.factor for t in spec.dropped_tiers] == FACTORS_30D[: 4 - len(kept)]
+    # The dropped tiers are not part of the state fingerprint (the repr).
+    assert "dropped_tiers" not in repr(spec)
 
 
 @pytest.mark.parametrize(

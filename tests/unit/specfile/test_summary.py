@@ -11,6 +11,7 @@ from tests.unit.specfile.texts import (
     EXAMPLE,
     GOOD_SLO,
     SPECS,
+    one_slo,
     spec_text,
 )
 
@@ -40,3 +41,26 @@ def test_describe_without_latency_section() -> None:
     assert text.startswith("SLO ok\n  service      checkout\n")
     assert "  period       30d rolling\n" in text
     assert text.endswith("\n\nlatency percentiles: none")
+
+
+def test_describe_says_which_default_tiers_were_left_out() -> None:
+    text = describe(parse_config(one_slo(objective="90")))
+    assert "  alert tiers  3\n" in text
+    assert (
+        "  warning: default tiers left out, they can never fire at objective 90% "
+        "(the burn rate is at most 10): page-1h-5m (factor 14.4)\n"
+    ) in text
+
+
+def test_describe_with_a_low_objective_as_a_ratio() -> None:
+    text = describe(parse_config(one_slo(objective="0.4", objective_unit="ratio")))
+    assert "  objective    40% (error budget 60% of events)\n" in text
+    assert "  alert tiers  1\n" in text
+    assert (
+        "(the burn rate is at most ~1.66667): page-1h-5m (factor 14.4), page-6h-30m (factor 6), ticket-1d-2h "
+        "(factor 3)\n"
+    ) in text
+
+
+def test_describe_has_no_warning_when_every_tier_can_fire() -> None:
+    assert "warning" not in describe(load_config(EXAMPLE))
