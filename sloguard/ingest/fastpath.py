@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from sloguard._types import F64, I64, U8, U64, Bools, Intp
 from sloguard.core.model import EventBatch, LabelColumn, Vocabs
+from sloguard.ingest.framing import pieces
 from sloguard.ingest.labelcache import LABEL_WORDS, LabelCache, LabelScan
 from sloguard.ingest.rules import MAX_LATENCY_MS, STATUS_MAX, STATUS_MIN, DecodeOptions, LatencyScale
 from sloguard.ingest.swar import (
@@ -310,6 +311,8 @@ class ByteScanner:
         if template is None:
             return None
         template.head.check(template.head.read(words, starts), ok)
+        if not _any_whole_piece(buf, starts, ok):
+            return None  # every piece has a line of another shape: msgspec reads them all anyway
         ts_at = starts + template.head.length
         ts_len, ts_ms = self._timestamps(buf, words, ts_at, ok)
         at = ts_at + ts_len
@@ -497,3 +500,14 @@ class ByteScanner:
         w >>= ((col & 7) << 3).view(np.uint64)
         w &= BYTE_FF
         return w
+
+
+def _any_whole_piece(buf: bytes, starts: Intp, ok: Bools) -> bool:
+    """Whether some piece of `buf` (`framing.pieces`) has all its rows still `ok`: the decoder sends any
+    other piece down the msgspec path, so scanning further would be wasted (lines of another shape, such
+    as extra keys or another key order, spread through the buffer)."""
+    if bool(ok.all()):
+        return True
+    first_rows = np.searchsorted(starts, [start for start, _ in pieces(buf)])
+    first_rows = first_rows[first_rows < len(ok)]
+    return bool(np.logical_and.reduceat(ok, first_rows).any())

@@ -70,6 +70,21 @@ def test_nesting_depth() -> None:
     assert not maybe_too_deep(b"\n".join([OBJ] * 100))
 
 
+@pytest.mark.parametrize("lines", [1, 100, 5000], ids=["one", "a piece", "big"])
+def test_nested_lines_are_not_one_deep_line(lines: int) -> None:
+    """Objects nested a few deep on every line: many brackets in the buffer, none deep."""
+    nested = b'{"ts": 1, "request": {"headers": {"accept": ["a", "b"]}}, "tags": [[1], [2]]}'
+    buf = b"\n".join([nested] * lines)
+    assert not maybe_too_deep(buf)
+    deep = b'{"a": ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}"  # MAX_DEPTH + 1 deep
+    for at in (0, lines // 2, lines):
+        parts = [nested] * lines
+        parts.insert(at, deep)
+        assert maybe_too_deep(b"\r\n".join(parts))
+    fits = b'{"a": ' + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1) + b"}"  # MAX_DEPTH deep
+    assert not maybe_too_deep(b"\n".join([fits] * lines))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(st.sampled_from([b"x", b"  ", b"y\r", b""]), min_size=1, max_size=4), min_size=1))
 def test_payloads_name_their_line_or_their_record(records_lines: list[list[bytes]]) -> None:
