@@ -38,6 +38,9 @@ class TelemetryValues:
     reloads: int = 0
     reload_failures: int = 0
     last_reload_ok: bool = True
+    #: The HTTP listener's `HttpServer.connection_counts` (by outcome) and `open_connections()` (by state).
+    http_connections: dict[str, int] = field(default_factory=dict)
+    http_open_connections: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -145,6 +145,15 @@ SELF_METRICS: tuple[SelfMetric, ...] = (
     SelfMetric("sloguard_latency_too_old_events_total", "counter",
                "Events older than the latency windows retain, not recorded.",
                _latency(lambda lat: lat.too_old_events)),
+    SelfMetric("sloguard_http_connections_total", "counter",
+               "HTTP connections by outcome: accepted; of those, evicted (closed at the connection cap: "
+               "the one waiting longest for a request) and throttled (503: too many responses in flight); "
+               "rejected (closed unanswered: at the cap, all responding).",
+               Field("http_connections", ("outcome",))),
+    SelfMetric("sloguard_http_open_connections", "gauge",
+               "Open HTTP connections by state: waiting (for a request head), responding, lingering "
+               "(closing).",
+               Field("http_open_connections", ("state",))),
 )  # fmt: skip
 
 

@@ -102,6 +102,20 @@ def test_every_field_reaches_the_exposition() -> None:
     assert samples[key("sloguard_config_last_reload_successful")] == 0
 
 
+def test_http_connection_metrics() -> None:
+    t = TelemetrySnapshot(
+        http_connections={"accepted": 1200, "evicted": 150, "rejected": 2, "throttled": 7},
+        http_open_connections={"waiting": 900, "responding": 3, "lingering": 1},
+    )
+    types, samples = parse(render(EMPTY, t))
+    assert types["sloguard_http_connections"] == "counter"
+    assert types["sloguard_http_open_connections"] == "gauge"
+    for outcome, n in t.http_connections.items():
+        assert samples[key("sloguard_http_connections_total", outcome=outcome)] == n
+    for state, n in t.http_open_connections.items():
+        assert samples[key("sloguard_http_open_connections", state=state)] == n
+
+
 def test_latency_self_metrics_are_absent_without_latency() -> None:
     _, samples = parse(render(EMPTY, TelemetrySnapshot()))
     assert not {name for name, _ in samples if name.startswith("sloguard_latency_")}
