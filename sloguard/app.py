@@ -222,6 +222,8 @@ class Daemon:
         t = self.telemetry
         t.consumer_lag = self.source.lag()
         t.commit_failures = self.source.commit_failures
+        t.http_connections = dict(self.http.connection_counts)
+        t.http_open_connections = self.http.open_connections()
         t.tick_duration_seconds = time.perf_counter() - started
         telemetry = t.snapshot()
         render_start = time.perf_counter()
