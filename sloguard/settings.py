@@ -1,17 +1,20 @@
 """Daemon settings: the only reader of the environment (pydantic-settings).
 
 Environment variables use the prefix ``SLOGUARD_`` and ``__`` for nesting, e.g.
-``SLOGUARD_KAFKA__BOOTSTRAP_SERVERS=broker:9092``, ``SLOGUARD_KAFKA__TOPICS=requests,requests-eu``,
+``SLOGUARD_KAFKA__BOOTSTRAP_SERVERS=broker:9092``, ``SLOGUARD_KAFKA__TOPICS=requests,requests-eu`` (or the
+JSON list ``["requests","requests-eu"]``),
 ``SLOGUARD_LISTEN=0.0.0.0:9464``. Command-line flags override the environment. Settings are read once
 by the composition root and passed down as plain values (`KafkaConfig` etc.).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sloguard.ingest.kafka import KafkaConfig
@@ -23,9 +26,56 @@ class SettingsError(ValueError):
     """Settings that cannot be used; the message names each bad setting and its variable."""
 
 
-def _split_csv(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
+#: A Kafka topic name (Kafka's own rule: ``Topic.validate``); "." and ".." are refused too.
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_TOPIC_RULE = "1 to 249 of a-z, A-Z, 0-9, '.', '_', '-', and not '.' or '..'"
+
+
+def _topic_list(value: Any) -> Any:
+    """``requests,requests-eu`` or pydantic-settings' JSON form ``["requests", "requests-eu"]`` -> a list.
+
+    The field opts out of pydantic-settings' JSON decoding (NoDecode) so that the comma form works; the
+    JSON form is decoded here, so neither ends up as one topic named ``["requests"]``.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text.startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"starts with '[' but is not a JSON list ({exc.msg} at character {exc.pos + 1}); "
+            'write ["requests", "requests-eu"] or requests,requests-eu'
+        ) from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError(
+            'a JSON list of topic names must hold only strings, e.g. ["requests", "requests-eu"]'
+        )
+    return items
+
+
+def _check_topic(name: str) -> str:
+    if len(name) > 249:
+        raise ValueError(f"a topic name is at most 249 characters long (Kafka's limit), not {len(name)}")
+    if not _TOPIC.fullmatch(name) or name in (".", ".."):
+        raise ValueError(f"{name!r} is not a valid Kafka topic name ({_TOPIC_RULE})")
+    return name
+
+
+def _check_topics(names: list[str]) -> list[str]:
+    for i, name in enumerate(names):
+        _check_topic(name)
+        if name in names[:i]:
+            raise ValueError(f"lists {name!r} twice")
+    return names
+
+
+def _optional_topic(value: Any) -> Any:
+    # An empty value (SLOGUARD_KAFKA__DEAD_LETTER_TOPIC= , or "" in Helm values) means "not set".
+    if isinstance(value, str) and not value.strip():
+        return None
     return value
 
 
@@ -58,7 +108,21 @@ class KafkaSettings(BaseModel):
     #: /readyz turns false when the broker has not answered for this long.
     ready_after_s: float = Field(default=15.0, gt=0)
 
-    _split_topics = field_validator("topics", mode="before")(_split_csv)
+    _split_topics = field_validator("topics", mode="before")(_topic_list)
+    _valid_topics = field_validator("topics")(_check_topics)
+    _unset_dead_letter = field_validator("dead_letter_topic", mode="before")(_optional_topic)
+
+    @field_validator("dead_letter_topic")
+    @classmethod
+    def _valid_dead_letter(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if value in info.data.get("topics", ()):
+            # Rejected records would be consumed again, rejected again, ... forever.
+            raise ValueError(
+                f"{value!r} is also a consumed topic (SLOGUARD_KAFKA__TOPICS); use another topic"
+            )
+        return _check_topic(value)
 
     def to_config(self) -> KafkaConfig:
         return KafkaConfig(
@@ -150,9 +214,16 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Environment first, then ``overrides`` (command-line flags; nested dicts merge) on top."""
     try:
         # pydantic-settings deep-merges init arguments over the environment, nested models included.
-        return Settings(**(overrides or {}))
+        settings = Settings(**(overrides or {}))
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+    try:
+        # The Kafka client's rules across fields (SASL needs a mechanism, a user and a password; SSL
+        # files need SSL): refused here, before `run` would meet them as a traceback.
+        settings.kafka.to_config()
+    except ValueError as exc:
+        raise SettingsError(f"setting kafka ({ENV_PREFIX}KAFKA__*): {exc}") from None
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:
@@ -161,6 +232,10 @@ def _describe(exc: ValidationError) -> str:
         path = [str(p) for p in err["loc"]]
         var = ENV_PREFIX + "__".join(p.upper() for p in path)
         # Never echo a secret's value back.
-        shown = "" if any("password" in p for p in path) else f" (got {err.get('input')!r})"
-        lines.append(f"setting {'.'.join(path)} ({var}): {err['msg']}{shown}")
+        got = repr(err.get("input"))
+        got = got if len(got) <= 80 else got[:77] + "..."
+        shown = "" if any("password" in p for p in path) else f" (got {got})"
+        # Our validators' ValueErrors read as-is; pydantic prefixes them with "Value error, ".
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"setting {'.'.join(path)} ({var}): {message}{shown}")
     return "\n".join(lines)

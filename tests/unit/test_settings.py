@@ -72,6 +72,98 @@ def test_secret_is_not_echoed_in_errors(monkeypatch: pytest.MonkeyPatch) -> None
     assert "hunter2" not in message and "hunter3" not in message
 
 
+@pytest.mark.parametrize(
+    ("value", "topics"),
+    [
+        pytest.param('["requests"]', ["requests"], id="json-one"),
+        pytest.param('[ "requests", "requests-eu" ]', ["requests", "requests-eu"], id="json-two"),
+        pytest.param("requests,requests-eu", ["requests", "requests-eu"], id="comma"),
+        pytest.param(" requests , requests.eu_2 ", ["requests", "requests.eu_2"], id="comma-spaces"),
+        pytest.param("x" * 249, ["x" * 249], id="longest"),
+    ],
+)
+def test_topics_as_json_list_or_comma_separated(
+    monkeypatch: pytest.MonkeyPatch, value: str, topics: list[str]
+) -> None:
+    # pydantic-settings' usual form for a list is JSON; it used to become one topic named '["requests"]'.
+    monkeypatch.setenv("SLOGUARD_KAFKA__TOPICS", value)
+    assert load_settings().kafka.topics == topics
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("foo bar", "'foo bar' is not a valid Kafka topic name (1 to 249 of a-z", id="space"),
+        pytest.param("requests,..", "'..' is not a valid Kafka topic name", id="dot-dot"),
+        pytest.param(".", "'.' is not a valid Kafka topic name", id="dot"),
+        pytest.param("logs/requests", "'logs/requests' is not a valid Kafka topic name", id="slash"),
+        pytest.param(
+            "x" * 250, "a topic name is at most 249 characters long (Kafka's limit), not 250", id="long"
+        ),
+        pytest.param("a,b,a", "lists 'a' twice", id="twice"),
+        pytest.param('["requests"', "starts with '[' but is not a JSON list (Expecting", id="bad-json"),
+        pytest.param(
+            '["requests", 7]', "a JSON list of topic names must hold only strings", id="json-number"
+        ),
+        pytest.param("[]", "List should have at least 1 item", id="json-empty"),
+        pytest.param(" , ", "List should have at least 1 item", id="comma-empty"),
+    ],
+)
+def test_bad_topics_are_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("SLOGUARD_KAFKA__TOPICS", value)
+    with pytest.raises(SettingsError) as exc:
+        load_settings()
+    (line,) = str(exc.value).splitlines()
+    assert line.startswith(f"setting kafka.topics (SLOGUARD_KAFKA__TOPICS): {expected}"), line
+    assert len(line) < 250  # a long value is shortened, not echoed whole
+
+
+def test_topics_flag_is_checked_too() -> None:
+    with pytest.raises(SettingsError, match=r"kafka\.topics .*'a b' is not a valid Kafka topic name"):
+        load_settings({"kafka": {"topics": "a b"}})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(
+            "rejected/requests", "'rejected/requests' is not a valid Kafka topic name", id="invalid"
+        ),
+        pytest.param(
+            "requests",
+            "'requests' is also a consumed topic (SLOGUARD_KAFKA__TOPICS); use another topic",
+            id="loop",
+        ),
+    ],
+)
+def test_bad_dead_letter_topic_is_refused(monkeypatch: pytest.MonkeyPatch, value: str, expected: str) -> None:
+    monkeypatch.setenv("SLOGUARD_KAFKA__DEAD_LETTER_TOPIC", value)
+    with pytest.raises(SettingsError) as exc:
+        load_settings()
+    assert str(exc.value).startswith(
+        f"setting kafka.dead_letter_topic (SLOGUARD_KAFKA__DEAD_LETTER_TOPIC): {expected}"
+    ), str(exc.value)
+
+
+def test_empty_dead_letter_topic_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLOGUARD_KAFKA__DEAD_LETTER_TOPIC", "")
+    assert load_settings().kafka.dead_letter_topic is None
+    monkeypatch.setenv("SLOGUARD_KAFKA__DEAD_LETTER_TOPIC", "requests-rejected")
+    assert load_settings().kafka.to_config().dead_letter_topic == "requests-rejected"
+
+
+def test_kafka_rules_across_fields_are_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Used to pass load_settings and fail in `run` as a ValueError traceback from KafkaConfig.
+    monkeypatch.setenv("SLOGUARD_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    with pytest.raises(SettingsError) as exc:
+        load_settings()
+    assert str(exc.value).startswith(
+        "setting kafka (SLOGUARD_KAFKA__*): invalid Kafka settings: sasl_mechanism"
+    )
+
+
 def test_parse_listen() -> None:
     assert parse_listen("[::1]:9464") == ("::1", 9464)
     assert parse_listen(":9464") == ("0.0.0.0", 9464)
