@@ -42,7 +42,7 @@ def version(binary: str) -> str:
     return (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else "?"
 
 
-def argv(binary: str, log: Path) -> list[str]:
+def argv(binary: str, log: Path, progs: Path = PROGS) -> list[str]:
     """Read ``log`` from start to EOF once, run the program, dump the metrics as JSON on stdout, exit.
 
     ``--port 0`` because mtail binds its HTTP port even in one-shot mode; ``--logtostderr`` keeps glog
@@ -52,7 +52,7 @@ def argv(binary: str, log: Path) -> list[str]:
         binary,
         "--one_shot",
         "--one_shot_format=json",
-        f"--progs={PROGS}",
+        f"--progs={progs}",
         f"--logs={log}",
         "--logtostderr",
         "--emit_prog_label=false",
