@@ -1,12 +1,16 @@
 """``python -m benchmarks`` (``make bench``): sloguard replay against mtail on the same request log.
 
-1. Generate (or reuse from ``benchmarks/out/``) a request log of ``--events`` NDJSON lines.
+1. Generate (or reuse from ``benchmarks/out/``) two request logs of ``--events`` NDJSON lines each, the
+   same events: ``plain`` (the configured keys in order, nothing else) and ``realistic`` (extra fields, a
+   nested request object, long user agents with escapes and UTF-8, keys shuffled per line; mtail gets a
+   program with one regex per field, ``benchmarks/mtail/realistic/``). Steps 2-4 run per file.
 2. Run ``sloguard replay FILE --config benchmarks/slos.bench.yaml --format json`` as a child process.
 3. If mtail is installed (as root, an ``apt-get install`` is tried once), run
    ``mtail --one_shot`` with ``benchmarks/mtail/requests.mtail`` on the same file and check that it
    counted every line.
 4. Print events per CPU-second for each (CPU = user + system of that child alone, from ``wait4``),
-   wall time, peak RSS, and the replay/mtail ratio against the target (5x; goal 8x).
+   wall time, peak RSS, the lines each decode path read (byte fast path, msgspec bulk, msgspec per
+   line: any fallback shows) and the replay/mtail ratio against the target (5x; goal 8x), per file.
 
 Before timing, sloguard's modules are byte-compiled, as installing a wheel does: an editable checkout
 compiles them on first import, and not at all into files when PYTHONDONTWRITEBYTECODE is set (as in some
@@ -91,22 +95,23 @@ def _check_mtail(events: int) -> None:
         )
 
 
-def _stages(data: Path, events: int, repeat: int) -> list[Row]:
-    """In-process decode-only and aggregate-only rows (skipped if those modules are not there)."""
+def _stages(data: Path, events: int, repeat: int) -> tuple[list[Row], dict[str, int]]:
+    """In-process decode-only and aggregate-only rows (skipped if those modules are not there), and the
+    lines each decode path read."""
     argv = [sys.executable, "-m", "benchmarks.stages", str(data), str(CONFIG)]
-    runs: list[dict[str, float]] = []
+    runs: list[dict[str, Any]] = []
     for _ in range(repeat):
         child = measure.run(argv, OUT / "stages.out", OUT / "stages.err", cwd=HERE.parent)
         if child.returncode == 3:  # sloguard's decode/aggregate pieces are not importable
             print(f"(decode/aggregate rows skipped: {tail(OUT / 'stages.err', 1)})", file=sys.stderr)
-            return []
+            return [], {}
         if child.returncode != 0:
             print(f"decode/aggregate rows failed (exit {child.returncode}):", file=sys.stderr)
             print(tail(OUT / "stages.err", 10), file=sys.stderr)
-            return []
+            return [], {}
         runs.append(json.loads((OUT / "stages.out").read_text()))
     s = min(runs, key=lambda r: r["decode_cpu_s"] + r["ingest_cpu_s"])
-    return [
+    rows = [
         Row("  decode only", events, s["decode_cpu_s"], s["decode_wall_s"]),
         Row(
             "  aggregate only",
@@ -115,6 +120,7 @@ def _stages(data: Path, events: int, repeat: int) -> list[Row]:
             s["ingest_wall_s"] + s["snapshot_wall_s"],
         ),
     ]
+    return rows, dict(s.get("paths") or {})
 
 
 def _table(rows: list[Row]) -> str:
@@ -134,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, help="runs per tool; the least CPU is kept")
     p.add_argument("--no-mtail", action="store_true", help="skip the mtail baseline")
     p.add_argument("--no-stages", action="store_true", help="skip the in-process decode/aggregate rows")
+    p.add_argument(
+        "--files",
+        choices=("both", "plain", "realistic"),
+        default="both",
+        help="which request log(s) to run on (default both; see the module docstring)",
+    )
     p.add_argument("--json", action="store_true", help=f"also write {OUT / 'results.json'}")
     p.add_argument("--check", action="store_true", help="exit 1 if the ratio is below the 5x target")
     p.add_argument(
@@ -144,28 +156,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _data(events: int, seed: int) -> Path:
+def _data(events: int, seed: int, realistic: bool) -> Path:
     """The request log: reused from the cache, or generated into it."""
     OUT.mkdir(parents=True, exist_ok=True)
-    data = datagen.cached_path(events, seed)
+    data = datagen.cached_path(events, seed, realistic)
     if data.exists():
         print(f"reusing {data}", file=sys.stderr)
     else:
         print(f"generating {events:,} events -> {data}", file=sys.stderr)
         t0 = time.perf_counter()
-        datagen.generate(events, data, seed)
+        datagen.generate(events, data, seed, realistic)
         print(f"  done in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return data
 
 
-def _mtail(args: argparse.Namespace, data: Path) -> tuple[Row | None, str | None, str]:
+def _mtail(args: argparse.Namespace, data: Path, progs: Path) -> tuple[Row | None, str | None, str]:
     """mtail's row (None if skipped or failed), its version, and the verdict should there be no row."""
     verdict = "SKIPPED (--no-mtail)" if args.no_mtail else "SKIPPED (mtail not installed)"
     binary = None if args.no_mtail else mtail_tool.find()
     if binary is None:
         return None, None, verdict
     version = mtail_tool.version(binary)
-    mtail = _run("mtail", mtail_tool.argv(binary, data), args.repeat)
+    mtail = _run("mtail", mtail_tool.argv(binary, data, progs), args.repeat)
     if mtail is None:
         return None, version, "SKIPPED (mtail failed)"
     _check_mtail(args.events)
@@ -173,44 +185,91 @@ def _mtail(args: argparse.Namespace, data: Path) -> tuple[Row | None, str | None
     return Row(label.strip(), args.events, mtail.cpu_s, mtail.wall_s, mtail.peak_rss_kib), version, verdict
 
 
-def _compare(replay: Row, mtail: Row | None, verdict: str) -> tuple[float | None, str]:
+def _compare(name: str, replay: Row, mtail: Row | None, verdict: str) -> tuple[float | None, str]:
     """Print replay / mtail events per CPU-second against the target; (the ratio, the verdict)."""
     if mtail is None:
-        print(f"\nreplay / mtail: {verdict}")
+        print(f"\n{name}: replay / mtail: {verdict}")
         return None, verdict
     ratio = replay.events_per_cpu_s / mtail.events_per_cpu_s
     verdict = "PASS" if ratio >= TARGET else "FAIL"
     goal = "goal met" if ratio >= GOAL else f"goal {GOAL:g}x not met"
-    print(f"\nreplay / mtail events per CPU-second: {ratio:.2f}x  {verdict} (target >= {TARGET:g}x; {goal})")
+    print(
+        f"{name}: replay / mtail events per CPU-second: {ratio:.2f}x  {verdict}"
+        f" (target >= {TARGET:g}x; {goal})"
+    )
     return ratio, verdict
 
 
-def _write_json(
-    args: argparse.Namespace,
-    data: Path,
-    rows: list[Row],
-    mtail_version: str | None,
-    ratio: float | None,
-    verdict: str,
-) -> None:
-    results: dict[str, Any] = {
+class Result:
+    """One request log's rows, ratio and verdict."""
+
+    def __init__(self, name: str, data: Path, rows: list[Row], paths: dict[str, int]) -> None:
+        self.name, self.data, self.rows, self.paths = name, data, rows, paths
+        self.ratio: float | None = None
+        self.verdict = ""
+        self.mtail_version: str | None = None
+
+
+def _write_json(args: argparse.Namespace, results: list[Result]) -> None:
+    out: dict[str, Any] = {
         "events": args.events,
         "seed": args.seed,
-        "file": str(data),
         "repeat": args.repeat,
         "byte_compiled": not args.no_compile,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "mtail_version": mtail_version,
-        "rows": [{**asdict(r), "tool": r.tool.strip(), "events_per_cpu_s": r.events_per_cpu_s} for r in rows],
-        "ratio": ratio,
         "target": TARGET,
         "goal": GOAL,
-        "verdict": verdict,
+        "files": {
+            r.name: {
+                "file": str(r.data),
+                "mtail_version": r.mtail_version,
+                "rows": [
+                    {**asdict(row), "tool": row.tool.strip(), "events_per_cpu_s": row.events_per_cpu_s}
+                    for row in r.rows
+                ],
+                "decode_paths": r.paths,
+                "ratio": r.ratio,
+                "verdict": r.verdict,
+            }
+            for r in results
+        },
     }
-    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (OUT / "results.json").write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {OUT / 'results.json'}")
+
+
+def _one_file(args: argparse.Namespace, name: str) -> Result | None:
+    """Replay, the stages and mtail on one request log (None if replay failed)."""
+    realistic = name == "realistic"
+    data = _data(args.events, args.seed, realistic)
+    replay_argv = [sys.executable, "-m", "sloguard", "replay", str(data), "--config", str(CONFIG)]
+    replay = _run("replay", [*replay_argv, "--format", "json"], args.repeat)
+    if replay is None:
+        return None
+    _check_replay(args.events)
+    rows = [Row("sloguard replay", args.events, replay.cpu_s, replay.wall_s, replay.peak_rss_kib)]
+    paths: dict[str, int] = {}
+    if not args.no_stages:
+        stage_rows, paths = _stages(data, args.events, args.repeat)
+        rows += stage_rows
+    result = Result(name, data, rows, paths)
+    progs = mtail_tool.PROGS / "realistic" if realistic else mtail_tool.PROGS
+    mtail_row, result.mtail_version, result.verdict = _mtail(args, data, progs)
+    if mtail_row is not None:
+        rows.append(mtail_row)
+    return result
+
+
+def _print(args: argparse.Namespace, result: Result, mtail_row: Row | None) -> None:
+    size = result.data.stat().st_size / 2**20
+    print(f"\n{result.name}: {result.data.name}, {args.events:,} events, {size:.0f} MiB")
+    print(_table(result.rows))
+    if result.paths:
+        p = result.paths
+        print(f"decode paths (lines): fast {p['fast']:,}, bulk {p['bulk']:,}, per-line {p['per_line']:,}")
+    result.ratio, result.verdict = _compare(result.name, result.rows[0], mtail_row, result.verdict)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,34 +277,27 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.repeat < 1 or args.events < 1:
         p.error("--events and --repeat must be at least 1")
-    data = _data(args.events, args.seed)
     if not args.no_compile:
         _byte_compile()
-    replay_argv = [sys.executable, "-m", "sloguard", "replay", str(data), "--config", str(CONFIG)]
-    replay = _run("replay", [*replay_argv, "--format", "json"], args.repeat)
-    if replay is None:
-        return 1
-    _check_replay(args.events)
-    rows = [Row("sloguard replay", args.events, replay.cpu_s, replay.wall_s, replay.peak_rss_kib)]
-    if not args.no_stages:
-        rows += _stages(data, args.events, args.repeat)
-    mtail_row, mtail_version, verdict = _mtail(args, data)
-    if mtail_row is not None:
-        rows.append(mtail_row)
-
-    print()
+    names = ("plain", "realistic") if args.files == "both" else (args.files,)
+    results = []
+    for name in names:
+        result = _one_file(args, name)
+        if result is None:
+            return 1
+        results.append(result)
     print(
-        f"{args.events:,} events, {data.stat().st_size / 2**20:.0f} MiB; best of {args.repeat}; "
-        f"python {platform.python_version()}, {os.cpu_count()} CPUs"
+        f"\nbest of {args.repeat}; python {platform.python_version()}, {os.cpu_count()} CPUs"
         f"{'; sloguard not byte-compiled beforehand' if args.no_compile else ''}"
     )
-    print(_table(rows))
+    for result in results:
+        mtail_row = result.rows[-1] if result.rows[-1].tool.startswith("mtail") else None
+        _print(args, result, mtail_row)
     if args.events < 1_000_000:
         print("(the target is set for 1M events: on small files start-up time dominates)")
-    ratio, verdict = _compare(rows[0], mtail_row, verdict)
     if args.json:
-        _write_json(args, data, rows, mtail_version, ratio, verdict)
-    return 1 if args.check and verdict == "FAIL" else 0
+        _write_json(args, results)
+    return 1 if args.check and any(r.verdict == "FAIL" for r in results) else 0
 
 
 if __name__ == "__main__":

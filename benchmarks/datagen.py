@@ -15,8 +15,14 @@ bytes):
   whole service fails 20-100 % of requests, 504s take a timeout's latency) and one latency regression
   (a service 4x slower for a couple of hours).
 
-Usage: ``python -m benchmarks.datagen --events 1000000 [--out FILE] [--seed 7]``. Without ``--out`` the
-file goes to the cache under ``benchmarks/out/``, where ``python -m benchmarks`` reuses it.
+With ``realistic=True`` (``--realistic``) the same events are written as real services log them: extra
+fields (``trace_id``, ``span_id``, ``region``, ``host``, ``user_agent``), a nested ``request`` object
+(method, path, query, sizes, headers; its keys never share the configured names, so that mtail's
+per-field regexes count it exactly), long user agents with JSON escapes (``\"``, ``\/``, ``\u00e9``)
+and raw UTF-8, and the keys in a different order on every line.
+
+Usage: ``python -m benchmarks.datagen --events 1000000 [--out FILE] [--seed 7] [--realistic]``. Without
+``--out`` the file goes to the cache under ``benchmarks/out/``, where ``python -m benchmarks`` reuses it.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -80,15 +87,16 @@ CODES_5XX = np.array([500, 502, 503, 504], np.int32)
 P_5XX = np.array([0.4, 0.2, 0.25, 0.15])
 
 
-def cached_path(events: int, seed: int) -> Path:
-    return OUT_DIR / f"requests-n{events}-s{seed}-v{GENERATOR_VERSION}.ndjson"
+def cached_path(events: int, seed: int, realistic: bool = False) -> Path:
+    kind = "realistic" if realistic else "requests"
+    return OUT_DIR / f"{kind}-n{events}-s{seed}-v{GENERATOR_VERSION}.ndjson"
 
 
-def ensure(events: int, seed: int) -> Path:
+def ensure(events: int, seed: int, realistic: bool = False) -> Path:
     """The cached file for (events, seed), generated first if missing."""
-    path = cached_path(events, seed)
+    path = cached_path(events, seed, realistic)
     if not path.exists():
-        generate(events, path, seed)
+        generate(events, path, seed, realistic)
     return path
 
 
@@ -143,31 +151,89 @@ def _columns(rng: np.random.Generator, n: int) -> tuple[I64, Intp, Intp, npt.NDA
     return t, ep, cust, status, latency
 
 
-def generate(events: int, out: Path, seed: int = 7) -> None:
+def generate(events: int, out: Path, seed: int = 7, realistic: bool = False) -> None:
     """Write ``events`` lines to ``out`` (atomically: a temp file renamed into place)."""
     rng = np.random.default_rng(seed)
     t, ep, cust, status, latency = _columns(rng, events)
-    # Everything between the timestamp and the customer id depends only on the endpoint.
-    middle = [f'", "service": "{s}", "endpoint": "{e}", "customer": "cust-' for s, e, *_ in ENDPOINTS]
-    customer_ids = [f"{i + 1:04d}" for i in range(N_CUSTOMERS)]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="ascii") as f:
+    with tmp.open("w", encoding="utf-8") as f:
         for lo in range(0, events, CHUNK):
             hi = min(lo + CHUNK, events)
             ts = np.datetime_as_string(START + t[lo:hi], unit="ms", timezone="UTC").tolist()
-            f.writelines(
-                f'{{"ts": "{a}{middle[e]}{customer_ids[c]}", "status": {s}, "latency_ms": {lat:.3f}}}\n'
-                for a, e, c, s, lat in zip(
-                    ts,
-                    ep[lo:hi].tolist(),
-                    cust[lo:hi].tolist(),
-                    status[lo:hi].tolist(),
-                    latency[lo:hi].tolist(),
-                    strict=True,
-                )
+            cols = (
+                ts,
+                ep[lo:hi].tolist(),
+                cust[lo:hi].tolist(),
+                status[lo:hi].tolist(),
+                latency[lo:hi].tolist(),
             )
+            f.writelines(_realistic_lines(rng, *cols) if realistic else _plain_lines(*cols))
     tmp.replace(out)
+
+
+def _plain_lines(*cols: list[Any]) -> list[str]:
+    """The configured keys in order, with `json.dumps`'s separators: the byte fast path's shape."""
+    # Everything between the timestamp and the customer id depends only on the endpoint.
+    middle = [f'", "service": "{s}", "endpoint": "{e}", "customer": "cust-' for s, e, *_ in ENDPOINTS]
+    return [
+        f'{{"ts": "{a}{middle[e]}{c + 1:04d}", "status": {s}, "latency_ms": {lat:.3f}}}\n'
+        for a, e, c, s, lat in zip(*cols, strict=True)
+    ]
+
+
+# JSON text: the escapes are written as the JSON of these lines holds them.
+USER_AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_3_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.3 Mobile/15E148 Safari/604.1",
+    'Mozilla/5.0 (X11; Linux x86_64; rv:123.0) Gecko/20100101 Firefox/123.0 (compatible; \\"internal\\" '
+    "probe; +https:\\/\\/status.example.com\\/bot)",
+    "okhttp/4.12.0 (Android 14; Pixel 8; caf\\u00e9-app\\/3.2.1; r\\u00e9gion=fr)",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_3) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.3 "
+    "Safari/605.1.15 \u65e5\u672c\u8a9e",
+    "python-requests/2.31.0 aiohttp/3.9.3 (batch \\t worker #7)",
+)
+REGIONS = ("eu-west-1", "eu-central-1", "us-east-1", "us-west-2", "ap-southeast-1")
+
+
+def _realistic_lines(rng: np.random.Generator, *cols: list[Any]) -> list[str]:
+    """The same events with extra fields, a nested request object and the keys shuffled per line."""
+    n = len(cols[0])
+    trace = rng.integers(0, 2**63, (n, 2)).tolist()
+    ua = rng.integers(0, len(USER_AGENTS), n).tolist()
+    region = rng.integers(0, len(REGIONS), n).tolist()
+    sizes = rng.integers(0, 1 << 16, (n, 2)).tolist()
+    # Ten keys: the six configured ones and four others, in a random order per line.
+    orders = np.argsort(rng.random((n, 10)), axis=1).tolist()
+    out = []
+    for i, (a, e, c, s, lat) in enumerate(zip(*cols, strict=True)):
+        service, endpoint = ENDPOINTS[e][0], ENDPOINTS[e][1]
+        method, _, path = endpoint.partition(" ")
+        t0, t1 = trace[i]
+        req_in, req_out = sizes[i]
+        request = (
+            f'{{"method": "{method}", "path": "{path}", '
+            f'"query": {{"page": {req_in % 7}, "tags": ["a", "b"]}}, '
+            f'"bytes_in": {req_in}, "bytes_out": {req_out}, "headers": {{"accept": "application/json", '
+            f'"x-forwarded-for": "10.{req_in % 256}.{req_out % 256}.7"}}}}'
+        )
+        where = REGIONS[region[i]]
+        fields = (
+            f'"ts": "{a}"',
+            f'"service": "{service}"',
+            f'"endpoint": "{endpoint}"',
+            f'"customer": "cust-{c + 1:04d}"',
+            f'"status": {s}',
+            f'"latency_ms": {lat:.3f}',
+            f'"trace_id": "{t0:016x}{t1:016x}", "span_id": "{t1 & 0xFFFF_FFFF:08x}"',
+            f'"region": "{where}", "host": "{service}-{t0 % 40:02d}.{where}.internal"',
+            f'"user_agent": "{USER_AGENTS[ua[i]]}"',
+            f'"request": {request}',
+        )
+        out.append("{" + ", ".join([fields[k] for k in orders[i]]) + "}\n")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, help="output file (default: the cache under benchmarks/out/)")
+    p.add_argument("--realistic", action="store_true", help="extra and nested fields, keys shuffled")
     args = p.parse_args(argv)
-    out: Path = args.out or cached_path(args.events, args.seed)
+    out: Path = args.out or cached_path(args.events, args.seed, args.realistic)
     t0 = time.perf_counter()
-    generate(args.events, out, args.seed)
+    generate(args.events, out, args.seed, args.realistic)
     print(f"wrote {args.events} events to {out} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return 0
 
