@@ -34,8 +34,9 @@ from sloguard.absorb import Absorber
 from sloguard.checkpoint import DirectoryStore
 from sloguard.checkpointer import Checkpointer
 from sloguard.clock import Clock, SystemClock
+from sloguard.core.history import BucketCounts
 from sloguard.core.snapshot import Snapshot
-from sloguard.core.spec import Config
+from sloguard.core.spec import Config, SloSpec
 from sloguard.engine import Engine
 from sloguard.export.collector import Exposition
 from sloguard.export.http import HttpServer
@@ -45,6 +46,7 @@ from sloguard.logs import RateLimiter, get_logger
 from sloguard.reloader import Reloader
 from sloguard.settings import Settings
 from sloguard.telemetry import Telemetry
+from sloguard.ui.routes import Ui
 
 #: Ticks run this long after a whole period, so events stamped just before it have arrived.
 TICK_LAG_MS = 50
@@ -94,7 +96,10 @@ class Daemon:
         )
         self.reloader = Reloader(settings.config, self.engine, self.telemetry)
         host, port = settings.listen_address()
-        self.http = HttpServer(host, port, health=self.healthy, ready=self.ready)
+        # The web UI and /api/v1: read-only, from the published snapshot (and, for one series' history,
+        # the aggregator's buckets, read on the event loop like every other access to it).
+        routes = Ui(lambda: self.latest, self._bucket_counts) if settings.ui else None
+        self.http = HttpServer(host, port, health=self.healthy, ready=self.ready, routes=routes)
         self._heartbeat = time.monotonic()
         self._last_commit = time.monotonic()
         self._limiter = RateLimiter()
@@ -107,6 +112,11 @@ class Daemon:
     def exposition(self) -> Exposition:
         """The engine's exposition (replaced by a reload)."""
         return self.engine.exposition
+
+    def _bucket_counts(
+        self, spec: SloSpec, key: tuple[str, ...] | None, start_ms: int, end_ms: int, fine: bool
+    ) -> BucketCounts | None:
+        return self.engine.aggregator.bucket_counts(spec, key, start_ms, end_ms, fine=fine)
 
     def healthy(self) -> bool:
         """Alive: the tick loop ran recently (the event loop is not stuck)."""
