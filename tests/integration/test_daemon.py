@@ -198,6 +198,9 @@ async def test_in_process_daemon_exports_ground_truth(
 
     assert daemon.telemetry.invalid.total == 3
     assert_metrics_match(metrics, config, events, NOW)
+    # The HTTP listener's counts reach /metrics (copied at each tick; values depend on the ticks' timing).
+    assert ("sloguard_http_connections_total", (("outcome", "accepted"),)) in metrics
+    assert ("sloguard_http_open_connections", (("state", "waiting"),)) in metrics
     # Offsets: everything absorbed was committed on shutdown.
     assert sum(daemon.source.committed.values()) == len(values)
 
