@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -111,10 +112,16 @@ def _slo_series(s: SloSnapshot) -> list[_Series]:
 
 
 def to_dict(
-    snap: Snapshot, invalid: Rejections | None = None, after_now: int = 0, reasons: Sequence[str] = ()
+    snap: Snapshot,
+    invalid: Rejections | None = None,
+    after_now: int = 0,
+    reasons: Sequence[str] = (),
+    unmatched: int = 0,
 ) -> dict[str, Any]:
     """The JSON document `sloguard replay --format json` prints (``reasons`` listed even when 0), for
-    `msgspec.json.encode`: the entries of ``slos`` are msgspec Structs, encoded as JSON objects."""
+    `msgspec.json.encode`: the entries of ``slos`` are msgspec Structs, encoded as JSON objects.
+    ``unmatched``: valid events selected by no SLO; ``slo_events``: events each SLO selected (a grouped
+    SLO with none has no entry in ``slos``)."""
     latency: list[dict[str, Any]] = []
     lat = snap.latency
     if lat is not None:
@@ -142,69 +149,158 @@ def to_dict(
         "invalid": dict(sorted(({r: 0 for r in reasons} | (invalid.counts if invalid else {})).items())),
         "overflow": {s.spec.name: s.overflow_events for s in snap.slos},
         "too_old": {s.spec.name: s.too_old_events for s in snap.slos},
+        "unmatched": unmatched,
+        "slo_events": {s.spec.name: s.events for s in snap.slos},
     }
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.3f}%"
+#: The table fits a terminal this wide: series names are cut in the middle (marked ``…``) if need be.
+TABLE_WIDTH = 120
+_SLO_HEADER = ["SLO / SERIES", "BUDGET", "BAD/TOTAL", "BURN 1h", "BURN 6h", "EXHAUST", "FIRING"]
 
 
-def to_table(snap: Snapshot, invalid: Rejections | None = None) -> str:
-    """One line per SLO series, worst budget first, then latency and input counts."""
-    rows: list[tuple[float, list[str]]] = []
+def _firing(s: SloSnapshot, j: int) -> str:
+    """Firing tiers by severity and long window, ``page:1h,6h ticket:1d`` (the short window too where
+    two tiers of a severity share a long window)."""
+    tiers = s.spec.tiers
+    longs = [(t.severity, t.long_window) for t in tiers]
+    by_severity: dict[str, list[str]] = {}
+    for k, t in enumerate(tiers):
+        if s.firing[k, j]:
+            name = format_duration(t.long_window)
+            if longs.count((t.severity, t.long_window)) > 1:
+                name += "/" + format_duration(t.short_window)
+            by_severity.setdefault(t.severity.value, []).append(name)
+    return " ".join(f"{sev}:{','.join(names)}" for sev, names in by_severity.items()) or "-"
+
+
+def _eta(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "-"
+    return f"{seconds / 3600:.1f}h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f}d"
+
+
+@dataclass
+class _Block:
+    """One SLO in the table: a heading line, then one row per series, worst budget first."""
+
+    heading: str
+    worst: float
+    rows: list[list[str]]
+
+
+def _slo_blocks(snap: Snapshot) -> list[_Block]:
+    """The SLOs, the one with the worst series first; an SLO that selected no event says so."""
+    blocks: list[_Block] = []
     for s in snap.slos:
+        heading = f"{s.spec.name}  objective {float(s.spec.objective) * 100:g}%"
+        if s.spec.group_by:
+            heading += f", by {','.join(s.spec.group_by)}"
+        if s.events == 0:
+            blocks.append(_Block(f"{heading}: no events", math.inf, []))
+            continue
+        if s.spec.group_by:
+            heading += f": {len(s.labels)} series"
         i1, i6 = s.window_index(3600), s.window_index(6 * 3600)
+        rows: list[tuple[float, list[str]]] = []
         for j, labels in enumerate(s.labels):
-            label = ",".join(f"{k}={v}" for k, v in zip(s.spec.group_by, labels, strict=True))
-            firing = [t.name for k, t in enumerate(s.spec.tiers) if s.firing[k, j]]
-            eta = float(s.exhaustion_eta[j])
-            rows.append(
-                (
-                    float(s.budget_remaining[j]),
-                    [
-                        s.spec.name,
-                        label or "-",
-                        f"{float(s.spec.objective) * 100:g}%",
-                        _pct(float(s.budget_remaining[j])),
-                        f"{int(s.period_bad[j])}/{int(s.period_total[j])}",
-                        f"{float(s.burn_rate[i1, j]):.2f}",
-                        f"{float(s.burn_rate[i6, j]):.2f}",
-                        "-" if math.isnan(eta) else f"{eta / 3600:.1f}h",
-                        ",".join(firing) or "-",
-                    ],
-                )
-            )
-    rows.sort(key=lambda r: r[0])
-    header = [
-        "SLO",
-        "SERIES",
-        "OBJECTIVE",
-        "BUDGET LEFT",
-        "BAD/TOTAL",
-        "BURN 1h",
-        "BURN 6h",
-        "EXHAUST",
-        "FIRING",
-    ]
-    lines = [f"now {rfc3339(snap.now_ms)}  events {snap.events}", *_columns([header, *[r[1] for r in rows]])]
+            budget = float(s.budget_remaining[j])
+            cells = [
+                "  " + (",".join(labels) or "-"),
+                f"{budget * 100:.1f}%",
+                f"{int(s.period_bad[j])}/{int(s.period_total[j])}",
+                f"{float(s.burn_rate[i1, j]):.2f}",
+                f"{float(s.burn_rate[i6, j]):.2f}",
+                _eta(float(s.exhaustion_eta[j])),
+                _firing(s, j),
+            ]
+            rows.append((budget, cells))
+        rows.sort(key=lambda r: r[0])
+        blocks.append(_Block(heading, rows[0][0] if rows else math.inf, [cells for _, cells in rows]))
+    blocks.sort(key=lambda b: b.worst)
+    return blocks
+
+
+def significant(value: float, figures: int) -> str:
+    """``value`` to ``figures`` significant digits, never in exponent form: 2539.519 -> ``2500``,
+    85.503 -> ``86``, 0.01234 -> ``0.012`` (2 figures). What an HDR histogram of that precision holds."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    digits = figures - 1 - math.floor(math.log10(abs(value)))
+    rounded = round(value, digits)
+    return f"{rounded:.{max(digits, 0)}f}"
+
+
+def _latency_lines(snap: Snapshot) -> list[str]:
     lat = snap.latency
-    if lat is not None and lat.labels:
-        keys = [f"p{_percent_key(p)}" for p in lat.spec.percentiles]
-        table = [["GROUP", "WINDOW", "COUNT", *[f"{k} ms" for k in keys]]]
-        for w in lat.windows:
-            for g, labels in enumerate(lat.labels):
-                table.append(
-                    [
-                        ",".join(labels),
-                        format_duration(w.window),
-                        str(int(w.count[g])),
-                        *[f"{v:.3f}" for v in w.percentiles_ms[g].tolist()],
-                    ]
-                )
-        lines += ["", *_columns(table)]
+    if lat is None or not lat.labels:
+        return []
+    figures = lat.spec.significant_figures
+    keys = [f"p{_percent_key(p)}" for p in lat.spec.percentiles]
+    table = [["GROUP", "WINDOW", "COUNT", *[f"{k} ms" for k in keys]]]
+    for w in lat.windows:
+        for g, labels in enumerate(lat.labels):
+            count = int(w.count[g])
+            values = w.percentiles_ms[g].tolist()
+            shown = [significant(v, figures) if count else "-" for v in values]
+            table.append([",".join(labels), format_duration(w.window), str(count), *shown])
+    return ["", *_columns(table)]
+
+
+def to_table(
+    snap: Snapshot,
+    invalid: Rejections | None = None,
+    after_now: int = 0,
+    unmatched: int = 0,
+    width: int = TABLE_WIDTH,
+) -> str:
+    """A summary line of what was read, then per SLO (worst first) one line per series (worst budget
+    first), then latency and the input's problems. At most ``width`` columns with realistic names
+    (series are cut in the middle beyond that). Latency percentiles are shown to the histogram's
+    significant figures (the JSON has them unrounded)."""
+    # Per SLO: events older than its period (and longest window) when they came. Latency windows are
+    # short, so most of a long replay is "too old" for them: not news, not shown.
+    too_old = {s.spec.name: s.too_old_events for s in snap.slos if s.too_old_events}
+    bad_lines = invalid.total if invalid else 0
+    summary = (
+        f"now {rfc3339(snap.now_ms)}  events {snap.events}  invalid {bad_lines}  "
+        f"matched no SLO {unmatched}  after now {after_now}  too old {sum(too_old.values())}"
+    )
+    lines = [summary, *_slo_lines(_slo_blocks(snap), width)]
+    lines += _latency_lines(snap)
     if invalid and invalid.counts:
         lines += ["", "invalid: " + ", ".join(f"{k}={v}" for k, v in sorted(invalid.counts.items()))]
+    if too_old:
+        lines += [
+            "too old (before an SLO's period, per SLO): " + ", ".join(f"{k}={v}" for k, v in too_old.items())
+        ]
     return "\n".join(lines)
+
+
+def _cut(text: str, n: int, middle: bool) -> str:
+    """``text`` in at most ``n`` characters: the end (or the middle) replaced by ``…``."""
+    if len(text) <= n:
+        return text
+    if not middle:
+        return text[: n - 1] + "…"
+    head = (n - 1) // 2
+    return text[:head] + "…" + text[len(text) - (n - 1 - head) :]
+
+
+def _slo_lines(blocks: list[_Block], width: int) -> list[str]:
+    """The header, then per SLO its heading and its series rows, aligned in columns; series names are
+    cut in the middle (endpoints differ at both ends) if the rows would not fit in ``width``."""
+    table = [_SLO_HEADER, *[r for b in blocks for r in b.rows]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(_SLO_HEADER))]
+    room = width - sum(widths[1:]) - 2 * (len(widths) - 1)
+    if widths[0] > room:
+        table = [[_cut(r[0], max(room, len(_SLO_HEADER[0])), True), *r[1:]] for r in table]
+    aligned = iter(_columns(table))
+    lines = [next(aligned)]
+    for b in blocks:
+        lines.append(_cut(b.heading, width, False))
+        lines += [next(aligned) for _ in b.rows]
+    return lines
 
 
 def _columns(table: list[list[str]]) -> list[str]:
