@@ -462,8 +462,17 @@ class _Shipper:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``sloguard loadgen`` options to ``parser`` (`main` reads them)."""
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers (host:port)")
-    parser.add_argument("--topic", default="requests", help="topic to write to (must exist)")
+    # `sloguard run`'s spellings (--bootstrap-servers, --topics) are accepted too.
+    parser.add_argument(
+        "--bootstrap-servers",
+        "--bootstrap",
+        dest="bootstrap",
+        default="127.0.0.1:9092",
+        help="Kafka bootstrap servers (host:port)",
+    )
+    parser.add_argument(
+        "--topic", "--topics", dest="topic", default="requests", help="topic to write to (must exist)"
+    )
     parser.add_argument(
         "--rate", type=float, default=1000.0, help="events per second; 0 = as fast as possible"
     )
