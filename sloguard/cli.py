@@ -1,4 +1,9 @@
-"""Command line: `sloguard check FILE`, `sloguard replay FILE... --config SLOS.yaml`."""
+"""Command line: `sloguard check`, `replay`, `rules`, `run`, `loadgen`.
+
+A user's mistake (a missing, unreadable or corrupt file, a bad flag or SLO file) ends in one line
+``sloguard: PATH: what is wrong`` on stderr and exit status 2, never a traceback. `replay` exits 3 when
+it read nothing usable: no valid event, or no event selected by any SLO (`EXIT_NO_DATA`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from collections.abc import Sequence
 import msgspec
 
 from sloguard import __version__
+from sloguard.ingest.source import os_problem as _os_problem
 
 
 def _parse_now(text: str) -> int:
@@ -22,22 +28,45 @@ def _parse_now(text: str) -> int:
     return int(t.timestamp() * 1000)
 
 
+#: The rule of `sloguard.replay.OutlierHold`, for `--help` (here: building the parser imports no numpy).
+DEFAULT_NOW_HELP = (
+    "default: the end of the bucket holding the newest event, far-future outliers left out: the newest "
+    "events (at most 0.1%%, at least 10, at most 1000 of them) when more than 1 day separates them "
+    "from the rest; they are counted as after_now"
+)
+
+#: `replay` read no valid event, or none that any SLO selects: its report would be all 100 % budgets.
+EXIT_NO_DATA = 3
+
+_REPLAY_EPILOG = """exit status:
+  0  the report is printed
+  2  a usage error, or an input or SLO file that cannot be read (stderr names it)
+  3  no valid event before now, or none matched any SLO (the report is still printed; stderr says why)"""
+
+
+def _slo_file_args(p: argparse.ArgumentParser) -> None:
+    """The SLO file as a positional FILE or as --config/-c FILE (every command takes both)."""
+    p.add_argument("file", nargs="?", help="SLO file (apiVersion: sloguard/v1); or --config")
+    p.add_argument("--config", "-c", dest="config", help="SLO file (same as the positional FILE)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sloguard", description="Streaming SLO monitoring.")
     p.add_argument("--version", action="version", version=f"sloguard {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     check = sub.add_parser("check", help="validate an SLO file and print a summary")
-    check.add_argument("file")
+    _slo_file_args(check)
 
-    rp = sub.add_parser("replay", help="evaluate SLOs over NDJSON request-log files")
-    rp.add_argument("files", nargs="+", help="NDJSON files (.gz too), or - for stdin")
-    rp.add_argument("--config", "-c", required=True, help="SLO file (apiVersion: sloguard/v1)")
-    rp.add_argument(
-        "--now",
-        type=_parse_now,
-        help="evaluation time, RFC 3339 (default: end of the bucket holding the newest event)",
+    rp = sub.add_parser(
+        "replay",
+        help="evaluate SLOs over NDJSON request-log files",
+        epilog=_REPLAY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    rp.add_argument("files", nargs="+", help="NDJSON files, plain or gzip (any name), or - for stdin")
+    rp.add_argument("--config", "-c", required=True, help="SLO file (apiVersion: sloguard/v1)")
+    rp.add_argument("--now", type=_parse_now, help=f"evaluation time, RFC 3339 ({DEFAULT_NOW_HELP})")
     rp.add_argument("--format", choices=("json", "table"), default="table")
     rp.add_argument(
         "--progress",
@@ -46,8 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         help="progress bar on stderr for large files (auto: when stderr is a terminal)",
     )
     rules = sub.add_parser("rules", help="print Prometheus alerting rules for an SLO file")
-    rules.add_argument("file", nargs="?", help="SLO file (apiVersion: sloguard/v1); or --config")
-    rules.add_argument("--config", "-c", dest="config", help="SLO file (same as the positional FILE)")
+    _slo_file_args(rules)
     rules.add_argument("--output", "-o", help="write the rule file here (default: stdout)")
     rules.add_argument(
         "--runbook-url", default="", help="runbook_url annotation of every alert; {alert} is the alert name"
@@ -65,8 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the daemon: consume request logs from Kafka, serve /metrics")
     run.add_argument("--config", "-c", help="SLO file (default: $SLOGUARD_CONFIG)")
     run.add_argument("--listen", help="HOST:PORT for /metrics, /healthz, /readyz (default 0.0.0.0:9464)")
-    run.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (default localhost:9092)")
-    run.add_argument("--topics", help="comma-separated topics to consume (default: requests)")
+    # --bootstrap and --topic: loadgen's spellings, accepted by both commands.
+    run.add_argument(
+        "--bootstrap-servers", "--bootstrap", help="Kafka bootstrap servers (default localhost:9092)"
+    )
+    run.add_argument("--topics", "--topic", help="comma-separated topics to consume (default: requests)")
     run.add_argument("--group-id", help="consumer group (default: sloguard)")
     run.add_argument("--dead-letter-topic", help="re-publish rejected records here, original bytes")
     run.add_argument("--tick-seconds", type=float, help="evaluation/render period (default 1)")
@@ -89,6 +120,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _fail(message: str, status: int = 2) -> int:
+    print(f"sloguard: {message}", file=sys.stderr)
+    return status
+
+
+def _spec_error(exc: Exception) -> int:
+    """An SLO file's problems: one line when there is one (each names the file and field)."""
+    text = str(exc)
+    return _fail(text if "\n" not in text else f"invalid SLO file:\n{text}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -106,19 +148,21 @@ def _main(argv: Sequence[str] | None) -> int:
         return cli_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "rules":
+    if args.command in ("check", "rules"):
         if (args.file is None) == (args.config is None):
-            parser.error("rules: give the SLO file once, as FILE or as --config FILE")
+            parser.error(f"{args.command}: give the SLO file once, as FILE or as --config FILE")
         args.file = args.file or args.config
     if args.command == "run":
         return _run(args)
     from sloguard.specfile import SpecError, describe, load_config
 
+    path = args.config if args.command == "replay" else args.file
     try:
-        config = load_config(args.config if args.command == "replay" else args.file)
+        config = load_config(path)
     except SpecError as exc:
-        print(f"sloguard: invalid SLO file:\n{exc}", file=sys.stderr)
-        return 2
+        return _spec_error(exc)
+    except OSError as exc:  # what the SLO file loader does not word itself (permission denied, ...)
+        return _fail(f"{path}: {_os_problem(exc)}")
     if args.command == "check":
         print(describe(config))
         return 0
@@ -179,17 +223,16 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(settings.config)
     except SpecError as exc:
         log.error("config_error", file=str(settings.config), problems=list(exc.problems))
-        print(f"sloguard: invalid SLO file:\n{exc}", file=sys.stderr)
-        return 2
+        return _spec_error(exc)
     from sloguard.app import run
-    from sloguard.ingest.kafka import TopicsMissingError
+    from sloguard.ingest.kafka import KafkaStartError, TopicsMissingError
 
     try:
         return asyncio.run(run(settings, config))
-    except TopicsMissingError as exc:
-        log.error("topics_missing", error=str(exc))
-        print(f"sloguard: {exc}", file=sys.stderr)
-        return 2
+    except (TopicsMissingError, KafkaStartError) as exc:
+        # Exit 2 as loadgen does: a wrong address or topic is a configuration error to fix.
+        log.error("kafka_start_failed", error=str(exc))
+        return _fail(str(exc))
 
 
 def _rules(args: argparse.Namespace, config: object) -> int:
@@ -216,8 +259,14 @@ def _rules(args: argparse.Namespace, config: object) -> int:
     text = to_yaml(doc)
     if args.output is None or args.output == "-":
         sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        return 0
+    out = Path(args.output)
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        parent = out.parent
+        problem = f"directory {parent} does not exist" if not parent.is_dir() else _os_problem(exc)
+        return _fail(f"{out}: cannot write the rule file: {problem}")
     return 0
 
 
@@ -225,24 +274,54 @@ def _replay(args: argparse.Namespace, config: object) -> int:
     from sloguard import report
     from sloguard.core.spec import Config
     from sloguard.ingest.decode import REASONS
-    from sloguard.ingest.source import FileSource
+    from sloguard.ingest.source import FileSource, SourceError, check_paths
     from sloguard.replay import ProgressBar, replay, wants_progress
 
     assert isinstance(config, Config)
     bar = ProgressBar("replay") if wants_progress(args.files, args.progress) else None
+    source = FileSource(args.files, on_progress=bar)
     try:
-        result = replay(FileSource(args.files, on_progress=bar), config, now_ms=args.now)
-    except FileNotFoundError as exc:
-        print(f"sloguard: {exc.filename}: no such file", file=sys.stderr)
-        return 2
+        check_paths(args.files)
+        result = replay(source, config, now_ms=args.now)
+        if bar is not None:
+            bar.finish()
+    except SourceError as exc:
+        return _fail(str(exc))
     finally:
         if bar is not None:
             bar.close()
-    if args.format == "json":
-        sys.stdout.buffer.write(
-            msgspec.json.encode(report.to_dict(result.snapshot, result.invalid, result.after_now, REASONS))
+    for note in source.notes:
+        print(f"sloguard: note: {note}", file=sys.stderr)
+    if result.outliers_from_ms is not None:
+        since = report.rfc3339(result.outliers_from_ms)
+        print(
+            f"sloguard: note: {result.after_now} events stamped from {since} on, more than 1 day after the"
+            " rest, are left out of the default --now (counted as after_now); give --now to include them",
+            file=sys.stderr,
         )
+    snap, unmatched = result.snapshot, result.unmatched
+    if args.format == "json":
+        doc = report.to_dict(snap, result.invalid, result.after_now, REASONS, unmatched=unmatched)
+        sys.stdout.buffer.write(msgspec.json.encode(doc))
         sys.stdout.buffer.write(b"\n")
     else:
-        print(report.to_table(result.snapshot, result.invalid))
+        print(report.to_table(snap, result.invalid, after_now=result.after_now, unmatched=unmatched))
+    return _no_data(snap.events, unmatched, result.after_now, result.invalid.total, args.files)
+
+
+def _no_data(events: int, unmatched: int, after_now: int, invalid: int, files: Sequence[str]) -> int:
+    """0, or `EXIT_NO_DATA` with a line saying why when nothing usable was read: ``events`` valid
+    events before now, ``unmatched`` of them in no SLO, ``after_now`` valid events left out."""
+    inputs = ", ".join("standard input" if f == "-" else f for f in files)
+    if events == 0 and after_now:
+        return _fail(f"all {after_now} valid events in {inputs} are at or after --now", EXIT_NO_DATA)
+    if events == 0:
+        why = f"{invalid} lines rejected, see 'invalid'" if invalid else "the input is empty"
+        return _fail(f"no valid event in {inputs} ({why})", EXIT_NO_DATA)
+    if unmatched == events:
+        return _fail(
+            f"none of the {events} valid events in {inputs} matched an SLO: check each SLO's service and "
+            "endpoints against the events (names are case-sensitive)",
+            EXIT_NO_DATA,
+        )
     return 0
