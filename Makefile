@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed-stamp
 # Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
 SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager chromium:chromium chromedriver:chromium-driver
 
-.PHONY: help setup system-deps node-deps lint check test fuzz bench bench-daemon bench-checkpoint bench-cardinality soak run clean
+.PHONY: help setup system-deps node-deps lint check test fuzz bench bench-daemon bench-checkpoint bench-cardinality soak run clean screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ check: lint ## lint + the unit tests (no root, apt, npm or broker needed)
 # The long seeded fuzz run (make test runs the same with 100k records).
 fuzz: setup system-deps ## the long seeded fuzz run: 1M adversarial records
 	SLOGUARD_FUZZ_RECORDS=1000000 $(VENV)/bin/pytest -q -s tests/fuzz -k seeded
+
+screenshots: setup system-deps ## refresh the README's web UI pictures (docs/img/ui-*.png) from a live daemon
+	SLOGUARD_WRITE_DOCS=1 $(VENV)/bin/pytest -q tests/e2e/test_ui.py
 
 bench: setup ## replay vs mtail on a generated 1M-event log (docs/benchmarks.md)
 	$(PY) -m benchmarks

@@ -3,7 +3,7 @@
 
 window.SGCharts = (function () {
   const { s } = SG;
-  const W = 640, H = 236, L = 48, R = 12, T = 26, B = 26;
+  const W = 640, H = 236, L = 62, R = 12, T = 26, B = 26;
 
   function scaleX(t0, t1) { return (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R); }
   function scaleY(lo, hi) { return (v) => T + (1 - (v - lo) / Math.max(1e-12, hi - lo)) * (H - T - B); }
@@ -53,7 +53,7 @@ window.SGCharts = (function () {
     const t0 = bd.start_ms, t1 = bd.end_ms;
     const lo = Math.min(0, ...bd.remaining), hi = 1;
     const x = scaleX(t0, t1), y = scaleY(lo, hi);
-    const ticks = lo < 0 ? [lo, 0, 0.5, 1] : [0, 0.25, 0.5, 0.75, 1];
+    const ticks = [0, 1, 2, 3, 4].map((i) => lo + ((hi - lo) * i) / 4);
     return svgRoot("error budget burn-down",
       axes(x, y, t0, t1, ticks, (v) => Math.round(v * 100) + "%"),
       s("polyline", { class: "ideal", points: points([t0, t1], [1, 0], x, y) }),
