@@ -245,21 +245,35 @@ def test_explicit_now_gz_and_stdin_agree(workdir: Path) -> None:
     check_against_ground_truth(doc, load_config(workdir / "slos.yaml").slos, load_events(workdir), now_ms)
 
 
+def table_rows(out: list[str]) -> dict[str, list[str]]:
+    """The SLO table's series rows under each SLO's heading."""
+    header = next(i for i, line in enumerate(out) if line.startswith("SLO / SERIES"))
+    blocks: dict[str, list[str]] = {}
+    for line in out[header + 1 :]:
+        if not line.strip():
+            break
+        if line.startswith("  "):
+            blocks[list(blocks)[-1]].append(line)
+        else:
+            blocks[line.split()[0]] = []
+    return blocks
+
+
 def test_table_is_sorted_by_budget_left(workdir: Path) -> None:
     res = run(["replay", str(workdir / "events.ndjson"), "--config", str(workdir / "slos.yaml")])
     assert res.returncode == 0, res.stderr.decode()
     out = res.stdout.decode().splitlines()
-    header = next(i for i, line in enumerate(out) if line.startswith("SLO "))
-    rows = []
-    for line in out[header + 1 :]:
-        if not line.strip():
-            break
-        rows.append(line)
-    assert len(rows) == 2 + 4 + 1  # 2 endpoints, 4 customers, 1 monthly series
-    # Percent columns: the objective, then the budget left.
-    budgets = [float(re.findall(r"(-?[0-9.]+)%", r)[1]) for r in rows]
-    assert budgets == sorted(budgets)
+    blocks = table_rows(out)
+    assert {k: len(v) for k, v in blocks.items()} == {
+        "checkout-availability": 2,  # 2 endpoints
+        "checkout-latency": 4,  # 4 customers
+        "search-monthly": 1,
+    }
+    budgets = {k: [float(re.findall(r"(-?[0-9.]+)%", r)[0]) for r in rows] for k, rows in blocks.items()}
+    assert all(b == sorted(b) for b in budgets.values())
+    assert [b[0] for b in budgets.values()] == sorted(b[0] for b in budgets.values())  # worst SLO first
     assert "invalid: " in res.stdout.decode()
+    assert max(len(line) for line in out) <= 120
 
 
 def test_bad_config_is_refused_naming_file_and_field(tmp_path: Path) -> None:
@@ -275,3 +289,118 @@ def test_missing_input_file(tmp_path: Path, workdir: Path) -> None:
     res = run(["replay", str(tmp_path / "nope.ndjson"), "--config", str(workdir / "slos.yaml")])
     assert res.returncode == 2
     assert "nope.ndjson" in res.stderr.decode()
+
+
+# -- what a new user trips over ----------------------------------------------------------------------------
+
+
+def assert_one_line(res: subprocess.CompletedProcess[bytes], code: int, *needles: str) -> str:
+    err = res.stderr.decode()
+    assert res.returncode == code, err
+    assert "Traceback" not in err and err.startswith("sloguard: "), err
+    assert all(n in err for n in needles), err
+    return err
+
+
+@pytest.mark.parametrize("case", ["directory", "truncated-gz", "fake-gz", "missing"])
+def test_unreadable_input_is_one_line_and_exit_2(tmp_path: Path, workdir: Path, case: str) -> None:
+    data = (workdir / "events.ndjson").read_bytes()
+    path = tmp_path / "logs.ndjson.gz"
+    if case == "directory":
+        path = tmp_path
+    elif case == "truncated-gz":
+        path.write_bytes(gzip.compress(data)[: len(data) // 20])
+    elif case == "fake-gz":
+        path.write_bytes(b"\x1f\x8b" + bytes(range(256)) * 8)  # the magic, then not gzip at all
+    res = run(["replay", str(path), "--config", str(workdir / "slos.yaml")])
+    problem = {
+        "directory": "is a directory",
+        "truncated-gz": "truncated gzip",
+        "fake-gz": "corrupt gzip data",
+        "missing": "no such file",
+    }[case]
+    err = assert_one_line(res, 2, f"{path}: {problem}")
+    assert err.count("\n") == 1
+
+
+def test_rules_into_a_missing_directory(tmp_path: Path, workdir: Path) -> None:
+    out = tmp_path / "missing" / "dir" / "x.yaml"
+    res = run(["rules", str(workdir / "slos.yaml"), "-o", str(out)])
+    assert_one_line(res, 2, str(out), "does not exist")
+
+
+def test_gzip_on_stdin_and_under_any_name_is_read(tmp_path: Path, workdir: Path) -> None:
+    cfg = ["--config", str(workdir / "slos.yaml"), "--format", "json"]
+    packed = (workdir / "events.ndjson.gz").read_bytes()
+    (tmp_path / "events.log").write_bytes(packed)
+    plain = run(["replay", str(workdir / "events.ndjson"), *cfg])
+    stdin = run(["replay", "-", *cfg], stdin=packed)
+    named = run(["replay", str(tmp_path / "events.log"), *cfg])
+    assert plain.returncode == stdin.returncode == named.returncode == 0, stdin.stderr
+    assert plain.stdout == stdin.stdout == named.stdout
+    assert json.loads(stdin.stdout)["events"] == 6000
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        (b"", "the input is empty"),
+        (b"GET /index.html HTTP/1.1 200\n<html>\n" * 50, "no valid event"),
+        (None, "matched an SLO"),
+    ],
+    ids=["empty", "garbage", "service-case"],
+)
+def test_nothing_usable_exits_3(tmp_path: Path, workdir: Path, data: bytes | None, needle: str) -> None:
+    if data is None:  # every event of service "Checkout"/"Search": the SLOs say "checkout"/"search"
+        raw = (workdir / "events.ndjson").read_bytes()
+        data = raw.replace(b'"checkout"', b'"Checkout"').replace(b'"search"', b'"Search"')
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(data)
+    res = run(["replay", str(path), "--config", str(workdir / "slos.yaml")])
+    assert_one_line(res, 3, needle, str(path))
+    out = res.stdout.decode()
+    assert out.startswith("now ")
+    if needle == "matched an SLO":
+        assert "matched no SLO 6000" in out.splitlines()[0]
+        # Grouped SLOs without series are rows saying so, not missing from the table.
+        assert "checkout-latency  objective 99%, by customer: no events" in out
+        res = run(["replay", str(path), "--config", str(workdir / "slos.yaml"), "--format", "json"])
+        assert res.returncode == 3 and json.loads(res.stdout)["unmatched"] == 6000
+
+
+def test_a_far_future_event_leaves_now_and_every_count_alone(tmp_path: Path, workdir: Path) -> None:
+    cfg = ["--config", str(workdir / "slos.yaml"), "--format", "json"]
+    stray = (
+        b'{"ts": "2030-06-01T12:00:00Z", "service": "checkout", "endpoint": "POST /v1/orders",'
+        b' "customer": "acme", "status": 200, "latency_ms": 3.0, "host": "clock-broken-7"}\n'
+    )
+    data = (workdir / "events.ndjson").read_bytes()
+    at = data.index(b"\n", 5000) + 1
+    (tmp_path / "events.ndjson").write_bytes(data[:at] + stray + data[at:])
+    clean = json.loads(run(["replay", str(workdir / "events.ndjson"), *cfg]).stdout)
+    res = run(["replay", str(tmp_path / "events.ndjson"), *cfg])
+    assert res.returncode == 0
+    dirty = json.loads(res.stdout)
+    assert dirty["after_now"] == 1 and clean["after_now"] == 0
+    assert {k: v for k, v in dirty.items() if k != "after_now"} == {
+        k: v for k, v in clean.items() if k != "after_now"
+    }
+    assert "2030-06-01T12:00:00Z" in res.stderr.decode() and "--now" in res.stderr.decode()
+    table = run(["replay", str(tmp_path / "events.ndjson"), "--config", str(workdir / "slos.yaml")])
+    assert re.search(r"after now 1  too old 0$", table.stdout.decode().splitlines()[0])
+
+
+def test_help_states_the_default_now_rule_and_exit_codes() -> None:
+    res = run(["replay", "--help"])
+    text = " ".join(res.stdout.decode().split())
+    assert "far-future outliers" in text and "0.1%" in text and "more than 1 day" in text
+    assert "3 no valid event" in text
+
+
+def test_latencies_in_the_table_have_the_histogram_precision(workdir: Path) -> None:
+    res = run(["replay", str(workdir / "events.ndjson"), "--config", str(workdir / "slos.yaml")])
+    out = res.stdout.decode()
+    rows = out[out.index("GROUP") :].split("\n\n")[0].splitlines()[1:]
+    values = [v for r in rows for v in r.split()[-4:] if v != "-"]
+    # significant_figures 2 (the default): at most two significant digits.
+    assert values and all(len(v.replace(".", "").strip("0")) <= 2 for v in values), values
