@@ -212,14 +212,16 @@ class BucketRing(Ring):
         lo, hi = max(start, self.head - self.n + 1), min(end, self.head + 1)
         if lo >= hi:
             return out
-        slots = np.arange(lo, hi) % self.n
+        b, col = divmod(row or 0, BLOCK)  # every block but a narrow first one is BLOCK wide
         for blocks, acc in zip((self._total, self._bad), out, strict=True):
-            if row is None:
-                acc[lo - start : hi - start] = sum(blk[slots].sum(axis=1, dtype=np.int64) for blk in blocks)
-                continue
-            b, col = divmod(row, BLOCK)  # every block but a narrow first one is BLOCK wide
-            if b < len(blocks) and col < blocks[b].shape[1]:
-                acc[lo - start : hi - start] = blocks[b][slots, col]
+            at = lo - start
+            for sl in self._slices(lo, hi):  # slices, not a fancy index: no copy of the slots
+                size = sl.stop - sl.start
+                if row is None:
+                    acc[at : at + size] = sum(blk[sl].sum(axis=1, dtype=np.int64) for blk in blocks)
+                elif b < len(blocks) and col < blocks[b].shape[1]:
+                    acc[at : at + size] = blocks[b][sl, col]
+                at += size
         return out
 
     def check_retained(self, start: int) -> None:

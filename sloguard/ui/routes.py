@@ -118,7 +118,7 @@ class _SloCache:
         self.order: I64 = api.series_order(s)
         self._cols: dict[tuple[str, ...], int] | None = None
         #: dim -> value -> positions in `order` (ascending), built on the first filtered request.
-        self._index: dict[str, dict[str, Intp]] | None = None
+        self._index: dict[str, dict[str, list[int]]] | None = None
 
     def col(self, key: tuple[str, ...]) -> int | None:
         if self._cols is None:
@@ -130,14 +130,16 @@ class _SloCache:
         if not wanted:
             return np.arange(len(self.order))
         if self._index is None:
-            groups: dict[str, dict[str, list[int]]] = {d: {} for d in self.s.spec.group_by}
-            for pos, col in enumerate(self.order.tolist()):
-                for d, v in zip(self.s.spec.group_by, self.s.labels[col], strict=True):
-                    groups[d].setdefault(v, []).append(pos)
-            self._index = {d: {v: np.array(p, np.intp) for v, p in g.items()} for d, g in groups.items()}
+            self._index = {}
+            labels = self.s.labels
+            for i, d in enumerate(self.s.spec.group_by):
+                groups: dict[str, list[int]] = {}
+                for pos, col in enumerate(self.order.tolist()):
+                    groups.setdefault(labels[col][i], []).append(pos)
+                self._index[d] = groups
         result: Intp | None = None
         for d, v in wanted.items():
-            hit = self._index[d].get(v, np.zeros(0, np.intp))
+            hit = np.array(self._index[d].get(v, ()), np.intp)
             result = hit if result is None else np.intersect1d(result, hit, assume_unique=True)
         assert result is not None
         return result
