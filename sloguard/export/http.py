@@ -62,6 +62,8 @@ _WRITE_SLICE = 1 << 20  # bytes handed to the transport between drains
 _MAX_REQUESTS_PER_CONNECTION = 100
 #: File descriptors left to the rest of the process (Kafka, checkpoints, the loop) below the limit.
 _FD_RESERVE = 128
+#: The listen backlog, and so how many connections asyncio accepts in one turn of its loop (its default).
+_BACKLOG = 100
 #: Answered from memory in a few bytes, and never refused for being busy (the kubelet's probes).
 _PROBES = ("/healthz", "/readyz")
 #: What an open connection is doing: its position in `HttpServer.open_connections`.
@@ -155,16 +157,21 @@ def _accepts_gzip(header: str) -> bool:
     return star
 
 
-def connection_cap(wanted: int, fd_limit: int) -> int:
-    """``wanted`` connections, lowered to stay clear of the soft file descriptor limit ``fd_limit``.
+def connection_limits(wanted: int, fd_limit: int) -> tuple[int, int]:
+    """The connection cap (``wanted``, or fewer) and listen backlog for a soft file descriptor limit.
 
-    Past the limit accept() fails and asyncio retries (and logs) every second while nobody is served;
-    below it, the cap evicts idle connections instead. The rest of the process keeps ``_FD_RESERVE``
-    descriptors, or half of a limit too low for that.
+    Past the limit accept() fails, and asyncio logs and retries every second while nobody is served; below
+    it, the cap evicts idle connections instead. The cap must leave room for more than the open
+    connections: asyncio accepts up to ``backlog`` sockets in one turn of the loop before any handler runs
+    (so before any eviction), and evicted sockets close only at the next turn; three backlogs cover both
+    (measured: two were not enough under a reconnecting flood). The rest of the process keeps
+    ``_FD_RESERVE``. A limit too low for all that gets a quarter of it, with a smaller backlog.
     """
     if fd_limit <= 0:  # RLIM_INFINITY
-        return wanted
-    return max(1, min(wanted, max(fd_limit - _FD_RESERVE, fd_limit // 2)))
+        return wanted, _BACKLOG
+    backlog = max(8, min(_BACKLOG, fd_limit // 8))
+    room = fd_limit - _FD_RESERVE - 3 * backlog
+    return max(1, min(wanted, room if room > 0 else fd_limit // 4)), backlog
 
 
 @dataclass(eq=False, slots=True)
@@ -206,7 +213,8 @@ class HttpServer:
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.max_header_bytes = max_header_bytes
-        self.max_connections = connection_cap(max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.max_connections, self._backlog = connection_limits(max_connections, fd_limit)
         self.linger_timeout = linger_timeout
         self.routes = routes
         self._metrics: _Payload | None = None
@@ -245,7 +253,7 @@ class HttpServer:
             raise RuntimeError("HttpServer already started")
         # The stream limit bounds a single line of the request head (a longer one is refused).
         self._server = await asyncio.start_server(
-            self._connection, self.host, self._port, limit=self.max_header_bytes
+            self._connection, self.host, self._port, limit=self.max_header_bytes, backlog=self._backlog
         )
 
     async def stop(self) -> None:

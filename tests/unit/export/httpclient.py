@@ -89,8 +89,8 @@ async def serving(state: State, **options: Any) -> AsyncIterator[HttpServer]:
 
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Wait until ``condition()`` holds (the server's state has no event to await: this polls); fail
-    naming ``what`` after a generous 20 s."""
-    for _ in range(2000):
+    naming ``what`` after a generous minute."""
+    for _ in range(6000):
         if condition():
             return
         await asyncio.sleep(0.01)

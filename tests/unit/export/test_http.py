@@ -20,7 +20,7 @@ from sloguard.export.http import (
     WAITING,
     HttpServer,
     _accepts_gzip,
-    connection_cap,
+    connection_limits,
 )
 from sloguard.export.http import Response as RouteResponse
 from sloguard.export.text import CONTENT_TYPE
@@ -371,26 +371,28 @@ async def test_open_connections_by_state(state: State) -> None:
         done[1].write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         await done[0].readuntil(b"ok\n")
         await until(states(srv, waiting=2, responding=1, lingering=1), "one connection in each state")
-        for conn in (busy, idle, kept, done):
-            await read_all(*conn) if conn is busy else conn[1].close()
+        await read_all(*busy)
+        for _, writer in (idle, kept, done):
+            writer.close()
+            await writer.wait_closed()
         await until(states(srv), "all closed")
     assert srv.connection_counts == {"accepted": 4, "evicted": 0, "rejected": 0, "throttled": 0}
 
 
 @pytest.mark.parametrize(
-    "wanted,fd_limit,cap",
+    "wanted,fd_limit,cap,backlog",
     [
-        (1024, 1_048_576, 1024),
-        (1024, 1024, 1024 - 128),
-        (1024, 256, 128),
-        (1024, 100, 50),  # half of a limit too low for the reserve
-        (1024, 1, 1),
-        (64, 1024, 64),
-        (1024, resource.RLIM_INFINITY, 1024),
+        (1024, 1_048_576, 1024, 100),
+        (1024, 1024, 1024 - 128 - 300, 100),
+        (1024, 256, 256 - 128 - 96, 32),
+        (1024, 100, 25, 12),  # a quarter of a limit too low for the reserve
+        (1024, 1, 1, 8),
+        (64, 4096, 64, 100),
+        (1024, resource.RLIM_INFINITY, 1024, 100),
     ],
 )
-def test_the_cap_stays_clear_of_the_fd_limit(wanted: int, fd_limit: int, cap: int) -> None:
-    assert connection_cap(wanted, fd_limit) == cap
+def test_the_cap_stays_clear_of_the_fd_limit(wanted: int, fd_limit: int, cap: int, backlog: int) -> None:
+    assert connection_limits(wanted, fd_limit) == (cap, backlog)
 
 
 async def test_errors_a_client_can_cause_are_logged_a_few_times_a_minute(

@@ -40,13 +40,18 @@ def enough_file_descriptors() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-async def slow_client(port: int, trickle: bool, reconnect: bool, stop: asyncio.Event) -> int:
+async def slow_client(
+    port: int, trickle: bool, reconnect: bool, stop: asyncio.Event, connecting: asyncio.Semaphore
+) -> int:
     """Hold a connection that never completes a request head (``trickle``: sends a byte of it every
     0.25 s; else an idle keep-alive after one request). With ``reconnect``, comes back whenever the
     server closes it. Returns how many times it was closed by the server."""
     closed = 0
     while not stop.is_set():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # A few connects at a time: 500 at once would overflow the listen backlog, and the kernel would
+        # drop SYNs to be retried seconds later (slow, not what is tested here).
+        async with connecting:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(TRICKLE_HEAD if trickle else IDLE_REQUEST)
             if not trickle:
@@ -96,13 +101,16 @@ async def test_500_slow_connections_do_not_starve_scrapes_probes_or_routes(
     limits = {"max_connections": max_connections} if max_connections else {}
     async with serving(State(), read_timeout=120, routes=routes, **limits) as srv:
         srv.set_metrics(BODY)
-        stop = asyncio.Event()
+        stop, connecting = asyncio.Event(), asyncio.Semaphore(50)
         clients = [
-            asyncio.create_task(slow_client(srv.port, i % 2 == 0, reconnect, stop)) for i in range(SLOW)
+            asyncio.create_task(slow_client(srv.port, i % 2 == 0, reconnect, stop, connecting))
+            for i in range(SLOW)
         ]
         try:
-            wanted = min(SLOW, srv.max_connections)
-            await until(lambda: srv.open_connections()[WAITING] >= wanted, f"{wanted} slow connections")
+            cap = srv.max_connections
+            await until(lambda: srv.open_connections()[WAITING] >= min(SLOW, cap), "the slow connections")
+            # Past the cap: every slow client has connected, the excess by evicting older ones.
+            await until(lambda: srv.connection_counts["accepted"] >= SLOW, "all slow clients connected")
             for _ in range(10):
                 await good_requests(srv)
         finally:
@@ -111,8 +119,7 @@ async def test_500_slow_connections_do_not_starve_scrapes_probes_or_routes(
     counts = srv.connection_counts
     assert counts["rejected"] == counts["throttled"] == 0
     if reconnect:
-        assert counts["evicted"] >= SLOW - srv.max_connections
-        assert sum(closed) >= SLOW - srv.max_connections  # the slow ones made room
+        assert counts["evicted"] >= SLOW - srv.max_connections  # the slow ones made room
     else:
         assert counts["evicted"] == 0
         assert sum(closed) == 0
