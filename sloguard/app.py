@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import signal
 import time
 
@@ -245,6 +246,20 @@ class Daemon:
         self.ticks += 1
 
 
+def raise_open_file_limit() -> int:
+    """Raise the soft open-file limit to the hard one, as Go's runtime does for every program; returns the
+    soft limit in force. Container runtimes start processes at a soft 1024, and the HTTP listener sizes its
+    connection cap from it (`sloguard.export.http.connection_limits`)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit is not a valid soft one on every kernel: stop at 1M descriptors.
+    target = min(hard, 1 << 20) if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 async def run(settings: Settings, config: Config) -> int:
     """`sloguard run`: build the daemon and run it until SIGTERM/SIGINT."""
+    log.info("open_file_limit", soft=raise_open_file_limit())
     return await Daemon(settings, config).run()
