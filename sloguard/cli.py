@@ -25,7 +25,12 @@ def _parse_now(text: str) -> int:
         raise argparse.ArgumentTypeError(f"--now: not an RFC 3339 time: {text!r}") from exc
     if t.tzinfo is None:
         raise argparse.ArgumentTypeError(f"--now: needs a time zone (Z or +HH:MM): {text!r}")
-    return int(t.timestamp() * 1000)
+    from sloguard.ingest.timestamps import MAX_TS_MS, MIN_TS_MS
+
+    ms = int(t.timestamp() * 1000)
+    if not MIN_TS_MS <= ms < MAX_TS_MS:  # the events' accepted range: a calendar period must exist
+        raise argparse.ArgumentTypeError(f"--now: must be in 2000-01-01 .. 2099-12-31 (UTC): {text!r}")
+    return ms
 
 
 #: The rule of `sloguard.replay.OutlierHold`, for `--help` (here: building the parser imports no numpy).
@@ -131,6 +136,25 @@ def _spec_error(exc: Exception) -> int:
     return _fail(text if "\n" not in text else f"invalid SLO file:\n{text}")
 
 
+class _OutputError(Exception):
+    """Standard output cannot be written (a full disk, a closed terminal)."""
+
+
+def _out(data: str | bytes) -> None:
+    """Write the command's result to standard output, flushed, so a failing write surfaces here
+    (and not as a traceback at interpreter exit)."""
+    try:
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _OutputError(_os_problem(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -138,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `sloguard replay ... | head`: the reader left; that is not an error of ours.
         sys.stderr.close()
         return 0
+    except _OutputError as exc:
+        return _fail(f"cannot write to standard output: {exc}")
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C (128 + SIGINT), as a shell reports it; no traceback
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -164,7 +192,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except OSError as exc:  # what the SLO file loader does not word itself (permission denied, ...)
         return _fail(f"{path}: {_os_problem(exc)}")
     if args.command == "check":
-        print(describe(config))
+        _out(describe(config) + "\n")
         return 0
     if args.command == "rules":
         return _rules(args, config)
@@ -258,7 +286,7 @@ def _rules(args: argparse.Namespace, config: object) -> int:
             return 2
     text = to_yaml(doc)
     if args.output is None or args.output == "-":
-        sys.stdout.write(text)
+        _out(text)
         return 0
     out = Path(args.output)
     try:
@@ -302,10 +330,9 @@ def _replay(args: argparse.Namespace, config: object) -> int:
     snap, unmatched = result.snapshot, result.unmatched
     if args.format == "json":
         doc = report.to_dict(snap, result.invalid, result.after_now, REASONS, unmatched=unmatched)
-        sys.stdout.buffer.write(msgspec.json.encode(doc))
-        sys.stdout.buffer.write(b"\n")
+        _out(msgspec.json.encode(doc) + b"\n")
     else:
-        print(report.to_table(snap, result.invalid, after_now=result.after_now, unmatched=unmatched))
+        _out(report.to_table(snap, result.invalid, after_now=result.after_now, unmatched=unmatched) + "\n")
     return _no_data(snap.events, unmatched, result.after_now, result.invalid.total, args.files)
 
 

@@ -208,3 +208,43 @@ def test_the_default_now_rule_in_help_matches_the_code() -> None:
     assert replay.OUTLIER_SHARE == 1000 and "0.1%%" in DEFAULT_NOW_HELP
     assert f"at least {replay.OUTLIER_MIN}," in DEFAULT_NOW_HELP
     assert f"at most {replay.OUTLIER_MAX} " in DEFAULT_NOW_HELP
+
+
+@pytest.mark.parametrize("now", ["9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "2026-01-01T00:00:00"])
+def test_replay_refuses_a_now_it_cannot_evaluate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], now: str
+) -> None:
+    path = tmp_path / "e.ndjson"
+    path.write_bytes(LINE)
+    with pytest.raises(SystemExit) as exit_:
+        main(["replay", str(path), "-c", str(EXAMPLE), "--now", now])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--now" in err and now in err and "Traceback" not in err
+
+
+class FullDisk(io.StringIO):
+    def write(self, s: str) -> int:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_full_disk_on_stdout_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with capsys.disabled():
+        monkeypatch.setattr("sys.stdout", FullDisk())
+        monkeypatch.setattr("sys.stderr", err := io.StringIO())
+        assert main(["check", str(EXAMPLE)]) == 2
+    assert err.getvalue() == "sloguard: cannot write to standard output: No space left on device\n"
+
+
+def test_ctrl_c_is_no_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sloguard.replay
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sloguard.replay, "replay", interrupted)
+    path = tmp_path / "e.ndjson"
+    path.write_bytes(LINE)
+    assert main(["replay", str(path), "-c", str(EXAMPLE)]) == 130
