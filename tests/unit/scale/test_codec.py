@@ -1,0 +1,110 @@
+"""Partial records: round trip, the size cap, refusals of foreign and damaged records."""
+
+from __future__ import annotations
+
+import pytest
+
+from sloguard.checkpoint import CheckpointError
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.model import Event, EventBatch
+from sloguard.core.spec import LatencySpec
+from sloguard.scale.applied import Verdict
+from sloguard.scale.codec import PieceTooLargeError, decode_piece, encode_pieces
+from sloguard.scale.merger import Merger, Refused
+from sloguard.scale.partials import (
+    InputRange,
+    config_fingerprint,
+    home_partition,
+    latency_partition,
+    series_partition,
+    split,
+    summarise,
+)
+from tests.support.specs import config, slo
+from tests.unit.scale.canon import canonical
+
+T0 = 1_767_225_600_000
+CONFIG = config(slo(group_by=("endpoint", "customer")), latency=LatencySpec(group_by=("customer",)))
+FP = config_fingerprint(CONFIG)
+RANGE = InputRange("requests", 7, 1200, 1500)
+EVENTS = [
+    Event(
+        T0 + i * 997, "checkout", f"GET /item/{i % 13}", f"cust-{i % 41}", 500 if i % 9 == 0 else 200, i % 700
+    )
+    for i in range(300)
+]
+
+
+def test_pieces_round_trip_and_a_small_cap_cuts_by_series() -> None:
+    state = summarise(CONFIG, [EventBatch.from_events(EVENTS)])
+    whole = encode_pieces(CONFIG, RANGE, FP, 0, 1, state)
+    capped = encode_pieces(CONFIG, RANGE, FP, 0, 1, state, max_bytes=3000)
+    assert len(whole) == 1 and len(capped) > 3
+    assert all(len(r) <= 3000 for r in capped)
+    assert capped == encode_pieces(CONFIG, RANGE, FP, 0, 1, state, max_bytes=3000), "deterministic"
+    pieces = [decode_piece(r) for r in capped]
+    assert {(p.range, p.index, p.count, p.fingerprint) for p in pieces} == {
+        (RANGE, i, len(capped), FP) for i in range(len(capped))
+    }
+    merger = Merger(CONFIG, FP, 0, 1)
+    for p in pieces:
+        assert merger.offer(p) is Verdict.NEW
+    reference = Aggregator(CONFIG)
+    reference.ingest(EventBatch.from_events(EVENTS))
+    assert (
+        canonical(merger.aggregator.export_state())["slo checkout-availability"]
+        == canonical(reference.export_state())["slo checkout-availability"]
+    )
+    assert merger.aggregator.stats.events == 300, "counters travel once"
+
+
+def test_one_series_over_the_cap_is_an_error() -> None:
+    state = summarise(CONFIG, [EventBatch.from_events(EVENTS[:1])])
+    with pytest.raises(PieceTooLargeError, match="over the cap"):
+        encode_pieces(CONFIG, RANGE, FP, 0, 1, state, max_bytes=200)
+
+
+def test_another_slo_file_or_partition_layout_is_refused_not_applied() -> None:
+    state = summarise(CONFIG, [EventBatch.from_events(EVENTS)])
+    pieces = split(CONFIG, state, 3)
+    other = config(
+        slo(group_by=("endpoint", "customer"), objective="99.5"), latency=LatencySpec(group_by=("customer",))
+    )
+    record = encode_pieces(CONFIG, RANGE, config_fingerprint(other), 1, 3, pieces[1])[0]
+    merger = Merger(CONFIG, FP, 1, 3)
+    outcome = merger.offer(decode_piece(record))
+    assert isinstance(outcome, Refused) and "fingerprint" in outcome.reason
+    moved = encode_pieces(CONFIG, RANGE, FP, 1, 4, pieces[1])[0]
+    outcome = merger.offer(decode_piece(moved))
+    assert isinstance(outcome, Refused) and "partition 1 of 4" in outcome.reason
+    assert merger.counts == {"refused": 2} and not merger.applied.ranges
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[:20], "shorter than its header"),
+        (lambda b: b"X" + b[1:], "bad magic"),
+        (lambda b: b[:8] + b"\x09\x00" + b[10:], "format version 9"),
+        (lambda b: b[:-3], "truncated"),
+    ],
+    ids=["short", "magic", "version", "truncated-body"],
+)
+def test_damaged_records_are_refused_with_a_reason(damage: object, message: str) -> None:
+    state = summarise(CONFIG, [EventBatch.from_events(EVENTS[:20])])
+    (record,) = encode_pieces(CONFIG, RANGE, FP, 0, 1, state)
+    with pytest.raises(CheckpointError, match=message):
+        decode_piece(damage(record))  # type: ignore[operator]
+
+
+def test_series_partition_is_pinned() -> None:
+    # Pinned values: a change would move every series of a running deployment to another partition.
+    assert [series_partition("checkout-availability", ("GET /a", f"c{i}"), 1000) for i in range(4)] == [
+        259,
+        297,
+        82,
+        538,
+    ]
+    assert latency_partition(("checkout", "GET /a"), 1000) == 689
+    assert home_partition(1000) == 112
+    assert series_partition("a", ("bc",), 1 << 30) != series_partition("ab", ("c",), 1 << 30)
