@@ -77,6 +77,19 @@ class _Matcher:
         return result
 
 
+def _endpoint_matcher(include: tuple[str, ...], exclude: tuple[str, ...]) -> _Matcher | None:
+    """The endpoints an SLO selects: matching a glob of ``include`` (any, when empty) and none of
+    ``exclude``; None when that is every endpoint."""
+    if not include and not exclude:
+        return None
+    return _Matcher(
+        lambda e: (
+            (not include or any(fnmatch.fnmatchcase(e, g) for g in include))
+            and not any(fnmatch.fnmatchcase(e, g) for g in exclude)
+        )
+    )
+
+
 def _literal_overflow(ids: list[Intp], vocabs: list[Vocab]) -> int:
     """Events whose label values are all literally ``__overflow__``."""
     mask: Bools | None = None
@@ -261,8 +274,7 @@ class _SloState:
         )
         self.series = SeriesIndex(spec.group_by, spec.max_series)
         self.service = _Matcher(lambda s: s == spec.service)
-        globs = spec.endpoints
-        self.endpoint = _Matcher(lambda e: any(fnmatch.fnmatchcase(e, g) for g in globs)) if globs else None
+        self.endpoint = _endpoint_matcher(spec.endpoints, spec.endpoints_exclude)
         lut = np.zeros(1000, np.bool_)
         for lo, hi in spec.sli.bad_status:
             lut[max(lo, 0) : min(hi, 999) + 1] = True

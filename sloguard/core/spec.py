@@ -8,10 +8,9 @@ thresholds such as "burn rate 14.4 at 99.9 %" compare without floating-point err
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
-from typing import Literal
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from sloguard.core.model import DIMENSIONS
@@ -27,9 +26,33 @@ STANDARD_WINDOWS: tuple[int, ...] = (5 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 6 
 FINE_HORIZON = 6 * HOUR
 
 
-class Severity(StrEnum):
-    PAGE = "page"
-    TICKET = "ticket"
+class Severity(str):
+    """An alert's severity: the value of the ``severity`` label Alertmanager routes on.
+
+    Any simple token the SLO file allows (``critical``, ``pageteam``); `PAGE` and `TICKET` are the
+    severities of the default tier tables and of sloguard's own alerts. ``value`` is the plain string.
+    """
+
+    __slots__ = ()
+
+    PAGE: ClassVar[Severity]
+    TICKET: ClassVar[Severity]
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        # The repr is part of the checkpoint fingerprint (`core.state`): it keeps the spelling of the enum
+        # this class was, so page and ticket tiers keep their fingerprint and an upgrade keeps the state.
+        return f"<Severity.{self.value.upper()}: {self.value!r}>"
+
+
+Severity.PAGE = Severity("page")
+Severity.TICKET = Severity("ticket")
+
+#: Labels as ordered (name, value) pairs: static labels of an SLO, or of the alerts of a tier.
+Labels = tuple[tuple[str, str], ...]
 
 
 def format_duration(seconds: int) -> str:
@@ -57,6 +80,10 @@ class AlertTier:
     budget_percent: Fraction | None = None
     min_events: int = 0
     for_seconds: int = 0
+    #: Extra labels and annotations of the tier's alert rule (the SLO's, its severity's and its own,
+    #: merged). Presentation only, so not in the repr (the state fingerprint).
+    labels: Labels = field(default=(), repr=False)
+    annotations: Labels = field(default=(), repr=False)
 
     @property
     def name(self) -> str:
@@ -172,7 +199,8 @@ class Sli:
     """What makes an event bad.
 
     Availability: ``status`` falls in one of ``bad_status`` (inclusive ranges; default 500–599).
-    Latency: additionally bad when ``latency_ms > threshold_ms``.
+    Latency: additionally bad when ``latency_ms > threshold_ms``; with ``bad_status`` empty, only then
+    (a 5xx answered fast is good).
     """
 
     kind: Literal["availability", "latency"]
@@ -193,9 +221,18 @@ class Resolution:
     coarse: int = 300
 
 
+#: Field metadata of `SloSpec` fields added after checkpoints existed: such a field is in the repr (the
+#: state fingerprint) only when it is set, so a spec that does not use it keeps the fingerprint it had.
+_FINGERPRINT_IF_SET = {"fingerprint": "if set"}
+
+
 @dataclass(frozen=True, slots=True)
 class SloSpec:
-    """One SLO: which events it looks at, what is bad, the objective, the period, how it is grouped."""
+    """One SLO: which events it looks at, what is bad, the objective, the period, how it is grouped.
+
+    An event belongs to the SLO when its service is ``service``, its endpoint matches one of ``endpoints``
+    (or ``endpoints`` is empty) and none of ``endpoints_exclude``.
+    """
 
     name: str
     service: str
@@ -204,6 +241,8 @@ class SloSpec:
     period: Period
     tiers: tuple[AlertTier, ...]
     endpoints: tuple[str, ...] = ()  # fnmatch globs; empty = all endpoints
+    #: fnmatch globs of endpoints left out even when ``endpoints`` selects them (health checks, ...).
+    endpoints_exclude: tuple[str, ...] = field(default=(), repr=False, metadata=_FINGERPRINT_IF_SET)
     group_by: tuple[str, ...] = ()  # subset of ("endpoint", "customer")
     resolution: Resolution = field(default_factory=Resolution)
     max_series: int = 10_000
@@ -217,6 +256,16 @@ class SloSpec:
     #: `sloguard check` can say so. Not in the repr: the repr is the state fingerprint (`core.state`), and
     #: what is not evaluated does not change the state's shape.
     dropped_tiers: tuple[AlertTier, ...] = field(default=(), repr=False)
+    #: Static labels of the SLO: on each of its exported series and on each of its alerts. Presentation
+    #: only, so not in the repr (the state fingerprint), like ``alert_name``.
+    labels: Labels = field(default=(), repr=False)
+    #: The name of the SLO's burn-rate alerts (None: sloguard's ``SloguardErrorBudgetBurn``).
+    alert_name: str | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        # What the dataclass would write, plus the fields marked _FINGERPRINT_IF_SET that are set.
+        shown = [f for f in fields(self) if f.repr or (f.metadata and getattr(self, f.name))]
+        return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     @property
     def error_budget(self) -> Fraction:

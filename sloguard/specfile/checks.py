@@ -87,6 +87,15 @@ def check_slo(m: SloModel, period: Period, report: Report) -> None:
         report(("sli", "threshold_ms"), "is required for type latency (good = latency <= threshold_ms)")
     if m.sli.type == "availability" and m.sli.threshold_ms is not None:
         report(("sli", "threshold_ms"), "only applies to type latency")
+    if m.sli.type == "availability" and not m.sli.bad_status:
+        report(
+            ("sli", "bad_status"),
+            "is empty, so with type availability no event could ever be bad; list the bad statuses "
+            "(e.g. [5xx]), or use type latency to count only slow events",
+        )
+    for i, glob in enumerate(m.endpoints_exclude):
+        if glob in m.endpoints:
+            report(("endpoints_exclude", i), f"{glob!r} is also in endpoints: it would select nothing there")
     if m.series_ttl is not None:
         if not m.group_by:
             report(("series_ttl",), "only applies to an SLO with group_by (one series per key)")
@@ -98,6 +107,7 @@ def check_slo(m: SloModel, period: Period, report: Report) -> None:
             )
     _check_resolution(m, period, report)
     _check_tiers(m, period, objective, report)
+    _check_by_severity(m, period, report)
 
 
 def _utc_offsets(timezone: str) -> list[int]:
@@ -175,6 +185,36 @@ def _check_tiers(m: SloModel, period: Period, objective: Fraction | None, report
         if key in seen:
             at((), f"repeats alerts.tiers[{seen[key]}] (same severity and windows)")
         seen.setdefault(key, i)
+
+
+def written_tiers(m: SloModel, period: Period) -> tuple[TierModel, ...]:
+    """The tiers as the file gives them: ``alerts.tiers``, or the default table's for the period."""
+    return m.alerts.tiers if m.alerts.tiers is not None else table_for(period)[1].tiers
+
+
+def _check_by_severity(m: SloModel, period: Period, report: Report) -> None:
+    """``alerts.by_severity`` must name severities of tiers, and its renames must not make two tiers
+    the same alert (same severity and windows)."""
+    tiers = written_tiers(m, period)
+    severities = list(dict.fromkeys(t.severity for t in tiers))
+    for name in m.alerts.by_severity:
+        if name not in severities:
+            report(
+                ("alerts", "by_severity", name),
+                f"no alert tier has severity {name} (the tiers' severities: {', '.join(severities)})",
+            )
+    seen: dict[tuple[str, int, int], str] = {}
+    for t in tiers:
+        by = m.alerts.by_severity.get(t.severity)
+        key = (by.severity if by and by.severity else t.severity, t.long, t.short)
+        other = seen.setdefault(key, t.severity)
+        if other != t.severity:  # (the same written severity twice is `_check_tiers`' to report)
+            renamed, kept = (t.severity, other) if key[0] != t.severity else (other, t.severity)
+            report(
+                ("alerts", "by_severity", renamed, "severity"),
+                f"{key[0]} gives a {renamed} tier the severity and windows "
+                f"({format_duration(t.long)}/{format_duration(t.short)}) of a {kept} tier",
+            )
 
 
 def _check_fires(t: TierModel, period: Period, objective: Fraction, report: Report) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sloguard.core.spec import (
     AlertTier,
     CalendarPeriod,
+    Labels,
     LatencyAlert,
     LatencySpec,
     Period,
@@ -25,6 +26,7 @@ from sloguard.core.spec import (
 from sloguard.specfile.checks import check_latency, check_slo, objective_ratio, tier_factor
 from sloguard.specfile.errors import Report
 from sloguard.specfile.schema import (
+    AlertsModel,
     CalendarModel,
     LatencyAlertModel,
     LatencyModel,
@@ -53,27 +55,53 @@ def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ..
     return tuple(merged)
 
 
-def tier(t: TierModel, period: Period, min_events: int) -> AlertTier:
-    """One tier; a ``budget_percent`` becomes the factor ``workbook_factor(budget, period, long)``."""
+def _merged(*layers: Labels) -> Labels:
+    """Label or annotation pairs, a later layer's value winning over an earlier one's for the same name."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        merged.update(layer)
+    return tuple(merged.items())
+
+
+def tier(
+    t: TierModel, period: Period, min_events: int, alerts: AlertsModel | None = None, *, default: bool = False
+) -> AlertTier:
+    """One tier; a ``budget_percent`` becomes the factor ``workbook_factor(budget, period, long)``.
+
+    With ``alerts`` (the SLO's ``alerts:``), the tier's alert also gets ``alerts.by_severity`` of its
+    severity (rename, ``for``) and the labels and annotations of ``alerts``, of its severity and its own,
+    the more specific winning. The ``for`` of a ``default`` tier (from a table, not written by the user)
+    gives way to its severity's.
+    """
+    by = alerts.by_severity.get(t.severity) if alerts is not None else None
+    for_seconds = t.for_
+    if by is not None and by.for_ is not None and (default or t.for_ is None):
+        for_seconds = by.for_
     return AlertTier(
-        severity=Severity(t.severity),
+        severity=Severity(by.severity if by is not None and by.severity else t.severity),
         long_window=t.long,
         short_window=t.short,
         factor=tier_factor(t, period),
         budget_percent=t.budget_percent if t.factor is None else None,
         min_events=min_events,
-        for_seconds=t.for_ or 0,
+        for_seconds=for_seconds or 0,
+        labels=_merged(alerts.labels if alerts else (), by.labels if by else (), t.labels),
+        annotations=_merged(
+            alerts.annotations if alerts else (), by.annotations if by else (), t.annotations
+        ),
     )
 
 
-def default_tiers(period: Period, min_events: int = 0) -> tuple[AlertTier, ...]:
+def default_tiers(
+    period: Period, min_events: int = 0, alerts: AlertsModel | None = None
+) -> tuple[AlertTier, ...]:
     """The default alert tiers for ``period``, from the package's alert tables.
 
     A 28-day period uses ``google-28d.yaml``, any other ``google-30d.yaml``; factors are
     ``workbook_factor(budget_percent, period.nominal_seconds, long)``, so 14.4 / 6 / 3 / 1 over 30 days.
     """
     _, table = table_for(period)
-    return tuple(tier(t, period, min_events) for t in table.tiers)
+    return tuple(tier(t, period, min_events, alerts, default=True) for t in table.tiers)
 
 
 def _tiers(m: SloModel, period: Period) -> tuple[tuple[AlertTier, ...], tuple[AlertTier, ...]]:
@@ -85,7 +113,7 @@ def _tiers(m: SloModel, period: Period) -> tuple[tuple[AlertTier, ...], tuple[Al
     """
     min_events = m.alerts.min_events if m.alerts.min_events is not None else 0
     if m.alerts.tiers is None:
-        defaults = default_tiers(period, min_events)
+        defaults = default_tiers(period, min_events, m.alerts)
         objective = objective_ratio(m)
         if objective >= 1:  # refused by checks (a ratio of 1 or more); this result is not used
             return defaults, ()
@@ -94,7 +122,7 @@ def _tiers(m: SloModel, period: Period) -> tuple[tuple[AlertTier, ...], tuple[Al
             t for t in defaults if t.factor >= ceiling
         )
     tiers = tuple(
-        tier(t, period, t.min_events if t.min_events is not None else min_events)
+        tier(t, period, t.min_events if t.min_events is not None else min_events, m.alerts)
         for t in m.alerts.tiers
         if (t.budget_percent is None) != (t.factor is None)
     )
@@ -125,12 +153,15 @@ def slo(m: SloModel, report: Report) -> SloSpec:
         tiers=tiers,
         dropped_tiers=dropped,
         endpoints=m.endpoints,
+        endpoints_exclude=m.endpoints_exclude,
         group_by=m.group_by,
         resolution=Resolution(fine=m.resolution.fine, coarse=m.resolution.coarse),
         max_series=m.max_series,
         description=m.description,
         export_top_k=m.export.top_k,
         series_ttl=m.series_ttl,
+        labels=m.labels,
+        alert_name=m.alerts.name,
     )
 
 

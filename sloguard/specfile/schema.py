@@ -28,7 +28,11 @@ from pydantic import (
 from sloguard.core.spec import MINUTE, LatencyAlert, LatencySpec, Resolution, Sli, SloSpec
 from sloguard.specfile.errors import TAG
 from sloguard.specfile.validators import (
+    ALERT_LABELS,
+    SERIES_LABELS,
+    LabelMap,
     Number,
+    alert_name,
     coarse_resolution,
     duration,
     endpoint_glob,
@@ -37,6 +41,7 @@ from sloguard.specfile.validators import (
     non_empty_text,
     positive_duration,
     rolling_window,
+    severity,
     slo_name,
     status_range,
     time_zone,
@@ -57,6 +62,15 @@ _PositiveDuration = Annotated[int, PlainValidator(positive_duration)]
 _NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 _PositiveInt = Annotated[StrictInt, Field(ge=1)]
 _Text = Annotated[str, PlainValidator(non_empty_text)]
+_Severity = Annotated[str, PlainValidator(severity)]
+#: Static labels of an SLO (its series and alerts), labels and annotations of alert rules: (name, value)
+#: pairs in file order.
+_SeriesLabels = Annotated[tuple[tuple[str, str], ...], PlainValidator(LabelMap(SERIES_LABELS))]
+_AlertLabels = Annotated[tuple[tuple[str, str], ...], PlainValidator(LabelMap(ALERT_LABELS))]
+_Annotations = Annotated[tuple[tuple[str, str], ...], PlainValidator(LabelMap({}, annotations=True))]
+_Globs = Annotated[
+    tuple[Annotated[str, PlainValidator(endpoint_glob)], ...], Field(min_length=1), AfterValidator(unique)
+]
 
 
 def _default(cls: Any, name: str) -> Any:
@@ -74,9 +88,10 @@ class SliModel(_Schema):
 
     type: Literal["availability", "latency"]
     threshold_ms: Annotated[float | None, PlainValidator(_THRESHOLD_MS)] = None
-    bad_status: Annotated[
-        tuple[Annotated[tuple[int, int], PlainValidator(status_range)], ...], Field(min_length=1)
-    ] = _default(Sli, "bad_status")
+    #: Empty (``[]``): no status is bad, only latency over the threshold (type latency only).
+    bad_status: tuple[Annotated[tuple[int, int], PlainValidator(status_range)], ...] = _default(
+        Sli, "bad_status"
+    )
 
 
 class CalendarModel(_Schema):
@@ -121,18 +136,38 @@ class _ExportModel(_Schema):
 class TierModel(_Schema):
     """One alert tier, in an SLO's ``alerts.tiers`` or in a default table: exactly one of budget or factor."""
 
-    severity: Literal["page", "ticket"]
+    severity: _Severity
     long: _PositiveDuration
     short: _PositiveDuration
     budget_percent: Annotated[Fraction | None, PlainValidator(_BUDGET_PERCENT)] = None
     factor: Annotated[Fraction | None, PlainValidator(_FACTOR)] = None
     for_: Annotated[int | None, PlainValidator(duration)] = Field(default=None, alias="for")
     min_events: _NonNegativeInt | None = None
+    labels: _AlertLabels = ()
+    annotations: _Annotations = ()
 
 
-class _AlertsModel(_Schema):
+class SeverityModel(_Schema):
+    """One entry of ``alerts.by_severity``: what the burn-rate alerts of the tiers of one severity get
+    (Sloth's ``page_alert`` / ``ticket_alert``); a tier's own ``for``, labels and annotations win."""
+
+    #: The severity those tiers alert with instead (``page`` -> ``pageteam``).
+    severity: _Severity | None = None
+    for_: Annotated[int | None, PlainValidator(duration)] = Field(default=None, alias="for")
+    labels: _AlertLabels = ()
+    annotations: _Annotations = ()
+
+
+class AlertsModel(_Schema):
+    """``alerts:`` of an SLO: its tiers, and how their burn-rate alerts are named, labelled and routed."""
+
     min_events: _NonNegativeInt | None = None
     tiers: tuple[TierModel, ...] | None = None
+    #: The burn-rate alerts' name (Sloth's ``alerting.name``), labels and annotations.
+    name: Annotated[str | None, PlainValidator(alert_name)] = None
+    labels: _AlertLabels = ()
+    annotations: _Annotations = ()
+    by_severity: dict[_Severity, SeverityModel] = {}
 
 
 class SloModel(_Schema):
@@ -141,19 +176,19 @@ class SloModel(_Schema):
     name: Annotated[str, PlainValidator(slo_name)]
     service: _Text
     description: StrictStr = ""
-    endpoints: Annotated[
-        tuple[Annotated[str, PlainValidator(endpoint_glob)], ...], Field(min_length=1), AfterValidator(unique)
-    ] = ()
+    endpoints: _Globs = ()
+    endpoints_exclude: _Globs = ()
     objective: Annotated[Fraction, PlainValidator(_OBJECTIVE)]
     #: How ``objective`` is written: ``percent`` (99.9) or ``ratio`` (0.999, OpenSLO's spelling).
     objective_unit: Literal["percent", "ratio"] = "percent"
     sli: SliModel
     window: _Window
     group_by: Annotated[tuple[Literal["endpoint", "customer"], ...], AfterValidator(unique)] = ()
+    labels: _SeriesLabels = ()
     max_series: _PositiveInt = _default(SloSpec, "max_series")
     series_ttl: _PositiveDuration | None = None
     resolution: ResolutionModel = ResolutionModel()
-    alerts: _AlertsModel = _AlertsModel()
+    alerts: AlertsModel = AlertsModel()
     export: _ExportModel = _ExportModel()
 
 
@@ -167,7 +202,7 @@ class LatencyAlertModel(_Schema):
     percentile: Annotated[float, PlainValidator(_PERCENTILE)] = 99.0
     window: Annotated[int, PlainValidator(latency_window)] = 5 * MINUTE
     threshold_ms: Annotated[float, PlainValidator(_THRESHOLD_MS)]
-    severity: Literal["page", "ticket"] = "ticket"
+    severity: _Severity = "ticket"
     for_: Annotated[int, PlainValidator(duration)] = Field(
         default=_default(LatencyAlert, "for_seconds"), alias="for"
     )

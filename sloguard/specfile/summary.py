@@ -37,7 +37,9 @@ def _describe_slo(s: SloSpec) -> list[str]:
         )
     else:
         period = f"{s.period.describe()} rolling"
-    if s.sli.kind == "latency":
+    if s.sli.kind == "latency" and not s.sli.bad_status:
+        sli = f"latency: bad = latency > {s.sli.threshold_ms:g} ms (the status never counts)"
+    elif s.sli.kind == "latency":
         sli = f"latency: bad = latency > {s.sli.threshold_ms:g} ms or status in {_statuses(s.sli.bad_status)}"
     else:
         sli = f"availability: bad = status in {_statuses(s.sli.bad_status)}"
@@ -47,7 +49,12 @@ def _describe_slo(s: SloSpec) -> list[str]:
     rows = [
         ("service", s.service),
         ("description", s.description),
-        ("endpoints", ", ".join(s.endpoints) if s.endpoints else "all"),
+        (
+            "endpoints",
+            (", ".join(s.endpoints) if s.endpoints else "all")
+            + (f" except {', '.join(s.endpoints_exclude)}" if s.endpoints_exclude else ""),
+        ),
+        ("labels", _pairs(s.labels)),
         (
             "objective",
             f"{number(s.objective * 100)}% (error budget {number(s.error_budget * 100)}% of events)",
@@ -65,11 +72,19 @@ def _describe_slo(s: SloSpec) -> list[str]:
             f"{format_duration(res.fine)} buckets for windows up to {format_duration(FINE_HORIZON)}, "
             f"{format_duration(res.coarse)} beyond",
         ),
-        ("alert tiers", str(len(s.tiers)) if s.tiers else "none"),
+        (
+            "alert tiers",
+            (str(len(s.tiers)) if s.tiers else "none") + (f", named {s.alert_name}" if s.alert_name else ""),
+        ),
     ]
     lines += [f"  {label:<12} {value}".rstrip() for label, value in rows if value]
     if s.tiers:
         lines += ["    " + line for line in _columns(_tier_table(s))]
+    for t in s.tiers:
+        if t.labels or t.annotations:
+            extra = [f"labels {_pairs(t.labels)}"] if t.labels else []
+            extra += [f"annotations {', '.join(name for name, _ in t.annotations)}"] if t.annotations else []
+            lines.append(f"    {t.name}: {'; '.join(extra)}")
     if s.dropped_tiers:
         # Defaults the user did not write are dropped rather than refused (see mapping._tiers): say so.
         # The last tier of each table (factor 1, or 28/30) can always fire: some tier always remains.
@@ -80,6 +95,10 @@ def _describe_slo(s: SloSpec) -> list[str]:
             f" (the burn rate is at most {ceiling}): {dropped}"
         )
     return lines
+
+
+def _pairs(labels: tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in labels)
 
 
 def _tier_table(s: SloSpec) -> list[list[str]]:

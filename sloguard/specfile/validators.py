@@ -242,3 +242,110 @@ def unique(values: tuple[_T, ...]) -> tuple[_T, ...]:
         if v in values[:i]:
             raise PydanticCustomError("duplicate", "lists {item} twice", {"item": show(v)})
     return values
+
+
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def severity(value: Any) -> str:
+    """A tier's severity: a token Alertmanager can route on (``page``, ``critical``, ``pageteam``)."""
+    if not isinstance(value, str) or not value:
+        raise _not_text(value)
+    if len(value) > 64 or not _TOKEN.fullmatch(value):
+        raise refusal(
+            "severity",
+            "must be a word of at most 64 letters, digits, '.', '_' or '-' (such as page, ticket or "
+            "critical), starting with a letter or digit",
+            value,
+        )
+    return value
+
+
+def alert_name(value: Any) -> str:
+    """An alert rule name as Prometheus accepts it (``CheckoutAvailabilityBurn``)."""
+    if not isinstance(value, str) or not value:
+        raise _not_text(value)
+    if not _LABEL_NAME.fullmatch(value):
+        raise refusal(
+            "alert_name", "must start with a letter or '_' and use only ASCII letters, digits and '_'", value
+        )
+    return value
+
+
+#: Labels sloguard writes on an SLO's series, its info series and the Sloth-compatible series, and the
+#: labels Prometheus or Alertmanager own, with why an SLO's static label must not use them.
+SERIES_LABELS = {
+    "slo": "names the SLO",
+    "window": "names the window of a series",
+    "severity": "is the severity of a tier",
+    "long_window": "is a tier's long window",
+    "short_window": "is a tier's short window",
+    "service": "is on sloguard_slo_info",
+    "sli": "is on sloguard_slo_info",
+    "period": "is on sloguard_slo_info",
+    "endpoint": "is an event dimension (group_by)",
+    "customer": "is an event dimension (group_by)",
+    "job": "is a Prometheus target label",
+    "instance": "is a Prometheus target label",
+    "alertname": "is the name of an alert",
+    "alertstate": "is the state of an alert",
+    "le": "is a histogram bucket label",
+    "quantile": "is a summary quantile label",
+}
+#: Labels an alert rule's own labels must not set: the burn-rate alert's identity, and the labels its
+#: series carry (overwriting them would merge the alerts of different series or targets).
+ALERT_LABELS = {
+    name: why
+    for name, why in SERIES_LABELS.items()
+    if name not in {"service", "sli", "period", "le", "quantile"}
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LabelMap:
+    """Validator for a mapping of label names to non-empty strings, kept in file order as pairs.
+
+    ``reserved`` names the labels sloguard owns (refused with why), ``annotations`` marks a mapping of
+    annotation templates (whose ``{{``/``}}`` must pair up: promtool refuses the rule file otherwise).
+    """
+
+    reserved: typing.Mapping[str, str]
+    annotations: bool = False
+
+    def __call__(self, value: Any) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict):
+            raise refusal("labels", "must be a mapping of names to strings", value)
+        pairs: list[tuple[str, str]] = []
+        for name, text in value.items():
+            if not isinstance(name, str) or not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                raise refusal(
+                    "label_name",
+                    "names must start with a letter or '_' and use only ASCII letters, digits and '_' "
+                    "('__' starts names Prometheus reserves)",
+                    name,
+                )
+            if why := self.reserved.get(name):
+                raise PydanticCustomError(
+                    "label_name",
+                    "{name}: sloguard sets this label ({why}); use another name",
+                    {"name": name, "why": why},
+                )
+            if name.startswith("sloth_") and not self.annotations:
+                raise PydanticCustomError(
+                    "label_name",
+                    "{name}: names starting with sloth_ are the Sloth-compatible series' (--sloth-compat)",
+                    {"name": name},
+                )
+            try:
+                text = non_empty_text(text)
+            except PydanticCustomError as exc:
+                raise PydanticCustomError(
+                    "label_value", "{name}: {problem}", {"name": name, "problem": exc.message()}
+                ) from None
+            if self.annotations and text.count("{{") != text.count("}}"):
+                raise PydanticCustomError(
+                    "template", "{name}: the '{{' and '}}' of its template do not pair up", {"name": name}
+                )
+            pairs.append((name, text))
+        return tuple(pairs)

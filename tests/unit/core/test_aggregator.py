@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import fnmatch
 import math
 import random
 from fractions import Fraction
@@ -12,7 +14,7 @@ import pytest
 
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import OVERFLOW, Event, EventBatch
-from sloguard.core.spec import DAY, HOUR, MINUTE, CalendarPeriod, RollingPeriod, SloSpec
+from sloguard.core.spec import DAY, HOUR, MINUTE, CalendarPeriod, RollingPeriod, Sli, SloSpec
 from sloguard.core.windows import EvictedWindowError
 from tests.support import groundtruth as gt
 from tests.support.specs import config, slo
@@ -345,3 +347,45 @@ def test_many_series_across_row_blocks_and_merge() -> None:
     ingest(right, events[1::2])
     left.merge(right)
     assert_matches_ground_truth(spec, events, left, T0 + DAY * 1000)
+
+
+def test_excluded_endpoints_do_not_count_for_the_slo() -> None:
+    """``endpoints_exclude``: an event counts when its endpoint matches ``endpoints`` (any, when empty)
+    and none of the exclusions; counted against fnmatch directly, event by event."""
+    events = random_events(3000, DAY * 1000, seed=5)
+    events += [Event(T0 + 5, "checkout", e, "c", 500, 1.0) for e in ("GET /healthz", "GET /v1/[x]", "GET /")]
+    for include, exclude in [
+        ((), ("GET /health*",)),
+        (("GET /*", "POST /*"), ("GET /health", "POST /v1/pa?")),
+        (("*",), ("GET /v1/[[]x]", "* /v1/orders")),
+    ]:
+        spec = dataclasses.replace(slo(endpoints=include), endpoints_exclude=exclude)
+        agg = Aggregator(config(spec))
+        ingest(agg, events, batches=3)
+        snap = agg.snapshot(T0 + DAY * 1000).slos[0]
+        counted = [
+            e
+            for e in events
+            if e.service == "checkout"
+            and (not include or any(fnmatch.fnmatchcase(e.endpoint, g) for g in include))
+            and not any(fnmatch.fnmatchcase(e.endpoint, g) for g in exclude)
+        ]
+        assert 0 < len(counted) < sum(e.service == "checkout" for e in events)
+        assert int(snap.period_total[0]) == len(counted), (include, exclude)
+        assert int(snap.period_bad[0]) == sum(500 <= e.status <= 599 for e in counted)
+
+
+def test_latency_sli_without_bad_statuses_counts_only_slow_events() -> None:
+    """``bad_status: []``: a fast 5xx is good, a slow 200 is bad, exactly at the threshold is good."""
+    spec = dataclasses.replace(slo(), sli=Sli("latency", (), 100.0))
+    events = [
+        Event(T0, "checkout", "GET /a", "c", 503, 5.0),  # fast 5xx: good
+        Event(T0, "checkout", "GET /a", "c", 500, 100.0),  # at the threshold: good
+        Event(T0, "checkout", "GET /a", "c", 200, 100.001),  # slow: bad
+        Event(T0, "checkout", "GET /a", "c", 502, 250.0),  # slow 5xx: bad once
+        Event(T0, "checkout", "GET /a", "c", 429, 1.0),
+    ]
+    agg = Aggregator(config(spec))
+    ingest(agg, events)
+    snap = agg.snapshot(T0 + HOUR * 1000).slos[0]
+    assert (int(snap.period_total[0]), int(snap.period_bad[0])) == (5, 2)

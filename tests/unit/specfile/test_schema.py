@@ -74,7 +74,7 @@ from tests.unit.specfile.texts import (
         ),
         pytest.param(
             {"sli": "{type: availability, bad_status: []}"},
-            "sli.bad_status: must not be empty",
+            "sli.bad_status: is empty, so with type availability no event could ever be bad",
             id="bad-status-empty",
         ),
         pytest.param({"window": "30x"}, "window: must be a whole number of hours or days", id="window-unit"),
@@ -130,8 +130,9 @@ from tests.unit.specfile.texts import (
             id="tier-budget-over-100",
         ),
         pytest.param(
-            {"alerts": "{tiers: [{severity: warn, long: 1h, short: 5m, factor: 2}]}"},
-            "alerts.tiers[0].severity: must be 'page' or 'ticket' (got 'warn')",
+            {"alerts": "{tiers: [{severity: 'page team', long: 1h, short: 5m, factor: 2}]}"},
+            "alerts.tiers[0].severity: must be a word of at most 64 letters, digits, '.', '_' or '-' "
+            "(such as page, ticket or critical), starting with a letter or digit (got 'page team')",
             id="tier-severity",
         ),
         pytest.param(
@@ -182,11 +183,11 @@ def test_refused_slo(fields: dict[str, str | None], expected: str) -> None:
                 GOOD_SLO,
                 tail="latency:\n  windows: [1m, 5m]\n  alerts:\n"
                 "    - {percentile: 95, window: 1h, threshold_ms: 500, match: {host: a}}\n"
-                "    - {threshold_ms: 0, severity: warn}\n",
+                "    - {threshold_ms: 0, severity: 'warn!'}\n",
             ),
             [
                 "latency.alerts[1].threshold_ms: must be greater than 0",
-                "latency.alerts[1].severity: must be 'page' or 'ticket'",
+                "latency.alerts[1].severity: must be a word of at most 64 letters",
             ],
             id="latency-alerts-fields",
         ),
