@@ -7,15 +7,21 @@ long range queries in Prometheus.
 
 Per SLO, one group ``sloguard-<slo>``:
 
-* ``SloguardErrorBudgetBurn``, one rule per alert tier: the long-window AND the short-window burn rate
-  both above the tier's factor and, when the tier has ``min_events > 0``, at least that many events in
-  the long window (the low-traffic guard). Labels ``severity``, ``slo``, ``long_window``,
-  ``short_window``; the alert series also carry the SLO's group labels (``endpoint``, ``customer``) and
-  the scrape's target labels, never ``window``. ``$value`` is the long-window burn rate.
+* ``SloguardErrorBudgetBurn`` (or the SLO's ``alerts.name``), one rule per alert tier: the long-window
+  AND the short-window burn rate both above the tier's factor and, when the tier has ``min_events > 0``,
+  at least that many events in the long window (the low-traffic guard). Labels ``severity``, ``slo``,
+  ``long_window``, ``short_window``, then the SLO's static ``labels`` and the tier's alert labels
+  (``alerts.labels``, ``alerts.by_severity``, its own; the more specific wins); the alert series also
+  carry the SLO's group labels (``endpoint``, ``customer``) and the scrape's target labels, never
+  ``window``. ``$value`` is the long-window burn rate. The tier's annotations from the file add to or
+  replace ``summary``, ``description`` and the links.
 * ``SloguardErrorBudgetExhausted`` (ticket): budget remaining <= 0 for 5m.
 * ``SloguardSloNoData`` (ticket): the SLO's ``sloguard_slo_objective_ratio`` absent for 5m (the daemon
   always exports it for every configured SLO, so absence means the daemon is down, not scraped, or runs
   another config).
+
+These two carry the SLO's static ``labels`` too (``absent()`` keeps only its selector's labels), not
+the ``alerts:`` labels and annotations, which belong to the burn-rate alerts.
 
 One group ``sloguard-latency`` when the latency section declares ``alerts``: ``SloguardLatencyHigh`` per
 alert, the percentile over its window above ``threshold_ms`` (and at least ``min_events`` events in the
@@ -40,6 +46,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from decimal import Context, Decimal
 from fractions import Fraction
 from typing import Any
@@ -159,12 +166,14 @@ def _rule(
     summary: str,
     description: str,
     links: dict[str, str],
+    annotations: Iterable[tuple[str, str]] = (),
 ) -> dict[str, Any]:
+    """One alerting rule; ``annotations`` (the SLO file's) add to or replace the generated ones."""
     rule: dict[str, Any] = {"alert": alert, "expr": expr}
     if for_seconds > 0:
         rule["for"] = format_duration(for_seconds)
     rule["labels"] = labels
-    rule["annotations"] = {"summary": summary, "description": description, **links}
+    rule["annotations"] = {"summary": summary, "description": description, **links, **dict(annotations)}
     return rule
 
 
@@ -180,6 +189,7 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
     rules: list[dict[str, Any]] = []
     where = _where(spec)
     objective = format_factor(spec.objective * 100)
+    burn_alert = spec.alert_name or BURN_ALERT
     for tier in spec.tiers:
         long_w = format_duration(tier.long_window)
         short_w = format_duration(tier.short_window)
@@ -187,7 +197,7 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
         guard = f", with at least {tier.min_events} events in {long_w}" if tier.min_events > 0 else ""
         rules.append(
             _rule(
-                BURN_ALERT,
+                burn_alert,
                 tier_expr(spec, tier),
                 tier.for_seconds,
                 {
@@ -195,13 +205,16 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
                     "slo": spec.name,
                     "long_window": long_w,
                     "short_window": short_w,
+                    **dict(spec.labels),
+                    **dict(tier.labels),
                 },
                 f"SLO {spec.name}{where} is burning its error budget at {{{{ $value | humanize }}}}x",
                 f"The {long_w} burn rate of SLO {spec.name}{where} is {{{{ $value | humanize }}}} "
                 f"(objective {objective}%); the {long_w} and {short_w} burn rates both exceed {factor}"
                 f"{guard}. A burn rate of 1 spends the budget in exactly one period "
                 f"({format_duration(spec.period.nominal_seconds)}).",
-                _links(runbook_url, dashboard_url, BURN_ALERT),
+                _links(runbook_url, dashboard_url, burn_alert),
+                tier.annotations,
             )
         )
     rules.append(
@@ -209,7 +222,7 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
             BUDGET_EXHAUSTED_ALERT,
             f"{_selector('sloguard_slo_error_budget_remaining_ratio', slo=spec.name)} <= 0",
             BUDGET_EXHAUSTED_FOR,
-            {"severity": Severity.TICKET.value, "slo": spec.name},
+            {"severity": Severity.TICKET.value, "slo": spec.name, **dict(spec.labels)},
             f"SLO {spec.name}{where} has spent its error budget",
             f"SLO {spec.name}{where} (objective {objective}%, period {spec.period.describe()}) has "
             f"{{{{ $value | humanizePercentage }}}} of its error budget left.",
@@ -221,7 +234,7 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
             NO_DATA_ALERT,
             f"absent({_selector('sloguard_slo_objective_ratio', slo=spec.name)})",
             NO_DATA_FOR,
-            {"severity": Severity.TICKET.value, "slo": spec.name},
+            {"severity": Severity.TICKET.value, "slo": spec.name, **dict(spec.labels)},
             f"No data for SLO {spec.name}",
             f"Prometheus has no sloguard_slo_objective_ratio for SLO {spec.name}: sloguard is down, not "
             "scraped, or runs a config without this SLO. Its burn-rate alerts cannot fire.",

@@ -44,13 +44,17 @@ def select_series(s: SloSnapshot, top_k: int | None) -> Intp | None:
 
 
 class SloView:
-    """The exported columns of one SLO snapshot (all of them, or the top-k selection)."""
+    """The exported columns of one SLO snapshot (all of them, or the top-k selection).
 
-    __slots__ = ("cols", "name", "s", "series")
+    ``ids`` are the labels on every series of the SLO: ``slo`` and the SLO's static ``labels``.
+    """
+
+    __slots__ = ("cols", "ids", "name", "s", "series")
 
     def __init__(self, s: SloSnapshot, top_k: int | None) -> None:
         self.s = s
         self.name = s.spec.name
+        self.ids: tuple[tuple[str, str], ...] = (("slo", self.name), *s.spec.labels)
         self.cols = select_series(s, top_k)
         labels = s.labels if self.cols is None else [s.labels[j] for j in self.cols.tolist()]
         self.series = SeriesLabels(s.spec.group_by, labels)
@@ -119,36 +123,43 @@ def slo_families(views: Sequence[SloView]) -> Iterator[Family]:
 
 
 def _spec_families(views: Sequence[SloView]) -> Iterator[Family]:
-    slos = per_slo(views)
-    objectives = [float(v.s.spec.objective) for v in views]
     yield Family(
         "sloguard_slo_objective_ratio",
         "SLO objective: the fraction of events that must be good.",
         "gauge",
-        (block(slos, (), objectives),),
+        tuple(one(float(v.s.spec.objective), v.ids) for v in views),
     )
     # What each SLO is about, for joins (`* on (slo) group_left (service) sloguard_slo_info`): the SLO
-    # series carry only slo and their group labels.
-    info = SeriesLabels(
-        ("slo", "service", "sli", "period"),
-        [(v.name, v.s.spec.service, v.s.spec.sli.kind, v.s.spec.period.describe()) for v in views],
-    )
+    # series carry only slo, their group labels and the SLO's static labels.
     yield Family(
-        "sloguard_slo_info", "SLO metadata; always 1.", "gauge", (block(info, (), np.ones(len(views))),)
+        "sloguard_slo_info",
+        "SLO metadata; always 1.",
+        "gauge",
+        tuple(
+            one(
+                1.0,
+                (*v.ids, ("service", v.s.spec.service), ("sli", v.s.spec.sli.kind), ("period", _period(v))),
+            )
+            for v in views
+        ),
     )
     yield Family(
         "sloguard_slo_period_seconds",
         "Nominal length of the SLO period (a calendar month counts 30 days).",
         "gauge",
-        (block(slos, (), [v.s.spec.period.nominal_seconds for v in views]),),
+        tuple(one(v.s.spec.period.nominal_seconds, v.ids) for v in views),
     )
+
+
+def _period(v: SloView) -> str:
+    return v.s.spec.period.describe()
 
 
 def _windowed(v: SloView, by_window: npt.NDArray[Any], period: npt.NDArray[Any]) -> Iterator[Block]:
     rows = v.take(by_window)
     for i, w in enumerate(v.s.windows):
-        yield block(v.series, (("slo", v.name), ("window", format_duration(w))), rows[i])
-    yield block(v.series, (("slo", v.name), ("window", PERIOD)), v.take(period))
+        yield block(v.series, (*v.ids, ("window", format_duration(w))), rows[i])
+    yield block(v.series, (*v.ids, ("window", PERIOD)), v.take(period))
 
 
 def _per_series(v: SloView, column: npt.NDArray[Any], drop_nan: bool) -> Block:
@@ -156,7 +167,7 @@ def _per_series(v: SloView, column: npt.NDArray[Any], drop_nan: bool) -> Block:
     rows = present(values) if drop_nan else None
     if rows is not None:
         values = values[rows]
-    return block(v.series, (("slo", v.name),), values, rows)
+    return block(v.series, v.ids, values, rows)
 
 
 def _tier_families(views: Sequence[SloView]) -> Iterator[Family]:
@@ -166,7 +177,7 @@ def _tier_families(views: Sequence[SloView]) -> Iterator[Family]:
         fires = v.take(v.s.firing)
         for k, tier in enumerate(v.s.spec.tiers):
             labels = (
-                ("slo", v.name),
+                *v.ids,
                 ("severity", tier.severity.value),
                 ("long_window", format_duration(tier.long_window)),
                 ("short_window", format_duration(tier.short_window)),

@@ -75,6 +75,7 @@ def _ids(v: SloView) -> Labels:
         ("sloth_id", f"{spec.service}-{spec.name}"),
         ("sloth_service", spec.service),
         ("sloth_slo", spec.name),
+        *spec.labels,  # Sloth puts the SLO's labels on every series too
     )
 
 

@@ -29,7 +29,7 @@ from sloguard.rules import (
     to_prometheus_rule,
     to_yaml,
 )
-from sloguard.specfile import load_config
+from sloguard.specfile import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "slos.example.yaml"
@@ -371,3 +371,76 @@ def test_latency_alert_expressions() -> None:
         ),
     ]
     assert all(r["for"] == "10m" for r in group["rules"])
+
+
+# -- what Sloth users bring: labels, alert names, severities, routing labels -----------------------------
+
+SLOTH_GETTING_STARTED = ROOT / "config" / "examples" / "sloth-getting-started.yaml"
+SLOTH_7D = ROOT / "config" / "examples" / "sloth-7d.yaml"
+
+
+def test_sloth_getting_started_alerts_like_sloth() -> None:
+    """Sloth's example: alert MyServiceHighErrorRate, severity pageteam / slack, routing labels per
+    severity, the SLO's labels on every alert, the summary replaced."""
+    rules = groups(SLOTH_GETTING_STARTED)["sloguard-requests-availability"]
+    burn = [r for r in rules if r["alert"] == "MyServiceHighErrorRate"]
+    assert [r["labels"]["severity"] for r in burn] == ["pageteam", "pageteam", "slack", "slack"]
+    static = {"owner": "myteam", "repo": "myorg/myservice", "tier": "2"}
+    for r in burn:
+        routing = (
+            {"routing_key": "myteam"}
+            if r["labels"]["severity"] == "pageteam"
+            else {"slack_channel": "#alerts-myteam"}
+        )
+        assert r["labels"] == {
+            "severity": r["labels"]["severity"],
+            "slo": "requests-availability",
+            "long_window": r["labels"]["long_window"],
+            "short_window": r["labels"]["short_window"],
+            **static,
+            "category": "availability",
+            **routing,
+        }
+        assert r["annotations"]["summary"] == "High error rate on 'myservice' requests responses"
+        assert r["annotations"]["description"].startswith("The ")
+    others = {r["alert"]: r["labels"] for r in rules if r not in burn}
+    assert others == {
+        BUDGET_EXHAUSTED_ALERT: {"severity": "ticket", "slo": "requests-availability", **static},
+        NO_DATA_ALERT: {"severity": "ticket", "slo": "requests-availability", **static},
+    }
+
+
+def test_sloth_7d_windows_give_sloths_factors() -> None:
+    """Sloth's 7d windows: 8 % in 1h, 12.5 % in 6h, 20 % in 1d, 42 % in 3d of a 7-day budget."""
+    table = [("page", "1h", "5m", "13.44"), ("page", "6h", "30m", "3.5"), ("ticket", "1d", "2h", "1.4")]
+    table += [("ticket", "3d", "6h", "0.98")]
+    for rules in groups(SLOTH_7D).values():
+        if rules[0]["alert"] == BURN_ALERT:
+            assert tier_table(rules) == table
+            assert rules[0]["labels"]["owner"] == "myteam"
+
+
+def test_tier_annotations_replace_generated_ones_and_links_name_the_custom_alert() -> None:
+    config = parse_config(
+        "apiVersion: sloguard/v1\nslos:\n  - {name: a, service: s, objective: 99.9,"
+        " sli: {type: availability}, window: 30d, alerts: {name: ABurn,"
+        " annotations: {runbook_url: 'https://rb/a', extra: '{{ $value }}'}}}\n"
+    )
+    doc = generate(config, runbook_url="https://runbooks/#{alert}", dashboard_url="https://d/{alert}")
+    burn = doc["groups"][0]["rules"][0]
+    assert burn["alert"] == "ABurn"
+    assert burn["annotations"]["runbook_url"] == "https://rb/a"  # the SLO's runbook wins over the flag's
+    assert burn["annotations"]["dashboard_url"] == "https://d/ABurn"
+    assert burn["annotations"]["extra"] == "{{ $value }}"
+    exhausted = doc["groups"][0]["rules"][4]
+    assert exhausted["alert"] == BUDGET_EXHAUSTED_ALERT
+    assert exhausted["annotations"]["runbook_url"] == f"https://runbooks/#{BUDGET_EXHAUSTED_ALERT}"
+    assert "extra" not in exhausted["annotations"]
+
+
+def test_without_labels_or_names_the_rules_are_unchanged() -> None:
+    """A spec without the new fields writes the rule labels and annotations it always wrote."""
+    rules = groups(EXAMPLE)["sloguard-checkout-availability"]
+    assert rules[0]["alert"] == BURN_ALERT
+    assert list(rules[0]["labels"]) == ["severity", "slo", "long_window", "short_window"]
+    assert list(rules[0]["annotations"]) == ["summary", "description"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
-from sloguard.core.snapshot import SloSnapshot
+from sloguard.core.snapshot import SloSnapshot, Snapshot
 from sloguard.core.spec import format_duration
+from sloguard.export.collector import Exposition
 from sloguard.export.slo import select_series
-from tests.unit.export.scrape import key, names, parse, render
+from tests.unit.export.scrape import TELEMETRY, key, names, parse, render
 from tests.unit.export.snapshots import aggregated, synthetic
 
 
@@ -170,3 +173,59 @@ def test_top_k_ties_keep_the_older_series() -> None:
     s.burn_rate[:] = 1.0  # all tied (the synthetic arrays are ours to change)
     cols = select_series(s, 5)
     assert cols is not None and cols.tolist() == [0, 1, 2, 3, 4]
+
+
+# -- static labels of an SLO ------------------------------------------------------------------------
+
+#: Static labels per SLO of `aggregated`: one SLO without, one with labels that sort before and after
+#: ``slo`` and between the group label and ``window``, with values needing escapes.
+STATIC = {
+    "checkout-by-endpoint": (("owner", 'pay"ments'), ("tier", "1"), ("a_first", "x\\y"), ("zz", "ünï\nde")),
+    "search-latency": (("owner", "search"),),
+}
+
+
+def labelled(snap: Snapshot) -> Snapshot:
+    slos = tuple(
+        dataclasses.replace(s, spec=dataclasses.replace(s.spec, labels=STATIC.get(s.spec.name, ())))
+        for s in snap.slos
+    )
+    return dataclasses.replace(snap, slos=slos)
+
+
+@pytest.mark.parametrize("sloth", [False, True], ids=["native", "sloth-compat"])
+def test_static_labels_are_on_every_series_of_their_slo_only(sloth: bool) -> None:
+    plain, snap = aggregated(), labelled(aggregated())
+    _, before = parse(render(plain, sloth=sloth))
+    _, after = parse(render(snap, sloth=sloth))
+    assert len(after) == len(before)
+    expected = {}
+    for (name, labels), value in before.items():
+        d = dict(labels)
+        slo_name = d.get("slo", d.get("sloth_slo"))
+        if name.startswith(("sloguard_slo_", "slo:", "sloth_slo_info")):
+            assert slo_name is not None, name
+            d.update(STATIC.get(slo_name, ()))
+        expected[(name, tuple(sorted(d.items())))] = value
+    assert after.keys() == expected.keys()
+    assert all(after[k] == v or (math.isnan(v) and math.isnan(after[k])) for k, v in expected.items())
+
+
+@pytest.mark.parametrize("sloth", [False, True], ids=["native", "sloth-compat"])
+def test_static_labels_render_byte_identical_to_generate_latest(sloth: bool) -> None:
+    exposition = Exposition(sloth_compat=sloth, top_k={"checkout-by-endpoint": 2})
+    body = exposition.render(labelled(aggregated()), TELEMETRY)
+    assert body == generate_latest(exposition.registry)
+    assert (
+        b'owner="pay\\"ments",slo="checkout-by-endpoint",tier="1",window="1h",zz="\xc3\xbcn\xc3\xaf\\nde"'
+        in body
+    )
+
+
+def test_without_static_labels_the_exposition_is_unchanged() -> None:
+    """Per-SLO blocks (needed for per-SLO labels) write the bytes one block over all SLOs wrote."""
+    body = render(aggregated())
+    assert b'sloguard_slo_objective_ratio{slo="checkout-availability"} 0.999\n' in body
+    assert body.count(b"sloguard_slo_info{") == 3
+    info = b'period="30d",service="checkout",sli="availability",slo="checkout-availability"'
+    assert b"sloguard_slo_info{" + info + b"} 1.0\n" in body
