@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = [
     ROOT / "config" / "slos.example.yaml",
     ROOT / "tests" / "testdata" / "specs" / "issue-example.yaml",
+    ROOT / "config" / "examples" / "sloth-getting-started.yaml",
+    ROOT / "config" / "examples" / "sloth-7d.yaml",
 ]
 
 
@@ -474,3 +476,77 @@ LATENCY_CASES: dict[str, tuple[list[dict[str, str]], list[dict[str, Any]]]] = {
 @pytest.mark.parametrize("case", list(LATENCY_CASES))
 def test_latency_rules_unit(case: str, tmp_path: Path) -> None:
     promtool_test(tmp_path, LATENCY, *LATENCY_CASES[case])
+
+
+# -- promtool test rules: Sloth's getting-started example (labels, alert name, severities) -------------
+
+SLOTH_EXAMPLE = ROOT / "config" / "examples" / "sloth-getting-started.yaml"
+#: The series as sloguard exports them for that SLO: the SLO's static labels on each.
+SLOTH_TARGET = (
+    'instance="sloguard:9464",job="sloguard",owner="myteam",repo="myorg/myservice",'
+    'slo="requests-availability",tier="2"'
+)
+SLOTH_STATIC = {"owner": "myteam", "repo": "myorg/myservice", "tier": "2"}
+
+
+def sloth_series(metric: str, values: str, window: str | None = None) -> dict[str, str]:
+    labels = SLOTH_TARGET + (f',window="{window}"' if window else "")
+    return {"series": f"{metric}{{{labels}}}", "values": values}
+
+
+def test_sloth_example_alerts_with_its_name_severities_and_routing_labels(tmp_path: Path) -> None:
+    burn = {"5m": "20x20", "1h": "15x20", "30m": "0x20", "6h": "0x20", "2h": "4x20", "1d": "3.5x20"}
+    series = [sloth_series("sloguard_slo_burn_rate", v, w) for w, v in burn.items()]
+    series.append(sloth_series("sloguard_slo_error_budget_remaining_ratio", "0.5x20"))
+    target = {"instance": "sloguard:9464", "job": "sloguard", "slo": "requests-availability", **SLOTH_STATIC}
+    page = {
+        **target,
+        "severity": "pageteam",
+        "long_window": "1h",
+        "short_window": "5m",
+        "category": "availability",
+        "routing_key": "myteam",
+    }
+    ticket = {
+        **target,
+        "severity": "slack",
+        "long_window": "1d",
+        "short_window": "2h",
+        "category": "availability",
+        "slack_channel": "#alerts-myteam",
+    }
+
+    def notes(value: str, long: str, short: str, factor: str) -> dict[str, str]:
+        return {
+            "summary": "High error rate on 'myservice' requests responses",  # Sloth's, replacing sloguard's
+            "description": f"The {long} burn rate of SLO requests-availability is {value} (objective 99.9%); "
+            f"the {long} and {short} burn rates both exceed {factor}. A burn rate of 1 spends the budget in "
+            "exactly one period (30d).",
+        }
+
+    no_data = {
+        "summary": "No data for SLO requests-availability",
+        "description": "Prometheus has no sloguard_slo_objective_ratio for SLO requests-availability: "
+        "sloguard is down, not scraped, or runs a config without this SLO. Its burn-rate alerts cannot fire.",
+    }
+    tests = [
+        {
+            "eval_time": "10m",
+            "alertname": "MyServiceHighErrorRate",
+            "exp_alerts": [
+                alert(page, notes("15", "1h", "5m", "14.4")),
+                alert(ticket, notes("3.5", "1d", "2h", "3")),
+            ],
+        },
+        # The objective is absent: no-data names the SLO and carries its static labels (absent() keeps
+        # only its selector's, so they come from the rule).
+        {
+            "eval_time": "10m",
+            "alertname": NO_DATA_ALERT,
+            "exp_alerts": [
+                alert({"slo": "requests-availability", "severity": "ticket", **SLOTH_STATIC}, no_data)
+            ],
+        },
+        {"eval_time": "10m", "alertname": BURN_ALERT, "exp_alerts": []},
+    ]
+    promtool_test(tmp_path, SLOTH_EXAMPLE.read_text(), series, tests)
