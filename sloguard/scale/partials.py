@@ -170,15 +170,10 @@ def _take_hist(h: HistRingState, rows: Intp, counts_len: int, n_rows: int) -> Hi
             buckets.append(b)
             keys.append(k[order])
             counts.append(h.counts[a:e][keep][order])
-    return HistRingState(
-        slot_ms=h.slot_ms,
-        n=h.n,
-        head=h.head,
-        low=h.low,
-        buckets=np.array(buckets, np.int64),
-        lengths=np.array([len(k) for k in keys], np.int64),
-        keys=np.concatenate(keys) if keys else np.zeros(0, np.int64),
-        counts=np.concatenate(counts) if counts else np.zeros(0, np.int64),
+    cat = np.concatenate if keys else lambda _: np.zeros(0, np.int64)
+    lengths = np.array([len(k) for k in keys], np.int64)
+    return replace(
+        h, buckets=np.array(buckets, np.int64), lengths=lengths, keys=cat(keys), counts=cat(counts)
     )
 
 
