@@ -65,7 +65,7 @@ _Text = Annotated[str, PlainValidator(non_empty_text)]
 _Severity = Annotated[str, PlainValidator(severity)]
 #: Static labels of an SLO (its series and alerts), labels and annotations of alert rules: (name, value)
 #: pairs in file order.
-_SeriesLabels = Annotated[tuple[tuple[str, str], ...], PlainValidator(LabelMap(SERIES_LABELS))]
+_SeriesLabels = Annotated[tuple[tuple[str, str], ...], PlainValidator(LabelMap(SERIES_LABELS, series=True))]
 _AlertLabels = Annotated[tuple[tuple[str, str], ...], PlainValidator(LabelMap(ALERT_LABELS))]
 _Annotations = Annotated[tuple[tuple[str, str], ...], PlainValidator(LabelMap({}, annotations=True))]
 _Globs = Annotated[

@@ -306,11 +306,13 @@ ALERT_LABELS = {
 class LabelMap:
     """Validator for a mapping of label names to non-empty strings, kept in file order as pairs.
 
-    ``reserved`` names the labels sloguard owns (refused with why), ``annotations`` marks a mapping of
+    ``reserved`` names the labels sloguard owns (refused with why); ``series`` marks labels of exported
+    series (``sloth_*`` is then refused too: the ``--sloth-compat`` series' names); ``annotations`` marks
     annotation templates (whose ``{{``/``}}`` must pair up: promtool refuses the rule file otherwise).
     """
 
     reserved: typing.Mapping[str, str]
+    series: bool = False
     annotations: bool = False
 
     def __call__(self, value: Any) -> tuple[tuple[str, str], ...]:
@@ -331,7 +333,7 @@ class LabelMap:
                     "{name}: sloguard sets this label ({why}); use another name",
                     {"name": name, "why": why},
                 )
-            if name.startswith("sloth_") and not self.annotations:
+            if name.startswith("sloth_") and self.series:
                 raise PydanticCustomError(
                     "label_name",
                     "{name}: names starting with sloth_ are the Sloth-compatible series' (--sloth-compat)",

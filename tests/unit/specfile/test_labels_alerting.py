@@ -213,6 +213,14 @@ def test_refused(fields: dict[str, str | None], expected: str) -> None:
     assert_refused_slo(fields, expected)
 
 
+def test_alert_labels_may_use_sloths_names_and_service() -> None:
+    """``sloth_severity`` (routes written for Sloth) and ``service`` are not on the series, so alerts
+    may carry them."""
+    alerts = "{labels: {service: checkout}, by_severity: {page: {labels: {sloth_severity: page}}}}"
+    page = parse_config(one_slo(alerts=alerts)).slos[1].tiers[0]
+    assert page.labels == (("service", "checkout"), ("sloth_severity", "page"))
+
+
 def test_a_renamed_tier_may_share_windows_when_no_other_severity_does() -> None:
     # page -> ticket only collides where a ticket tier has the same windows; here none does.
     tiers = "tiers: [{severity: page, long: 1h, short: 5m, factor: 10}]"
