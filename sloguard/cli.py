@@ -1,4 +1,4 @@
-"""Command line: `sloguard check`, `replay`, `rules`, `run`, `loadgen`.
+"""Command line: `sloguard check`, `replay`, `rules`, `convert`, `run`, `loadgen`.
 
 A user's mistake (a missing, unreadable or corrupt file, a bad flag or SLO file) ends in one line
 ``sloguard: PATH: what is wrong`` on stderr and exit status 2, never a traceback. `replay` exits 3 when
@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument("--namespace", help="metadata.namespace of the PrometheusRule (default: none)")
     rules.add_argument("--name", help="metadata.name of the PrometheusRule (default: sloguard-slos)")
 
+    convert = sub.add_parser("convert", help="write the SLOs of an SLO file in another format (OpenSLO v1)")
+    _slo_file_args(convert)
+    convert.add_argument("--to", required=True, choices=("openslo",), help="openslo: OpenSLO v1 documents")
+    convert.add_argument("--output", "-o", help="write the result here (default: stdout)")
+
     run = sub.add_parser("run", help="the daemon: consume request logs from Kafka, serve /metrics")
     run.add_argument("--config", "-c", help="SLO file (default: $SLOGUARD_CONFIG)")
     run.add_argument("--listen", help="HOST:PORT for /metrics, /healthz, /readyz (default 0.0.0.0:9464)")
@@ -176,7 +181,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return cli_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command in ("check", "rules"):
+    if args.command in ("check", "rules", "convert"):
         if (args.file is None) == (args.config is None):
             parser.error(f"{args.command}: give the SLO file once, as FILE or as --config FILE")
         args.file = args.file or args.config
@@ -196,6 +201,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if args.command == "rules":
         return _rules(args, config)
+    if args.command == "convert":
+        return _convert(args, config)
     return _replay(args, config)
 
 
@@ -264,8 +271,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _rules(args: argparse.Namespace, config: object) -> int:
-    from pathlib import Path
-
     from sloguard.core.spec import Config
     from sloguard.rules import PROMETHEUS_RULE_NAME, generate, to_prometheus_rule, to_yaml
 
@@ -284,18 +289,35 @@ def _rules(args: argparse.Namespace, config: object) -> int:
         except ValueError as exc:
             print(f"sloguard: {exc}", file=sys.stderr)
             return 2
-    text = to_yaml(doc)
-    if args.output is None or args.output == "-":
+    return _write(to_yaml(doc), args.output, "rule file")
+
+
+def _write(text: str, output: str | None, what: str) -> int:
+    """``text`` to standard output (no ``output``, or ``-``) or to the file ``output``."""
+    from pathlib import Path
+
+    if output is None or output == "-":
         _out(text)
         return 0
-    out = Path(args.output)
+    out = Path(output)
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         parent = out.parent
         problem = f"directory {parent} does not exist" if not parent.is_dir() else _os_problem(exc)
-        return _fail(f"{out}: cannot write the rule file: {problem}")
+        return _fail(f"{out}: cannot write the {what}: {problem}")
     return 0
+
+
+def _convert(args: argparse.Namespace, config: object) -> int:
+    from sloguard.core.spec import Config
+    from sloguard.specfile.openslo.writer import dump, to_openslo
+
+    assert isinstance(config, Config)
+    docs, notes = to_openslo(config)
+    for note in notes:
+        print(f"sloguard: note: {args.file}: {note}", file=sys.stderr)
+    return _write(dump(docs), args.output, "OpenSLO file")
 
 
 def _replay(args: argparse.Namespace, config: object) -> int:

@@ -155,11 +155,22 @@ def too_big(size: int, source: str) -> SpecError:
 
 def load_yaml(text: str, source: str) -> Any:
     """The data of a YAML document; if it is not YAML, a :class:`SpecError` naming source, line, column."""
+    return _load(text, source, stream=False)
+
+
+def load_documents(text: str, source: str) -> list[Any]:
+    """The data of each document of a YAML stream (``---`` between them), each checked as `load_yaml`'s."""
+    documents: list[Any] = _load(text, source, stream=True)
+    return documents
+
+
+def _load(text: str, source: str, stream: bool) -> Any:
     size = len(text.encode("utf-8", "replace"))  # ~10 ms for 50 MB: far less than parsing it
     if size > MAX_FILE_BYTES:
         raise too_big(size, source)
     try:
-        return yaml.load(text, Loader=_Loader)
+        # load_all is lazy: list() so its errors are raised (and worded) here.
+        return list(yaml.load_all(text, Loader=_Loader)) if stream else yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = exc.problem or exc.context or "invalid YAML"

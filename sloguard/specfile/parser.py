@@ -20,18 +20,29 @@ from typing import Any
 from pydantic import ValidationError
 
 from sloguard.core.spec import Config, LatencySpec, SloSpec
-from sloguard.specfile import mapping
+from sloguard.specfile import mapping, openslo
 from sloguard.specfile.errors import Loc, Problems, SpecError, show
-from sloguard.specfile.loader import MAX_FILE_BYTES, load_yaml, too_big
+from sloguard.specfile.loader import MAX_FILE_BYTES, load_documents, too_big
 from sloguard.specfile.schema import API_VERSION, FileModel, LatencyModel, SloModel
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
-    """Parse the text of a ``sloguard/v1`` SLO file into a :class:`~sloguard.core.spec.Config`.
+    """Parse the text of a ``sloguard/v1`` SLO file, or of an OpenSLO v1 stream (`openslo`), into a
+    :class:`~sloguard.core.spec.Config`.
 
     ``source`` names the file in error messages. Raises :class:`SpecError` listing every problem.
     """
-    data = load_yaml(text, source)
+    documents = load_documents(text, source)
+    if openslo.is_openslo(documents):
+        return openslo.parse_documents(documents, source)
+    if len(documents) > 1:
+        raise SpecError(
+            [
+                f"{source}: holds {len(documents)} YAML documents (---); a {API_VERSION} SLO file is one, "
+                "and a stream of documents must be OpenSLO (apiVersion: openslo/v1)"
+            ]
+        )
+    data: Any = documents[0] if documents else None
     problems = Problems(source)
     _check_document(data, problems)
     try:
