@@ -39,6 +39,8 @@ def parse_documents(documents: list[Any], source: str) -> Config:
         draft = SloReader(stream, obj).read()
         if draft.ok and (spec := _validated(draft, problems)) is not None:
             specs.append(spec)
+    # An SLI or DataSource shared by two SLOs is refused once, not once per SLO.
+    problems.lines = list(dict.fromkeys(problems.lines))
     problems.raise_if_any()
     return Config(slos=tuple(specs))
 

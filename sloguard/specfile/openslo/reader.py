@@ -200,17 +200,17 @@ class SloReader:
             for name in ("good", "bad", "total", "raw"):
                 if (metric := getattr(ratio, name)) is not None:
                     sources.append((metric, place.at("ratioMetric", name)))
+        self.threshold_sli = sli.threshold_metric is not None
         # A source sloguard cannot evaluate is the one thing to say about such an SLI.
         if not all([self._is_sloguard(m.metric_source, at.at("metricSource")) for m, at in sources]):
             return
         if sli.threshold_metric is not None:
-            self.threshold_sli = True
             self._threshold(sli.threshold_metric, place.at("thresholdMetric", "metricSource", "spec"))
         elif ratio is not None:
             self._ratio(ratio, place.at("ratioMetric"))
 
     def _is_sloguard(self, source: MetricSource, at: Place) -> bool:
-        kind, kind_at = source.type, at.at("type")
+        kind, kind_at, what = source.type, at.at("type"), ""
         if source.metric_source_ref is not None:
             ds = self.stream.find("DataSource", source.metric_source_ref, at.at("metricSourceRef"))
             if ds is None:
@@ -221,15 +221,16 @@ class SloReader:
                     kind_at, f"{show(kind)} differs from the type of {ds.where} ({ds.spec.type})"
                 )
                 return False
-            kind, kind_at = ds.spec.type, ds.place.at("spec", "type")
+            kind, kind_at = ds.spec.type, at.at("metricSourceRef")
+            what = f"{ds.name} is a {kind} DataSource; "
         if kind is None:
             self.draft.refuse(kind_at, f"is required without metricSourceRef (type: {SOURCE_TYPE})")
             return False
         if kind.lower() != SOURCE_TYPE:
             self.draft.refuse(
                 kind_at,
-                f"{kind} cannot be evaluated by sloguard: it computes SLIs from its own request-log events, "
-                f"so it reads only metricSource type {SOURCE_TYPE} (see docs/openslo.md)",
+                f"{what}sloguard cannot evaluate {kind} sources: it computes SLIs from its own request-log "
+                f"events, so it reads only metricSource type {SOURCE_TYPE} (see docs/openslo.md)",
             )
             return False
         return True

@@ -108,37 +108,43 @@ class Stream:
         self.problems = problems
         self.objects: list[Obj] = []
         self._by_name: dict[tuple[str, str], Obj] = {}
+        #: (kind, name) of the objects refused: a reference to one is not a second problem.
+        self._refused: set[tuple[Any, Any]] = set()
         for start, item in _items(documents):
-            self._read(start, item)
+            if not self._read(start, item) and isinstance(item, dict):
+                meta = item.get("metadata")
+                self._refused.add((item.get("kind"), meta.get("name") if isinstance(meta, dict) else None))
 
-    def _read(self, start: str, item: Any) -> None:
+    def _read(self, start: str, item: Any) -> bool:
+        """Register one object; whether it is valid (else its problems are reported)."""
         if not isinstance(item, dict):
             self.problems.add(
                 start, (), f"must be a mapping with apiVersion: {OPENSLO_VERSION}, kind, metadata and spec"
             )
-            return
+            return False
         where = _label(start, item)
         if why := _version_problem(item.get("apiVersion")):
             self.problems.add(where, ("apiVersion",), why)
-            return
+            return False
         kind = item.get("kind")
         if kind not in KINDS:
             self.problems.add(
                 where, ("kind",), f"{show(kind)} is not supported; sloguard reads {', '.join(KINDS)}"
             )
-            return
+            return False
         envelope = validate(Envelope, item, Place(where), self.problems)
         if envelope is None:
-            return
+            return False
         spec = validate(SPECS[kind], envelope.spec, Place(where, ("spec",)), self.problems)
         if spec is None:
-            return
+            return False
         obj = Obj(where, kind, envelope.metadata.name, envelope.metadata, spec)
         first = self._by_name.setdefault((kind, obj.name), obj)
         if first is not obj:
             self.problems.add(where, ("metadata", "name"), f"{first.where} already has this name")
-            return
+            return True  # the first of the name stands
         self.objects.append(obj)
+        return True
 
     def of_kind(self, kind: str) -> list[Obj]:
         return [o for o in self.objects if o.kind == kind]
@@ -147,6 +153,8 @@ class Stream:
         """The ``kind`` object named ``name``; None, and a problem at ``place``, if there is none."""
         if isinstance(name, str) and (obj := self._by_name.get((kind, name))):
             return obj
+        if (kind, name) in self._refused:
+            return None  # its own problems are reported
         names = [o.name for o in self.of_kind(kind)]
         known = f" ({kind} names: {', '.join(names)})" if names else ""
         add(self.problems, place, f"no {kind} named {show(name)} in this file{known}")
