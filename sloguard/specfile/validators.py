@@ -154,15 +154,23 @@ def _not_text(value: Any) -> PydanticCustomError:
     return refusal("text", "must be a non-empty string", value)
 
 
-def slo_name(value: Any) -> str:
-    # Names end up in metric labels, rule names and file names: keep them to a safe alphabet.
+def _matching(value: Any, pattern: re.Pattern[str], kind: str, message: str) -> str:
+    """``value`` if it is a string ``pattern`` matches whole, else a refusal saying ``message``."""
     if not isinstance(value, str) or not value:
         raise _not_text(value)
-    if not _NAME.fullmatch(value):
-        raise refusal(
-            "name", "must start with a letter or digit and use only letters, digits, '.', '_' and '-'", value
-        )
+    if not pattern.fullmatch(value):
+        raise refusal(kind, message, value)
     return value
+
+
+def slo_name(value: Any) -> str:
+    # Names end up in metric labels, rule names and file names: keep them to a safe alphabet.
+    return _matching(
+        value,
+        _NAME,
+        "name",
+        "must start with a letter or digit and use only letters, digits, '.', '_' and '-'",
+    )
 
 
 def non_empty_text(value: Any) -> str:
@@ -245,32 +253,28 @@ def unique(values: tuple[_T, ...]) -> tuple[_T, ...]:
 
 
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def severity(value: Any) -> str:
     """A tier's severity: a token Alertmanager can route on (``page``, ``critical``, ``pageteam``)."""
-    if not isinstance(value, str) or not value:
-        raise _not_text(value)
-    if len(value) > 64 or not _TOKEN.fullmatch(value):
-        raise refusal(
-            "severity",
-            "must be a word of at most 64 letters, digits, '.', '_' or '-' (such as page, ticket or "
-            "critical), starting with a letter or digit",
-            value,
-        )
-    return value
+    return _matching(
+        value,
+        _TOKEN,
+        "severity",
+        "must be a word of at most 64 letters, digits, '.', '_' or '-' (such as page, ticket or critical), "
+        "starting with a letter or digit",
+    )
 
 
 def alert_name(value: Any) -> str:
     """An alert rule name as Prometheus accepts it (``CheckoutAvailabilityBurn``)."""
-    if not isinstance(value, str) or not value:
-        raise _not_text(value)
-    if not _LABEL_NAME.fullmatch(value):
-        raise refusal(
-            "alert_name", "must start with a letter or '_' and use only ASCII letters, digits and '_'", value
-        )
-    return value
+    return _matching(
+        value,
+        _LABEL_NAME,
+        "alert_name",
+        "must start with a letter or '_' and use only ASCII letters, digits and '_'",
+    )
 
 
 #: Labels sloguard writes on an SLO's series, its info series and the Sloth-compatible series, and the

@@ -192,6 +192,11 @@ def test_check_summary_shows_labels_alert_name_and_tier_routing() -> None:
             id="rename-not-a-token",
         ),
         pytest.param(
+            {"alerts": "{by_severity: {page: {severity: " + "s" * 65 + "}}}"},
+            "alerts.by_severity.page.severity: must be a word of at most 64",
+            id="severity-too-long",
+        ),
+        pytest.param(
             {"endpoints": "[GET /a]", "endpoints_exclude": "[GET /a]"},
             "endpoints_exclude[0]: 'GET /a' is also in endpoints: it would select nothing there",
             id="exclude-equals-include",
