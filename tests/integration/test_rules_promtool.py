@@ -529,7 +529,7 @@ def test_sloth_example_alerts_with_its_name_severities_and_routing_labels(tmp_pa
         "description": "Prometheus has no sloguard_slo_objective_ratio for SLO requests-availability: "
         "sloguard is down, not scraped, or runs a config without this SLO. Its burn-rate alerts cannot fire.",
     }
-    tests = [
+    tests: list[dict[str, Any]] = [
         {
             "eval_time": "10m",
             "alertname": "MyServiceHighErrorRate",
