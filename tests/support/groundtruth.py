@@ -24,6 +24,8 @@ from sloguard.core.spec import FINE_HORIZON, CalendarPeriod, LatencySpec, SloSpe
 def matches(spec: SloSpec, e: Event) -> bool:
     if e.service != spec.service:
         return False
+    if any(fnmatch.fnmatchcase(e.endpoint, g) for g in spec.endpoints_exclude):
+        return False
     return not spec.endpoints or any(fnmatch.fnmatchcase(e.endpoint, g) for g in spec.endpoints)
 
 

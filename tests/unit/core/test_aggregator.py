@@ -97,6 +97,9 @@ SPECS = {
     ),
     "by-endpoint-and-customer": slo(name="both", group_by=("endpoint", "customer")),
     "coarse-1h-fine-1m": slo(name="coarse", fine=60, coarse=3600, group_by=("customer",)),
+    "by-endpoint-excluding": dataclasses.replace(
+        slo(name="excl", group_by=("endpoint",)), endpoints_exclude=("GET /*",)
+    ),
 }
 
 
