@@ -16,6 +16,18 @@ from typing import Any
 import structlog
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was configured: a process that
+    swaps it later (a test capturing output, an embedding program) must not leave every logger writing
+    to a closed stream."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(fmt: str = "auto", level: str = "info") -> None:
     """Configure structlog for the process. ``fmt``: auto (console on a TTY, else JSON), json, console."""
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
@@ -29,12 +41,12 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     # Libraries (and sloguard.ingest.kafka) log through the standard library: render those records the
     # same way, so every line on stderr has one format.
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.StreamHandler[Any] = logging.StreamHandler(_Stderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=renderer,
