@@ -13,7 +13,7 @@ Where things live
 * `sloguard.ingest.rules`: `DecodeOptions` and the validity rules (status, latency, labels), stated once;
 * `sloguard.ingest.reasons`: the rejection reasons, whose order is the precedence;
 * `sloguard.ingest.timestamps`: the accepted timestamp formats and window, and their parsers;
-* `sloguard.ingest.framing`: lines, pieces and dead-letter payloads;
+* `sloguard.ingest.framing`: lines, pieces and dead-letter payloads; `lineindex`: their checks per buffer;
 * `sloguard.ingest.fastpath` (with `labelcache` and `swar`): the byte-level fast path;
 * `sloguard.ingest.explain`: why a line failed the typed decode.
 This module keeps the `Decoder`, which sends each buffer down the fast path or the msgspec path, and
@@ -33,7 +33,10 @@ out of bounds) does the decoder fall back to decoding line by line, so that the 
 record are still kept and each bad line gets its own reason.
 
 Buffers over 256 KiB are decoded in pieces cut at newlines (cache-sized, and a bad line only sends its
-own piece down the per-line path). `decode_many` joins its records into one buffer. Below 16 objects
+own piece down the per-line path). What msgspec's bulk decode does not check (one object a line, nesting
+depth, line length, the UTF-8 of skipped strings) is checked per piece before its objects are taken:
+for buffers of 16 KiB and more once per buffer with numpy (`sloguard.ingest.lineindex`), below that
+with bytes methods (`framing`). `decode_many` joins its records into one buffer. Below 16 objects
 numpy's fixed cost per call (tens of microseconds) dominates, so small batches are checked row by row
 in plain Python (`timestamp_ms`), with the same rules; prefer `decode_many` over many `decode` calls.
 
@@ -69,6 +72,7 @@ from sloguard.ingest.framing import (
     payloads,
     pieces,
 )
+from sloguard.ingest.lineindex import LineIndex, LineIndexer
 from sloguard.ingest.reasons import (
     BAD_ENCODING,
     BAD_LATENCY,
@@ -131,6 +135,9 @@ _SMALL_BATCH: Final = 16
 # The fast path's scan costs ~0.35 ms per buffer whatever its size (a few hundred numpy calls), then
 # ~0.23 us a line against msgspec's ~0.65: measured break-even about 140 KiB.
 _FAST_MIN_BYTES: Final = 160 * 1024
+# From this size on the checks of msgspec's bulk decode are done once per buffer with numpy
+# (`LineIndex`), below it with bytes methods per piece (numpy's fixed cost per call dominates).
+_INDEX_MIN_BYTES: Final = 16 * 1024
 # After buffers the fast path could not read a whole piece of, it sits out up to this many (a scan that
 # finds nothing costs ~5 % of a msgspec decode of the buffer).
 _MAX_SKIPPED_SCANS: Final = 8
@@ -151,6 +158,7 @@ class Decoder:
     __slots__ = (
         "_default_customer",
         "_explainer",
+        "_indexer",
         "_max_label",
         "_max_line",
         "_relaxed",
@@ -186,6 +194,7 @@ class Decoder:
         self._strict: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_struct(options, label, customer))
         self._relaxed: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_struct(options, str, str))
         self._explainer = Explainer(options)
+        self._indexer = LineIndexer(options.max_record_bytes)
         # Big buffers of lines in the common shape skip msgspec (see `sloguard.ingest.fastpath`);
         # `fast_path=False` keeps everything on the msgspec path (tests compare the two).
         self._scanner = ByteScanner.create(options, self.vocabs) if fast_path else None
@@ -253,21 +262,18 @@ class Decoder:
                 # lasts. Only speed depends on this: both paths give the same results.
                 self._scan_misses = min(self._scan_misses + 1, _MAX_SKIPPED_SCANS)
                 self._skip_scans = self._scan_misses
-        cuts = pieces(buf)
-        if len(cuts) == 1:
+        if len(buf) < _INDEX_MIN_BYTES and len(pieces(buf)) == 1:
             return self._decode_piece(buf, 0)
         # Big buffers go piece by piece, cut at newlines: the Structs of a piece are freed before the
         # next one is decoded, so they stay in cache (about 2x faster than one huge decode_lines), and a
         # bad line only sends its own piece down the per-line path.
+        index = self._indexer.index(buf)
         batches: list[EventBatch] = []
         bad: list[tuple[int, str]] = []
-        for start, end in cuts:
-            batch, piece_bad = self._decode_piece(buf[start:end], 0)
+        for k in range(len(index.pieces)):
+            batch, piece_bad = self._decode_indexed(buf, index, k)
             batches.append(batch)
-            if piece_bad:
-                # Line numbers only matter when something was rejected: count them then.
-                first_line = buf.count(b"\n", 0, start)
-                bad += [(first_line + line, reason) for line, reason in piece_bad]
+            bad += piece_bad
         return EventBatch.concat(batches), bad
 
     def _decode_scanned(self, buf: bytes, scan: Scan) -> tuple[EventBatch, LineReasons]:
@@ -285,7 +291,8 @@ class Decoder:
         batches: list[EventBatch] = []
         bad: list[tuple[int, str]] = []
         run: list[int] = []  # first and last row of the pending run of fast pieces
-        for start, end in pieces(buf):
+        index: LineIndex | None = None
+        for k, (start, end) in enumerate(pieces(buf)):
             r0, r1 = np.searchsorted(scan.starts, (start, end)).tolist()
             if bool(ok[r0:r1].all()):
                 for labels in scan.labels:
@@ -296,25 +303,49 @@ class Decoder:
             if run:
                 batches.append(scan.batch(run[0], run[1]))
                 run = []
-            batch, piece_bad = self._decode_piece(buf[start:end], 0)
+            index = index or self._indexer.index(buf)  # the same pieces
+            batch, piece_bad = self._decode_indexed(buf, index, k)
             batches.append(batch)
-            if piece_bad:
-                first_line = int(np.searchsorted(scan.newlines, start))
-                bad += [(first_line + line, reason) for line, reason in piece_bad]
+            bad += piece_bad
         if run:
             batches.append(scan.batch(run[0], run[1]))
         return EventBatch.concat(batches), bad
+
+    def _decode_indexed(self, buf: bytes, index: LineIndex, k: int) -> tuple[EventBatch, LineReasons]:
+        """Piece `k` of `buf`: in one msgspec call if `index` allows it and its objects sit one a line,
+        else line by line. Rejected lines are numbered in `buf`."""
+        start, end = index.pieces[k]
+        first_line = index.first_line[k]
+        objs: list[Any] | None = None
+        if index.bulk_ok(k):
+            try:
+                # A view, not a copy: msgspec reads any buffer.
+                objs = self._strict.decode_lines(memoryview(buf)[start:end])
+            except DECODE_ERRORS:
+                objs = None
+            if objs and not index.one_per_line(k, len(objs)):
+                objs = None
+        if objs is None:
+            return self._decode_per_line(buf[start:end], first_line)
+        return self._take_bulk(objs, buf, start, end, first_line)
 
     def _decode_piece(self, buf: bytes, first_line: int) -> tuple[EventBatch, LineReasons]:
         objs = self._decode_whole(buf)
         if objs is None:
             return self._decode_per_line(buf, first_line)
+        return self._take_bulk(objs, buf, 0, len(buf), first_line)
+
+    def _take_bulk(
+        self, objs: list[Any], buf: bytes, start: int, end: int, first_line: int
+    ) -> tuple[EventBatch, LineReasons]:
+        """The batch of the objects msgspec decoded from `buf[start:end]` in one call, and its rejected
+        lines."""
         self.stats.bulk += len(objs)
         batch, bad_rows = self._assemble(objs, ())
         if not bad_rows:
             return batch, []
         # Row i is the i-th non-blank line; only worth mapping when something was rejected.
-        row_lines = non_blank_lines(buf)
+        row_lines = non_blank_lines(buf[start:end])
         return batch, [(first_line + row_lines[row], reason) for row, reason in bad_rows]
 
     def _decode_whole(self, buf: bytes) -> list[Any] | None:

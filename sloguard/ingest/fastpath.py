@@ -40,7 +40,6 @@ from sloguard.ingest.labelcache import LABEL_WORDS, LabelCache, LabelScan
 from sloguard.ingest.rules import MAX_LATENCY_MS, STATUS_MAX, STATUS_MIN, DecodeOptions, LatencyScale
 from sloguard.ingest.swar import (
     BYTE_FF,
-    BYTE_INDEX,
     C01,
     C1E,
     C7F,
@@ -48,7 +47,6 @@ from sloguard.ingest.swar import (
     C30,
     C76,
     C80,
-    N1,
     N7,
     N8,
     N16,
@@ -57,7 +55,9 @@ from sloguard.ingest.swar import (
     Run,
     first_byte,
     first_zero_flags,
+    flag_positions,
     low_bytes,
+    scratch_size,
     zero_bytes,
 )
 from sloguard.ingest.timestamps import IS_ZULU, LAYOUTS, TS_WIDTH, in_window, parse_words
@@ -241,34 +241,23 @@ class ByteScanner:
         if len(self._scratch) < need:
             self._scratch = np.empty((need + need // 4) // 8 * 8, np.uint8)
             self._hits = np.empty(len(self._scratch), np.bool_)
-            self._word_hits = np.empty(len(self._scratch) // 8, np.bool_)
+            self._word_hits = np.empty(scratch_size(len(self._scratch) // 8), np.bool_)
         arr = self._scratch[:need]
         arr[: len(buf)] = np.frombuffer(buf, np.uint8)
         arr[len(buf) :] = 0
         return arr
 
     def _control_chars(self, arr: U8, size: int) -> Intp:
-        """Positions of the bytes below 32 (mostly "\\n"), found word by word: numpy's nonzero over every
-        byte of a large buffer costs more than the rest of the scan."""
+        """Positions of the bytes below 32 (mostly "\\n")."""
+        return self._byte_positions(arr, size, np.less, 32)
+
+    def _byte_positions(self, arr: U8, size: int, compare: np.ufunc, value: int) -> Intp:
+        """Positions of the bytes of ``arr[:size]`` where ``compare(byte, value)``, found word by word:
+        numpy's nonzero over every byte of a large buffer costs more than the rest of the scan."""
         hits = self._hits[: len(arr)]
-        np.less(arr, 32, out=hits)
+        compare(arr, value, out=hits)
         hits[size:] = False
-        per_word = hits.view(np.uint64)
-        word_hits = self._word_hits[: len(per_word)]
-        np.not_equal(per_word, 0, out=word_hits)
-        at = np.flatnonzero(word_hits)
-        w = per_word.take(at)  # bytes are 0 or 1
-        base = at << 3
-        parts = []
-        while True:
-            low = w & (~w + N1)
-            parts.append(base + ((low * BYTE_INDEX) >> N56).view(np.intp))
-            w ^= low
-            more = np.flatnonzero(w != 0)
-            if len(more) == 0:
-                break
-            w, base = w[more], base[more]
-        return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+        return flag_positions(hits.view(np.uint64), self._word_hits)
 
     def scan(self, buf: bytes) -> Scan | None:
         """Read every row of `buf`; None if none has the expected shape (then it is all msgspec's)."""
@@ -301,18 +290,20 @@ class ByteScanner:
             crlf = (a[odd] == 13) & (odd == ends[rows] - 1)
             ok[rows[~crlf]] = False
             ends = ends - (a[ends - 1] == 13)
-        # Escapes and non-ASCII text are msgspec's to judge.
-        if b"\\" in buf:
-            ok[np.searchsorted(starts, np.flatnonzero(a == 92), side="right") - 1] = False
-        if not buf.isascii():
-            ok[np.searchsorted(starts, np.flatnonzero(a >= 128), side="right") - 1] = False
-
         template = self._template(words, starts)
         if template is None:
             return None
         template.head.check(template.head.read(words, starts), ok)
         if not _any_whole_piece(buf, starts, ok):
             return None  # every piece has a line of another shape: msgspec reads them all anyway
+        # Escapes and non-ASCII text are msgspec's to judge.
+        if b"\\" in buf:
+            ok[np.searchsorted(starts, self._byte_positions(arr, size, np.equal, 92), side="right") - 1] = (
+                False
+            )
+        if not buf.isascii():
+            high = self._byte_positions(arr, size, np.greater_equal, 128)
+            ok[np.searchsorted(starts, high, side="right") - 1] = False
         ts_at = starts + template.head.length
         ts_len, ts_ms = self._timestamps(buf, words, ts_at, ok)
         at = ts_at + ts_len

@@ -37,11 +37,6 @@ JSON_WS: Final = b" \t\r"  # JSON whitespace besides "\n", which separates lines
 PIECE_BYTES: Final = 256 * 1024  # decode big buffers in pieces of about this size (cache-sized)
 # Below this many objects numpy's fixed cost per call outweighs its per-line savings (measured).
 SMALL_LINE_CHECK: Final = 64
-# From this size on numpy's compares (~0.1 ns a byte on a cache-sized piece) beat bytes.count (~0.5 ns a
-# byte, and one count per pattern), despite their fixed cost per call.
-_NUMPY_BYTES: Final = 16 * 1024
-_ONES: Final = np.uint64(0x0101_0101_0101_0101)
-_TOP: Final = np.uint64(56)
 
 #: Deepest nesting of arrays/objects accepted in a line. msgspec's own limit is the interpreter's
 #: recursion limit less the caller's stack depth, so the same line could pass in one caller and fail in
@@ -53,39 +48,13 @@ def maybe_too_deep(buf: bytes) -> bool:
     """Cheap test: False means no line of ``buf`` nests deeper than MAX_DEPTH.
 
     A line nested d deep holds at least d opening brackets, so no line with at most MAX_DEPTH of them
-    can be too deep. Short buffers are counted with bytes.count; big ones (pieces of NDJSON, whose lines
-    may each carry a nested object or two) with numpy, per line, so that nested objects spread over many
-    lines do not look like one deep line."""
-    if len(buf) < _NUMPY_BYTES:
-        # One "{" per line is the normal object.
-        extra = buf.count(b"[") + buf.count(b"{") - buf.count(b"\n") - 1
-        if extra < MAX_DEPTH:
-            return False
-        if b"\n" not in buf:
-            return True
-    return _opens_per_line_max(buf) > MAX_DEPTH
-
-
-def _opens_per_line_max(buf: bytes) -> int:
-    """An upper bound of the number of opening brackets in any line of `buf`, counted 8 bytes at a time:
-    a line is charged every bracket of the words it touches (a word it shares with its neighbours too),
-    so the bound is exact up to 14 and only a bound near MAX_DEPTH needs the exact count."""
-    size = len(buf)
-    a = np.zeros(-(-size // 8) * 8, np.uint8)
-    a[:size] = np.frombuffer(buf, np.uint8)
-    opens = (a | 0x20) == 0x7B  # "[" (0x5B) and "{" (0x7B)
-    per_word = (opens.view(np.uint64) * _ONES) >> _TOP  # bytes are 0 or 1: their sum, in the top byte
-    cum = np.zeros(len(per_word) + 1, np.int64)
-    np.cumsum(per_word.view(np.int64), out=cum[1:])
-    nl = np.flatnonzero(a[:size] == 10)
-    first = np.concatenate(([0], (nl + 1) >> 3))  # first word of each line
-    last = np.append(nl >> 3, (size - 1) >> 3)  # the word of its newline (or the last word)
-    bound = int((cum[last + 1] - cum[first]).max())
-    if bound <= MAX_DEPTH:
-        return bound
-    # Exact per line (an empty line is charged the next line's first byte: a bound still).
-    starts = np.concatenate(([0], nl[nl + 1 < size] + 1))
-    return int(np.add.reduceat(opens[:size], starts, dtype=np.intp).max())
+    can be too deep. Every line starting with "{" holds one at least, so no line holds more than the
+    buffer's brackets less those lines but one: usually that settles it with three counts. Otherwise the
+    brackets are counted line by line. (Big buffers are checked by `lineindex.LineIndex` instead.)"""
+    opens = buf.count(b"[") + buf.count(b"{")
+    if opens - buf.count(b"\n{") - buf.startswith(b"{") + 1 <= MAX_DEPTH:
+        return False
+    return max(line.count(b"[") + line.count(b"{") for line in buf.split(b"\n")) > MAX_DEPTH
 
 
 def nesting_depth(line: bytes) -> int:

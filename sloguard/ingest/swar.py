@@ -11,7 +11,7 @@ from typing import Final
 
 import numpy as np
 
-from sloguard._types import U64, Intp
+from sloguard._types import U64, Bools, Intp
 
 __all__ = [
     "BYTE_FF",
@@ -35,7 +35,9 @@ __all__ = [
     "each_byte",
     "first_byte",
     "first_zero_flags",
+    "flag_positions",
     "low_bytes",
+    "scratch_size",
     "zero_bytes",
 ]
 
@@ -70,6 +72,9 @@ N56: Final = np.uint64(56)
 N63: Final = np.uint64(63)
 BYTE_FF: Final = np.uint64(0xFF)
 BYTE_INDEX: Final = np.uint64(0x0001_0203_0405_0607)  # ((1 << 8b) * this) >> 56 == b
+# Below this many words `flag_positions` uses numpy's nonzero (its fixed cost, ~1 us, then outweighs
+# another round of words).
+_NONZERO_BELOW: Final = 4096
 
 
 def zero_bytes(x: U64) -> U64:
@@ -100,6 +105,46 @@ def first_byte(z: U64) -> Intp:
     low *= BYTE_INDEX
     low >>= N56
     return low.view(np.intp)
+
+
+def flag_positions(flags: U64, scratch: Bools) -> Intp:
+    """Positions, in order, of the set bytes of `flags`: a bool array (bytes 0 or 1) viewed 8 bytes a word.
+
+    numpy's nonzero costs a few instructions per element, which over every byte of a large buffer costs
+    more than the rest of a scan. So only the words holding a set byte are found, then their set bytes,
+    one round per set byte a word; and the words are found the same way, in a bool array of a byte per
+    word, down to arrays small enough for nonzero. `scratch` must hold `scratch_size(len(flags))` bools.
+    """
+    n = len(flags)
+    padded = -(-n // 8) * 8
+    word_hits = scratch[:padded]
+    np.not_equal(flags, 0, out=word_hits[:n])
+    if n >= _NONZERO_BELOW:
+        word_hits[n:] = False
+        at = flag_positions(word_hits.view(np.uint64), scratch[padded:])
+    else:
+        at = np.flatnonzero(word_hits[:n])
+    w = flags.take(at)  # bytes are 0 or 1
+    base = at << 3
+    parts = []
+    while True:
+        low = w & (~w + N1)
+        parts.append(base + ((low * BYTE_INDEX) >> N56).view(np.intp))
+        w ^= low
+        more = np.flatnonzero(w != 0)
+        if len(more) == 0:
+            break
+        w, base = w[more], base[more]
+    return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+
+
+def scratch_size(n_words: int) -> int:
+    """The bools of scratch `flag_positions` needs for `n_words` words of flags."""
+    size = 0
+    while n_words >= _NONZERO_BELOW:
+        n_words = -(-n_words // 8)
+        size += 8 * n_words
+    return size + n_words
 
 
 class Run:
