@@ -164,6 +164,42 @@ class CheckpointSettings(BaseModel):
     keep: int = Field(default=3, ge=1)
 
 
+class ScaleSettings(BaseModel):
+    """Scaled-out mode (``stage`` partial/merge, docs/scaling.md): the internal topics, which
+    ``sloguard topics create`` makes (never auto-created), and how stage 1 cuts ranges."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Defaults: ``<first input topic>-sloguard-partials`` / ``-cuts`` / ``-checkpoints``.
+    partials_topic: str | None = None
+    cuts_topic: str | None = None
+    checkpoints_topic: str | None = None
+    #: Partition counts for ``sloguard topics create`` (the cuts topic gets the input's count).
+    partials_partitions: int = Field(default=12, ge=1)
+    checkpoints_partitions: int = Field(default=3, ge=1)
+    #: Stage 1: at most this many input records per range.
+    range_max_records: int = Field(default=100_000, ge=1)
+    #: Largest partial record; bigger pieces are cut by series (below the topic's max.message.bytes).
+    max_record_bytes: int = Field(default=900 * 1024, ge=4096)
+
+    _unset_topics = field_validator("partials_topic", "cuts_topic", "checkpoints_topic", mode="before")(
+        _optional_topic
+    )
+
+    @field_validator("partials_topic", "cuts_topic", "checkpoints_topic")
+    @classmethod
+    def _valid_internal_topic(cls, value: str | None) -> str | None:
+        return None if value is None else _check_topic(value)
+
+    def topics(self, input_topic: str) -> tuple[str, str, str]:
+        """(partials, cuts, checkpoints) topic names, the defaults derived from ``input_topic``."""
+        return (
+            self.partials_topic or f"{input_topic}-sloguard-partials",
+            self.cuts_topic or f"{input_topic}-sloguard-cuts",
+            self.checkpoints_topic or f"{input_topic}-sloguard-checkpoints",
+        )
+
+
 class Settings(BaseSettings):
     """Everything `sloguard run` needs besides the SLO file's content."""
 
@@ -187,10 +223,13 @@ class Settings(BaseSettings):
     sloth_compat: bool = False
     #: Serve the web UI (`/`, `/slo/...`, `/customers`) and its JSON API (`/api/v1/...`), read-only.
     ui: bool = True
+    #: single: one process does everything; partial / merge: the two stages of docs/scaling.md.
+    stage: Literal["single", "partial", "merge"] = "single"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings())
     checkpoint: CheckpointSettings = Field(default_factory=lambda: CheckpointSettings())
+    scale: ScaleSettings = Field(default_factory=lambda: ScaleSettings())
 
     @field_validator("listen")
     @classmethod
