@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
+from sloguard.core.inputspec import InputSpec
 from sloguard.core.model import DIMENSIONS
 
 MINUTE = 60
@@ -332,3 +333,5 @@ class Config:
 
     slos: tuple[SloSpec, ...]
     latency: LatencySpec | None = None
+    #: The file's ``input:`` mapping (None: sloguard's own shape, or the preset the settings name).
+    input: InputSpec | None = None
