@@ -57,6 +57,7 @@ import msgspec
 import numpy as np
 
 from sloguard._types import F64, I64, Bools, Intp
+from sloguard.core.inputspec import InputSpec
 from sloguard.core.model import EventBatch, LabelColumn, Rejections, Vocab, Vocabs
 from sloguard.ingest.explain import DECODE_ERRORS, Explainer
 from sloguard.ingest.fastpath import ByteScanner, Scan
@@ -73,6 +74,7 @@ from sloguard.ingest.framing import (
     pieces,
 )
 from sloguard.ingest.lineindex import LineIndex, LineIndexer
+from sloguard.ingest.mapped import MappedDecoder, flat_options
 from sloguard.ingest.reasons import (
     BAD_ENCODING,
     BAD_LATENCY,
@@ -167,6 +169,7 @@ class Decoder:
         "_scanner",
         "_skip_scans",
         "_strict",
+        "mapped",
         "options",
         "stats",
         "vocabs",
@@ -178,7 +181,16 @@ class Decoder:
         vocabs: Vocabs | None = None,
         *,
         fast_path: bool = True,
+        input: InputSpec | None = None,
     ) -> None:
+        # An input mapping the flat options cannot say is read by `sloguard.ingest.mapped` (`mapped`);
+        # a flat one becomes the options, keeping the fast path.
+        self.mapped: MappedDecoder | None = None
+        if input is not None:
+            flat = flat_options(input, options)
+            if flat is None:
+                self.mapped = MappedDecoder(input, options)
+            options = flat or options
         self.options = options
         # Label columns come out as ids in these vocabularies; pass the aggregator's to skip re-coding.
         self.vocabs = vocabs if vocabs is not None else Vocabs()
@@ -230,6 +242,8 @@ class Decoder:
         lines' bytes like any other rejection. The records are joined with `\\n` so that one
         msgspec call decodes them all; a record boundary is always a line boundary.
         """
+        if self.mapped is not None:
+            return self.mapped.decode_many(self.vocabs, records, rejections, rejected, max_ts_ms)
         if not records:
             return EventBatch.empty(self.vocabs)
         buf = records[0] if len(records) == 1 else b"\n".join(records)

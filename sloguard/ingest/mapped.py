@@ -1,0 +1,470 @@
+"""Decoding lines of any shape through an input mapping (`InputSpec`): nested paths, constants, defaults,
+other timestamp and latency units, routes joined from method and path, OTLP/JSON spans.
+
+`Decoder` sends a buffer here when its mapping cannot be said with the flat `DecodeOptions` (`flat_options`
+is None); a flat mapping keeps the byte fast path and the typed msgspec path. The results follow the same
+rules (`sloguard.ingest.rules`), timestamps (`sloguard.ingest.timestamps`) and precedence of reasons
+(`sloguard.ingest.reasons`) as those paths:
+
+1. the line: ``too_large``, ``bad_encoding``, ``malformed_json`` (also nested deeper than `MAX_DEPTH`),
+   ``not_an_object``; an OTLP/JSON line whose ``resourceSpans`` / ``scopeSpans`` / ``spans`` are not
+   lists of objects is ``bad_type``;
+2. each event (a line, or a server span of an OTLP line): a field none of whose paths is present is
+   ``missing_field`` (a label with a ``default`` gets it instead, also when null or empty); a field of the
+   wrong type is ``bad_type``: a label that is not a string, a status that is not an integer, a latency
+   that is not a number, a timestamp of another type than its format reads (``null`` included; labels
+   treat ``null`` as missing). With ``numbers: lenient``, strings holding a decimal number count as
+   numbers for status, latency and epoch timestamps;
+3. the values: the same checks, in the same order, as the other paths (`value_failure_masks`,
+   `label_failures`).
+
+Timestamp formats: ``auto`` is the flat path's rule (RFC 3339 string, integer epoch ms, float epoch s);
+``rfc3339`` takes strings only; ``epoch_s`` / ``epoch_ms`` / ``epoch_us`` / ``epoch_ns`` take integers
+(``epoch_s`` floats too), floored to the millisecond. A duration from ``end`` is ``end - ts``, exact in
+the epoch unit (nanoseconds for OTLP), in milliseconds for RFC 3339.
+
+OTLP/JSON (``format: otlp-json``): each line is one ``ExportTraceServiceRequest``. Each server span
+(``kind`` 2, or ``"SPAN_KIND_SERVER"``) is one event, read from a view of it whose ``resource`` and
+``attributes`` are the resource's and the span's attributes as objects (``attributes."http.route"``), the
+span's own fields (``startTimeUnixNano``, ``name``, ...) at the top. Other spans are skipped and counted
+(`MappedStats.skipped_spans`), not rejected. A rejected span dead-letters its whole line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+import numpy as np
+
+from sloguard._types import Bools, Intp
+from sloguard.core.inputspec import FieldSpec, InputSpec
+from sloguard.core.model import EventBatch, LabelColumn, Rejections, Vocabs
+from sloguard.ingest.explain import DECODE_ERRORS
+from sloguard.ingest.framing import JSON_WS, MAX_DEPTH, LineReasons, maybe_too_deep, nesting_depth, payloads
+from sloguard.ingest.reasons import (
+    BAD_ENCODING,
+    BAD_TYPE,
+    EMPTY_LABEL,
+    FUTURE_TIMESTAMP,
+    LABEL_TOO_LONG,
+    MALFORMED_JSON,
+    MISSING_FIELD,
+    NOT_AN_OBJECT,
+    TOO_LARGE,
+    first_reasons,
+)
+from sloguard.ingest.routes import RouteNormaliser
+from sloguard.ingest.rules import DecodeOptions, int64_column, label_failures, value_failure_masks
+from sloguard.ingest.timestamps import parse_timestamps
+
+__all__ = ["MappedDecoder", "MappedStats", "flat_options"]
+
+_ABSENT: Final = object()
+_INT_TEXT: Final = re.compile(r"-?[0-9]+")
+_NUMBER_TEXT: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+#: Milliseconds per unit, as (multiply, divide): division by a power of ten is correctly rounded.
+_TO_MS: Final = {"ns": (1.0, 1e6), "us": (1.0, 1e3), "ms": (1.0, 1.0), "s": (1e3, 1.0)}
+#: Epoch formats: integer units per millisecond (floor division), and the unit of a duration.
+_EPOCH: Final = {
+    "epoch_s": ("s", 0),
+    "epoch_ms": ("ms", 1),
+    "epoch_us": ("us", 1000),
+    "epoch_ns": ("ns", 10**6),
+}
+_SERVER_KINDS: Final = (2, "SPAN_KIND_SERVER")
+
+
+def flat_options(spec: InputSpec, base: DecodeOptions) -> DecodeOptions | None:
+    """``spec`` as flat `DecodeOptions` (limits from ``base``), or None when it needs this module: nested
+    paths, alternatives, constants, defaults on other labels, method + route, other units or timestamp
+    formats, lenient numbers, OTLP."""
+    fields = (spec.ts, spec.service, spec.endpoint, spec.status, spec.latency)
+    names = [f.flat_name if f is not None else None for f in fields]
+    customer = spec.customer
+    flat = (
+        spec.format == "json"
+        and spec.numbers == "strict"
+        and spec.ts_format == "auto"
+        and spec.latency_unit in ("ms", "s", "us")
+        and not spec.routes.active
+        and spec.service.default is None
+        and spec.endpoint is not None
+        and spec.endpoint.default is None
+        and customer.value is None
+        and len(customer.paths) == 1
+        and len(customer.paths[0]) == 1
+        and all(n is not None for n in names)
+    )
+    if not flat:
+        return None
+    ts, service, endpoint, status, latency = (n or "" for n in names)
+    try:
+        return DecodeOptions(
+            ts_field=ts,
+            service_field=service,
+            endpoint_field=endpoint,
+            customer_field=customer.paths[0][0],
+            status_field=status,
+            latency_field=latency,
+            latency_unit=spec.latency_unit,  # type: ignore[arg-type]  # checked just above
+            default_customer=customer.default,
+            max_record_bytes=base.max_record_bytes,
+            max_label_length=base.max_label_length,
+        )
+    except ValueError:  # two fields read from one key: this module reads that
+        return None
+
+
+class MappedStats:
+    """What the mapped path read: non-blank ``lines``, ``events`` (valid or not) and, for OTLP, the
+    non-server ``skipped_spans``."""
+
+    __slots__ = ("events", "lines", "skipped_spans")
+
+    def __init__(self) -> None:
+        self.lines = self.events = self.skipped_spans = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"lines": self.lines, "events": self.events, "skipped_spans": self.skipped_spans}
+
+
+class _Reject(Exception):  # control flow inside a row, never escapes this module
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Rows:
+    """The events whose fields were all found with the right types, column by column."""
+
+    lines: list[int]
+    ts: list[Any]
+    end: list[Any]
+    status: list[int]
+    latency: list[float]
+    labels: list[tuple[str, str, str]]
+
+
+class MappedDecoder:
+    """Records of NDJSON lines -> an `EventBatch` and counted `Rejections`, through an `InputSpec`.
+
+    The same contract as `Decoder.decode_many` (which calls it); ``vocabs`` are the decoder's.
+    """
+
+    def __init__(self, spec: InputSpec, options: DecodeOptions) -> None:
+        self.spec = spec
+        self.stats = MappedStats()
+        self._max_line = options.max_record_bytes
+        self._max_label = options.max_label_length
+        self._json: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+        self._raw = msgspec.json.Decoder(msgspec.Raw)
+        self._routes = RouteNormaliser(spec.routes)
+        self._lenient = spec.numbers == "lenient"
+        epoch = _EPOCH.get(spec.ts_format)
+        self._epoch_unit = epoch[0] if epoch else None
+        self._per_ms = epoch[1] if epoch else 0
+        mul, div = _TO_MS[spec.latency_unit if spec.latency is not None else (self._epoch_unit or "ms")]
+        self._mul, self._div = mul, div
+        self._endpoint = self._endpoint_reader()
+
+    # -- records ---------------------------------------------------------------------------------------
+
+    def decode_many(
+        self,
+        vocabs: Vocabs,
+        records: Sequence[bytes],
+        rejections: Rejections,
+        rejected: list[tuple[str, bytes]] | None = None,
+        max_ts_ms: int | None = None,
+    ) -> EventBatch:
+        """Decode ``records`` (see `Decoder.decode_many`: same counting, dead letters and future rule)."""
+        if not records:
+            return EventBatch.empty(vocabs)
+        buf = records[0] if len(records) == 1 else b"\n".join(records)
+        rows, bad = self._read(buf)
+        batch, row_lines, bad_rows = self._assemble(vocabs, rows)
+        bad += bad_rows
+        if max_ts_ms is not None and len(batch):
+            future = batch.ts_ms > max_ts_ms
+            if future.any():
+                bad += [(row_lines[r], FUTURE_TIMESTAMP) for r in np.flatnonzero(future).tolist()]
+                batch = batch.take(np.flatnonzero(~future))
+        if bad:
+            bad.sort(key=lambda b: b[0])
+            for reason, n in Counter(reason for _, reason in bad).items():
+                rejections.add(reason, n)
+            if rejected is not None:
+                rejected.extend(payloads(records, bad))
+        return batch
+
+    def _read(self, buf: bytes) -> tuple[_Rows, LineReasons]:
+        """Every line's events with their raw fields, and `(line, reason)` per line or event rejected."""
+        rows = _Rows([], [], [], [], [], [])
+        bad: LineReasons = []
+        otlp = self.spec.format == "otlp-json"
+        for i, line in enumerate(buf.split(b"\n")):
+            if not line.strip(JSON_WS):
+                continue
+            self.stats.lines += 1
+            obj = self._object(line)
+            if isinstance(obj, str):
+                bad.append((i, obj))
+                continue
+            views = self._spans(obj) if otlp else [obj]
+            if isinstance(views, str):
+                bad.append((i, views))
+                continue
+            self.stats.events += len(views)
+            for view in views:
+                try:
+                    self._row(view, rows)
+                except _Reject as r:
+                    bad.append((i, r.reason))
+                else:
+                    rows.lines.append(i)
+        return rows, bad
+
+    def _object(self, line: bytes) -> Any:
+        """The decoded JSON object of a line, or the reason (a `str`) it is rejected."""
+        if len(line) > self._max_line:
+            return TOO_LARGE
+        if not line.isascii():
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return BAD_ENCODING
+        if maybe_too_deep(line) and nesting_depth(line) > MAX_DEPTH:
+            return MALFORMED_JSON
+        try:
+            obj = self._json.decode(line)
+        except DECODE_ERRORS:
+            try:
+                self._raw.decode(line)
+            except DECODE_ERRORS:
+                return MALFORMED_JSON
+            return BAD_TYPE  # valid JSON holding a number msgspec cannot represent
+        return obj if type(obj) is dict else NOT_AN_OBJECT
+
+    def _spans(self, obj: dict[str, Any]) -> list[dict[str, Any]] | str:
+        """The server spans of an OTLP/JSON export as flat views, or the reason the line is rejected."""
+        views: list[dict[str, Any]] = []
+        skipped = 0
+        try:
+            for rs in _objects(obj.get("resourceSpans", [])):
+                resource = rs.get("resource") or {}
+                if type(resource) is not dict:
+                    return BAD_TYPE
+                res_attrs = _attributes(resource.get("attributes"))
+                # instrumentationLibrarySpans: the name before OTLP 0.15 (still written by old SDKs).
+                for ss in _objects(rs.get("scopeSpans", rs.get("instrumentationLibrarySpans", []))):
+                    for span in _objects(ss.get("spans", [])):
+                        if span.get("kind") not in _SERVER_KINDS:
+                            skipped += 1
+                            continue
+                        view = dict(span)
+                        view["resource"] = res_attrs
+                        view["attributes"] = _attributes(span.get("attributes"))
+                        views.append(view)
+        except _Reject as r:
+            return r.reason
+        self.stats.skipped_spans += skipped
+        return views
+
+    # -- one event -------------------------------------------------------------------------------------
+
+    def _row(self, obj: dict[str, Any], rows: _Rows) -> None:
+        """Append the event of ``obj`` to ``rows``, or raise `_Reject` with its first structural reason."""
+        spec = self.spec
+        failed: list[str] = []
+        ts = self._timestamp(obj, spec.ts, failed)
+        end = self._timestamp(obj, spec.end, failed) if spec.end is not None else None
+        status = _number(_get(obj, spec.status.paths), failed, self._lenient, integer=True)
+        latency = 0.0
+        if spec.latency is not None:
+            latency = _number(_get(obj, spec.latency.paths), failed, self._lenient, integer=False)
+        service = _label(obj, spec.service, failed)
+        endpoint = self._endpoint(obj, failed)
+        customer = _label(obj, spec.customer, failed)
+        if failed:
+            raise _Reject(MISSING_FIELD if MISSING_FIELD in failed else BAD_TYPE)
+        rows.ts.append(ts)
+        rows.end.append(end)
+        rows.status.append(status)
+        rows.latency.append(latency * self._mul / self._div)
+        rows.labels.append((service, endpoint, customer))
+
+    def _timestamp(self, obj: dict[str, Any], field: FieldSpec, failed: list[str]) -> Any:
+        """The value `parse_timestamps` reads for a timestamp field in ``ts_format`` (epoch units as
+        integers of the unit, turned into ms in `_assemble`)."""
+        value = _get(obj, field.paths)
+        if value is _ABSENT:
+            failed.append(MISSING_FIELD)
+            return 0
+        fmt = self.spec.ts_format
+        kind = type(value)
+        if fmt == "auto":
+            ok = kind in (str, int, float)
+        elif fmt == "rfc3339":
+            ok = kind is str
+        else:
+            if kind is str and self._lenient:
+                if _INT_TEXT.fullmatch(value):
+                    return int(value)
+                if fmt == "epoch_s" and _NUMBER_TEXT.fullmatch(value):
+                    return float(value)  # nginx's $msec: "1700000000.123"
+            ok = kind is int or (kind is float and fmt == "epoch_s")
+        if not ok:
+            failed.append(BAD_TYPE)
+        return value
+
+    def _endpoint_reader(self) -> Callable[[dict[str, Any], list[str]], str]:
+        spec, routes = self.spec, self._routes
+        endpoint, method, route = spec.endpoint, spec.method, spec.route
+        if endpoint is not None:
+            if not spec.routes.active:
+                return lambda obj, failed: _label(obj, endpoint, failed)
+            return lambda obj, failed: routes.normalise_endpoint(_label(obj, endpoint, failed))
+        assert route is not None  # InputSpec refuses a mapping with neither
+
+        def joined(obj: dict[str, Any], failed: list[str]) -> str:
+            path = _label(obj, route, failed)
+            if method is None:
+                return routes.normalise(path) if path else ""
+            verb = _label(obj, method, failed)
+            return f"{verb} {routes.normalise(path)}" if verb and path else ""
+
+        return joined
+
+    # -- columns ---------------------------------------------------------------------------------------
+
+    def _assemble(self, vocabs: Vocabs, rows: _Rows) -> tuple[EventBatch, list[int], LineReasons]:
+        """The batch of the rows whose values pass the rules, their lines, and `(line, reason)` for the
+        others."""
+        n = len(rows.lines)
+        if n == 0:
+            return EventBatch.empty(vocabs), [], []
+        ts_ms, ts_ok = self._times(rows.ts)
+        latency = np.array(rows.latency, dtype=np.float64)
+        if self.spec.end is not None:
+            end_ms, end_ok = self._times(rows.end)
+            ts_ok &= end_ok
+            latency = self._durations(rows, ts_ms, end_ms)
+        status = int64_column(rows.status)
+        empty = np.zeros(n, np.bool_)
+        too_long = np.zeros(n, np.bool_)
+        for k, labels in enumerate(rows.labels):
+            for reason in label_failures(labels, self._max_label):
+                (empty if reason == EMPTY_LABEL else too_long)[k] = True
+        failed: dict[str, Bools | None] = {
+            **value_failure_masks(ts_ok, status, latency),
+            EMPTY_LABEL: empty,
+            LABEL_TOO_LONG: too_long,
+        }
+        bad_rows, reasons = first_reasons(failed, n)
+        bad = [(rows.lines[r], reason) for r, reason in zip(bad_rows.tolist(), reasons, strict=True)]
+        keep: Intp = np.setdiff1d(np.arange(n), bad_rows, assume_unique=True)
+        kept = keep.tolist()
+        service, endpoint, customer = ([rows.labels[k][j] for k in kept] for j in range(3))
+        batch = EventBatch(
+            ts_ms=ts_ms[keep],
+            status=status[keep].astype(np.int32),
+            latency_ms=latency[keep],
+            service=LabelColumn(vocabs.service.encode(service), vocabs.service),
+            endpoint=LabelColumn(vocabs.endpoint.encode(endpoint), vocabs.endpoint),
+            customer=LabelColumn(vocabs.customer.encode(customer), vocabs.customer),
+        )
+        return batch, [rows.lines[k] for k in kept], bad
+
+    def _times(self, values: list[Any]) -> tuple[Any, Bools]:
+        """Epoch ms and validity of timestamp values (`parse_timestamps`, after the epoch unit's floor)."""
+        unit, per_ms = self._epoch_unit, self._per_ms
+        if unit is None:
+            return parse_timestamps(values)
+        if unit == "s":  # integers are whole seconds; floats go through parse_timestamps' epoch-s rule
+            converted = [v * 1000 if type(v) is int else v for v in values]
+        else:
+            converted = [v // per_ms if type(v) is int else v for v in values]
+        return parse_timestamps(converted)
+
+    def _durations(self, rows: _Rows, ts_ms: Any, end_ms: Any) -> Any:
+        """``end - ts`` in ms: exact in the epoch unit when both are integers, else from the ms values."""
+        latency = (end_ms - ts_ms).astype(np.float64)
+        if self._epoch_unit is not None:
+            for k, (start, end) in enumerate(zip(rows.ts, rows.end, strict=True)):
+                if type(start) is int and type(end) is int:
+                    latency[k] = (end - start) * self._mul / self._div
+        return latency
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """``value`` if it is a list of objects; else the line is `bad_type` (raised as `_Reject`)."""
+    if type(value) is not list or any(type(v) is not dict for v in value):
+        raise _Reject(BAD_TYPE)
+    return value
+
+
+def _any_value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` (``{"stringValue": "x"}``) as a plain value: int64 stays text, as in OTLP/JSON."""
+    if type(value) is dict and len(value) == 1:
+        for kind in ("stringValue", "intValue", "doubleValue", "boolValue"):
+            if kind in value:
+                return value[kind]
+    return value
+
+
+def _attributes(attrs: Any) -> dict[str, Any]:
+    """OTLP ``[{"key": k, "value": AnyValue}]`` as ``{k: value}`` (malformed entries ignored)."""
+    if type(attrs) is not list:
+        return {}
+    return {
+        a["key"]: _any_value(a.get("value")) for a in attrs if type(a) is dict and type(a.get("key")) is str
+    }
+
+
+def _get(obj: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> Any:
+    """The value of the first path holding a non-null value; None if one held null; else `_ABSENT`."""
+    seen_null = False
+    for path in paths:
+        value: Any = obj
+        for key in path:
+            if type(value) is not dict:
+                value = _ABSENT
+                break
+            value = value.get(key, _ABSENT)
+        if value is None:
+            seen_null = True
+        elif value is not _ABSENT:
+            return value
+    return None if seen_null else _ABSENT
+
+
+def _label(obj: dict[str, Any], field: FieldSpec, failed: list[str]) -> str:
+    """A label: the constant, the value found (a string), or the default for missing, null or empty."""
+    if field.value is not None:
+        return field.value
+    value = _get(obj, field.paths)
+    if type(value) is str and value:
+        return value
+    if field.default is not None and (value is None or value is _ABSENT or value == ""):
+        return field.default
+    if value is None or value is _ABSENT:
+        failed.append(MISSING_FIELD)
+    elif type(value) is not str:
+        failed.append(BAD_TYPE)
+    return ""
+
+
+def _number(value: Any, failed: list[str], lenient: bool, *, integer: bool) -> Any:
+    """A status (``integer``) or a latency: a JSON number (never a bool), or text of one if ``lenient``."""
+    kind = type(value)
+    if kind is int or (kind is float and not integer):
+        return value
+    if kind is str and lenient and (_INT_TEXT if integer else _NUMBER_TEXT).fullmatch(value):
+        return int(value) if integer else float(value)
+    failed.append(MISSING_FIELD if value is _ABSENT else BAD_TYPE)
+    return 0

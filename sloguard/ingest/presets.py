@@ -1,0 +1,92 @@
+"""Input presets: the mappings of common access-log and trace formats, as `InputSpec` values.
+
+Each is written from the format's own documentation (see docs/input.md for the sources and sample lines);
+an SLO file's ``input: {preset: NAME, ...}`` starts from one and overrides fields, and
+``SLOGUARD_INPUT__PRESET`` picks one when the SLO file has no ``input:``.
+
+* ``envoy``: Envoy's JSON access log with the field names of Istio's (and Envoy Gateway's) default JSON
+  format: ``start_time`` (``%START_TIME%``, RFC 3339), ``method`` (``%REQ(:METHOD)%``), ``path``
+  (``%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%``, query string dropped), ``response_code``
+  (``%RESPONSE_CODE%``), ``duration`` (``%DURATION%``, ms); the service is ``authority``
+  (``%REQ(:AUTHORITY)%``), usually overridden with ``service: {value: NAME}``.
+* ``nginx-json``: the commonly documented ``log_format ... escape=json`` fields: ``time_iso8601``
+  (``$time_iso8601``; or ``time``), ``request_method``, ``uri`` (``$uri``; or ``request_uri``), ``status``,
+  ``request_time`` (seconds), ``host`` (or ``server_name``) as the service. nginx quotes variables, so
+  numbers may be strings.
+* ``otlp-json``: OpenTelemetry spans as the Collector's Kafka exporter writes them with
+  ``encoding: otlp_json`` (one ``ExportTraceServiceRequest`` a message); server spans only;
+  ``service.name`` from the resource, ``http.request.method`` (or ``http.method``), ``http.route`` (or
+  ``url.path``, ``http.target``), ``http.response.status_code`` (or ``http.status_code``), the duration
+  from ``startTimeUnixNano`` and ``endTimeUnixNano``.
+
+Every preset defaults the customer to ``unknown`` and drops query strings; none replaces ids unless
+``routes:`` says so (the ``otlp-json`` route is already a template).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sloguard.core.inputspec import FieldSpec, InputSpec, RouteSpec, path_field
+
+__all__ = ["PRESETS", "PRESET_NAMES"]
+
+_UNKNOWN_CUSTOMER: Final = FieldSpec(paths=(("customer",),), default="unknown")
+_DROP_QUERY: Final = RouteSpec(auto_ids=False, templates=())
+
+
+def _alternatives(*paths: tuple[str, ...]) -> FieldSpec:
+    return FieldSpec(paths=paths)
+
+
+ENVOY: Final = InputSpec(
+    preset="envoy",
+    ts=path_field("start_time"),
+    ts_format="rfc3339",
+    service=path_field("authority"),
+    endpoint=None,
+    method=path_field("method"),
+    route=path_field("path"),
+    customer=_UNKNOWN_CUSTOMER,
+    status=path_field("response_code"),
+    latency=path_field("duration"),
+    latency_unit="ms",
+    numbers="lenient",
+)
+
+NGINX_JSON: Final = InputSpec(
+    preset="nginx-json",
+    ts=_alternatives(("time_iso8601",), ("time",)),
+    ts_format="rfc3339",
+    service=_alternatives(("host",), ("server_name",)),
+    endpoint=None,
+    method=path_field("request_method"),
+    route=_alternatives(("uri",), ("request_uri",)),
+    customer=_UNKNOWN_CUSTOMER,
+    status=path_field("status"),
+    latency=path_field("request_time"),
+    latency_unit="s",
+    numbers="lenient",
+)
+
+OTLP_JSON: Final = InputSpec(
+    preset="otlp-json",
+    format="otlp-json",
+    ts=path_field("startTimeUnixNano"),
+    ts_format="epoch_ns",
+    service=path_field("resource", "service.name"),
+    endpoint=None,
+    method=_alternatives(("attributes", "http.request.method"), ("attributes", "http.method")),
+    route=_alternatives(
+        ("attributes", "http.route"), ("attributes", "url.path"), ("attributes", "http.target")
+    ),
+    customer=FieldSpec(paths=(("attributes", "customer"),), default="unknown"),
+    status=_alternatives(("attributes", "http.response.status_code"), ("attributes", "http.status_code")),
+    latency=None,
+    end=path_field("endTimeUnixNano"),
+    numbers="lenient",
+)
+
+#: Every preset by name.
+PRESETS: Final[dict[str, InputSpec]] = {p.preset or "": p for p in (ENVOY, NGINX_JSON, OTLP_JSON)}
+PRESET_NAMES: Final = tuple(PRESETS)
