@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
@@ -26,6 +27,9 @@ from sloguard.core import budget as bm
 from sloguard.core.history import BucketCounts, burn_down
 from sloguard.core.snapshot import LatencySnapshot, SloSnapshot
 from sloguard.core.spec import FINE_HORIZON, HOUR, SloSpec, format_duration
+
+#: A customer's series: (budget consumed, SLO name, column, snapshot), worst first.
+CustomerSeries = list[tuple[float, str, int, SloSnapshot]]
 
 API_VERSION = "v1"
 #: Points of the burn-down (the period's buckets are summed into at most this many groups).
@@ -42,21 +46,18 @@ Json = dict[str, Any]
 History = Callable[[SloSpec, "tuple[str, ...] | None", int, int, bool], BucketCounts | None]
 
 
+#: A JSON string (skipped as it is) or a non-finite number token of `json.dumps`.
+_NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+
+
 def encode(obj: Any) -> bytes:
     """Compact JSON; NaN and infinities become null; ``<``, ``>`` and ``&`` are escaped (label values
     are attacker-controlled: the bytes never look like markup to anything that sniffs them)."""
-    text = json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    if "NaN" in text or "Infinity" in text:
+        # Tokens outside strings only: one regex pass instead of walking the object before encoding.
+        text = _NON_FINITE.sub(lambda m: m[0] if m[0][0] == '"' else "null", text)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def percent(value: Fraction) -> str:
@@ -223,13 +224,9 @@ def matches_filter(row: Json, service: str | None, label: str | None, text: str 
 # -- the series of one SLO -----------------------------------------------------------------------------
 
 
-def series_order(s: SloSnapshot) -> I64:
-    """Columns by budget left, worst first (stable: older series first on ties)."""
-    return np.argsort(s.budget_remaining, kind="stable").astype(np.int64)
-
-
 def series_row(s: SloSnapshot, col: int) -> Json:
-    """One row of `/api/v1/slos/<name>/series`."""
+    """One row of `/api/v1/slos/<name>/series` through `Numbers`, as the list and detail pages compute
+    theirs: the reference `series_rows` is tested against."""
     spec = s.spec
     n = series_numbers(s, col)
     return {
@@ -237,6 +234,37 @@ def series_row(s: SloSnapshot, col: int) -> Json:
         **_budget(s, n),
         "firing": [t.name for k, t in enumerate(spec.tiers) if n.firing[k]],
     }
+
+
+def series_rows(s: SloSnapshot, cols: Sequence[int]) -> list[Json]:
+    """`series_row` of each of ``cols``, read column-wise (one gather per array, not per row); NaN
+    (no exhaustion ETA) is written as None here, so `encode` needs no second pass."""
+    c = np.asarray(cols, np.intp)
+    total, bad, ratio = s.period_total[c].tolist(), s.period_bad[c].tolist(), s.period_error_ratio[c].tolist()
+    remaining, consumed = s.budget_remaining[c].tolist(), s.budget_consumed[c].tolist()
+    eta = [None if x != x else x for x in s.exhaustion_eta[c].tolist()]
+    burns = []
+    for target in (HOUR, 6 * HOUR):
+        w = nearest_window(s.windows, target)
+        i = s.window_index(w)
+        burns.append((format_duration(w), s.burn_rate[i, c].tolist(), s.total[i, c].tolist()))
+    tiers = [t.name for t in s.spec.tiers]
+    firing = s.firing[:, c].T.tolist()
+    dims = s.spec.group_by
+    return [
+        {
+            "labels": dict(zip(dims, s.labels[col], strict=True)),
+            "events": total[j],
+            "bad_events": bad[j],
+            "attainment": 1.0 - ratio[j] if total[j] else None,
+            "budget_remaining": remaining[j],
+            "budget_consumed": consumed[j],
+            "exhaustion_eta_seconds": eta[j],
+            "burn": [{"window": w, "burn_rate": b[j], "events": e[j]} for w, b, e in burns],
+            "firing": [name for name, on in zip(tiers, firing[j], strict=True) if on],
+        }
+        for j, col in enumerate(c.tolist())
+    ]
 
 
 # -- the detail page ------------------------------------------------------------------------------------
@@ -437,33 +465,13 @@ def detail(
 # -- customers -------------------------------------------------------------------------------------------
 
 
-#: A customer's series: (budget consumed, SLO name, column, snapshot).
-CustomerSeries = list[tuple[float, str, int, SloSnapshot]]
-
-
-def customer_index(slos: Sequence[SloSnapshot]) -> list[tuple[str, CustomerSeries]]:
-    """Customers of every SLO grouped by customer, ranked by the most budget any of their series has
-    burned (then by name); each with its series, worst first. Rows are built per page (`customer_row`)."""
-    found: dict[str, CustomerSeries] = {}
-    for s in slos:
-        if "customer" not in s.spec.group_by:
-            continue
-        ci = s.spec.group_by.index("customer")
-        consumed = s.budget_consumed.tolist()
-        name = s.spec.name
-        for col, key in enumerate(s.labels):
-            found.setdefault(key[ci], []).append((consumed[col], name, col, s))
-    for entries in found.values():
-        entries.sort(key=lambda e: (-e[0], e[1], e[2]))
-    return sorted(found.items(), key=lambda kv: (-kv[1][0][0], kv[0]))
-
-
-def customer_row(customer: str, entries: CustomerSeries) -> Json:
-    """One row of `/api/v1/customers`."""
+def customer_row(customer: str, entries: CustomerSeries, series_total: int) -> Json:
+    """One row of `/api/v1/customers`: the customer's worst series (``entries``, worst first, at most
+    `CUSTOMER_SERIES`) of ``series_total``; `sloguard.ui.index.CustomerRanking` picks them."""
     return {
         "customer": customer,
         "worst_budget_consumed": entries[0][0],
-        "series_total": len(entries),
+        "series_total": series_total,
         "series": [
             {
                 "slo": name,
@@ -472,6 +480,6 @@ def customer_row(customer: str, entries: CustomerSeries) -> Json:
                 "budget_remaining": float(s.budget_remaining[col]),
                 "firing": [t.name for k, t in enumerate(s.spec.tiers) if s.firing[k, col]],
             }
-            for consumed, name, col, s in entries[:CUSTOMER_SERIES]
+            for consumed, name, col, s in entries
         ],
     }

@@ -1,11 +1,13 @@
 """The web UI's route table, mounted on `sloguard.export.http.HttpServer` (a `Routes` callable).
 
 Pages (`/`, `/slo/<name>`, `/customers`) are static shells from ``sloguard/ui/static/``; their scripts
-read `/api/v1/...`. Everything is read-only and answered from the latest published `Snapshot`: what is
-derived from a snapshot (the encoded SLO list, each SLO's series order and label index, the customer
-ranking, detail bodies) is computed lazily on the first request that needs it and kept until the next
-snapshot, so a request never scans every series. Only a detail page reads one series' buckets from the
-live aggregator (`api.History`), once per snapshot and series (a bounded cache).
+read `/api/v1/...`. Everything is read-only and answered from the latest published `Snapshot`, on the
+event loop (so every request must be cheap: ms, not 100s of ms, at 100k series). What is derived from a
+snapshot (the encoded SLO list, the customer ranking, detail bodies) is computed lazily on the first
+request that needs it and kept until the next snapshot; label codes are kept across snapshots and only
+extended (`sloguard.ui.index`), and pages are picked by partial sorts, so no request runs a Python loop
+over every series. Only a detail page reads buckets from the live aggregator (`api.History`), once per
+snapshot and series (a bounded cache); an SLO as a whole reads the rings' per-slot sums.
 
 Every response carries a strict Content-Security-Policy (no inline script or style, nothing from
 elsewhere), ``nosniff`` and ``no-referrer``; pages are bounded by the pagination cap.
@@ -19,12 +21,10 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-import numpy as np
-
-from sloguard._types import I64, Intp
 from sloguard.core.snapshot import SloSnapshot, Snapshot
 from sloguard.export.http import Response
 from sloguard.ui import api
+from sloguard.ui.index import CustomerRanking, Indexes, SloIndex, smallest
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
@@ -111,49 +111,42 @@ def _list(snap: Snapshot, total: int, page: tuple[int, int, int | None], items: 
 
 
 class _SloCache:
-    """One SLO's derived data for one snapshot: series by budget (worst first), and a label index."""
+    """One SLO in one snapshot: its label index (kept across snapshots by `index.Indexes`)."""
 
-    def __init__(self, s: SloSnapshot) -> None:
+    def __init__(self, s: SloSnapshot, indexes: Indexes) -> None:
         self.s = s
-        self.order: I64 = api.series_order(s)
-        self._cols: dict[tuple[str, ...], int] | None = None
-        #: dim -> value -> positions in `order` (ascending), built on the first filtered request.
-        self._index: dict[str, dict[str, list[int]]] | None = None
+        self._indexes = indexes
+        self._index: SloIndex | None = None
+
+    def index(self) -> SloIndex:
+        if self._index is None:
+            self._index = self._indexes.of(self.s)
+        return self._index
 
     def col(self, key: tuple[str, ...]) -> int | None:
-        if self._cols is None:
-            self._cols = {k: i for i, k in enumerate(self.s.labels)}
-        return self._cols.get(key)
+        cols = self.index().match(dict(zip(self.s.spec.group_by, key, strict=True)))
+        return int(cols[0]) if len(cols) else None
 
-    def positions(self, wanted: dict[str, str]) -> Intp:
-        """Positions in `order` of the series with every ``wanted`` label value."""
+    def page(self, wanted: dict[str, str], offset: int, limit: int) -> tuple[int, list[int]]:
+        """(how many series have every ``wanted`` label, the columns of page ``offset``, worst first)."""
+        budget = self.s.budget_remaining
         if not wanted:
-            return np.arange(len(self.order))
-        if self._index is None:
-            self._index = {}
-            labels = self.s.labels
-            for i, d in enumerate(self.s.spec.group_by):
-                groups: dict[str, list[int]] = {}
-                for pos, col in enumerate(self.order.tolist()):
-                    groups.setdefault(labels[col][i], []).append(pos)
-                self._index[d] = groups
-        result: Intp | None = None
-        for d, v in wanted.items():
-            hit = np.array(self._index[d].get(v, ()), np.intp)
-            result = hit if result is None else np.intersect1d(result, hit, assume_unique=True)
-        assert result is not None
-        return result
+            return self.s.series, smallest(budget, offset + limit)[offset:].tolist()
+        cols = self.index().match(wanted)
+        return len(cols), cols[smallest(budget[cols], offset + limit)[offset:]].tolist()
 
 
 class _SnapshotCache:
     """What the UI derives from one snapshot, each part computed on first use."""
 
-    def __init__(self, snap: Snapshot) -> None:
+    def __init__(self, snap: Snapshot, indexes: Indexes) -> None:
         self.snap = snap
         self.by_name = {s.spec.name: s for s in snap.slos}
+        self._indexes = indexes
+        indexes.start(snap.slos)
         self._list: list[tuple[api.Json, bytes]] | None = None
         self._slos: dict[str, _SloCache] = {}
-        self._customers: list[tuple[str, api.CustomerSeries]] | None = None
+        self._customers: CustomerRanking | None = None
         self.details: OrderedDict[tuple[str, int | None], bytes] = OrderedDict()
 
     def summaries(self) -> list[tuple[api.Json, bytes]]:
@@ -169,12 +162,12 @@ class _SnapshotCache:
             s = self.by_name.get(name)
             if s is None:
                 return None
-            cached = self._slos[name] = _SloCache(s)
+            cached = self._slos[name] = _SloCache(s, self._indexes)
         return cached
 
-    def customers(self) -> list[tuple[str, api.CustomerSeries]]:
+    def customers(self) -> CustomerRanking:
         if self._customers is None:
-            self._customers = api.customer_index(self.snap.slos)
+            self._customers = self._indexes.customer_ranking(self.snap.slos)
         return self._customers
 
 
@@ -193,6 +186,7 @@ class Ui:
         self._latest = latest
         self._history = history
         self._cache: _SnapshotCache | None = None
+        self._indexes = Indexes()
         self._static = _load_static()
 
     def __call__(self, path: str, query: str) -> Response | None:
@@ -224,7 +218,7 @@ class Ui:
         if snap is None:
             return None
         if self._cache is None or self._cache.snap is not snap:
-            self._cache = _SnapshotCache(snap)
+            self._cache = _SnapshotCache(snap, self._indexes)
         return self._cache
 
     def _api(self, path: str, query: str) -> Response:
@@ -259,10 +253,12 @@ class Ui:
     def _series_list(self, cache: _SnapshotCache, slo: _SloCache, query: str) -> Response:
         dims = set(slo.s.spec.group_by)
         params = _params(query, {"limit", "offset", *dims})
-        positions = slo.positions({k: v for k, v in params.items() if k in dims})
-        page = _page(params, len(positions))
-        cols = slo.order[positions[page[0] : page[0] + page[1]]].tolist()
-        return _list(cache.snap, len(positions), page, [api.encode(api.series_row(slo.s, c)) for c in cols])
+        limit = _int(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _int(params, "offset", 0, 0, 10**12)
+        total, cols = slo.page({k: v for k, v in params.items() if k in dims}, offset, limit)
+        page = _page(params, total)
+        items = api.encode(api.series_rows(slo.s, cols))[1:-1]  # one encode for the page: "[...]"
+        return _list(cache.snap, total, page, [items] if cols else [])
 
     def _detail(self, cache: _SnapshotCache, slo: _SloCache, query: str) -> Response:
         dims = slo.s.spec.group_by
@@ -289,5 +285,5 @@ class Ui:
         params = _params(query, {"limit", "offset"})
         ranked = cache.customers()
         page = _page(params, len(ranked))
-        shown = ranked[page[0] : page[0] + page[1]]
-        return _list(cache.snap, len(ranked), page, [api.encode(api.customer_row(c, e)) for c, e in shown])
+        shown = ranked.page(page[0], page[1], api.CUSTOMER_SERIES)
+        return _list(cache.snap, len(ranked), page, [api.encode(api.customer_row(*c)) for c in shown])

@@ -147,15 +147,3 @@ def test_list_filters(
 ) -> None:
     rows = [api.slo_summary(s) for s in world.snapshot.slos]
     assert {r["name"] for r in rows if api.matches_filter(r, service, label, text)} == names
-
-
-def test_customers_ranked_by_budget_burned(world: World) -> None:
-    ranked = api.customer_index(world.snapshot.slos)
-    s = slo_of(world, "checkout-per-customer")
-    want = sorted(
-        ((float(s.budget_consumed[c]), s.labels[c][0]) for c in range(s.series)), key=lambda x: (-x[0], x[1])
-    )
-    assert [c for c, _ in ranked] == [name for _, name in want]
-    row = api.customer_row(*ranked[0])
-    assert row["worst_budget_consumed"] == want[0][0]
-    assert row["series"][0]["slo"] == "checkout-per-customer"

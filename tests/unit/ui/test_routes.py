@@ -9,7 +9,7 @@ import pytest
 
 from sloguard.core.snapshot import Snapshot
 from sloguard.export.http import Response
-from sloguard.ui import api, routes
+from sloguard.ui import api, index, routes
 from sloguard.ui.routes import CSP, MAX_LIMIT, Ui
 from tests.unit.ui.conftest import XSS, World
 
@@ -158,7 +158,9 @@ def test_derived_data_is_computed_once_per_snapshot(world: World, monkeypatch: p
 
     monkeypatch.setattr(api, "slo_summary", counting("summary", api.slo_summary))
     monkeypatch.setattr(api, "detail", counting("detail", api.detail))
-    monkeypatch.setattr(api, "customer_index", counting("customers", api.customer_index))
+    monkeypatch.setattr(
+        index.Indexes, "customer_ranking", counting("customers", index.Indexes.customer_ranking)
+    )
     current: list[Snapshot] = [world.snapshot]
     ui = Ui(lambda: current[0], world.history)
     for _ in range(3):
