@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sloguard.core.spec import Config, LatencySpec, SloSpec
 from sloguard.specfile import mapping, openslo
 from sloguard.specfile.errors import Loc, Problems, SpecError, show
+from sloguard.specfile.inputs import parse_input
 from sloguard.specfile.loader import MAX_FILE_BYTES, load_documents, too_big
 from sloguard.specfile.schema import API_VERSION, FileModel, LatencyModel, SloModel
 
@@ -52,8 +53,9 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     raw_slos = data.get("slos")
     slos = _slos(raw_slos if isinstance(raw_slos, list) else [], problems)
     latency = _latency(data["latency"], problems) if data.get("latency") is not None else None
+    inputs = parse_input(data["input"], problems) if data.get("input") is not None else None
     problems.raise_if_any()
-    return Config(slos=slos, latency=latency)
+    return Config(slos=slos, latency=latency, input=inputs)
 
 
 def _check_document(data: Any, problems: Problems) -> None:

@@ -241,6 +241,7 @@ class FileModel(_Schema):
     api_version: Literal["sloguard/v1"] = Field(alias="apiVersion")
     slos: Annotated[list[Any], Field(min_length=1)]
     latency: Any = None
+    input: Any = None
 
 
 class TableModel(_Schema):

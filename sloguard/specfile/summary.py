@@ -18,6 +18,7 @@ from sloguard.core.spec import (
     max_burn_rate,
 )
 from sloguard.specfile.errors import number
+from sloguard.specfile.inputsummary import describe_input
 
 
 def _statuses(ranges: Sequence[tuple[int, int]]) -> str:
@@ -144,10 +145,12 @@ def _describe_latency(lat: LatencySpec | None) -> list[str]:
     return lines
 
 
-def describe(config: Config) -> str:
-    """A human summary of a loaded config: one block per SLO, then the latency section."""
+def describe(config: Config, input_preset: str | None = None) -> str:
+    """A human summary of a loaded config: one block per SLO, the latency section, then the input mapping
+    in force (the file's ``input:``, else ``input_preset``: the preset the settings name)."""
     lines: list[str] = []
     for spec in config.slos:
         lines += [*_describe_slo(spec), ""]
     lines += _describe_latency(config.latency)
+    lines += ["", *describe_input(config.input, input_preset)]
     return "\n".join(lines)

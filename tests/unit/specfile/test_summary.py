@@ -40,7 +40,7 @@ def test_describe_without_latency_section() -> None:
     text = describe(parse_config(spec_text(GOOD_SLO)))
     assert text.startswith("SLO ok\n  service      checkout\n")
     assert "  period       30d rolling\n" in text
-    assert text.endswith("\n\nlatency percentiles: none")
+    assert "\n\nlatency percentiles: none\n\ninput\n" in text
 
 
 def test_describe_says_which_default_tiers_were_left_out() -> None:
