@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed-stamp
 # Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
 SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager chromium:chromium chromedriver:chromium-driver
 
-.PHONY: help setup system-deps node-deps lint check test fuzz bench bench-daemon bench-checkpoint bench-cardinality soak run clean screenshots
+.PHONY: help setup system-deps node-deps lint check test fuzz bench bench-daemon bench-checkpoint bench-cardinality bench-ui soak run clean screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,9 @@ bench-checkpoint: setup ## checkpoint size, write and restore time
 
 bench-cardinality: setup ## 1M distinct customer ids: RSS, series, overflow
 	$(PY) -m benchmarks.cardinality
+
+bench-ui: setup ## web UI API at 100k series: ms per request (first after a tick, warm), /metrics under API load
+	$(PY) -m benchmarks.ui
 
 soak: setup ## 10 minutes at 80 % of capacity: RSS, lag and tick duration flat?
 	$(PY) -m benchmarks.soak

@@ -22,6 +22,7 @@ are computed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import islice
 from operator import itemgetter
 
 import numpy as np
@@ -57,10 +58,14 @@ class Codes:
         ids, names = self.ids, self.names
         known = len(ids)
         out = np.fromiter((ids.setdefault(v, len(ids)) for v in values), np.int64, len(values))
-        if len(ids) > known:
+        if len(ids) - known > 256:  # many new (a first build): the dict's tail, in code order
+            names.extend(islice(ids, known, None))
+        elif len(ids) > known:
             # New codes appear in order of first occurrence: append each at its first.
-            for i in np.flatnonzero(out >= known).tolist():
-                if out[i] == len(names):
+            for i, code in zip(
+                np.flatnonzero(out >= known).tolist(), out[out >= known].tolist(), strict=True
+            ):
+                if code == len(names):
                     names.append(values[i])
         return out
 
