@@ -70,7 +70,7 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.engine = Engine(config, sloth_compat=settings.sloth_compat)
+        self.engine = Engine(config, sloth_compat=settings.sloth_compat, input_preset=settings.input.preset)
         self.telemetry = Telemetry()
         self._stopping = asyncio.Event()
         offsets = source.offsets if source is not None else OffsetLedger()

@@ -196,14 +196,22 @@ def _main(argv: Sequence[str] | None) -> int:
         return _spec_error(exc)
     except OSError as exc:  # what the SLO file loader does not word itself (permission denied, ...)
         return _fail(f"{path}: {_os_problem(exc)}")
+    preset = None
+    if args.command in ("check", "replay"):
+        from sloguard.settings import SettingsError, input_preset
+
+        try:
+            preset = input_preset()  # used when the SLO file has no input: (its section wins)
+        except SettingsError as exc:
+            return _fail(f"invalid settings: {exc}")
     if args.command == "check":
-        _out(describe(config) + "\n")
+        _out(describe(config, input_preset=preset) + "\n")
         return 0
     if args.command == "rules":
         return _rules(args, config)
     if args.command == "convert":
         return _convert(args, config)
-    return _replay(args, config)
+    return _replay(args, config, preset)
 
 
 #: `run`'s flags over the settings: flag -> (settings section, or "" for the top level; key).
@@ -320,7 +328,7 @@ def _convert(args: argparse.Namespace, config: object) -> int:
     return _write(dump(docs), args.output, "OpenSLO file")
 
 
-def _replay(args: argparse.Namespace, config: object) -> int:
+def _replay(args: argparse.Namespace, config: object, input_preset: str | None = None) -> int:
     from sloguard import report
     from sloguard.core.spec import Config
     from sloguard.ingest.decode import REASONS
@@ -332,7 +340,7 @@ def _replay(args: argparse.Namespace, config: object) -> int:
     source = FileSource(args.files, on_progress=bar)
     try:
         check_paths(args.files)
-        result = replay(source, config, now_ms=args.now)
+        result = replay(source, config, now_ms=args.now, input_preset=input_preset)
         if bar is not None:
             bar.finish()
     except SourceError as exc:

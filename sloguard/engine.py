@@ -14,17 +14,25 @@ from sloguard.core.spec import Config
 from sloguard.core.state import RestoreReport
 from sloguard.export.collector import Exposition
 from sloguard.ingest.decode import Decoder
+from sloguard.ingest.presets import effective_input
 
 
 class Engine:
     """``config`` and the ``aggregator``, ``decoder`` and ``exposition`` made for it."""
 
-    def __init__(self, config: Config, *, sloth_compat: bool = False) -> None:
+    def __init__(
+        self, config: Config, *, sloth_compat: bool = False, input_preset: str | None = None
+    ) -> None:
         self.sloth_compat = sloth_compat
+        #: The preset the settings name, for SLO files without ``input:`` (the file's section wins).
+        self.input_preset = input_preset
         self.config = config
         self.aggregator = Aggregator(config)
-        self.decoder = Decoder(vocabs=self.aggregator.vocabs)
+        self.decoder = self._decoder(config, self.aggregator)
         self.exposition = self._exposition(config)
+
+    def _decoder(self, config: Config, aggregator: Aggregator) -> Decoder:
+        return Decoder(vocabs=aggregator.vocabs, input=effective_input(config.input, self.input_preset))
 
     def _exposition(self, config: Config) -> Exposition:
         return Exposition(
@@ -39,8 +47,9 @@ class Engine:
         fresh = Aggregator(config)
         report = fresh.restore_state(self.aggregator.export_state())
         self.aggregator = fresh
-        # New vocabularies come with the new aggregator: the decoder must write ids into those.
-        self.decoder = Decoder(vocabs=fresh.vocabs)
+        # New vocabularies come with the new aggregator: the decoder must write ids into those (and the
+        # file's input: mapping may have changed).
+        self.decoder = self._decoder(config, fresh)
         self.config = config
         self.exposition = self._exposition(config)
         return report

@@ -18,6 +18,7 @@ from sloguard.core.model import EventBatch, LabelColumn, Rejections, Vocabs
 from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import DAY, Config
 from sloguard.ingest.decode import Decoder
+from sloguard.ingest.presets import effective_input
 from sloguard.ingest.source import EventSource
 
 PROGRESS_MIN_BYTES = 8 << 20
@@ -50,13 +51,18 @@ class ReplayResult:
 
 
 def replay(
-    source: EventSource, config: Config, now_ms: int | None = None, decoder: Decoder | None = None
+    source: EventSource,
+    config: Config,
+    now_ms: int | None = None,
+    decoder: Decoder | None = None,
+    input_preset: str | None = None,
 ) -> ReplayResult:
     """Feed every record of ``source`` through the decoder and one aggregator; evaluate at ``now_ms``
-    (default: the end of the bucket holding the newest event, far-future outliers left out: `OutlierHold`)."""
+    (default: the end of the bucket holding the newest event, far-future outliers left out: `OutlierHold`).
+    The decoder reads the SLO file's ``input:`` mapping, else the preset ``input_preset``."""
     keep_freed_memory()
     agg = Aggregator(config)
-    decoder = decoder or Decoder(vocabs=agg.vocabs)
+    decoder = decoder or Decoder(vocabs=agg.vocabs, input=effective_input(config.input, input_preset))
     invalid = Rejections()
     hold = OutlierHold() if now_ms is None else None
     # A replay allocates millions of short-lived objects and creates no cycles worth collecting:
