@@ -27,12 +27,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from sloguard.core.inputspec import FieldSpec, InputSpec, RouteSpec, path_field
+from sloguard.core.inputspec import FieldSpec, InputSpec, path_field
 
-__all__ = ["PRESETS", "PRESET_NAMES"]
+__all__ = ["PRESETS", "PRESET_NAMES", "effective_input"]
 
 _UNKNOWN_CUSTOMER: Final = FieldSpec(paths=(("customer",),), default="unknown")
-_DROP_QUERY: Final = RouteSpec(auto_ids=False, templates=())
 
 
 def _alternatives(*paths: tuple[str, ...]) -> FieldSpec:
@@ -90,3 +89,11 @@ OTLP_JSON: Final = InputSpec(
 #: Every preset by name.
 PRESETS: Final[dict[str, InputSpec]] = {p.preset or "": p for p in (ENVOY, NGINX_JSON, OTLP_JSON)}
 PRESET_NAMES: Final = tuple(PRESETS)
+
+
+def effective_input(file_input: InputSpec | None, preset: str | None) -> InputSpec | None:
+    """The mapping in force: the SLO file's ``input:`` wins; without one, the preset the settings name
+    (``SLOGUARD_INPUT__PRESET``); None: sloguard's own shape."""
+    if file_input is not None:
+        return file_input
+    return PRESETS[preset] if preset is not None else None
