@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -59,13 +59,42 @@ class BadRequest(ValueError):
     """A query the API refuses; the message says which parameter and why."""
 
 
+#: The pages: file served -> (title, ``data-page``, scripts after common.js, nav link it is). Each is
+#: ``shell.html`` (the shared head and header) around its ``<data-page>.main.html``.
+PAGES: dict[str, tuple[str, str, tuple[str, ...], str | None]] = {
+    "index.html": ("SLOs", "list", ("list.js",), "/"),
+    "slo.html": ("SLO", "slo", ("charts.js", "slo.js"), None),
+    "customers.html": ("Customers", "customers", ("customers.js",), "/customers"),
+}
+_NAV = (("/", "SLOs"), ("/customers", "Customers"), ("/metrics", "/metrics"))
+
+
+def page_html(
+    shell: str, main: str, title: str, page: str, scripts: Sequence[str], current: str | None
+) -> str:
+    """One page: the shell with its title, scripts, nav and ``<main>`` content (put in last, so nothing
+    in it is taken for a placeholder)."""
+    current_attr = ' aria-current="page"'
+    nav = "".join(
+        f'<a href="{href}"{current_attr if href == current else ""}>{text}</a>' for href, text in _NAV
+    )
+    tags = "\n".join(f'<script src="/static/{js}" defer></script>' for js in scripts)
+    out = shell.replace("{title}", title).replace("{scripts}", tags).replace("{page}", page)
+    return out.replace("{nav}", nav).replace("{main}", main)
+
+
 def _load_static() -> dict[str, tuple[bytes, str]]:
+    """The assets by name, and the pages assembled from the shell (once, at start)."""
     root = resources.files("sloguard.ui") / "static"
-    out = {}
+    out: dict[str, tuple[bytes, str]] = {}
     for item in root.iterdir():
         suffix = "." + item.name.rpartition(".")[2]
         if item.is_file() and suffix in _TYPES:
             out[item.name] = (item.read_bytes(), _TYPES[suffix])
+    shell = out.pop("shell.html")[0].decode()
+    for name, (title, page, scripts, current) in PAGES.items():
+        main = out.pop(f"{page}.main.html")[0].decode()
+        out[name] = (page_html(shell, main, title, page, scripts, current).encode(), _TYPES[".html"])
     return out
 
 
