@@ -5,8 +5,10 @@ plus hand-written request-log lines whose customer id is an XSS payload.
 Checked: the list loads without console errors, worst budget first, and its filter works; the detail
 page of the outage's series draws the burn-down, shows the numbers /metrics exports for that series, and
 shows the firing page tier; the payload renders as text, no dialog opens, no element is injected; every
-page carries the CSP. With ``SLOGUARD_WRITE_DOCS=1`` (`make screenshots`) the pictures of the list and of
-the detail page are written to docs/img/ for the README.
+page carries the CSP; with the system asking for a dark color scheme (emulated through the DevTools
+protocol) every page is dark with light text, and light again without. With ``SLOGUARD_WRITE_DOCS=1``
+(`make screenshots`) the pictures of the list and of the detail page are written to docs/img/ for the
+README.
 """
 
 from __future__ import annotations
@@ -344,6 +346,57 @@ def test_attacker_controlled_label_renders_as_text(live: Live, browser: WebDrive
     assert XSS in names
     assert browser.find_elements(By.CSS_SELECTOR, "main img") == []
     assert no_dialog(browser)
+    assert console_errors(browser) == []
+
+
+def luminance(css_color: str) -> float:
+    """Relative luminance (WCAG 2) of a computed ``rgb(...)``/``rgba(...)`` color: 0 black .. 1 white."""
+    r, g, b = (int(v) / 255 for v in css_color[css_color.index("(") + 1 : -1].split(",")[:3])
+
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+
+
+def colors(driver: WebDriver, css: str) -> tuple[float, float]:
+    """(background, text) luminance of the first element matching ``css``."""
+    got = driver.execute_script(
+        "const s = getComputedStyle(document.querySelector(arguments[0]));"
+        "return [s.backgroundColor, s.color];",
+        css,
+    )
+    return luminance(got[0]), luminance(got[1])
+
+
+@pytest.mark.parametrize(
+    ("path", "ready", "texts"),
+    [
+        ("/", "tr.slo", ["h1", "tr.slo td"]),
+        (f"/slo/{SLO}?{urllib.parse.urlencode({'endpoint': ENDPOINT})}", "#burndown-line", ["h1", ".tile"]),
+        ("/customers", "tr.customer", ["h1", "td.customer-name"]),
+    ],
+    ids=["list", "detail", "customers"],
+)
+def test_pages_follow_a_dark_color_scheme(
+    live: Live, browser: WebDriver, path: str, ready: str, texts: list[str]
+) -> None:
+    for scheme in ("dark", "light"):
+        browser.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+        )
+        open_page(browser, live.base + path, ready)
+        assert browser.execute_script(f"return matchMedia('(prefers-color-scheme: {scheme})').matches")
+        page_bg, page_fg = colors(browser, "body")
+        header_bg, header_fg = colors(browser, "header.top")
+        if scheme == "dark":
+            assert page_bg < 0.05 and header_bg < 0.05, (page_bg, header_bg)
+            assert page_fg > 0.6 and header_fg > 0.6, (page_fg, header_fg)
+            for css in texts:
+                assert colors(browser, css)[1] > 0.6, css
+        else:
+            assert page_bg > 0.9 and page_fg < 0.05
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     assert console_errors(browser) == []
 
 
