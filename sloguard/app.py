@@ -262,4 +262,9 @@ def raise_open_file_limit() -> int:
 async def run(settings: Settings, config: Config) -> int:
     """`sloguard run`: build the daemon and run it until SIGTERM/SIGINT."""
     log.info("open_file_limit", soft=raise_open_file_limit())
+    if settings.stage != "single":
+        # Scaled out (docs/scaling.md): the stages have their own entry points; single stays as it was.
+        from sloguard.scale.runtime import run_stage
+
+        return await run_stage(settings, config)
     return await Daemon(settings, config).run()

@@ -120,6 +120,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-ui", dest="ui", action="store_false", default=None, help="do not serve the web UI and /api/v1"
     )
+    run.add_argument(
+        "--stage",
+        choices=("single", "partial", "merge"),
+        help="scaled out (docs/scaling.md): partial = stage 1, merge = stage 2 (default: single process)",
+    )
+
+    topics = sub.add_parser("topics", help="manage sloguard's internal Kafka topics (scaled-out mode)")
+    topics.add_argument("action", choices=("create",), help="create the partials, cuts, checkpoints topics")
+    topics.add_argument("--bootstrap-servers", "--bootstrap", help="Kafka bootstrap servers")
+    topics.add_argument("--topics", "--topic", help="the input topics (their names give the defaults)")
+    topics.add_argument("--partials-partitions", type=int, help="partials topic partitions (default 12)")
+    topics.add_argument("--checkpoints-partitions", type=int, help="partitions of the checkpoints topic")
 
     # Its options live in sloguard.loadgen, imported only when used: it pulls in aiokafka, which would
     # slow every other command's start (replay's benchmark counts start-up CPU).
@@ -187,6 +199,8 @@ def _main(argv: Sequence[str] | None) -> int:
         args.file = args.file or args.config
     if args.command == "run":
         return _run(args)
+    if args.command == "topics":
+        return _topics(args)
     from sloguard.specfile import SpecError, describe, load_config
 
     path = args.config if args.command == "replay" else args.file
@@ -228,6 +242,9 @@ _RUN_FLAGS = {
     "dead_letter_topic": ("kafka", "dead_letter_topic"),
     "checkpoint_dir": ("checkpoint", "dir"),
     "checkpoint_interval": ("checkpoint", "interval"),
+    "stage": ("", "stage"),
+    "partials_partitions": ("scale", "partials_partitions"),
+    "checkpoints_partitions": ("scale", "checkpoints_partitions"),
 }
 
 
@@ -235,7 +252,7 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The flags given on the command line, shaped like the settings (they win over the environment)."""
     overrides: dict[str, object] = {}
     for flag, (section, key) in _RUN_FLAGS.items():
-        value = getattr(args, flag)
+        value = getattr(args, flag, None)
         if value is None:
             continue
         target = overrides if not section else overrides.setdefault(section, {})
@@ -276,6 +293,28 @@ def _run(args: argparse.Namespace) -> int:
         # Exit 2 as loadgen does: a wrong address or topic is a configuration error to fix.
         log.error("kafka_start_failed", error=str(exc))
         return _fail(str(exc))
+
+
+def _topics(args: argparse.Namespace) -> int:
+    """`sloguard topics create`: the internal topics of the scaled-out mode (sloguard.scale.topics)."""
+    import asyncio
+
+    from sloguard.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(_run_overrides(args))
+    except SettingsError as exc:
+        print(f"sloguard: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    from sloguard.ingest.kafka import KafkaStartError, TopicsMissingError
+    from sloguard.scale.topics import create_topics
+
+    try:
+        lines = asyncio.run(create_topics(settings))
+    except (TopicsMissingError, KafkaStartError, ValueError) as exc:
+        return _fail(str(exc))
+    _out("".join(line + "\n" for line in lines))
+    return 0
 
 
 def _rules(args: argparse.Namespace, config: object) -> int:

@@ -41,6 +41,22 @@ class TelemetryValues:
     #: The HTTP listener's `HttpServer.connection_counts` (by outcome) and `open_connections()` (by state).
     http_connections: dict[str, int] = field(default_factory=dict)
     http_open_connections: dict[str, int] = field(default_factory=dict)
+    #: Scaled-out mode (docs/scaling.md): "partial" or "merge"; "" in the single process, whose
+    #: exposition leaves the pipeline's families out.
+    stage: str = ""
+    #: Stage 1: partial records and ranges produced.
+    partials_produced: int = 0
+    partial_ranges: int = 0
+    #: Stage 2: partial records applied, dropped as duplicates, refused as conflicts or for another SLO
+    #: file or partition layout.
+    partials_applied: int = 0
+    partials_duplicate: int = 0
+    partials_conflict: int = 0
+    partials_refused: int = 0
+    #: Stage 2: wall time of the last restore of a partition's checkpoint, partitions and series owned.
+    checkpoint_restore_seconds: float = 0.0
+    partitions_owned: int = 0
+    series_owned: int = 0
 
 
 @dataclass(slots=True)

@@ -51,6 +51,22 @@ class Field:
         return block(series, (), [v for _, v in items])
 
 
+@dataclass(frozen=True, slots=True)
+class Staged(Field):
+    """A number of one stage of the scaled-out mode (``stage``; "" for the stage's name itself, as an
+    info sample); the family is left out in any other mode, so the single process's output is as it was."""
+
+    stage: str = ""
+
+    def __call__(self, src: Sources) -> Block | None:  # type: ignore[override]
+        current = src.telemetry.stage
+        if not current or (self.stage and current != self.stage):
+            return None
+        if not self.stage:
+            return one(1.0, (("stage", current),))
+        return one(getattr(src.telemetry, self.name))
+
+
 def _per_slo(count: Callable[[SloView], int]) -> Reader:
     """One sample per SLO, labelled ``slo``."""
     return lambda src: block(per_slo(src.views), (), [count(v) for v in src.views])
@@ -154,6 +170,35 @@ SELF_METRICS: tuple[SelfMetric, ...] = (
                "Open HTTP connections by state: waiting (for a request head), responding, lingering "
                "(closing).",
                Field("http_open_connections", ("state",))),
+    # The two stages (docs/scaling.md); absent from the single process's exposition.
+    SelfMetric("sloguard_stage_info", "gauge", "The stage this process runs (partial or merge); always 1.",
+               Staged("stage")),
+    SelfMetric("sloguard_partials_produced_total", "counter",
+               "Stage 1: partial records produced (one or more per range and partials partition).",
+               Staged("partials_produced", stage="partial")),
+    SelfMetric("sloguard_partial_ranges_total", "counter",
+               "Stage 1: input ranges summarised and produced.",
+               Staged("partial_ranges", stage="partial")),
+    SelfMetric("sloguard_partials_applied_total", "counter",
+               "Stage 2: partial records applied to the state.",
+               Staged("partials_applied", stage="merge")),
+    SelfMetric("sloguard_partials_duplicate_total", "counter",
+               "Stage 2: partial records of ranges already applied, dropped.",
+               Staged("partials_duplicate", stage="merge")),
+    SelfMetric("sloguard_partials_conflict_total", "counter",
+               "Stage 2: partial records overlapping an applied range without being it, refused.",
+               Staged("partials_conflict", stage="merge")),
+    SelfMetric("sloguard_partials_refused_total", "counter",
+               "Stage 2: partial records of another SLO file or partition layout, refused.",
+               Staged("partials_refused", stage="merge")),
+    SelfMetric("sloguard_checkpoint_restore_seconds", "gauge",
+               "Stage 2: wall time of the last restore of a partition's checkpoint.",
+               Staged("checkpoint_restore_seconds", stage="merge")),
+    SelfMetric("sloguard_partitions_owned", "gauge", "Stage 2: partials partitions owned.",
+               Staged("partitions_owned", stage="merge")),
+    SelfMetric("sloguard_series_owned", "gauge",
+               "Stage 2: SLO series and latency groups this process owns and exports.",
+               Staged("series_owned", stage="merge")),
 )  # fmt: skip
 
 

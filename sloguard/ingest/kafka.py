@@ -199,6 +199,9 @@ class Fetched:
 
     records: list[bytes]
     offsets: dict[TP, int]
+    #: With ``KafkaSource(by_partition=True)`` (the stages of docs/scaling.md): per partition, the
+    #: records' offsets, timestamps (ms) and values (None for a tombstone), in offset order.
+    parts: dict[TP, tuple[list[int], list[int], list[bytes | None]]] = field(default_factory=dict)
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -251,8 +254,14 @@ class KafkaSource:
         consumer_factory: Callable[..., Any] = AIOKafkaConsumer,
         producer_factory: Callable[..., Any] = AIOKafkaProducer,
         offsets: OffsetLedger | None = None,
+        by_partition: bool = False,
+        on_assign: Callable[[set[TP]], Awaitable[Mapping[TP, int]]] | None = None,
     ) -> None:
         self.config = config
+        # The stages need each partition's records with their offsets (`Fetched.parts`), and a hook on
+        # assignment that restores state and says where to start (returned offsets are sought to).
+        self._by_partition = by_partition
+        self._on_assign = on_assign
         #: Every piece of assignment and offset state (pure; the rules of what may be committed).
         self.offsets = offsets if offsets is not None else OffsetLedger()
         self._on_revoke = on_revoke
@@ -388,15 +397,22 @@ class KafkaSource:
             await asyncio.sleep(c.fetch_timeout_ms / 1000)
             return Fetched([], offsets)
         records: list[bytes] = []
+        parts: dict[TP, tuple[list[int], list[int], list[bytes | None]]] = {}
         for tp, messages in batches.items():
             if not messages:
                 continue
             records.extend(m.value for m in messages if m.value is not None)
             offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
+            if self._by_partition:
+                parts[(tp.topic, tp.partition)] = (
+                    [m.offset for m in messages],
+                    [m.timestamp for m in messages],
+                    [m.value for m in messages],
+                )
         if records or offsets:
             self._last_contact = time.monotonic()
         await self._update_lag(offsets)
-        return Fetched(records, offsets)
+        return Fetched(records, offsets, parts)
 
     async def _seek_to_checkpoint(self, tp: TP, offset: int) -> None:
         """Start a partition at a restored checkpoint's offset, unless the group's committed offset is
@@ -413,6 +429,19 @@ class KafkaSource:
             return
         self._consumer.seek(TopicPartition(*tp), offset)
         log.info("partition %s starts at checkpoint offset %d (committed: %s)", tp, offset, committed)
+
+    def generation(self) -> int:
+        """The consumer group generation this member is in (-1: none); stage 1 stamps its cut intents
+        with it (`sloguard.scale.cuts`)."""
+        coordinator = getattr(self._consumer, "_coordinator", None)
+        generation = getattr(coordinator, "generation", -1)
+        return generation if isinstance(generation, int) else -1
+
+    async def committed_offset(self, tp: TP) -> int | None:
+        """The group's committed offset of ``tp`` (None: none); raises KafkaError/TimeoutError."""
+        async with asyncio.timeout(self.config.request_timeout_ms / 1000):
+            committed = await self._consumer.committed(TopicPartition(*tp))
+        return committed if isinstance(committed, int) else None
 
     @property
     def assignment(self) -> frozenset[TP]:
@@ -565,6 +594,9 @@ class KafkaSource:
     async def _on_assigned(self, assigned: set[TP]) -> None:
         for tp, offset in self.offsets.assign(assigned).items():
             await self._seek_to_checkpoint(tp, offset)
+        if self._on_assign is not None and assigned:
+            for tp, offset in (await self._on_assign(set(assigned))).items():
+                self._consumer.seek(TopicPartition(*tp), offset)
         self.offsets.join(assigned)
         self._last_contact = time.monotonic()
         log.info("assigned %d partitions: %s", len(assigned), sorted(assigned))
@@ -690,8 +722,16 @@ class BatchProducer:
     record batch; bigger batches mean fewer requests.
     """
 
-    def __init__(self, config: KafkaConfig, *, max_batch_bytes: int = 512 * 1024, linger_ms: int = 0) -> None:
+    def __init__(
+        self,
+        config: KafkaConfig,
+        *,
+        max_batch_bytes: int = 512 * 1024,
+        linger_ms: int = 0,
+        acks: int | str = 1,
+    ) -> None:
         self.config = config
+        self._acks = acks
         self._max_batch_bytes = max_batch_bytes
         self._linger_ms = linger_ms
         self._producer: Any = None
@@ -702,7 +742,7 @@ class BatchProducer:
         c = self.config
         producer = AIOKafkaProducer(
             **c.client_options(),
-            acks=1,
+            acks=self._acks,
             max_batch_size=self._max_batch_bytes,
             max_request_size=max(1 << 20, 2 * self._max_batch_bytes),
             linger_ms=self._linger_ms,

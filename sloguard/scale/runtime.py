@@ -1,0 +1,145 @@
+"""What both stages of the scaled-out mode share as processes: the HTTP server, the tick that publishes
+/metrics, signals, the consume loop's periodic commit, and the entry point `run_stage`.
+
+A stage is a `Stage`: it consumes in ``step`` (one fetch and what follows), says what to export in
+``export_snapshot`` (stage 1: no series, only self-metrics; stage 2: the series it owns) and whether it
+is ready. The single-process daemon (`sloguard.app`) is untouched by this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from typing import Protocol
+
+from sloguard import __version__
+from sloguard.clock import Clock, SystemClock
+from sloguard.core.snapshot import Snapshot
+from sloguard.core.spec import Config
+from sloguard.export.collector import Exposition
+from sloguard.export.http import HttpServer
+from sloguard.ingest.kafka import KafkaSource
+from sloguard.logs import RateLimiter, get_logger
+from sloguard.settings import Settings
+from sloguard.telemetry import Telemetry
+
+__all__ = ["Stage", "StageProcess", "run_stage"]
+
+log = get_logger("sloguard.scale")
+
+
+class Stage(Protocol):
+    """One stage's work; `StageProcess` runs it."""
+
+    source: KafkaSource
+    telemetry: Telemetry
+
+    async def start(self) -> None: ...
+
+    async def step(self, stopping: asyncio.Event) -> None:
+        """One fetch and everything it leads to."""
+        ...
+
+    async def close(self) -> None:
+        """Last checkpoint or commit; stop the clients."""
+        ...
+
+    def export_snapshot(self, now_ms: int) -> Snapshot: ...
+
+    def ready(self) -> tuple[bool, str]: ...
+
+
+class StageProcess:
+    """A stage as a daemon: /metrics, /healthz, /readyz, a tick every ``tick_seconds``, SIGTERM."""
+
+    def __init__(self, settings: Settings, config: Config, stage: Stage, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.stage = stage
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.exposition = Exposition(
+            sloth_compat=settings.sloth_compat,
+            top_k={s.name: s.export_top_k for s in config.slos if s.export_top_k is not None},
+            version=__version__,
+        )
+        host, port = settings.listen_address()
+        self.http = HttpServer(host, port, health=self.healthy, ready=self.ready)
+        self.stopping = asyncio.Event()
+        self.ticks = 0
+        self.latest: Snapshot | None = None
+        self._heartbeat = time.monotonic()
+        self._limiter = RateLimiter()
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self._heartbeat < max(10.0, 10 * self.settings.tick_seconds)
+
+    def ready(self) -> tuple[bool, str]:
+        if self.ticks == 0:
+            return False, "no snapshot published yet"
+        return self.stage.ready()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        await self.http.start()
+        log.info("http_listening", port=self.http.port, stage=self.settings.stage)
+        try:
+            await self.stage.start()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._consume())
+                tg.create_task(self._tick_loop())
+        finally:
+            await self.http.stop()
+        log.info("stopped", stage=self.settings.stage)
+        return 0
+
+    async def _consume(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                await self.stage.step(self.stopping)
+        finally:
+            try:
+                await asyncio.wait_for(self.stage.close(), self.settings.shutdown_timeout_seconds)
+            except TimeoutError:
+                log.error("shutdown_timeout", timeout_s=self.settings.shutdown_timeout_seconds)
+
+    async def _tick_loop(self) -> None:
+        period = self.settings.tick_seconds
+        while not self.stopping.is_set():
+            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), period)
+
+    async def tick(self) -> None:
+        """Publish what the stage exports now, with its self-metrics."""
+        started = time.perf_counter()
+        snapshot = self.stage.export_snapshot(self.clock.now_ms())
+        t = self.stage.telemetry
+        t.consumer_lag = self.stage.source.lag()
+        t.commit_failures = self.stage.source.commit_failures
+        t.tick_duration_seconds = time.perf_counter() - started
+        body = await asyncio.to_thread(self.exposition.render_chunks, snapshot, t.snapshot())
+        self.http.set_metrics(body)
+        self.latest = snapshot
+        self._heartbeat = time.monotonic()
+        self.ticks += 1
+
+
+async def run_stage(settings: Settings, config: Config) -> int:
+    """`sloguard run --stage partial|merge`."""
+    stage: Stage
+    if settings.stage == "partial":
+        from sloguard.scale.stage1 import PartialStage
+
+        stage = PartialStage(settings, config)
+    else:
+        from sloguard.scale.stage2 import MergeStage
+
+        stage = MergeStage(settings, config)
+    return await StageProcess(settings, config, stage).run()

@@ -1,0 +1,263 @@
+"""Stage 2, `sloguard run --stage merge`: partials partitions -> exactly-once state -> /metrics.
+
+It consumes the partials topic in its own group (``<group_id>-merge``). Per owned partials partition:
+
+* **on assignment**, before anything of it is applied, its latest checkpoint is restored (the state, the
+  applied ranges and the partials offset are one checkpoint record, so they agree) and the partition is
+  sought to that offset; with none, it starts at the beginning of the partials log. /readyz is 503
+  meanwhile. Among the newest few complete checkpoints the one with the highest partials offset wins (a
+  zombie's late checkpoint is self-consistent but may be behind);
+* each record is decoded and offered to the partition's `Merger`: new ranges are applied, duplicates
+  dropped and counted (``sloguard_partials_duplicate_total``), conflicts refused and counted; a record of
+  another SLO file or layout stops that partition (logged, /readyz 503) rather than skip it;
+* every ``checkpoint.interval`` (and on revocation and shutdown) each changed partition is checkpointed,
+  and only then is its partials offset committed;
+* on revocation (aiokafka revokes every partition at a rebalance): checkpoint, commit, and drop the
+  partition's state, so its series stop being exported here.
+
+Checkpoints go to the Kafka topic ``<input>-sloguard-checkpoints`` (`KafkaCheckpointStore`, one key per
+partials partition) or, with ``checkpoint.dir`` set, to ``<dir>/<partials topic>-<partition>/`` on a volume
+every replica mounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, replace
+
+from sloguard import __version__
+from sloguard.checkpoint import Checkpoint, CheckpointError, CheckpointStore, DirectoryStore, decode, encode
+from sloguard.clock import Clock, SystemClock
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.snapshot import Snapshot
+from sloguard.core.spec import Config
+from sloguard.ingest.kafka import TP, KafkaSource
+from sloguard.ingest.kafka_store import KafkaCheckpointStore
+from sloguard.ingest.kafka_topics import partition_counts
+from sloguard.logs import get_logger
+from sloguard.scale.applied import Applied, Verdict
+from sloguard.scale.codec import decode_piece
+from sloguard.scale.merger import Merger, Refused
+from sloguard.scale.stage1 import decode_fingerprint
+from sloguard.scale.view import owned_snapshot
+from sloguard.settings import Settings
+from sloguard.telemetry import Telemetry
+
+__all__ = ["MergeStage", "Owned"]
+
+log = get_logger("sloguard.scale.merge")
+
+#: Complete checkpoints looked at on restore (the one with the highest partials offset wins).
+_RESTORE_CANDIDATES = 3
+
+
+@dataclass
+class Owned:
+    """One owned partials partition: its merger, the next partials offset, and whether it changed since
+    its last checkpoint or was stopped by a refused record."""
+
+    merger: Merger
+    offset: int
+    dirty: bool = False
+    refused: str | None = None
+
+
+class MergeStage:
+    """Stage 2 (see the module docstring)."""
+
+    def __init__(self, settings: Settings, config: Config, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.config = config
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        base = settings.kafka.to_config()
+        self.partials_topic, _, self.checkpoints_topic = settings.scale.topics(base.topics[0])
+        self.kafka = replace(
+            base, topics=(self.partials_topic,), group_id=f"{base.group_id}-merge", dead_letter_topic=None
+        )
+        self._store_kafka = replace(base, dead_letter_topic=None)
+        self.source = KafkaSource(self.kafka, self._on_revoke, by_partition=True, on_assign=self._on_assign)
+        self.fingerprint = decode_fingerprint(config)
+        self.telemetry = Telemetry(stage="merge")
+        self.partitions = 0
+        self.checkpoint_partitions = 0
+        self.owned: dict[int, Owned] = {}
+        self.stores: dict[int, CheckpointStore] = {}
+        self.restoring = False
+        self._base = Aggregator(config)
+        self._lock = asyncio.Lock()
+        self._last_checkpoint = time.monotonic()
+
+    async def start(self) -> None:
+        topics = [self.partials_topic]
+        if self.settings.checkpoint.dir is None:
+            topics.append(self.checkpoints_topic)
+        counts = await partition_counts(self.kafka, topics)
+        self.partitions = counts[self.partials_topic]
+        self.checkpoint_partitions = counts.get(self.checkpoints_topic, 0)
+        await self.source.start()
+        log.info("merge_stage_started", partials=self.partials_topic, partitions=self.partitions)
+
+    async def close(self) -> None:
+        await self.checkpoint("shutdown")
+        await self.source.stop()
+        for store in self.stores.values():
+            if isinstance(store, KafkaCheckpointStore):
+                await asyncio.to_thread(store.close)
+
+    def ready(self) -> tuple[bool, str]:
+        if self.restoring:
+            return False, "restoring partition checkpoints"
+        refused = {p: o.refused for p, o in self.owned.items() if o.refused}
+        if refused:
+            p, why = min(refused.items())
+            return False, f"partials partition {p} stopped: {why} (both stages must run the same SLO file)"
+        return self.source.ready()
+
+    def export_snapshot(self, now_ms: int) -> Snapshot:
+        mergers = [o.merger for _, o in sorted(self.owned.items())]
+        snapshot = owned_snapshot(self._base, mergers, now_ms)
+        t = self.telemetry
+        t.partitions_owned = len(self.owned)
+        t.series_owned = sum(s.series for s in snapshot.slos) + (
+            len(snapshot.latency.labels) if snapshot.latency else 0
+        )
+        return snapshot
+
+    # -- the partitions' state ----------------------------------------------------------------------
+
+    def _store(self, p: int) -> CheckpointStore:
+        store = self.stores.get(p)
+        if store is None:
+            d = self.settings.checkpoint.dir
+            if d is not None:
+                store = DirectoryStore(d / f"{self.partials_topic}-{p}", self.settings.checkpoint.keep)
+            else:
+                part = p % self.checkpoint_partitions
+                key = f"{self.partials_topic}/{p}"
+                store = KafkaCheckpointStore(self._store_kafka, self.checkpoints_topic, part, key)
+            self.stores[p] = store
+        return store
+
+    def _restore(self, p: int) -> tuple[Owned, str | None]:
+        """The partition's state from its best checkpoint (in a worker thread: the stores block)."""
+        store = self._store(p)
+        if isinstance(store, DirectoryStore):
+            store.prepare()
+        best: tuple[int, Checkpoint, str] | None = None
+        for name in store.names()[:_RESTORE_CANDIDATES]:
+            try:
+                cp = decode(store.read(name))
+            except (CheckpointError, OSError) as exc:
+                log.error("checkpoint_refused", store=store.describe(), name=name, reason=str(exc))
+                continue
+            offset = cp.offsets.get((self.partials_topic, p), 0)
+            if best is None or offset > best[0]:
+                best = (offset, cp, name)
+        merger = Merger(self.config, self.fingerprint, p, self.partitions)
+        if best is None:
+            return Owned(merger, 0), None
+        offset, cp, name = best
+        report = merger.aggregator.restore_state(cp.state)
+        if report.fresh or report.dropped:
+            log.warning("checkpoint_for_other_slos", partition=p, fresh=report.fresh, dropped=report.dropped)
+        merger.applied = Applied.from_rows(tuple(r) for r in json.loads(cp.info.get("applied", "[]")))
+        return Owned(merger, offset), name
+
+    async def _on_assign(self, assigned: set[TP]) -> dict[TP, int]:
+        """Restore every newly assigned partition before anything of it is applied; where to start."""
+        self.restoring = True
+        seeks: dict[TP, int] = {}
+        try:
+            for tp in sorted(assigned):
+                started = time.perf_counter()
+                owned, name = await asyncio.to_thread(self._restore, tp[1])
+                self.telemetry.checkpoint_restore_seconds = time.perf_counter() - started
+                self.owned[tp[1]] = owned
+                seeks[tp] = owned.offset
+                log.info("partition_restored", partition=tp[1], checkpoint=name, offset=owned.offset)
+        finally:
+            self.restoring = False
+        return seeks
+
+    async def _on_revoke(self) -> None:
+        await self.checkpoint("rebalance")
+        self.owned.clear()  # stop exporting their series: the next owner restores them
+
+    # -- applying -----------------------------------------------------------------------------------
+
+    async def step(self, stopping: asyncio.Event) -> None:
+        fetched = await self.source.fetch()
+        current = self.source.offsets.current(fetched.offsets)
+        for tp, (offsets, _, values) in fetched.parts.items():
+            owned = self.owned.get(tp[1])
+            if tp not in current or owned is None:
+                continue
+            for offset, value in zip(offsets, values, strict=True):
+                if offset < owned.offset:
+                    continue
+                if owned.refused is not None:
+                    break
+                if value is not None and not self._offer(owned, value):
+                    break
+                owned.offset = offset + 1
+                owned.dirty = True
+        if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint.interval:
+            await self.checkpoint("interval")
+
+    def _offer(self, owned: Owned, value: bytes) -> bool:
+        """Apply one record; False if it stops the partition (refused)."""
+        t = self.telemetry
+        try:
+            outcome = owned.merger.offer(decode_piece(value))
+        except CheckpointError as exc:
+            outcome = Refused(f"undecodable partial record: {exc}")
+        if isinstance(outcome, Refused):
+            t.partials_refused += 1
+            owned.refused = outcome.reason
+            log.error("partials_refused", partition=owned.merger.partition, reason=outcome.reason)
+            return False
+        if outcome is Verdict.NEW:
+            t.partials_applied += 1
+        elif outcome is Verdict.DUPLICATE:
+            t.partials_duplicate += 1
+        else:
+            t.partials_conflict += 1
+            log.error("partial_conflict", partition=owned.merger.partition, hint="see docs/scaling.md")
+        return True
+
+    async def checkpoint(self, reason: str) -> None:
+        """Checkpoint every changed partition (state + applied + offset, one record), then commit."""
+        async with self._lock:
+            self._last_checkpoint = time.monotonic()
+            done: dict[TP, int] = {}
+            for p, owned in list(self.owned.items()):
+                if not owned.dirty:
+                    continue
+                cp = Checkpoint(
+                    state=owned.merger.aggregator.export_state(),
+                    offsets={(self.partials_topic, p): owned.offset},
+                    created_ms=self.clock.now_ms(),
+                    sloguard_version=__version__,
+                    info={"applied": json.dumps(owned.merger.applied.to_rows()), "reason": reason},
+                )
+                store = self._store(p)
+                started = time.perf_counter()
+                try:
+                    data = encode(cp)
+                    await asyncio.to_thread(store.save, data)
+                except OSError as exc:
+                    self.telemetry.checkpoint_failures += 1
+                    log.error("checkpoint_failed", partition=p, store=store.describe(), error=str(exc))
+                    continue
+                owned.dirty = False
+                t = self.telemetry
+                t.checkpoints_written += 1
+                t.checkpoint_bytes = len(data)
+                t.checkpoint_duration_seconds = time.perf_counter() - started
+                t.checkpoint_last_success_seconds = cp.created_ms / 1000
+                done[(self.partials_topic, p)] = owned.offset
+            if done:
+                self.source.absorbed(done)
+                await self.source.commit()
