@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -26,27 +27,34 @@ from sloguard.scale.merger import Merger
 __all__ = ["owned_snapshot"]
 
 
+#: `SloSnapshot` arrays with one column per series (the last axis).
+_SERIES_COLUMNS = (
+    "total",
+    "bad",
+    "error_ratio",
+    "burn_rate",
+    "period_total",
+    "period_bad",
+    "period_error_ratio",
+    "period_burn_rate",
+    "budget_remaining",
+    "budget_consumed",
+    "exhaustion_eta",
+    "firing",
+)
+
+
 def _slo(parts: Sequence[tuple[SloSnapshot, Bools]]) -> SloSnapshot:
     first = parts[0][0]
 
-    def cols(get: str) -> np.ndarray:
-        return np.concatenate([getattr(s, get)[..., m] for s, m in parts], axis=-1)
-
+    # Any: replace() checks each keyword's type, and these are all arrays of the right kind.
+    columns: dict[str, Any] = {
+        name: np.concatenate([getattr(s, name)[..., m] for s, m in parts], -1) for name in _SERIES_COLUMNS
+    }
     return replace(
         first,
         labels=tuple(k for s, m in parts for k, keep in zip(s.labels, m.tolist(), strict=True) if keep),
-        total=cols("total"),
-        bad=cols("bad"),
-        error_ratio=cols("error_ratio"),
-        burn_rate=cols("burn_rate"),
-        period_total=cols("period_total"),
-        period_bad=cols("period_bad"),
-        period_error_ratio=cols("period_error_ratio"),
-        period_burn_rate=cols("period_burn_rate"),
-        budget_remaining=cols("budget_remaining"),
-        budget_consumed=cols("budget_consumed"),
-        exhaustion_eta=cols("exhaustion_eta"),
-        firing=cols("firing"),
+        **columns,
         overflow_events=sum(s.overflow_events for s, _ in parts),
         too_old_events=sum(s.too_old_events for s, _ in parts),
         events=sum(s.events for s, _ in parts),

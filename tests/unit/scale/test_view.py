@@ -1,0 +1,83 @@
+"""What a stage-2 process exports (`owned_snapshot`): its partitions' series, each computed as in one
+process; all merge processes together export exactly the single process's samples."""
+
+from __future__ import annotations
+
+import random
+
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.model import Event, EventBatch
+from sloguard.export.collector import Exposition
+from sloguard.export.self_metrics import SELF_METRICS, Sources
+from sloguard.scale.merger import Merger
+from sloguard.scale.partials import apply, split, summarise
+from sloguard.scale.view import owned_snapshot
+from sloguard.telemetry import TelemetrySnapshot
+from tests.unit.scale.test_exactly_once import CONFIG, FP, T0
+
+PARTITIONS = 3
+NOW = T0 + 3_600_000
+
+
+def _events(n: int) -> list[Event]:
+    rnd = random.Random(7)
+    return [
+        Event(
+            ts_ms=NOW - rnd.randrange(3_000_000),
+            service=rnd.choice(("checkout", "search")),
+            endpoint=rnd.choice(("GET /a", "POST /b", "GET /c")),
+            customer=f"c{rnd.randrange(6)}",
+            status=rnd.choice((200, 200, 500)),
+            latency_ms=float(rnd.randrange(1, 900)),
+        )
+        for _ in range(n)
+    ]
+
+
+def _samples(text: bytes) -> set[str]:
+    return {
+        line
+        for line in text.decode().splitlines()
+        if line.startswith(("sloguard_slo_", "sloguard_latency_s"))
+    }
+
+
+def test_merge_processes_together_export_the_single_process_samples() -> None:
+    events = _events(600)
+    ref = Aggregator(CONFIG)
+    ref.ingest(EventBatch.from_events(events))
+    mergers = [Merger(CONFIG, FP, p, PARTITIONS) for p in range(PARTITIONS)]
+    for i in range(0, len(events), 100):
+        state = summarise(CONFIG, [EventBatch.from_events(events[i : i + 100])])
+        for p, piece in enumerate(split(CONFIG, state, PARTITIONS)):
+            apply(mergers[p].aggregator, piece)
+    exposition = Exposition(version="t")
+    telemetry = TelemetrySnapshot()
+    single = _samples(exposition.render(ref.snapshot(NOW), telemetry))
+    # Two "processes": partitions {0} and {1, 2}; and one that owns none exports no series at all.
+    a = _samples(exposition.render(owned_snapshot(Aggregator(CONFIG), mergers[:1], NOW), telemetry))
+    b = _samples(exposition.render(owned_snapshot(Aggregator(CONFIG), mergers[1:], NOW), telemetry))
+    none = owned_snapshot(Aggregator(CONFIG), [], NOW)
+    assert all(s.series == 0 for s in none.slos) and none.latency is not None and not none.latency.labels
+    assert a | b == single
+    constant = (
+        "sloguard_slo_info",
+        "sloguard_slo_objective",
+        "sloguard_slo_period",
+        "sloguard_slo_burn_rate_thr",
+    )
+    assert all(line.startswith(constant) for line in a & b)
+
+
+def test_pipeline_self_metrics_only_in_their_stage() -> None:
+    snap = Aggregator(CONFIG).snapshot(NOW)
+    names = {
+        stage: {
+            m.name for m in SELF_METRICS if m.field(Sources(snap, TelemetrySnapshot(stage=stage), (), "v"))
+        }
+        for stage in ("", "partial", "merge")
+    }
+    assert "sloguard_partials_duplicate_total" in names["merge"]
+    assert "sloguard_partials_produced_total" in names["partial"]
+    assert not {n for n in names[""] if "partial" in n or "stage" in n or "owned" in n}
+    assert "sloguard_partials_duplicate_total" not in names["partial"]
