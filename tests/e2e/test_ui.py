@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,8 @@ from sloguard.ingest.kafka import BatchProducer, KafkaConfig
 from sloguard.loadgen import run_loadgen
 from sloguard.ui.routes import CSP
 from tests.e2e.test_faults import DaemonProc, wait
+from tests.unit.export.httpclient import get
+from tests.unit.export.test_http_pressure import SLOW, slow_client
 
 pytestmark = pytest.mark.kafka
 
@@ -406,3 +409,41 @@ def test_every_page_sends_the_security_headers(live: Live, path: str) -> None:
         assert resp.headers["Content-Security-Policy"] == CSP
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
+
+
+def _open_waiting(live: Live) -> float:
+    m = live.daemon.scrape()
+    return m.get(("sloguard_http_open_connections", (("state", "waiting"),)), 0.0)
+
+
+async def test_500_slow_connections_leave_metrics_health_and_the_ui_answering(
+    live: Live, browser: WebDriver
+) -> None:
+    """Issue 13's hostile clients against the real daemon: 500 connections trickling request heads or
+    idling after one request (reconnecting when closed) while Prometheus, the kubelet and a person with a
+    browser use the same port. Nothing is timed: every one of their requests must be answered 200."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < SLOW + 300:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    stop, connecting = asyncio.Event(), asyncio.Semaphore(50)
+    port = live.daemon.port
+    clients = [
+        asyncio.create_task(slow_client(port, i % 2 == 0, True, stop, connecting)) for i in range(SLOW)
+    ]
+    try:
+        for _ in range(240):
+            if _open_waiting(live) >= SLOW * 0.9:
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise AssertionError(f"the daemon never held {SLOW} slow connections")
+        for _ in range(3):
+            for path in ("/metrics", "/healthz", "/readyz", "/", "/api/v1/slos", f"/slo/{SLO}"):
+                r = await get(port, path)
+                assert r.status == 200, (path, r.status, r.body[:200])
+        open_page(browser, live.base + "/", "tr.slo")
+        assert console_errors(browser) == []
+    finally:
+        stop.set()
+        await asyncio.gather(*clients)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
