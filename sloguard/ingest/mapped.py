@@ -12,9 +12,10 @@ rules (`sloguard.ingest.rules`), timestamps (`sloguard.ingest.timestamps`) and p
 2. each event (a line, or a server span of an OTLP line): a field none of whose paths is present is
    ``missing_field`` (a label with a ``default`` gets it instead, also when null or empty); a field of the
    wrong type is ``bad_type``: a label that is not a string, a status that is not an integer, a latency
-   that is not a number, a timestamp of another type than its format reads (``null`` included; labels
-   treat ``null`` as missing). With ``numbers: lenient``, strings holding a decimal number count as
-   numbers for status, latency and epoch timestamps;
+   that is not a number, a timestamp of another type than its format reads (``null`` included, except
+   for the customer, where null is missing as on the typed path). With ``numbers: lenient``, strings
+   holding a decimal number count as numbers for status, latency and epoch timestamps. A repeated key:
+   the last occurrence wins (earlier ones are not type-checked, unlike the typed path);
 3. the values: the same checks, in the same order, as the other paths (`value_failure_masks`,
    `label_failures`).
 
@@ -32,6 +33,8 @@ span's own fields (``startTimeUnixNano``, ``name``, ...) at the top. Other spans
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -65,6 +68,7 @@ from sloguard.ingest.timestamps import parse_timestamps
 __all__ = ["MappedDecoder", "MappedStats", "flat_options"]
 
 _ABSENT: Final = object()
+_FLOAT_MAX: Final = int(np.finfo(np.float64).max)
 _INT_TEXT: Final = re.compile(r"-?[0-9]+")
 _NUMBER_TEXT: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 #: Milliseconds per unit, as (multiply, divide): division by a power of ten is correctly rounded.
@@ -244,10 +248,12 @@ class MappedDecoder:
             obj = self._json.decode(line)
         except DECODE_ERRORS:
             try:
-                self._raw.decode(line)
+                self._raw.decode(line)  # syntax only
+                # Valid JSON with a number beyond a double (1e400): the stdlib reads it as inf, which the
+                # value rules then refuse (bad_latency, bad_timestamp) as the typed path does.
+                obj = json.loads(line, parse_int=_parse_int)
             except DECODE_ERRORS:
                 return MALFORMED_JSON
-            return BAD_TYPE  # valid JSON holding a number msgspec cannot represent
         return obj if type(obj) is dict else NOT_AN_OBJECT
 
     def _spans(self, obj: dict[str, Any]) -> list[dict[str, Any]] | str:
@@ -289,7 +295,7 @@ class MappedDecoder:
             latency = _number(_get(obj, spec.latency.paths), failed, self._lenient, integer=False)
         service = _label(obj, spec.service, failed)
         endpoint = self._endpoint(obj, failed)
-        customer = _label(obj, spec.customer, failed)
+        customer = _label(obj, spec.customer, failed, optional=True)
         if failed:
             raise _Reject(MISSING_FIELD if MISSING_FIELD in failed else BAD_TYPE)
         rows.ts.append(ts)
@@ -401,6 +407,14 @@ class MappedDecoder:
         return latency
 
 
+def _parse_int(text: str) -> int:
+    """A JSON integer; one longer than Python reads from text (4300 digits) is beyond every rule's range
+    anyway: a stand-in of its sign, as large."""
+    if len(text) <= 4300:
+        return int(text)
+    return -(10**4300) if text.startswith("-") else 10**4300
+
+
 def _objects(value: Any) -> list[dict[str, Any]]:
     """``value`` if it is a list of objects; else the line is `bad_type` (raised as `_Reject`)."""
     if type(value) is not list or any(type(v) is not dict for v in value):
@@ -443,8 +457,12 @@ def _get(obj: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> Any:
     return None if seen_null else _ABSENT
 
 
-def _label(obj: dict[str, Any], field: FieldSpec, failed: list[str]) -> str:
-    """A label: the constant, the value found (a string), or the default for missing, null or empty."""
+def _label(obj: dict[str, Any], field: FieldSpec, failed: list[str], *, optional: bool = False) -> str:
+    """A label: the constant, the value found (a string), or the default for missing, null or empty.
+
+    Without a default a missing label is `missing_field`, and so is a null one if it is ``optional``
+    (the customer, as on the typed path); a null service, endpoint, method or route is `bad_type`.
+    """
     if field.value is not None:
         return field.value
     value = _get(obj, field.paths)
@@ -452,7 +470,7 @@ def _label(obj: dict[str, Any], field: FieldSpec, failed: list[str]) -> str:
         return value
     if field.default is not None and (value is None or value is _ABSENT or value == ""):
         return field.default
-    if value is None or value is _ABSENT:
+    if value is _ABSENT or (value is None and optional):
         failed.append(MISSING_FIELD)
     elif type(value) is not str:
         failed.append(BAD_TYPE)
@@ -462,6 +480,9 @@ def _label(obj: dict[str, Any], field: FieldSpec, failed: list[str]) -> str:
 def _number(value: Any, failed: list[str], lenient: bool, *, integer: bool) -> Any:
     """A status (``integer``) or a latency: a JSON number (never a bool), or text of one if ``lenient``."""
     kind = type(value)
+    if kind is int and not integer:
+        # An integer beyond a double is +-inf, as the typed path reads it (then refused by the rules).
+        return float(value) if -_FLOAT_MAX <= value <= _FLOAT_MAX else (math.inf if value > 0 else -math.inf)
     if kind is int or (kind is float and not integer):
         return value
     if kind is str and lenient and (_INT_TEXT if integer else _NUMBER_TEXT).fullmatch(value):
