@@ -48,7 +48,17 @@ from sloguard._types import Bools, Intp
 from sloguard.core.inputspec import FieldSpec, InputSpec
 from sloguard.core.model import EventBatch, LabelColumn, Rejections, Vocabs
 from sloguard.ingest.explain import DECODE_ERRORS
-from sloguard.ingest.framing import JSON_WS, MAX_DEPTH, LineReasons, maybe_too_deep, nesting_depth, payloads
+from sloguard.ingest.framing import (
+    JSON_WS,
+    MAX_DEPTH,
+    LineReasons,
+    longest_line,
+    maybe_too_deep,
+    nesting_depth,
+    non_blank_lines,
+    one_per_line,
+    payloads,
+)
 from sloguard.ingest.reasons import (
     BAD_ENCODING,
     BAD_TYPE,
@@ -211,11 +221,9 @@ class MappedDecoder:
         rows = _Rows([], [], [], [], [], [])
         bad: LineReasons = []
         otlp = self.spec.format == "otlp-json"
-        for i, line in enumerate(buf.split(b"\n")):
-            if not line.strip(JSON_WS):
-                continue
-            self.stats.lines += 1
-            obj = self._object(line)
+        objects = self._objects(buf)
+        self.stats.lines += len(objects)
+        for i, obj in objects:
             if isinstance(obj, str):
                 bad.append((i, obj))
                 continue
@@ -232,6 +240,27 @@ class MappedDecoder:
                 else:
                     rows.lines.append(i)
         return rows, bad
+
+    def _objects(self, buf: bytes) -> list[tuple[int, Any]]:
+        """(line number, decoded object or the reason it is rejected) per non-blank line.
+
+        One msgspec call for the whole buffer when it is clean NDJSON (the common case), else line by
+        line, so that each bad line gets its own reason.
+        """
+        clean = (
+            not maybe_too_deep(buf)
+            and (len(buf) <= self._max_line or longest_line(buf) <= self._max_line)
+            and (buf.isascii() or _utf8(buf))
+        )
+        if clean:
+            try:
+                objs: list[Any] = self._json.decode_lines(buf)
+            except DECODE_ERRORS:
+                objs = []
+            # Every non-empty line "{...}" and as many objects as lines: one object a line.
+            if objs and one_per_line(buf, len(objs)):
+                return list(zip(non_blank_lines(buf), objs, strict=True))
+        return [(i, self._object(line)) for i, line in enumerate(buf.split(b"\n")) if line.strip(JSON_WS)]
 
     def _object(self, line: bytes) -> Any:
         """The decoded JSON object of a line, or the reason (a `str`) it is rejected."""
@@ -407,6 +436,14 @@ class MappedDecoder:
         return latency
 
 
+def _utf8(buf: bytes) -> bool:
+    try:
+        buf.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _parse_int(text: str) -> int:
     """A JSON integer; one longer than Python reads from text (4300 digits) is beyond every rule's range
     anyway: a stand-in of its sign, as large."""
@@ -442,6 +479,8 @@ def _attributes(attrs: Any) -> dict[str, Any]:
 
 def _get(obj: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> Any:
     """The value of the first path holding a non-null value; None if one held null; else `_ABSENT`."""
+    if len(paths) == 1 and len(paths[0]) == 1:  # the common case, a top-level key
+        return obj.get(paths[0][0], _ABSENT)
     seen_null = False
     for path in paths:
         value: Any = obj
