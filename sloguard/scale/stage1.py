@@ -34,6 +34,7 @@ from sloguard.core.spec import Config
 from sloguard.ingest.decode import FUTURE_TIMESTAMP, Decoder
 from sloguard.ingest.kafka import TP, BatchProducer, DeadLetterError, KafkaSource
 from sloguard.ingest.kafka_topics import PartitionReader, partition_counts
+from sloguard.ingest.presets import effective_input
 from sloguard.logs import RateLimiter, get_logger
 from sloguard.scale.codec import encode_pieces
 from sloguard.scale.cuts import Cutter, Intent, decode_intent, encode_intent, resume
@@ -52,10 +53,11 @@ _VOCAB_LIMIT = 200_000
 _CUTS_WINDOW = 1000
 
 
-def decode_fingerprint(config: Config) -> bytes:
-    """The SLO-file fingerprint stage 1 stamps and stage 2 requires (the decode options are the defaults
-    in both; a future decode setting must be added to ``extra`` here)."""
-    return config_fingerprint(config, extra="decode=default")
+def decode_fingerprint(config: Config, settings: Settings) -> bytes:
+    """The fingerprint stage 1 stamps and stage 2 requires: the SLO file and the input mapping in force
+    (the file's ``input:`` or the ``SLOGUARD_INPUT__PRESET`` preset), which decides what a range holds."""
+    mapping = effective_input(config.input, settings.input.preset)
+    return config_fingerprint(config, extra=f"input={mapping!r}")
 
 
 class _StoppedError(Exception):
@@ -95,8 +97,9 @@ class PartialStage:
         internal = replace(base, topics=(self.partials_topic, self.cuts_topic), dead_letter_topic=None)
         self.producer = BatchProducer(internal, acks="all", max_batch_bytes=record_cap + 64 * 1024)
         self.reader = PartitionReader(base)
-        self.decoder = Decoder()
-        self.fingerprint = decode_fingerprint(config)
+        # The same mapping as the single process (`sloguard.engine`): the file's input: or the preset.
+        self.decoder = Decoder(input=effective_input(config.input, settings.input.preset))
+        self.fingerprint = decode_fingerprint(config, settings)
         self.telemetry = Telemetry(stage="partial")
         self.partitions = 0
         self.cuts_partitions = 0

@@ -78,7 +78,7 @@ class MergeStage:
         )
         self._store_kafka = replace(base, dead_letter_topic=None)
         self.source = KafkaSource(self.kafka, self._on_revoke, by_partition=True, on_assign=self._on_assign)
-        self.fingerprint = decode_fingerprint(config)
+        self.fingerprint = decode_fingerprint(config, settings)
         self.telemetry = Telemetry(stage="merge")
         self.partitions = 0
         self.checkpoint_partitions = 0
