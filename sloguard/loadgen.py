@@ -15,6 +15,10 @@ background 5xx. A scenario adds an incident from ``incident_at_s`` for ``inciden
 * ``latency``: ``service`` gets ``latency_factor`` (5x) slower.
 * ``customer-errors``: every request of ``customer`` fails with a 500.
 
+With ``--format envoy|nginx-json|otlp-json`` the same events are written in an input preset's shape
+(Envoy's JSON access log, nginx ``escape=json``, one OTLP/JSON export per event with a server and a
+client span), for an SLO file with ``input: {preset: ...}``.
+
 Messages hold one event, or ``ndjson_batch`` events as NDJSON lines. With ``key="customer"`` events go
 to the partition of their customer (Kafka's murmur2, like a Java producer keyed by customer; the
 message key is the customer when a message holds one event); with ``key="none"`` messages go round-robin.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +43,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from sloguard._types import F64, I64, Intp
 from sloguard.ingest.kafka import (
     BatchProducer,
     KafkaConfig,
@@ -48,6 +54,7 @@ from sloguard.ingest.kafka import (
 
 __all__ = [
     "ENDPOINTS",
+    "FORMATS",
     "N_CUSTOMERS",
     "SCENARIOS",
     "EventGenerator",
@@ -60,6 +67,8 @@ __all__ = [
 ]
 
 SCENARIOS: Final = ("steady", "outage", "latency", "customer-errors")
+#: Line shapes: sloguard's own, and each input preset's (`sloguard.ingest.presets`).
+FORMATS: Final = ("sloguard", "envoy", "nginx-json", "otlp-json")
 
 # service, endpoint, traffic weight, median latency ms, log-normal sigma (the table of benchmarks/datagen.py)
 ENDPOINTS: Final[tuple[tuple[str, str, float, float, float], ...]] = (
@@ -161,8 +170,11 @@ class Scenario:
 class EventGenerator:
     """Generates chunks of events as NDJSON lines, vectorized with numpy (seeded: reproducible)."""
 
-    def __init__(self, scenario: Scenario = Scenario(), seed: int = 7) -> None:
+    def __init__(self, scenario: Scenario = Scenario(), seed: int = 7, line_format: str = "sloguard") -> None:
+        if line_format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {line_format!r}")
         self.scenario = scenario
+        self.line_format = line_format
         self._rng = np.random.default_rng(seed)
         weight = np.array([e[2] for e in ENDPOINTS])
         self._endpoint_cdf = np.cumsum(weight / weight.sum())
@@ -218,6 +230,8 @@ class EventGenerator:
         latency[timeout] = _TIMEOUT_MS + rng.exponential(200.0, int(timeout.sum()))
         latency = np.maximum(np.round(latency, 3), 0.1)
         ts_ms = first_ms + (np.arange(n, dtype=np.int64) * max(0, last_ms - first_ms)) // max(1, n - 1)
+        if self.line_format != "sloguard":
+            return _Shapes(self, rng).lines(ts_ms, ep, cust, status, latency), cust
         ts = np.datetime_as_string(ts_ms.astype("datetime64[ms]"), unit="ms", timezone="UTC").tolist()
         middle, ids = self._middle, self._customer_ids
         lines = [
@@ -227,6 +241,140 @@ class EventGenerator:
             )
         ]
         return lines, cust
+
+
+class _Shapes:
+    """Events as the input presets' lines: Envoy (Istio's JSON names), nginx ``escape=json``, OTLP/JSON.
+
+    Raw paths carry concrete ids (``/v1/orders/4711``) and a query string, so a route normaliser (the
+    SLO file's ``input.routes``) is needed to get the endpoints back. Envoy and nginx have no customer
+    field (the presets default it to ``unknown``); OTLP spans carry it as the ``customer`` attribute.
+    Envoy's duration is whole milliseconds, nginx's ``$request_time`` seconds with millisecond
+    resolution and ``$time_iso8601`` whole seconds: each shape rounds as its source does.
+    """
+
+    def __init__(self, gen: EventGenerator, rng: np.random.Generator) -> None:
+        self.gen, self.rng, self.fmt = gen, rng, gen.line_format
+
+    def lines(
+        self, ts_ms: I64, ep: Intp, cust: Intp, status: npt.NDArray[np.int32], latency: F64
+    ) -> list[str]:
+        n = len(ts_ms)
+        ids = self.rng.integers(1, 100_000, n).tolist()
+        render = {"envoy": self._envoy, "nginx-json": self._nginx, "otlp-json": self._otlp}[self.fmt]
+        return [
+            render(t, ENDPOINTS[e], customer_name(c), s, lat, i)
+            for t, e, c, s, lat, i in zip(
+                ts_ms.tolist(),
+                ep.tolist(),
+                cust.tolist(),
+                status.tolist(),
+                latency.tolist(),
+                ids,
+                strict=True,
+            )
+        ]
+
+    @staticmethod
+    def _path(endpoint: str, i: int) -> tuple[str, str, str]:
+        """Method, the route template, and a raw path with an id and a query string."""
+        method, route = endpoint.split(" ", 1)
+        raw = route.replace("{id}", str(i)).replace("{sku}", f"SKU{i:06d}")
+        return method, route, raw + ("?expand=items" if i % 3 == 0 else "")
+
+    def _envoy(
+        self, ts: int, e: tuple[str, str, float, float, float], customer: str, s: int, lat: float, i: int
+    ) -> str:
+        service = e[0]
+        method, _, raw = self._path(e[1], i)
+        return json.dumps(
+            {
+                "start_time": _iso(ts, "ms"),
+                "method": method,
+                "path": raw,
+                "protocol": "HTTP/1.1",
+                "response_code": s,
+                "response_flags": "UF" if s == 503 else "-",
+                "bytes_received": 0,
+                "bytes_sent": 200 + i % 4000,
+                "duration": round(lat),
+                "upstream_service_time": str(max(0, round(lat) - 1)),
+                "x_forwarded_for": f"203.0.113.{i % 250}",
+                "user_agent": _USER_AGENT,
+                "request_id": f"{i:08x}-1a2b-4c3d-9e8f-0a1b2c3d4e5f",
+                "authority": service,
+                "upstream_host": f"10.0.{i % 8}.{i % 250}:8080",
+                "upstream_cluster": f"outbound|8080||{service}.shop.svc.cluster.local",
+            }
+        )
+
+    def _nginx(
+        self, ts: int, e: tuple[str, str, float, float, float], customer: str, s: int, lat: float, i: int
+    ) -> str:
+        method, _, raw = self._path(e[1], i)
+        return json.dumps(
+            {
+                "time_iso8601": _iso(ts, "s"),
+                "remote_addr": f"198.51.100.{i % 250}",
+                "request_method": method,
+                "uri": raw.split("?")[0],
+                "request_uri": raw,
+                "status": str(s),
+                "body_bytes_sent": str(200 + i % 4000),
+                "request_time": f"{round(lat) / 1000:.3f}",
+                "http_user_agent": _USER_AGENT,
+                "host": e[0],
+            }
+        )
+
+    def _otlp(
+        self, ts: int, e: tuple[str, str, float, float, float], customer: str, s: int, lat: float, i: int
+    ) -> str:
+        method, route, raw = self._path(e[1], i)
+        start = ts * 1_000_000
+        end = start + round(lat * 1e6)
+        server = {
+            "traceId": f"{i:032x}",
+            "spanId": f"{i:016x}",
+            "name": f"{method} {route}",
+            "kind": 2,
+            "startTimeUnixNano": str(start),
+            "endTimeUnixNano": str(end),
+            "attributes": [
+                _attr("http.request.method", method),
+                _attr("http.route", route),
+                _attr("url.path", raw.split("?")[0]),
+                {"key": "http.response.status_code", "value": {"intValue": str(s)}},
+                _attr("customer", customer),
+            ],
+            "status": {"code": 2} if s >= 500 else {},
+        }
+        # A client span to a database, inside the request: skipped by the otlp-json preset.
+        client = {**server, "spanId": f"{i + 1:016x}", "name": "SELECT", "kind": 3, "attributes": []}
+        resource = {"attributes": [_attr("service.name", e[0]), _attr("telemetry.sdk.language", "python")]}
+        scope = {"name": "sloguard.loadgen", "version": "1"}
+        return json.dumps(
+            {
+                "resourceSpans": [
+                    {"resource": resource, "scopeSpans": [{"scope": scope, "spans": [server, client]}]}
+                ]
+            }
+        )
+
+
+_USER_AGENT: Final = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+)
+
+
+def _attr(key: str, value: str) -> dict[str, object]:
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def _iso(ms: int, unit: str) -> str:
+    """Epoch ms as RFC 3339 UTC: ``...T12:00:00.123Z`` (ms), or nginx's ``...T12:00:00+00:00`` (s)."""
+    text = str(np.datetime64(ms, "ms"))
+    return text + "Z" if unit == "ms" else text[:19] + "+00:00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +521,7 @@ async def run_loadgen(
     incident_for_s: float = 300.0,
     latency_factor: float = 5.0,
     key: str = "customer",
+    line_format: str = "sloguard",
     kafka: KafkaConfig | None = None,
     progress: Callable[[LoadgenStats], None] | None = None,
     progress_every_s: float = 5.0,
@@ -387,7 +536,7 @@ async def run_loadgen(
     """
     _check_args(ndjson_batch, key, events)
     sc = Scenario(scenario, service, endpoint, customer, incident_at_s, incident_for_s, latency_factor)
-    generator = EventGenerator(sc, seed)
+    generator = EventGenerator(sc, seed, line_format)
     async with BatchProducer(_producer_config(bootstrap, topic, kafka)) as producer:
         out = _Shipper(producer, topic)
         batcher = _Batcher(producer.partitions(topic), ndjson_batch, keyed=key == "customer")
@@ -495,6 +644,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="partition by customer (murmur2 of the key) or round-robin",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--format",
+        dest="line_format",
+        choices=FORMATS,
+        default="sloguard",
+        help="line shape: sloguard's own, or an input preset's (read it with input: {preset: ...})",
+    )
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -520,6 +676,7 @@ async def main(args: argparse.Namespace) -> int:
             incident_for_s=args.incident_for,
             latency_factor=args.latency_factor,
             key=args.key,
+            line_format=args.line_format,
             progress=report,
         )
     except (TopicsMissingError, KafkaStartError, ValueError) as exc:

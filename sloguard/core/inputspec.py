@@ -67,10 +67,10 @@ class FieldSpec:
 
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
-    """The route normaliser: ``templates`` (``/v1/orders/{id}``) matched segment by segment, first match
-    wins; with ``auto_ids``, numeric, UUID and hexadecimal segments of other paths become ``{id}``. A
-    ``route`` always loses its query string and fragment; an ``endpoint`` read as one label is normalised
-    only when templates or ``auto_ids`` are given."""
+    """The route normaliser: ``templates`` (``/v1/orders/{id}``) matched segment by segment, the most
+    specific match wins; with ``auto_ids``, numeric, UUID and hexadecimal segments of other paths become
+    ``{id}``. A ``route`` always loses its query string and fragment; an ``endpoint`` read as one label
+    is normalised only when templates or ``auto_ids`` are given."""
 
     templates: tuple[str, ...] = ()
     auto_ids: bool = False

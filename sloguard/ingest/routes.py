@@ -3,8 +3,10 @@
 ``/v1/orders/4711?expand=items`` becomes ``/v1/orders/{id}``:
 
 1. the query string (from ``?``) and the fragment (from ``#``) are dropped;
-2. the configured templates are tried in order, segment by segment: a ``{name}`` segment matches any one
-   non-empty segment, any other segment only itself; the first template that matches is the route;
+2. the configured templates are matched segment by segment: a ``{name}`` segment matches any one
+   non-empty segment, any other segment only itself; of those that match, the most specific is the
+   route (literal segments beat placeholders, left to right, as web frameworks route:
+   ``/v1/stock/reserve`` before ``/v1/stock/{sku}``; ties go to the first listed);
 3. otherwise, with ``auto_ids``, each segment that is a decimal number, a UUID (8-4-4-4-12 hex digits)
    or a hexadecimal string of at least 8 characters holding a digit (object ids, hashes) becomes
    ``{id}``; other segments are kept.
@@ -46,10 +48,10 @@ class RouteNormaliser:
     __slots__ = ("_auto", "_cache", "_templates")
 
     def __init__(self, spec: RouteSpec) -> None:
-        # Per template: its segments, None where any one segment matches.
-        self._templates: list[tuple[str, list[str | None]]] = [
-            (t, [None if _is_placeholder(s) else s for s in t.split("/")]) for t in spec.templates
-        ]
+        # Per template: its segments, None where any one segment matches; the most specific first (a
+        # literal segment before a placeholder, left to right; ties keep the file's order).
+        parsed = [(t, [None if _is_placeholder(s) else s for s in t.split("/")]) for t in spec.templates]
+        self._templates = sorted(parsed, key=lambda tp: [p is None for p in tp[1]])
         self._auto = spec.auto_ids
         self._cache: dict[str, str] = {}
 

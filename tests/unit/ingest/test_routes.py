@@ -16,7 +16,7 @@ TEMPLATES = ("/v1/orders/{id}", "/v1/orders/{id}/items/{item}", "/v1/orders/expo
         ("/v1/orders/4711", "/v1/orders/{id}"),
         ("/v1/orders/4711?expand=items#top", "/v1/orders/{id}"),
         ("/v1/orders/a-b-c/items/sku-9", "/v1/orders/{id}/items/{item}"),
-        ("/v1/orders/export", "/v1/orders/{id}"),  # the first template that matches wins
+        ("/v1/orders/export", "/v1/orders/export"),  # the most specific template wins
         ("/v1/orders", "/v1/orders"),
         ("/v1/orders/", "/v1/orders/"),  # an empty segment matches no placeholder
         ("/v2/users/123", "/v2/users/123"),  # no template, auto ids off: kept (query dropped)
