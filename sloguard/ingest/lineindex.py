@@ -32,8 +32,6 @@ _LF: Final = 0x0A
 _BYTE_SUM: Final = np.uint64(0x0101_0101_0101_0101)
 _TOP_BYTE: Final = np.uint64(56)
 _HIGH_BITS: Final = np.uint64(0x8080_8080_8080_8080)
-_BLOCK_BITS: Final = 7
-_BLOCK: Final = 1 << _BLOCK_BITS  # bytes per block of the bracket count: 16 words, at most 128 brackets
 
 
 class LineIndex:
@@ -82,7 +80,7 @@ class LineIndexer:
         size = len(buf)
         self._reserve(size)
         a = np.frombuffer(buf, np.uint8)
-        flags = self._flags[: -(-size // _BLOCK) * _BLOCK]
+        flags = self._flags[: -(-size // 8) * 8]
         np.equal(a, _LF, out=flags[:size])
         flags[size:] = False
         nl = flag_positions(flags.view(np.uint64), self._scratch)
@@ -107,8 +105,8 @@ class LineIndexer:
         )
 
     def _reserve(self, size: int) -> None:
-        if len(self._flags) < size:
-            padded = -(-(size + size // 4) // _BLOCK) * _BLOCK
+        if len(self._flags) < -(-size // 8) * 8 + 8:
+            padded = -(-(size + size // 4) // 8) * 8 + 8
             self._flags = np.zeros(padded, np.bool_)
             self._bytes = np.zeros(padded, np.uint8)
             self._words = np.zeros(padded // 8, np.uint64)
@@ -118,28 +116,24 @@ class LineIndexer:
         """Per piece: whether a line holds more than MAX_DEPTH brackets (``{`` or ``[``), as a line
         nesting deeper than that must.
 
-        Each line is first charged every bracket of the 128-byte blocks it touches (numpy, on a count
-        per block); only the lines charged more than MAX_DEPTH are counted exactly, in Python."""
+        Each line is first charged every bracket of the 8-byte words it touches (numpy: a count per word,
+        summed per line), which is at most 14 more than it holds; only the lines charged more than
+        MAX_DEPTH are counted exactly, in Python."""
         size = len(buf)
-        padded = -(-size // _BLOCK) * _BLOCK
+        padded = -(-size // 8) * 8 + 8  # and a word of zeros: the last line's "newline word"
         folded = self._bytes[:padded]
         np.bitwise_or(np.frombuffer(buf, np.uint8), 0x20, out=folded[:size])  # "[" (0x5B) -> "{" (0x7B)
         is_open = self._flags[:padded]
         np.equal(folded[:size], _OPEN_BRACE, out=is_open[:size])
         is_open[size:] = False
-        # Add the block's 16 words bytewise (each byte of the sum is at most 16), then sum the 8 bytes.
-        per_word = is_open.view(np.uint64).reshape(-1, _BLOCK // 8)
-        per_block = self._words[: len(per_word)]
-        np.copyto(per_block, per_word[:, 0])
-        for k in range(1, _BLOCK // 8):
-            per_block += per_word[:, k]
-        per_block *= _BYTE_SUM
-        per_block >>= _TOP_BYTE
-        cum = np.zeros(len(per_block) + 1, np.intp)
-        np.cumsum(per_block.view(np.intp), out=cum[1:])
-        # To the block of the line's newline (or of its last byte).
-        charged = cum.take(np.minimum((ends >> _BLOCK_BITS) + 1, len(per_block)))
-        charged -= cum.take(starts >> _BLOCK_BITS)
+        per_word = self._words[: padded // 8]
+        np.multiply(is_open.view(np.uint64), _BYTE_SUM, out=per_word)  # bytes 0 or 1: their sum, top byte
+        per_word >>= _TOP_BYTE
+        # A line's words run from its first to the word before the next line's first; add the word of
+        # its newline (shared with the next line, or counted twice: a bound still). Lines starting in
+        # one word get that word's count (reduceat's rule for an empty range): a bound too.
+        charged = np.add.reduceat(per_word.view(np.intp), starts >> 3)
+        charged += per_word.view(np.intp).take(ends >> 3)
         suspects = np.flatnonzero(charged > MAX_DEPTH)
         deep = np.zeros(len(first), np.bool_)
         for line in suspects.tolist():

@@ -11,6 +11,7 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -150,3 +151,115 @@ def test_word_parser_matches_matrix_parser(case: tuple[tuple[int, bool], list[by
     ms_words, ok_words = timestamps.parse_words(words, layout)
     assert np.array_equal(ok_matrix, ok_words)
     assert np.array_equal(ms_matrix[ok_matrix], ms_words[ok_words])
+
+
+# -- the joined column (strings of one length read as a matrix straight from "\0".join) ------------------
+
+EDGE_DATES = [
+    "2000-01-01 00:00:00",  # the window's first millisecond (at Z)
+    "1999-12-31 23:59:59",  # before the window
+    "2099-12-31 23:59:59",  # its last second
+    "2100-01-01 00:00:00",  # after it
+    "2024-02-29 12:00:00",  # a leap day
+    "2000-02-29 12:00:00",  # a leap day (400-year rule)
+    "2100-02-29 12:00:00",  # not a leap year (100-year rule)
+    "2023-02-29 12:00:00",  # no such day
+    "2026-04-31 12:00:00",  # no such day
+    "2026-13-01 12:00:00",  # no such month
+    "2026-00-10 12:00:00",
+    "2026-03-00 12:00:00",
+    "2026-03-01 24:00:00",  # no such hour
+    "2026-03-01 23:60:00",
+    "2026-03-01 23:59:60",  # a leap second: rejected
+    "2026-03-01 23:59:59",
+]
+ZONES = ["Z", "z", "+00:00", "-00:00", "+01:00", "-01:00", "+23:59", "-23:59", "+24:00", "+05:60", "*01:00"]
+
+
+def spellings(date: str, digits: int, zone: str) -> list[str]:
+    frac = "." + "987654321"[:digits] if digits else ""
+    return [date[:10] + sep + date[11:] + frac + zone for sep in "Tt "]
+
+
+def same_as_row_parser(texts: list[str]) -> None:
+    ms, ok = parse_timestamps(texts)
+    row = [timestamp_ms(t) for t in texts]
+    assert [m if o else None for m, o in zip(ms.tolist(), ok.tolist(), strict=True)] == row
+
+
+@pytest.mark.parametrize("digits", range(10))
+@pytest.mark.parametrize("zone", ZONES)
+def test_one_length_columns_of_every_layout(digits: int, zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Columns of one layout (one length, one zone kind), with the edge dates: the joined path reads them
+    (the row-wise fallback is not called) and agrees with the row parser on every row."""
+    texts = [t for date in EDGE_DATES for t in spellings(date, digits, zone)]
+    fallback = timestamps._parse_rfc3339
+    calls: list[int] = []
+
+    def spy(values: list[str]) -> tuple[object, object]:
+        calls.append(len(values))
+        return fallback(values)
+
+    monkeypatch.setattr(timestamps, "_parse_rfc3339", spy)
+    same_as_row_parser(texts)
+    same_as_row_parser(texts[:1])
+    zulu = zone in ("Z", "z")
+    if timestamps.LAYOUTS[len(texts[0]), zulu] is not None and (zulu or zone[0] != "*"):
+        assert calls == []  # read as one matrix
+
+
+def test_window_edges_with_offsets() -> None:
+    texts = [
+        "2000-01-01T00:30:00+01:00",  # 1999-12-31T23:30Z: before the window
+        "2000-01-01T00:30:00-01:00",
+        "2099-12-31T23:30:00-01:00",  # 2100-01-01T00:30Z: after it
+        "2099-12-31T23:30:00+01:00",
+    ]
+    assert parse_timestamps(texts)[1].tolist() == [False, True, False, True]
+    same_as_row_parser(texts)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        # lengths that compensate: the total is that of one length, the rows are not
+        ["2026-03-01T00:00:00.12Z", "2026-03-01T00:00:00.1234Z", "2026-03-01T00:00:00.123Z"],
+        ["2026-03-01T00:00:00Z", "2026-03-01T00:00:00.12Z", "2026-03-01T00:00:0Z"],
+        # a NUL inside, in place of a char or of a separator's neighbour
+        ["2026-03-01T00:00:00.123Z", "2026-03-01T00:00\x0000.123Z", "2026-03-01T00:00:00.123Z"],
+        ["2026-03-01T00:00:00.123Z", "2026-03-01T00:00:00.12\x00", "2026-03-01T00:00:00.123Z"],
+        ["2026-03-01T00:00:00.123\x00", "2026-03-01T00:00:00.123Z"],
+        # non-ASCII of the same length, empty strings, too long ones
+        ["2026-03-01T00:00:00.123Z", "2026-03-01T00:00:00.12éZ"],
+        ["", ""],
+        ["", "2026-03-01T00:00:00Z"],
+        ["2026-03-01T00:00:00.123456789+01:00" + "0", "2026-03-01T00:00:00.123456789+01:000"],
+        # Z and offsets mixed, of one length
+        ["2026-03-01T00:00:00.12345+01:00", "2026-03-01T00:00:00.1234567890Z"],
+        ["2026-03-01T00:00:00.12345+01:00", "2026-03-01T00:00:00.123456789Zz"],
+    ],
+)
+def test_joined_column_confounders(texts: list[str]) -> None:
+    same_as_row_parser(texts)
+    same_as_row_parser(texts * 20)
+    same_as_row_parser(list(reversed(texts)))
+
+
+@st.composite
+def one_length_column(draw: st.DrawFn) -> list[str]:
+    """Strings of one length (near misses by replacing chars), sometimes two whose lengths compensate."""
+    texts = draw(st.lists(rfc3339().map(lambda case: case[0]), min_size=1, max_size=30))
+    width = len(texts[0])
+    column = [t for t in texts if len(t) == width]
+    for _ in range(draw(st.integers(0, 4))):
+        i, j = draw(st.integers(0, len(column) - 1)), draw(st.integers(0, width - 1))
+        column[i] = column[i][:j] + draw(st.sampled_from("0123456789:-+.TtZz \x00é")) + column[i][j + 1 :]
+    if len(column) >= 2 and draw(st.booleans()):
+        column[0], column[1] = column[0][:-1], column[1] + draw(st.sampled_from("0Z\x00"))
+    return column
+
+
+@settings(max_examples=400, deadline=None)
+@given(one_length_column())
+def test_joined_column_matches_row_parser(column: list[str]) -> None:
+    same_as_row_parser(column)
