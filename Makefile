@@ -67,8 +67,9 @@ bench-daemon: setup ## Kafka -> metrics throughput, freshness, exposition, memor
 bench-checkpoint: setup ## checkpoint size, write and restore time
 	$(PY) -m benchmarks.checkpoint
 
-bench-cardinality: setup ## 1M distinct customer ids: RSS, series, overflow
-	$(PY) -m benchmarks.cardinality
+bench-cardinality: setup ## sloguard run at 1k..100k customer series (SIZES=1k,10k to pick), then 1M distinct ids
+	$(PY) -m benchmarks.cardinality sweep $(if $(SIZES),--sizes $(SIZES))
+	$(PY) -m benchmarks.cardinality attack
 
 bench-ui: setup ## web UI API at 100k series: ms per request (first after a tick, warm), /metrics under API load
 	$(PY) -m benchmarks.ui

@@ -106,6 +106,7 @@ class Daemon:
         self._limiter = RateLimiter()
         self.ticks = 0
         self._evicted_at = -1
+        self._tick_started: float | None = None
         #: The snapshot published by the last tick (what /metrics shows).
         self.latest: Snapshot | None = None
 
@@ -221,6 +222,10 @@ class Daemon:
     async def tick(self) -> None:
         """One evaluation: advance to now, snapshot, render off the loop, publish."""
         started = time.perf_counter()
+        t = self.telemetry
+        if self._tick_started is not None:
+            t.tick_interval_seconds = max(t.tick_interval_seconds, started - self._tick_started)
+        self._tick_started = started
         now = self.clock.now_ms()
         aggregator = self.engine.aggregator
         aggregator.advance(now)
@@ -230,13 +235,16 @@ class Daemon:
             if evicted:
                 log.info("idle_series_evicted", per_slo=evicted)
         snapshot = aggregator.snapshot(now)
-        t = self.telemetry
         t.consumer_lag = self.source.lag()
         t.commit_failures = self.source.commit_failures
         t.http_connections = dict(self.http.connection_counts)
         t.http_open_connections = self.http.open_connections()
         t.tick_duration_seconds = time.perf_counter() - started
+        # Everything above ran on the event loop: consumption and every request waited for it.
+        t.tick_loop_blocked_seconds = max(t.tick_loop_blocked_seconds, time.perf_counter() - started)
         telemetry = t.snapshot()
+        # The maxima cover the ticks since the previous exposition: start over once one has them.
+        t.tick_loop_blocked_seconds = t.tick_interval_seconds = 0.0
         render_start = time.perf_counter()
         body = await asyncio.to_thread(self.engine.exposition.render_chunks, snapshot, telemetry)
         t.render_duration_seconds = time.perf_counter() - render_start

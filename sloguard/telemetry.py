@@ -57,6 +57,10 @@ class TelemetryValues:
     checkpoint_restore_seconds: float = 0.0
     partitions_owned: int = 0
     series_owned: int = 0
+    #: The longest the event loop was held by one tick (its on-loop part), and the longest interval
+    #: between two ticks' starts, over the ticks since the previous /metrics exposition was built.
+    tick_loop_blocked_seconds: float = 0.0
+    tick_interval_seconds: float = 0.0
 
 
 @dataclass(slots=True)

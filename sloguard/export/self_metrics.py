@@ -199,6 +199,14 @@ SELF_METRICS: tuple[SelfMetric, ...] = (
     SelfMetric("sloguard_series_owned", "gauge",
                "Stage 2: SLO series and latency groups this process owns and exports.",
                Staged("series_owned", stage="merge")),
+    SelfMetric("sloguard_tick_loop_blocked_seconds", "gauge",
+               "Longest time one tick held the event loop (consumption waits meanwhile), over the ticks "
+               "since the previous exposition.",
+               Field("tick_loop_blocked_seconds")),
+    SelfMetric("sloguard_tick_interval_seconds", "gauge",
+               "Longest interval between the starts of two ticks (1 s when on time), over the ticks since "
+               "the previous exposition.",
+               Field("tick_interval_seconds")),
 )  # fmt: skip
 
 

@@ -1,0 +1,87 @@
+"""The daemon's tick, driven in-process (no broker: the Kafka source is never started)."""
+
+from __future__ import annotations
+
+import gzip
+
+from sloguard.app import Daemon
+from sloguard.clock import ManualClock
+from sloguard.core.model import Event, EventBatch
+from sloguard.export.text import render
+from sloguard.settings import load_settings
+from sloguard.specfile import parse_config
+from tests.unit.export.httpclient import exchange
+
+SLOS = """\
+apiVersion: sloguard/v1
+slos:
+  - name: per-customer
+    service: checkout
+    objective: 99.9
+    sli: {type: availability}
+    window: 30d
+    group_by: [customer]
+"""
+
+T0 = 1_767_225_600_000 + 86_400_000 + 250
+
+
+def daemon() -> Daemon:
+    d = Daemon(load_settings({"listen": "127.0.0.1:0"}), parse_config(SLOS, "slos.yaml"), ManualClock(T0))
+    events = [
+        Event(T0 - 600_000 + i, "checkout", "GET /a", f"c{i % 7}", 500 if i % 10 == 0 else 200, 1.0)
+        for i in range(200)
+    ]
+    d.engine.aggregator.ingest(EventBatch.from_events(events))
+    return d
+
+
+async def scrape(d: Daemon, gzip_ok: bool = False) -> bytes:
+    """GET /metrics from the daemon's server (started here if it is not)."""
+    if d.http.port == 0:
+        await d.http.start()
+    extra = b"Accept-Encoding: gzip\r\n" if gzip_ok else b""
+    r = await exchange(d.http.port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n" + extra + b"\r\n")
+    assert r.status == 200, r.body
+    return gzip.decompress(r.body) if gzip_ok else r.body
+
+
+def gauge(body: bytes, name: str) -> float:
+    for line in body.decode().splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in the exposition")
+
+
+async def test_tick_exports_how_long_it_held_the_loop_and_the_interval_since_the_previous() -> None:
+    d = daemon()
+    try:
+        await check_maxima(d)
+    finally:
+        await d.http.stop()
+
+
+async def check_maxima(d: Daemon) -> None:
+    await d.tick()
+    first = await scrape(d)
+    assert gauge(first, "sloguard_tick_loop_blocked_seconds") > 0
+    assert gauge(first, "sloguard_tick_interval_seconds") == 0  # no previous tick
+    assert isinstance(d.clock, ManualClock)
+    d.clock.advance(1000)
+    await d.tick()
+    second = await scrape(d)
+    assert gauge(second, "sloguard_tick_interval_seconds") > 0
+    # Maxima since the previous exposition: handed over, then started over.
+    assert d.telemetry.tick_loop_blocked_seconds == 0 and d.telemetry.tick_interval_seconds == 0
+
+
+async def test_published_body_is_the_reference_rendering_of_the_latest_snapshot() -> None:
+    d = daemon()
+    try:
+        await d.tick()
+        assert d.latest is not None
+        plain = await scrape(d)
+        assert plain == render(d.exposition.collector.families)
+        assert await scrape(d, gzip_ok=True) == plain
+    finally:
+        await d.http.stop()
