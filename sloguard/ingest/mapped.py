@@ -39,6 +39,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
@@ -77,7 +78,8 @@ from sloguard.ingest.timestamps import parse_timestamps
 
 __all__ = ["MappedDecoder", "MappedStats", "flat_options"]
 
-_ABSENT: Final = object()
+#: A missing key: msgspec's UNSET, so that the Structs' defaults and dict misses are the same thing.
+_ABSENT: Final = msgspec.UNSET
 _FLOAT_MAX: Final = int(np.finfo(np.float64).max)
 _INT_TEXT: Final = re.compile(r"-?[0-9]+")
 _NUMBER_TEXT: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -185,6 +187,16 @@ class MappedDecoder:
         mul, div = _TO_MS[spec.latency_unit if spec.latency is not None else (self._epoch_unit or "ms")]
         self._mul, self._div = mul, div
         self._endpoint = self._endpoint_reader()
+        # Lines of sloguard's json format are first decoded into a Struct of only the top-level keys the
+        # mapping reads (msgspec skips the others: ~3x faster than dicts); any surprise takes the dicts.
+        keys = sorted({path[0] for f in _fields(spec) for path in f.paths})
+        self._attrs = {key: f"f{i}" for i, key in enumerate(keys)}
+        self._struct: msgspec.json.Decoder[Any] | None = None
+        if spec.format == "json":
+            fields = [(attr, Any, msgspec.UNSET) for attr in self._attrs.values()]
+            rename = {attr: key for key, attr in self._attrs.items()}
+            struct = msgspec.defstruct("MappedEvent", fields, rename=rename, gc=False)
+            self._struct = msgspec.json.Decoder(struct)
 
     # -- records ---------------------------------------------------------------------------------------
 
@@ -221,8 +233,19 @@ class MappedDecoder:
         rows = _Rows([], [], [], [], [], [])
         bad: LineReasons = []
         otlp = self.spec.format == "otlp-json"
-        objects = self._objects(buf)
+        clean = self._clean(buf)
+        if clean and self._struct is not None:
+            structs = _decode_lines(self._struct, buf)
+            if structs:
+                fast = self._columns(structs, non_blank_lines(buf), self._struct_column)
+                if fast is not None:
+                    self.stats.lines += len(structs)
+                    self.stats.events += len(structs)
+                    return fast, bad
+        objects = self._objects(buf, clean)
         self.stats.lines += len(objects)
+        all_views: list[dict[str, Any]] = []
+        view_lines: list[int] = []
         for i, obj in objects:
             if isinstance(obj, str):
                 bad.append((i, obj))
@@ -231,35 +254,97 @@ class MappedDecoder:
             if isinstance(views, str):
                 bad.append((i, views))
                 continue
-            self.stats.events += len(views)
-            for view in views:
-                try:
-                    self._row(view, rows)
-                except _Reject as r:
-                    bad.append((i, r.reason))
-                else:
-                    rows.lines.append(i)
+            all_views += views
+            view_lines += [i] * len(views)
+        self.stats.events += len(all_views)
+        fast = self._columns(all_views, view_lines, _column)
+        if fast is not None:
+            return fast, bad
+        # Some field needs a closer look (a missing field, a default, a wrong type): row by row.
+        for i, view in zip(view_lines, all_views, strict=True):
+            try:
+                self._row(view, rows)
+            except _Reject as r:
+                bad.append((i, r.reason))
+            else:
+                rows.lines.append(i)
         return rows, bad
 
-    def _objects(self, buf: bytes) -> list[tuple[int, Any]]:
+    def _columns(self, views: list[Any], lines: list[int], col: _Column) -> _Rows | None:
+        """`_row` for every view at once, column by column (``col`` reads one field of every view), when
+        every value has the plain type (a label may take its default); None otherwise."""
+        spec = self.spec
+        ts = _fast_times(col(views, spec.ts.paths), spec.ts_format, self._lenient)
+        end = _fast_times(col(views, spec.end.paths), spec.ts_format, self._lenient) if spec.end else None
+        status = _fast_numbers(col(views, spec.status.paths), self._lenient, integer=True)
+        latency = None
+        if spec.latency is not None:
+            latency = _fast_numbers(col(views, spec.latency.paths), self._lenient, integer=False)
+        service = _fast_labels(views, spec.service, col)
+        customer = _fast_labels(views, spec.customer, col)
+        endpoint = self._fast_endpoints(views, col)
+        if ts is None or status is None or service is None or customer is None or endpoint is None:
+            return None
+        if (spec.end is not None and end is None) or (spec.latency is not None and latency is None):
+            return None
+        mul, div = self._mul, self._div
+        return _Rows(
+            lines=lines,
+            ts=ts,
+            end=end if end is not None else [None] * len(views),
+            status=status,
+            latency=[v * mul / div for v in latency] if latency is not None else [0.0] * len(views),
+            labels=list(zip(service, endpoint, customer, strict=True)),
+        )
+
+    def _fast_endpoints(self, views: list[Any], col: _Column) -> list[str] | None:
+        spec, routes = self.spec, self._routes
+        if spec.endpoint is not None:
+            endpoints = _fast_labels(views, spec.endpoint, col)
+            if endpoints is None or not spec.routes.active:
+                return endpoints
+            return [routes.normalise_endpoint(e) for e in endpoints]
+        assert spec.route is not None  # InputSpec refuses a mapping with neither
+        paths = _fast_labels(views, spec.route, col)
+        if paths is None:
+            return None
+        normalise = routes.normalise
+        if spec.method is None:
+            return [normalise(p) if p else "" for p in paths]
+        methods = _fast_labels(views, spec.method, col)
+        if methods is None:
+            return None
+        return [f"{m} {normalise(p)}" if m and p else "" for m, p in zip(methods, paths, strict=True)]
+
+    def _struct_column(self, structs: list[Any], paths: tuple[tuple[str, ...], ...]) -> list[Any]:
+        """`_column` on the Structs: the top-level key by attribute, the rest of the path in dicts."""
+        columns = []
+        for first, *rest in paths:
+            values = list(map(attrgetter(self._attrs[first]), structs))
+            columns.append(
+                [_get(v, (tuple(rest),)) if type(v) is dict else _ABSENT for v in values] if rest else values
+            )
+        if len(columns) == 1:
+            return columns[0]
+        return [_first_present(row) for row in zip(*columns, strict=True)]
+
+    def _clean(self, buf: bytes) -> bool:
+        """Whether no line of ``buf`` can fail before its JSON is read (depth, size, encoding)."""
+        return (
+            not maybe_too_deep(buf)
+            and (len(buf) <= self._max_line or longest_line(buf) <= self._max_line)
+            and (buf.isascii() or _utf8(buf))
+        )
+
+    def _objects(self, buf: bytes, clean: bool) -> list[tuple[int, Any]]:
         """(line number, decoded object or the reason it is rejected) per non-blank line.
 
         One msgspec call for the whole buffer when it is clean NDJSON (the common case), else line by
         line, so that each bad line gets its own reason.
         """
-        clean = (
-            not maybe_too_deep(buf)
-            and (len(buf) <= self._max_line or longest_line(buf) <= self._max_line)
-            and (buf.isascii() or _utf8(buf))
-        )
-        if clean:
-            try:
-                objs: list[Any] = self._json.decode_lines(buf)
-            except DECODE_ERRORS:
-                objs = []
-            # Every non-empty line "{...}" and as many objects as lines: one object a line.
-            if objs and one_per_line(buf, len(objs)):
-                return list(zip(non_blank_lines(buf), objs, strict=True))
+        objs = _decode_lines(self._json, buf) if clean else None
+        if objs:
+            return list(zip(non_blank_lines(buf), objs, strict=True))
         return [(i, self._object(line)) for i, line in enumerate(buf.split(b"\n")) if line.strip(JSON_WS)]
 
     def _object(self, line: bytes) -> Any:
@@ -475,6 +560,88 @@ def _attributes(attrs: Any) -> dict[str, Any]:
     return {
         a["key"]: _any_value(a.get("value")) for a in attrs if type(a) is dict and type(a.get("key")) is str
     }
+
+
+_Column = Callable[[list[Any], tuple[tuple[str, ...], ...]], list[Any]]
+
+
+def _fields(spec: InputSpec) -> list[FieldSpec]:
+    every = (spec.ts, spec.end, spec.service, spec.endpoint, spec.method, spec.route, spec.customer)
+    return [f for f in (*every, spec.status, spec.latency) if f is not None]
+
+
+def _decode_lines(decoder: msgspec.json.Decoder[Any], buf: bytes) -> list[Any] | None:
+    """The objects of ``buf`` if it holds exactly one a line (``{...}``), else None."""
+    try:
+        objs: list[Any] = decoder.decode_lines(buf)
+    except DECODE_ERRORS:
+        return None
+    # Every non-empty line "{...}" and as many objects as lines: one object a line.
+    return objs if objs and one_per_line(buf, len(objs)) else None
+
+
+def _column(views: list[dict[str, Any]], paths: tuple[tuple[str, ...], ...]) -> list[Any]:
+    """`_get` for every view (a top-level key in one comprehension: no call per row)."""
+    if len(paths) == 1 and len(paths[0]) == 1:
+        key = paths[0][0]
+        return [v.get(key, _ABSENT) for v in views]
+    return [_get(v, paths) for v in views]
+
+
+def _digits(values: list[Any]) -> bool:
+    """Whether every value is a string of ASCII digits (what lenient numbers read without a regex)."""
+    return all(type(v) is str and v.isascii() and v.isdigit() for v in values)
+
+
+def _fast_times(values: list[Any], fmt: str, lenient: bool) -> list[Any] | None:
+    """A timestamp column if every value has its format's plain type, else None (`_row` decides)."""
+    kinds = set(map(type, values))
+    if fmt == "auto":
+        return values if kinds <= {str, int, float} else None
+    if fmt == "rfc3339":
+        return values if kinds <= {str} else None
+    if kinds <= ({int, float} if fmt == "epoch_s" else {int}):
+        return values
+    return [int(v) for v in values] if lenient and _digits(values) else None
+
+
+def _fast_numbers(values: list[Any], lenient: bool, *, integer: bool) -> list[Any] | None:
+    """A status (``integer``) or latency column if every value is a plain number, else None."""
+    kinds = set(map(type, values))
+    if integer:
+        if kinds <= {int}:
+            return values
+        return [int(v) for v in values] if lenient and _digits(values) else None
+    if kinds <= {float}:
+        return values
+    if kinds <= {int, float}:
+        return values if all(-_FLOAT_MAX <= v <= _FLOAT_MAX for v in values) else None
+    if lenient and kinds <= {str} and all(_NUMBER_TEXT.fullmatch(v) for v in values):
+        return [float(v) for v in values]
+    return None
+
+
+def _fast_labels(views: list[Any], field: FieldSpec, col: _Column) -> list[str] | None:
+    """A label column if every value is a string (or, with a default, missing, null or empty), else None."""
+    if field.value is not None:
+        return [field.value] * len(views)
+    values = col(views, field.paths)
+    kinds = set(map(type, values))
+    if kinds <= {str}:
+        dflt = field.default
+        return values if dflt is None or all(values) else [v or dflt for v in values]
+    if field.default is not None and all(type(v) is str or v is None or v is _ABSENT for v in values):
+        dflt = field.default
+        return [v if type(v) is str and v else dflt for v in values]
+    return None
+
+
+def _first_present(values: tuple[Any, ...]) -> Any:
+    """Of a field's alternatives, the first non-null value; None if one was null; else `_ABSENT`."""
+    for value in values:
+        if value is not None and value is not _ABSENT:
+            return value
+    return None if None in values else _ABSENT
 
 
 def _get(obj: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> Any:
