@@ -48,17 +48,17 @@ Duplicate keys: the last occurrence wins, but every occurrence must have the rig
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Annotated, Any, Final
 
 import msgspec
 import numpy as np
 
-from sloguard._types import F64, I64, Bools, Intp
 from sloguard.core.inputspec import InputSpec
-from sloguard.core.model import EventBatch, LabelColumn, Rejections, Vocab, Vocabs
+from sloguard.core.model import EventBatch, Rejections, Vocabs
+from sloguard.ingest.columns import Assembler, Columns
 from sloguard.ingest.explain import DECODE_ERRORS, Explainer
 from sloguard.ingest.fastpath import ByteScanner, Scan
 from sloguard.ingest.framing import (
@@ -90,19 +90,12 @@ from sloguard.ingest.reasons import (
     NOT_AN_OBJECT,
     REASONS,
     TOO_LARGE,
-    first_reason,
-    first_reasons,
 )
 from sloguard.ingest.rules import (
     DEFAULT_OPTIONS,
     FIELDS,
     DecodeOptions,
-    LatencyScale,
     LatencyUnit,
-    int64_column,
-    label_failures,
-    value_failure_masks,
-    value_failures,
 )
 from sloguard.ingest.timestamps import parse_timestamps, timestamp_ms
 
@@ -144,10 +137,6 @@ _INDEX_MIN_BYTES: Final = 16 * 1024
 # finds nothing costs ~5 % of a msgspec decode of the buffer).
 _MAX_SKIPPED_SCANS: Final = 8
 
-_TS, _CUSTOMER, _STATUS, _LATENCY = (attrgetter(f) for f in ("ts", "customer", "status", "latency"))
-# The six columns of a batch: ts, status, latency and the service, endpoint and customer ids.
-_Columns = tuple[I64, I64, F64, Intp, Intp, Intp]
-
 
 class Decoder:
     """Turns records of NDJSON request-log lines into an `EventBatch` and counted `Rejections`.
@@ -159,13 +148,11 @@ class Decoder:
     """
 
     __slots__ = (
-        "_default_customer",
+        "_assembler",
         "_explainer",
         "_indexer",
-        "_max_label",
         "_max_line",
         "_relaxed",
-        "_scale",
         "_scan_misses",
         "_scanner",
         "_skip_scans",
@@ -195,10 +182,8 @@ class Decoder:
         self.options = options
         # Label columns come out as ids in these vocabularies; pass the aggregator's to skip re-coding.
         self.vocabs = vocabs if vocabs is not None else Vocabs()
-        self._default_customer = options.default_customer
         self._max_line = options.max_record_bytes
-        self._max_label = options.max_label_length
-        self._scale = LatencyScale(options.latency_unit)
+        self._assembler = Assembler(options)
         # The strict Struct checks label bounds inside msgspec, at C speed, on the hot path. A label out of
         # bounds fails the whole-buffer decode and sends it to the per-line path, which uses the relaxed
         # Struct and reports the label problem with the same precedence as every other value check.
@@ -285,11 +270,66 @@ class Decoder:
         index = self._indexer.index(buf)
         batches: list[EventBatch] = []
         bad: list[tuple[int, str]] = []
+        # Consecutive pieces decoded in bulk are assembled together (`Columns.concat`): the numpy work of
+        # the value rules is then paid once for all of them.
+        run: list[tuple[int, Columns]] = []  # (piece, its columns)
         for k in range(len(index.pieces)):
-            batch, piece_bad = self._decode_indexed(buf, index, k)
+            objs = self._bulk_objects(buf, index, k)
+            if objs is not None and len(objs) > _SMALL_BATCH:
+                self.stats.bulk += len(objs)
+                run.append((k, self._assembler.columns(objs, self.vocabs)))
+                continue
+            if run:
+                self._assemble_run(buf, index, run, batches, bad)
+                run = []
+            if objs is None:
+                batch, piece_bad = self._decode_per_line(buf[slice(*index.pieces[k])], index.first_line[k])
+            else:
+                batch, piece_bad = self._take_bulk(objs, buf, *index.pieces[k], index.first_line[k])
             batches.append(batch)
             bad += piece_bad
+        if run:
+            self._assemble_run(buf, index, run, batches, bad)
         return EventBatch.concat(batches), bad
+
+    def _assemble_run(
+        self,
+        buf: bytes,
+        index: LineIndex,
+        run: list[tuple[int, Columns]],
+        batches: list[EventBatch],
+        bad: LineReasons,
+    ) -> None:
+        """Append the batch of a run of pieces decoded in bulk, and their rejected lines (numbered in
+        `buf`), to `batches` and `bad`."""
+        batch, bad_rows = self._assembler.batch(Columns.concat([cols for _, cols in run]), self.vocabs)
+        batches.append(batch)
+        if not bad_rows:
+            return
+        # Row r of the run is row r - offsets[i] of its i-th piece, the k-th non-blank line of that piece.
+        offsets = np.cumsum([0] + [len(cols) for _, cols in run]).tolist()
+        row_lines: dict[int, list[int]] = {}
+        for row, reason in bad_rows:
+            i = bisect.bisect_right(offsets, row) - 1
+            k = run[i][0]
+            if k not in row_lines:
+                row_lines[k] = non_blank_lines(buf[slice(*index.pieces[k])])
+            bad.append((index.first_line[k] + row_lines[k][row - offsets[i]], reason))
+
+    def _bulk_objects(self, buf: bytes, index: LineIndex, k: int) -> list[Any] | None:
+        """The objects of piece `k` of `buf` in one msgspec call, if `index` allows it and they sit one a
+        line; else None (the piece goes line by line)."""
+        if not index.bulk_ok(k):
+            return None
+        start, end = index.pieces[k]
+        try:
+            # A view, not a copy: msgspec reads any buffer.
+            objs: list[Any] = self._strict.decode_lines(memoryview(buf)[start:end])
+        except DECODE_ERRORS:
+            return None
+        if objs and not index.one_per_line(k, len(objs)):
+            return None
+        return objs
 
     def _decode_scanned(self, buf: bytes, scan: Scan) -> tuple[EventBatch, LineReasons]:
         """Rows the fast path read, and the msgspec path for every piece holding a row it did not.
@@ -331,15 +371,7 @@ class Decoder:
         else line by line. Rejected lines are numbered in `buf`."""
         start, end = index.pieces[k]
         first_line = index.first_line[k]
-        objs: list[Any] | None = None
-        if index.bulk_ok(k):
-            try:
-                # A view, not a copy: msgspec reads any buffer.
-                objs = self._strict.decode_lines(memoryview(buf)[start:end])
-            except DECODE_ERRORS:
-                objs = None
-            if objs and not index.one_per_line(k, len(objs)):
-                objs = None
+        objs = self._bulk_objects(buf, index, k)
         if objs is None:
             return self._decode_per_line(buf[start:end], first_line)
         return self._take_bulk(objs, buf, start, end, first_line)
@@ -426,137 +458,13 @@ class Decoder:
         return batch, bad
 
     def _assemble(self, objs: list[Any], unchecked: Sequence[int]) -> tuple[EventBatch, LineReasons]:
-        """Columns of the valid objects, and `(row, reason)` for the others.
-
-        Rows decoded with the strict Struct already have service/endpoint non-empty and every label within
-        `max_label_length`; `unchecked` lists the rows decoded with the relaxed one.
-        """
+        """The batch of the valid objects, and `(row, reason)` for the others (see `Assembler.batch`)."""
         n = len(objs)
         if n == 0:
             return EventBatch.empty(self.vocabs), []
         if n <= _SMALL_BATCH:
-            return self._assemble_small(objs)
-        # map(attrgetter) rather than comprehensions: the loop over the rows runs in C.
-        ts_ms, ts_ok = parse_timestamps(list(map(_TS, objs)))
-        vocabs = self.vocabs
-        service = _encode_attr(objs, "service", vocabs.service)
-        endpoint = _encode_attr(objs, "endpoint", vocabs.endpoint)
-        customer, missing, empty = self._customer_column(objs)
-        status = int64_column(list(map(_STATUS, objs)))
-        latency = np.fromiter(map(_LATENCY, objs), np.float64, n)
-        self._scale.to_ms_inplace(latency)  # 1e308 s -> inf ms, rejected as bad_latency
-        columns = (ts_ms, status, latency, service, endpoint, customer)
-
-        too_long: Bools | None = None
-        if unchecked:
-            empty, too_long = self._check_labels(columns, unchecked, empty)
-        failed: dict[str, Bools | None] = {
-            **value_failure_masks(ts_ok, status, latency),
-            MISSING_FIELD: missing,
-            EMPTY_LABEL: empty,
-            LABEL_TOO_LONG: too_long,
-        }
-        bad_any = np.zeros(n, np.bool_)
-        for mask in failed.values():
-            if mask is not None:
-                bad_any |= mask
-        if not bad_any.any():
-            return self._batch(columns, None), []
-        # Rare: label every bad row with its first reason.
-        rows, reasons = first_reasons(failed, n)
-        bad = list(zip(rows.tolist(), reasons, strict=True))
-        return self._batch(columns, np.flatnonzero(~bad_any)), bad
-
-    def _customer_column(self, objs: list[Any]) -> tuple[Intp, Bools | None, Bools | None]:
-        """Customer ids (the default replacing missing, null and empty ones), and without a default the
-        rows where it is missing or null, and those where it is empty (None: no such row is possible)."""
-        customer_raw: list[str | None] = list(map(_CUSTOMER, objs))
-        vocab = self.vocabs.customer
-        if all(customer_raw):
-            return vocab.encode(customer_raw), None, None  # type: ignore[arg-type]  # all(): no None
-        dflt = self._default_customer
-        if dflt is not None:
-            return vocab.encode([c or dflt for c in customer_raw]), None, None
-        n = len(customer_raw)
-        missing = np.fromiter((c is None for c in customer_raw), np.bool_, n)
-        empty = np.fromiter((c == "" for c in customer_raw), np.bool_, n)
-        return vocab.encode([c or "" for c in customer_raw]), missing, empty
-
-    def _check_labels(
-        self, columns: _Columns, unchecked: Sequence[int], empty: Bools | None
-    ) -> tuple[Bools, Bools]:
-        """The label rules for the rows the relaxed Struct decoded: (empty, too long) masks."""
-        n = len(columns[0])
-        empty = np.zeros(n, np.bool_) if empty is None else empty
-        too_long = np.zeros(n, np.bool_)
-        vocabs = self.vocabs
-        names = (vocabs.service.names, vocabs.endpoint.names, vocabs.customer.names)
-        ids = columns[3:]
-        for row in unchecked:
-            service, endpoint, customer = (nm[int(col[row])] for nm, col in zip(names, ids, strict=True))
-            failed = label_failures((service, endpoint, customer), self._max_label)
-            empty[row] |= EMPTY_LABEL in failed
-            too_long[row] = LABEL_TOO_LONG in failed
-        return empty, too_long
-
-    def _batch(self, columns: _Columns, keep: Intp | None) -> EventBatch:
-        """The batch of `columns`, or of their rows `keep`."""
-        ts_ms, status, latency, service, endpoint, customer = columns
-        if keep is not None:
-            ts_ms, status, latency = ts_ms[keep], status[keep], latency[keep]
-            service, endpoint, customer = service[keep], endpoint[keep], customer[keep]
-        vocabs = self.vocabs
-        return EventBatch(
-            ts_ms=ts_ms,
-            status=status.astype(np.int32),
-            latency_ms=latency,
-            service=LabelColumn(service, vocabs.service),
-            endpoint=LabelColumn(endpoint, vocabs.endpoint),
-            customer=LabelColumn(customer, vocabs.customer),
-        )
-
-    def _assemble_small(self, objs: list[Any]) -> tuple[EventBatch, LineReasons]:
-        """`_assemble` row by row (same rules, same precedence): cheaper than numpy for a few rows.
-
-        Every row's labels are checked, also the strict Struct's (already in bounds): it is cheaper than
-        finding out which rows were decoded with the relaxed one.
-        """
-        dflt = self._default_customer
-        limit = self._max_label
-        to_ms = self._scale.to_ms
-        ts_col: list[int] = []
-        status_col: list[int] = []
-        latency_col: list[float] = []
-        labels_cols: list[tuple[str, str, str]] = []
-        bad: LineReasons = []
-        for row, o in enumerate(objs):
-            customer = o.customer
-            if not customer and dflt is not None:
-                customer = dflt
-            ms = timestamp_ms(o.ts)
-            latency = to_ms(o.latency)
-            labels = (o.service, o.endpoint, customer or "")
-            failed = value_failures(ms is not None, o.status, latency, labels, limit)
-            if customer is None:
-                failed.append(MISSING_FIELD)
-            if failed or ms is None:  # (ms is None implies a failure: spelled out for mypy)
-                bad.append((row, first_reason(failed) or BAD_TIMESTAMP))
-                continue
-            ts_col.append(ms)
-            status_col.append(o.status)
-            latency_col.append(latency)
-            labels_cols.append(labels)
-        service, endpoint, customer_col = zip(*labels_cols, strict=True) if labels_cols else ((), (), ())
-        vocabs = self.vocabs
-        batch = EventBatch(
-            ts_ms=np.array(ts_col, dtype=np.int64),
-            status=np.array(status_col, dtype=np.int32),
-            latency_ms=np.array(latency_col, dtype=np.float64),
-            service=LabelColumn(vocabs.service.encode(list(service)), vocabs.service),
-            endpoint=LabelColumn(vocabs.endpoint.encode(list(endpoint)), vocabs.endpoint),
-            customer=LabelColumn(vocabs.customer.encode(list(customer_col)), vocabs.customer),
-        )
-        return batch, bad
+            return self._assembler.small(objs, self.vocabs)
+        return self._assembler.batch(self._assembler.columns(objs, self.vocabs), self.vocabs, unchecked)
 
 
 class DecodeStats:
@@ -592,17 +500,6 @@ def _struct(options: DecodeOptions, label: Any, customer: Any) -> type[msgspec.S
         gc=False,
         rename=dict(zip(FIELDS, options.field_names(), strict=True)),
     )
-
-
-def _encode_attr(objs: list[Any], attr: str, vocab: Vocab) -> Intp:
-    """Ids of ``o.<attr>`` for every object, in one C-level pass (no intermediate list)."""
-    get = attrgetter(attr)
-    try:
-        return np.fromiter(map(vocab.ids.__getitem__, map(get, objs)), np.intp, len(objs))
-    except KeyError:
-        for value in dict.fromkeys(map(get, objs)):
-            vocab.intern(value)
-        return np.fromiter(map(vocab.ids.__getitem__, map(get, objs)), np.intp, len(objs))
 
 
 def _refuse_future(

@@ -212,3 +212,31 @@ def test_any_shapes(parts: list[bytes], sep: bytes) -> None:
         mp.setattr(framing, "PIECE_BYTES", 500)
         decode_both([sep.join(parts)])
         decode_both([sep.join(parts * 40)])
+
+
+def test_value_rejections_across_a_run_of_bulk_pieces() -> None:
+    """Pieces decoded in bulk are assembled together: a rejected row still names its own line (reason and
+    dead-letter bytes as when that line is decoded alone), wherever its piece sits in the run."""
+    rnd = random.Random(11)
+    lines = [realistic_line(rnd) for _ in range(3000)]
+    # A repeated key: the last one wins, so the odd value goes after the line's own.
+    odd = {
+        17: (b'"status": 999', dec.BAD_STATUS),
+        900: (b'"latency_ms": -1', dec.NEGATIVE_LATENCY),
+        1701: (b'"ts": "2026-13-01T00:00:00Z"', dec.BAD_TIMESTAMP),
+        2999: (b'"status": 99', dec.BAD_STATUS),
+    }
+    for at, (field, _) in odd.items():
+        lines[at] = lines[at][:-1] + b", " + field + b"}"
+    buf = b"\n".join(lines)
+    decode_both([buf])
+    decoder = Decoder()
+    dead: list[tuple[str, bytes]] = []
+    batch = decoder.decode(buf, Rejections(), dead)
+    assert len(batch) == 3000 - len(odd)
+    assert decoder.stats.as_dict() == {"fast": 0, "bulk": 3000, "per_line": 0}
+    assert dead == [(odd[at][1], lines[at]) for at in sorted(odd)]
+    for (reason, payload), at in zip(dead, sorted(odd), strict=True):
+        alone_dead: list[tuple[str, bytes]] = []
+        Decoder().decode(payload, Rejections(), alone_dead)
+        assert alone_dead == [(reason, lines[at])]
