@@ -194,7 +194,8 @@ def backlog_lines(n_series: int, events: int, now_ms: int, seed: int = 11) -> li
 
 
 async def produce(bootstrap: str, topic: str, messages: list[bytes]) -> None:
-    from sloguard.ingest.kafka import BatchProducer, KafkaConfig
+    from sloguard.ingest.kafka import KafkaConfig
+    from sloguard.ingest.kafka_producer import BatchProducer
 
     async with BatchProducer(KafkaConfig(bootstrap, (topic,)), max_batch_bytes=1 << 20) as producer:
         futures = []

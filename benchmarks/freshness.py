@@ -75,7 +75,8 @@ async def freshness(
 ) -> tuple[list[Check], dict[str, Any]]:
     """The daemon under ``rate`` events/s; markers for ``duration`` s after ``warmup`` s."""
     from sloguard.broker import LocalBroker, free_port
-    from sloguard.ingest.kafka import BatchProducer, KafkaConfig
+    from sloguard.ingest.kafka import KafkaConfig
+    from sloguard.ingest.kafka_producer import BatchProducer
     from sloguard.specfile import load_config
 
     bench = "freshness"

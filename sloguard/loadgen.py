@@ -44,13 +44,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sloguard._types import F64, I64, Intp
-from sloguard.ingest.kafka import (
-    BatchProducer,
-    KafkaConfig,
-    KafkaStartError,
-    TopicsMissingError,
-    partition_for_key,
-)
+from sloguard.ingest.kafka import KafkaConfig, KafkaStartError, TopicsMissingError
+from sloguard.ingest.kafka_producer import BatchProducer, partition_for_key
 
 __all__ = [
     "ENDPOINTS",

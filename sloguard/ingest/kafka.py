@@ -22,8 +22,8 @@ broker: epochs, assignments, checkpoint seeks); this module applies them against
 `dead_letter()` re-publishes rejected input byte for byte to an optional dead-letter topic, with the
 rejection reason in a ``sloguard-reason`` header, so nothing the decoder refuses is lost.
 
-`BatchProducer` writes many records per request (``create_batch``/``send_batch``); the load generator uses
-it.
+`BatchProducer` (batched produce: the load generator, stage 1's partials) lives in
+`sloguard.ingest.kafka_producer`; every module that speaks to Kafka is an ``ingest/kafka*.py``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 from aiokafka.helpers import create_ssl_context
-from aiokafka.partitioner import murmur2
 
 from sloguard.ingest.offsets import TP, OffsetLedger, Offsets
 
@@ -54,7 +53,6 @@ __all__ = [
     "SASL_MECHANISMS",
     "SECURITY_PROTOCOLS",
     "TP",
-    "BatchProducer",
     "DeadLetterError",
     "Fetched",
     "KafkaConfig",
@@ -62,7 +60,6 @@ __all__ = [
     "KafkaStartError",
     "Offsets",
     "TopicsMissingError",
-    "partition_for_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -217,7 +214,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         await self._source._on_assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
-async def _cluster(metadata: Awaitable[Any], timeout_s: float) -> Any:
+async def cluster_metadata(metadata: Awaitable[Any], timeout_s: float) -> Any:
     """The cluster metadata of a request naming no topic (so that nothing gets auto-created)."""
     # asyncio.timeout, not wait_for, everywhere here: Python 3.11's wait_for can swallow a cancellation
     # that arrives as the awaited call completes, and a lost cancel keeps a loop running forever.
@@ -315,7 +312,7 @@ class KafkaSource:
         try:
             try:
                 await consumer.start()
-                existing = await _cluster(consumer.topics(), c.request_timeout_ms / 1000)
+                existing = await cluster_metadata(consumer.topics(), c.request_timeout_ms / 1000)
             except (KafkaError, TimeoutError) as exc:
                 raise KafkaStartError(f"cannot reach Kafka at {c.bootstrap_servers}: {exc}") from exc
             wanted = (*c.topics, *((c.dead_letter_topic,) if c.dead_letter_topic else ()))
@@ -662,7 +659,7 @@ class KafkaSource:
         interval = min(2.0, c.ready_after_s / 3)
         while self._state == "started":
             try:
-                existing = await _cluster(self._consumer.topics(), interval)
+                existing = await cluster_metadata(self._consumer.topics(), interval)
             except (KafkaError, TimeoutError) as exc:
                 self._note_error(f"metadata request failed: {exc!r}")
             else:
@@ -708,106 +705,3 @@ async def _stop_consumer(consumer: Any) -> None:
         client = getattr(consumer, "_client", None)
         if client is not None:
             await client.close()
-
-
-def partition_for_key(key: bytes, partitions: int) -> int:
-    """The partition Kafka's Java client (and aiokafka) would pick for ``key`` (murmur2)."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-class BatchProducer:
-    """Writes many records per request with ``create_batch``/``send_batch`` (about 10x ``send()``).
-
-    The topic must exist (checked at `start()`, never auto-created). ``max_batch_bytes`` bounds one
-    record batch; bigger batches mean fewer requests.
-    """
-
-    def __init__(
-        self,
-        config: KafkaConfig,
-        *,
-        max_batch_bytes: int = 512 * 1024,
-        linger_ms: int = 0,
-        acks: int | str = 1,
-    ) -> None:
-        self.config = config
-        self._acks = acks
-        self._max_batch_bytes = max_batch_bytes
-        self._linger_ms = linger_ms
-        self._producer: Any = None
-        self._partitions: dict[str, int] = {}
-
-    async def start(self) -> None:
-        """Connect and check the configured topics; raises `TopicsMissingError`/`KafkaStartError`."""
-        c = self.config
-        producer = AIOKafkaProducer(
-            **c.client_options(),
-            acks=self._acks,
-            max_batch_size=self._max_batch_bytes,
-            max_request_size=max(1 << 20, 2 * self._max_batch_bytes),
-            linger_ms=self._linger_ms,
-        )
-        try:
-            try:
-                await producer.start()
-                cluster = await _cluster(producer.client.fetch_all_metadata(), c.request_timeout_ms / 1000)
-            except (KafkaError, TimeoutError) as exc:
-                raise KafkaStartError(f"cannot reach Kafka at {c.bootstrap_servers}: {exc}") from exc
-            missing = [t for t in c.topics if t not in cluster.topics()]
-            if missing:
-                raise TopicsMissingError(missing, c.bootstrap_servers)
-            for topic in c.topics:
-                self._partitions[topic] = len(cluster.partitions_for_topic(topic))
-        except BaseException:
-            await producer.stop()
-            raise
-        self._producer = producer
-
-    def partitions(self, topic: str) -> int:
-        """Number of partitions of a configured topic."""
-        return self._partitions[topic]
-
-    async def send(
-        self,
-        topic: str,
-        partition: int,
-        values: Sequence[bytes],
-        keys: Sequence[bytes | None] | None = None,
-    ) -> list[asyncio.Future[Any]]:
-        """Queue ``values`` (with ``keys``) for one partition in as few batches as fit.
-
-        Returns one future per batch, done when the broker acknowledged it. Waits while the partition's
-        previous batch is still being sent (that is the back-pressure).
-        """
-        producer = self._producer
-        futures: list[asyncio.Future[Any]] = []
-        batch = producer.create_batch()
-        for i, value in enumerate(values):
-            key = keys[i] if keys is not None else None
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                if batch.record_count() == 0:
-                    raise ValueError(f"record of {len(value)} bytes exceeds max_batch_bytes")
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"record of {len(value)} bytes exceeds max_batch_bytes")
-        if batch.record_count():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
-        return futures
-
-    async def flush(self) -> None:
-        """Wait until everything queued was sent."""
-        await self._producer.flush()
-
-    async def stop(self) -> None:
-        """Flush and close."""
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await producer.stop()
-
-    async def __aenter__(self) -> BatchProducer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()

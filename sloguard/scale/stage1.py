@@ -32,7 +32,8 @@ from sloguard.core.model import EventBatch
 from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.ingest.decode import FUTURE_TIMESTAMP, Decoder
-from sloguard.ingest.kafka import TP, BatchProducer, DeadLetterError, KafkaSource
+from sloguard.ingest.kafka import TP, DeadLetterError, KafkaSource
+from sloguard.ingest.kafka_producer import BatchProducer
 from sloguard.ingest.kafka_topics import PartitionReader, partition_counts
 from sloguard.ingest.presets import effective_input
 from sloguard.logs import RateLimiter, get_logger

@@ -32,7 +32,8 @@ from sloguard.checkpoint import DirectoryStore, load_latest
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event
 from sloguard.core.spec import Config
-from sloguard.ingest.kafka import BatchProducer, KafkaConfig
+from sloguard.ingest.kafka import KafkaConfig
+from sloguard.ingest.kafka_producer import BatchProducer
 from sloguard.specfile import parse_config
 from tests.integration.test_daemon import encode
 from tests.support import groundtruth as gt

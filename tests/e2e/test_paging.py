@@ -33,7 +33,8 @@ from typing import IO, Any
 import pytest
 
 from sloguard.broker import LocalBroker, free_port
-from sloguard.ingest.kafka import BatchProducer, KafkaConfig
+from sloguard.ingest.kafka import KafkaConfig
+from sloguard.ingest.kafka_producer import BatchProducer
 from sloguard.loadgen import run_loadgen
 from tests.support.dashboard_png import (
     REPO,

@@ -38,7 +38,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from sloguard.broker import LocalBroker, free_port
-from sloguard.ingest.kafka import BatchProducer, KafkaConfig
+from sloguard.ingest.kafka import KafkaConfig
+from sloguard.ingest.kafka_producer import BatchProducer
 from sloguard.loadgen import run_loadgen
 from sloguard.ui.routes import CSP
 from tests.e2e.test_faults import DaemonProc, wait

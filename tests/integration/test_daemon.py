@@ -24,7 +24,8 @@ from sloguard.broker import LocalBroker, free_port
 from sloguard.clock import ManualClock
 from sloguard.core.model import Event
 from sloguard.core.spec import Config, format_duration
-from sloguard.ingest.kafka import BatchProducer, KafkaConfig, KafkaSource
+from sloguard.ingest.kafka import KafkaConfig, KafkaSource
+from sloguard.ingest.kafka_producer import BatchProducer
 from sloguard.settings import Settings, load_settings
 from sloguard.specfile import parse_config
 from tests.support import groundtruth as gt

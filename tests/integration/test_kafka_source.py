@@ -23,12 +23,12 @@ from sloguard.core.model import Rejections
 from sloguard.ingest.decode import Decoder
 from sloguard.ingest.kafka import (
     REASON_HEADER,
-    BatchProducer,
     Fetched,
     KafkaConfig,
     KafkaSource,
     TopicsMissingError,
 )
+from sloguard.ingest.kafka_producer import BatchProducer
 from sloguard.loadgen import run_loadgen
 
 pytestmark = pytest.mark.kafka

@@ -28,7 +28,8 @@ from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.export.collector import Exposition
 from sloguard.ingest.decode import Decoder
-from sloguard.ingest.kafka import BatchProducer, KafkaConfig
+from sloguard.ingest.kafka import KafkaConfig
+from sloguard.ingest.kafka_producer import BatchProducer
 from sloguard.scale.stage1 import PartialStage
 from sloguard.scale.stage2 import MergeStage
 from sloguard.scale.topics import create_topics

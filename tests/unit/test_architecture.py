@@ -37,7 +37,7 @@ CORE_ALLOWED = {
 
 #: Each outside library has one home (a module or a package directory, relative to sloguard/).
 HOMES = {
-    "aiokafka": ("ingest/kafka.py", "ingest/kafka_store.py", "ingest/kafka_topics.py"),
+    "aiokafka": ("ingest/kafka",),  # ingest/kafka.py and its kafka_*.py siblings
     "prometheus_client": ("export/",),
     "structlog": ("logs.py",),
     "pydantic": ("settings.py", "specfile"),

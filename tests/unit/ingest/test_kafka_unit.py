@@ -27,8 +27,8 @@ from sloguard.ingest.kafka import (
     KafkaStartError,
     TopicsMissingError,
     _stop_consumer,
-    partition_for_key,
 )
+from sloguard.ingest.kafka_producer import partition_for_key
 from sloguard.loadgen import ENDPOINTS, EventGenerator, Scenario, _Batcher, add_arguments
 
 T = "requests"
