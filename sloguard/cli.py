@@ -228,23 +228,15 @@ def _main(argv: Sequence[str] | None) -> int:
     return _replay(args, config, preset)
 
 
-#: `run`'s flags over the settings: flag -> (settings section, or "" for the top level; key).
+#: `run`'s flags over the settings: flag -> (settings section, or "" for the top level; key). A flag names
+#: its setting, except the checkpoint ones (``--checkpoint-dir`` is ``checkpoint.dir``).
 _RUN_FLAGS = {
-    "config": ("", "config"),
-    "listen": ("", "listen"),
-    "tick_seconds": ("", "tick_seconds"),
-    "sloth_compat": ("", "sloth_compat"),
-    "log_format": ("", "log_format"),
-    "ui": ("", "ui"),
-    "bootstrap_servers": ("kafka", "bootstrap_servers"),
-    "topics": ("kafka", "topics"),
-    "group_id": ("kafka", "group_id"),
-    "dead_letter_topic": ("kafka", "dead_letter_topic"),
+    **{flag: ("", flag) for flag in ("config", "listen", "tick_seconds", "sloth_compat", "log_format")},
+    **{flag: ("", flag) for flag in ("ui", "stage")},
+    **{flag: ("kafka", flag) for flag in ("bootstrap_servers", "topics", "group_id", "dead_letter_topic")},
+    **{flag: ("scale", flag) for flag in ("partials_partitions", "checkpoints_partitions")},
     "checkpoint_dir": ("checkpoint", "dir"),
     "checkpoint_interval": ("checkpoint", "interval"),
-    "stage": ("", "stage"),
-    "partials_partitions": ("scale", "partials_partitions"),
-    "checkpoints_partitions": ("scale", "checkpoints_partitions"),
 }
 
 
