@@ -36,7 +36,7 @@ from sloguard.checkpoint import DirectoryStore
 from sloguard.checkpointer import Checkpointer
 from sloguard.clock import Clock, SystemClock
 from sloguard.core.history import BucketCounts
-from sloguard.core.snapshot import Snapshot
+from sloguard.core.snapshot import Counts, Snapshot
 from sloguard.core.spec import Config, SloSpec
 from sloguard.engine import Engine
 from sloguard.export.collector import Exposition
@@ -46,7 +46,7 @@ from sloguard.ingest.offsets import OffsetLedger
 from sloguard.logs import RateLimiter, get_logger
 from sloguard.reloader import Reloader
 from sloguard.settings import Settings
-from sloguard.telemetry import Telemetry
+from sloguard.telemetry import Telemetry, TelemetrySnapshot
 from sloguard.ui.routes import Ui
 
 #: Ticks run this long after a whole period, so events stamped just before it have arrived.
@@ -220,7 +220,8 @@ class Daemon:
                 await asyncio.wait_for(self._stopping.wait(), min(wait_ms, period_ms + TICK_LAG_MS) / 1000)
 
     async def tick(self) -> None:
-        """One evaluation: advance to now, snapshot, render off the loop, publish."""
+        """One evaluation: advance to now and copy the counts out (on the loop: O(series x windows)),
+        then evaluate and render them in a worker thread, and publish."""
         started = time.perf_counter()
         t = self.telemetry
         if self._tick_started is not None:
@@ -234,7 +235,8 @@ class Daemon:
             evicted = aggregator.evict_idle(now)
             if evicted:
                 log.info("idle_series_evicted", per_slo=evicted)
-        snapshot = aggregator.snapshot(now)
+        # Only the copy of the counts reads live state; their evaluation runs off the loop with the render.
+        counts = aggregator.capture(now)
         t.consumer_lag = self.source.lag()
         t.commit_failures = self.source.commit_failures
         t.http_connections = dict(self.http.connection_counts)
@@ -246,12 +248,22 @@ class Daemon:
         # The maxima cover the ticks since the previous exposition: start over once one has them.
         t.tick_loop_blocked_seconds = t.tick_interval_seconds = 0.0
         render_start = time.perf_counter()
-        body = await asyncio.to_thread(self.engine.exposition.render_chunks, snapshot, telemetry)
+        snapshot, body = await asyncio.to_thread(
+            _evaluate_and_render, self.engine.exposition, counts, telemetry
+        )
         t.render_duration_seconds = time.perf_counter() - render_start
         self.http.set_metrics(body)
         self.latest = snapshot
         self._heartbeat = time.monotonic()
         self.ticks += 1
+
+
+def _evaluate_and_render(
+    exposition: Exposition, counts: Counts, telemetry: TelemetrySnapshot
+) -> tuple[Snapshot, list[bytes]]:
+    """A tick's work off the loop: the counts' ratios, budgets and alerts, then the exposition."""
+    snapshot = counts.evaluate()
+    return snapshot, exposition.render_chunks(snapshot, telemetry)
 
 
 def raise_open_file_limit() -> int:

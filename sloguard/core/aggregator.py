@@ -21,16 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from sloguard._types import I64, Bools, Intp
-from sloguard.core import budget as bm
-from sloguard.core.alerts import evaluate_tier
 from sloguard.core.history import BucketCounts
 from sloguard.core.histring import HistRing
 from sloguard.core.latency import HdrLayout
 from sloguard.core.model import OVERFLOW, EventBatch, Vocab, Vocabs
-from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloSnapshot, Snapshot
+from sloguard.core.snapshot import Counts, LatencySnapshot, LatencyWindow, SloCounts, SloSnapshot, Snapshot
 from sloguard.core.spec import (
     FINE_HORIZON,
-    HOUR,
     MINUTE,
     CalendarPeriod,
     Config,
@@ -48,6 +45,9 @@ from sloguard.core.state import (
     fingerprint,
 )
 from sloguard.core.windows import BucketRing
+
+#: The key of the period's running sum in the coarse ring (windows are keyed by their length).
+PERIOD_SPAN = "period"
 
 #: Up to this many label combinations, a grouping by several dimensions maps ids to rows by table.
 _DENSE_COMBOS = 1 << 16
@@ -321,59 +321,43 @@ class _SloState:
         start, _ = period.bounds(end)
         return start, end
 
-    def snapshot(self, now_ms: int) -> SloSnapshot:
+    def capture(self, now_ms: int) -> SloCounts:
+        """This SLO's window and period counts at ``now_ms``: copies of the rings' running span sums
+        (`BucketRing.span_sums`), so the cost is the buckets that moved since the last read plus a copy
+        per window, not a pass over every slot. `SloCounts.evaluate` does the rest, on copies."""
         spec = self.spec
         rows = len(self.series)
-        windows = spec.windows
         counts: dict[int, tuple[I64, I64]] = {}
         bounds: dict[int, tuple[int, int]] = {}
         for ring, group in ((self.fine, self.fine_windows), (self.coarse, self.coarse_windows)):
-            if not group:
-                continue
             res_s = ring.res_ms // 1000
             end = now_ms // ring.res_ms
-            sums = ring.nested_sums(end, [w // res_s for w in group], rows)
-            for w, s in zip(group, sums, strict=True):
-                counts[w] = s
+            for w in group:
+                ring.check_retained(end - w // res_s)
+                counts[w] = ring.span_sums(w, end - w // res_s, end, rows)
                 bounds[w] = ((end * res_s - w) * 1000, end * ring.res_ms)
         p_start, p_end = self.period_bounds(now_ms)
         res = self.coarse.res_ms
         self.coarse.check_retained(p_start // res)
-        p_total, p_bad = self.coarse.sums(p_start // res, p_end // res, rows)
-
-        budget = spec.error_budget
-        total = np.stack([counts[w][0] for w in windows]) if rows else np.zeros((len(windows), 0), np.int64)
-        bad = np.stack([counts[w][1] for w in windows]) if rows else np.zeros((len(windows), 0), np.int64)
-        er = np.stack([bm.error_ratio(b, t) for t, b in zip(total, bad, strict=True)])
-        br = np.stack([bm.burn_rate(b, t, budget) for t, b in zip(total, bad, strict=True)])
-        remaining = bm.budget_remaining(p_bad, p_total, budget)
-        burn_1h = br[windows.index(HOUR)]
-        firing = np.zeros((len(spec.tiers), rows), np.bool_)
-        for i, tier in enumerate(spec.tiers):
-            firing[i] = evaluate_tier(tier, budget, counts[tier.long_window], counts[tier.short_window])
-        return SloSnapshot(
+        p_total, p_bad = self.coarse.span_sums(PERIOD_SPAN, p_start // res, p_end // res, rows)
+        empty = np.zeros((len(spec.windows), 0), np.int64)
+        return SloCounts(
             spec=spec,
             labels=tuple(self.series.keys),
-            windows=windows,
-            window_bounds=tuple(bounds[w] for w in windows),
-            total=total,
-            bad=bad,
-            error_ratio=er,
-            burn_rate=br,
+            window_bounds=tuple(bounds[w] for w in spec.windows),
+            total=np.stack([counts[w][0] for w in spec.windows]) if rows else empty,
+            bad=np.stack([counts[w][1] for w in spec.windows]) if rows else empty,
             period_bounds=(p_start, p_end),
             period_total=p_total,
             period_bad=p_bad,
-            period_error_ratio=bm.error_ratio(p_bad, p_total),
-            period_burn_rate=bm.burn_rate(p_bad, p_total, budget),
-            budget_remaining=remaining,
-            budget_consumed=bm.budget_consumed(p_bad, p_total, budget),
-            exhaustion_eta=bm.exhaustion_eta(remaining, burn_1h, spec.period.nominal_seconds),
-            firing=firing,
             overflow_events=self.series.overflow_events,
             too_old_events=self.too_old,
             events=self.events,
             evicted_series=self.evicted,
         )
+
+    def snapshot(self, now_ms: int) -> SloSnapshot:
+        return self.capture(now_ms).evaluate()
 
     def bucket_counts(
         self, key: tuple[str, ...] | None, start_ms: int, end_ms: int, fine: bool
@@ -634,10 +618,15 @@ class Aggregator:
             self.latency.advance(now_ms)
 
     def snapshot(self, now_ms: int) -> Snapshot:
-        """Evaluate everything at ``now_ms`` (read-only)."""
-        return Snapshot(
+        """Evaluate everything at ``now_ms`` (read-only: only caches of running sums move)."""
+        return self.capture(now_ms).evaluate()
+
+    def capture(self, now_ms: int) -> Counts:
+        """The counts `snapshot` evaluates, copied out of the state: what must run where the state is
+        written (the event loop); `Counts.evaluate` needs nothing else and may run in another thread."""
+        return Counts(
             now_ms=now_ms,
-            slos=tuple(s.snapshot(now_ms) for s in self.slos),
+            slos=tuple(s.capture(now_ms) for s in self.slos),
             latency=self.latency.snapshot(now_ms) if self.latency is not None else None,
             events=self.stats.events,
             newest_event_ms=self.stats.newest_ms,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from sloguard._types import F64, I64, Bools
-from sloguard.core.spec import LatencySpec, SloSpec
+from sloguard.core import budget as bm
+from sloguard.core.alerts import evaluate_tier
+from sloguard.core.spec import HOUR, LatencySpec, SloSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +80,83 @@ class Snapshot:
     latency: LatencySnapshot | None
     events: int
     newest_event_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SloCounts:
+    """One SLO's integer counts at one instant, copied out of the state (`_SloState.capture`): all that
+    `evaluate` needs to compute every ratio, budget and alert tier of a `SloSnapshot`.
+
+    ``total`` and ``bad`` have one row per window of ``spec.windows`` and one column per series.
+    """
+
+    spec: SloSpec
+    labels: tuple[tuple[str, ...], ...]
+    window_bounds: tuple[tuple[int, int], ...]
+    total: I64
+    bad: I64
+    period_bounds: tuple[int, int]
+    period_total: I64
+    period_bad: I64
+    overflow_events: int
+    too_old_events: int
+    events: int
+    evicted_series: int
+
+    def evaluate(self) -> SloSnapshot:
+        """Error ratios, burn rates, the budget and alert tiers from the counts (`core.budget`,
+        `core.alerts`): pure arithmetic on these arrays, so it may run off the event loop."""
+        spec, total, bad = self.spec, self.total, self.bad
+        windows = spec.windows
+        budget = spec.error_budget
+        counts = {w: (total[i], bad[i]) for i, w in enumerate(windows)}
+        er = np.stack([bm.error_ratio(b, t) for t, b in zip(total, bad, strict=True)])
+        br = np.stack([bm.burn_rate(b, t, budget) for t, b in zip(total, bad, strict=True)])
+        p_total, p_bad = self.period_total, self.period_bad
+        remaining = bm.budget_remaining(p_bad, p_total, budget)
+        firing = np.zeros((len(spec.tiers), len(self.labels)), np.bool_)
+        for i, tier in enumerate(spec.tiers):
+            firing[i] = evaluate_tier(tier, budget, counts[tier.long_window], counts[tier.short_window])
+        return SloSnapshot(
+            spec=spec,
+            labels=self.labels,
+            windows=windows,
+            window_bounds=self.window_bounds,
+            total=total,
+            bad=bad,
+            error_ratio=er,
+            burn_rate=br,
+            period_bounds=self.period_bounds,
+            period_total=p_total,
+            period_bad=p_bad,
+            period_error_ratio=bm.error_ratio(p_bad, p_total),
+            period_burn_rate=bm.burn_rate(p_bad, p_total, budget),
+            budget_remaining=remaining,
+            budget_consumed=bm.budget_consumed(p_bad, p_total, budget),
+            exhaustion_eta=bm.exhaustion_eta(remaining, br[windows.index(HOUR)], spec.period.nominal_seconds),
+            firing=firing,
+            overflow_events=self.overflow_events,
+            too_old_events=self.too_old_events,
+            events=self.events,
+            evicted_series=self.evicted_series,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Everything `Aggregator.capture` copied out at ``now_ms``; `evaluate` gives the `Snapshot`."""
+
+    now_ms: int
+    slos: tuple[SloCounts, ...]
+    latency: LatencySnapshot | None
+    events: int
+    newest_event_ms: int | None
+
+    def evaluate(self) -> Snapshot:
+        return Snapshot(
+            now_ms=self.now_ms,
+            slos=tuple(s.evaluate() for s in self.slos),
+            latency=self.latency,
+            events=self.events,
+            newest_event_ms=self.newest_event_ms,
+        )

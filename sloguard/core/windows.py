@@ -92,7 +92,7 @@ class BucketRing(Ring):
     updated by every write, so the SLO as a whole reads its history in O(slots), not O(slots x series).
     """
 
-    __slots__ = ("_bad", "_total", "dtype", "res_ms", "slot_bad", "slot_total")
+    __slots__ = ("_bad", "_spans", "_total", "dtype", "res_ms", "slot_bad", "slot_total")
 
     def __init__(self, res_ms: int, n: int, rows: int = 1) -> None:
         if res_ms <= 0 or n <= 0:
@@ -105,6 +105,9 @@ class BucketRing(Ring):
         #: Per slot, the sum of every row's count (exact: the same integers, added as they arrive).
         self.slot_total = np.zeros(n, np.int64)
         self.slot_bad = np.zeros(n, np.int64)
+        #: Running per-row sums over bucket spans read every tick (`span_sums`), kept up to date by
+        #: every write, so a tick costs O(rows x windows), not O(rows x slots).
+        self._spans: dict[object, _Span] = {}
         self.ensure_rows(max(1, rows))
 
     @property
@@ -131,8 +134,20 @@ class BucketRing(Ring):
         while self.rows < rows:
             self._total.append(np.zeros((self.n, BLOCK), self.dtype))
             self._bad.append(np.zeros((self.n, BLOCK), self.dtype))
+        for span in self._spans.values():
+            span.grow(self.rows)
 
     def _clear(self, buckets: range) -> None:
+        if self._spans and self.head is not None:
+            # The reused slots held the oldest buckets kept, from head - n + 1 on (every one of them when
+            # the head jumps by n or more): a span covering them loses their counts.
+            gone = (self.head + 1 - self.n, min(buckets.stop - self.n, self.head + 1))
+            for span in self._spans.values():
+                lo, hi = max(span.lo, gone[0]), min(span.hi, gone[1])
+                if lo < hi:
+                    t, b = self.sums(lo, hi, self.rows)
+                    span.total -= t
+                    span.bad -= b
         slots = np.arange(buckets.start, buckets.stop) % self.n
         for blocks in (self._total, self._bad):
             for blk in blocks:
@@ -161,6 +176,8 @@ class BucketRing(Ring):
                 return dropped
         # buckets % n, spelled with a floor division: numpy divides by a scalar several times faster
         # than it takes a remainder.
+        for span in self._spans.values():
+            span.count(rows, buckets, bad)
         slots = buckets - buckets // self.n * self.n
         self.slot_total += np.bincount(slots, minlength=self.n)
         self.slot_bad += np.bincount(slots[bad], minlength=self.n)
@@ -282,6 +299,33 @@ class BucketRing(Ring):
             out[i] = (total, bad)
         return out
 
+    def span_sums(self, key: object, start: int, end: int, rows: int) -> tuple[I64, I64]:
+        """`sums` over ``[start, end)`` (copies), kept as a running sum under ``key`` between calls.
+
+        The first read of a key sums every slot of the span; later ones only move it: the buckets that
+        entered are added and those that left subtracted, and every write in between (`add`, a reused
+        slot) updated it. So reading the same windows every tick costs the buckets that moved, not the
+        whole span. Integers added and subtracted: exactly `sums`. A span moved backwards, or further
+        than its own length, is summed afresh.
+        """
+        span = self._spans.get(key)
+        if (
+            span is None
+            or start < span.lo
+            or end < span.hi
+            or (start - span.lo) + (end - span.hi) >= end - start
+        ):
+            total, bad = self.sums(start, end, self.rows)
+            span = self._spans[key] = _Span(start, end, total, bad)
+        else:
+            for lo, hi, sign in ((span.hi, end, 1), (span.lo, min(start, span.hi), -1)):
+                if lo < hi:
+                    t, b = self.sums(lo, hi, self.rows)
+                    span.total += sign * t
+                    span.bad += sign * b
+            span.lo, span.hi = start, end
+        return span.total[:rows].copy(), span.bad[:rows].copy()
+
     def _dense(self, which: list[npt.NDArray[np.signedinteger]]) -> npt.NDArray[np.signedinteger]:
         return which[0] if len(which) == 1 else np.concatenate(which, axis=1)
 
@@ -295,6 +339,7 @@ class BucketRing(Ring):
             raise ValueError("cannot merge rings of different shape")
         if other.head is None:
             return
+        self._spans.clear()  # recomputed on the next read
         self.advance(other.head)
         assert self.head is not None
         m = len(row_map)
@@ -350,6 +395,7 @@ class BucketRing(Ring):
             raise ValueError("ring state of another shape")
         if self.head is not None:
             raise ValueError("load() needs an empty ring")
+        self._spans.clear()
         self.ensure_rows(max(1, state.rows))
         peak = int(state.total.max(initial=0))
         if peak > int(np.iinfo(self.dtype).max):
@@ -365,6 +411,42 @@ class BucketRing(Ring):
             np.add.at(self.slot_total, slots, state.total)
             np.add.at(self.slot_bad, slots, state.bad)
         self.head, self.low = state.head, state.low
+
+
+class _Span:
+    """Per-row total and bad counts of a ring over buckets ``[lo, hi)`` (see `BucketRing.span_sums`)."""
+
+    __slots__ = ("bad", "hi", "lo", "total")
+
+    def __init__(self, lo: int, hi: int, total: I64, bad: I64) -> None:
+        self.lo, self.hi, self.total, self.bad = lo, hi, total, bad
+
+    def grow(self, rows: int) -> None:
+        if rows > len(self.total):
+            extra = np.zeros(rows - len(self.total), np.int64)
+            self.total = np.concatenate([self.total, extra])
+            self.bad = np.concatenate([self.bad, extra])
+
+    def count(self, rows: Intp, buckets: I64, bad: Bools) -> None:
+        """Add the events whose bucket lies in the span."""
+        inside = (buckets >= self.lo) & (buckets < self.hi)
+        if not inside.any():
+            return
+        _add_counts(self.total, rows[inside])
+        _add_counts(self.bad, rows[inside & bad])
+
+
+def _add_counts(acc: I64, rows: Intp) -> None:
+    """``acc[r] += 1`` for each ``r`` in ``rows`` (repeats counted): one bincount over the rows when
+    that is dense, else by sorting."""
+    if not len(rows):
+        return
+    if 8 * len(rows) >= len(acc):
+        acc += np.bincount(rows, minlength=len(acc))[: len(acc)]
+        return
+    s = np.sort(rows)
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    acc[s[starts]] += np.diff(np.append(starts, len(s)))
 
 
 def _cell_counts(flat: I64) -> tuple[slice | I64, I64]:
