@@ -21,6 +21,7 @@ __all__ = [
     "PIECE_BYTES",
     "SMALL_LINE_CHECK",
     "LineReasons",
+    "is_utf8",
     "longest_line",
     "maybe_too_deep",
     "nesting_depth",
@@ -164,6 +165,15 @@ def payloads(records: Sequence[bytes], bad: LineReasons) -> list[tuple[str, byte
             line = lines_or_none[line_no - first_line[r]]
             out.append((reason, line[:-1] if line.endswith(b"\r") else line))
     return out
+
+
+def is_utf8(data: bytes) -> bool:
+    """Whether `data` is UTF-8 (msgspec does not check the strings it skips, so the decoder must)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def non_blank_lines(buf: bytes) -> list[int]:

@@ -20,7 +20,7 @@ from typing import Final
 import numpy as np
 
 from sloguard._types import U8, Bools, Intp
-from sloguard.ingest.framing import MAX_DEPTH, pieces
+from sloguard.ingest.framing import MAX_DEPTH, is_utf8, pieces
 from sloguard.ingest.swar import flag_positions, scratch_size
 
 __all__ = ["LineIndex", "LineIndexer"]
@@ -171,9 +171,9 @@ class LineIndexer:
         np.not_equal(both[1:], both[:-1], out=keep[1:])
         selected = both[keep]
         text = words.take(selected[selected < n_words]).tobytes() + buf[n_words * 8 :]
-        if _is_utf8(text):
+        if is_utf8(text):
             return np.ones(n, np.bool_)
-        return np.array([_is_utf8(buf[start:end]) for start, end in cuts], np.bool_)
+        return np.array([is_utf8(buf[start:end]) for start, end in cuts], np.bool_)
 
 
 def _shape_ok(a: U8, starts: Intp, ends: Intp, filled: Bools) -> Bools:
@@ -185,11 +185,3 @@ def _shape_ok(a: U8, starts: Intp, ends: Intp, filled: Bools) -> Bools:
     closes = (last == _CLOSE_BRACE) | ((last == _CR) & (ends - starts >= 2) & (before_last == _CLOSE_BRACE))
     ok: Bools = ~filled | ((first_byte == _OPEN_BRACE) & closes)
     return ok
-
-
-def _is_utf8(piece: bytes) -> bool:
-    try:
-        piece.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
