@@ -15,12 +15,8 @@ from tests.unit.export.httpclient import exchange
 SLOS = """\
 apiVersion: sloguard/v1
 slos:
-  - name: per-customer
-    service: checkout
-    objective: 99.9
-    sli: {type: availability}
-    window: 30d
-    group_by: [customer]
+  - {name: per-customer, service: checkout, objective: 99.9, sli: {type: availability}, window: 30d,
+     group_by: [customer]}
 """
 
 T0 = 1_767_225_600_000 + 86_400_000 + 250

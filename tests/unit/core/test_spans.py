@@ -71,12 +71,8 @@ def test_span_sums_are_copies() -> None:
 SLOS = """\
 apiVersion: sloguard/v1
 slos:
-  - name: per-customer
-    service: checkout
-    objective: 99.9
-    sli: {type: availability}
-    window: 30d
-    group_by: [customer]
+  - {name: per-customer, service: checkout, objective: 99.9, sli: {type: availability}, window: 30d,
+     group_by: [customer]}
   - name: monthly
     service: checkout
     objective: 99
