@@ -53,18 +53,9 @@ import numpy as np
 from sloguard._types import Bools, Intp
 from sloguard.core.inputspec import FieldSpec, InputSpec
 from sloguard.core.model import EventBatch, LabelColumn, Rejections, Vocabs
+from sloguard.ingest import framing
 from sloguard.ingest.explain import DECODE_ERRORS
-from sloguard.ingest.framing import (
-    JSON_WS,
-    MAX_DEPTH,
-    LineReasons,
-    longest_line,
-    maybe_too_deep,
-    nesting_depth,
-    non_blank_lines,
-    one_per_line,
-    payloads,
-)
+from sloguard.ingest.framing import LineReasons
 from sloguard.ingest.reasons import (
     BAD_ENCODING,
     BAD_TYPE,
@@ -230,7 +221,7 @@ class MappedDecoder:
             for reason, n in Counter(reason for _, reason in bad).items():
                 rejections.add(reason, n)
             if rejected is not None:
-                rejected.extend(payloads(records, bad))
+                rejected.extend(framing.payloads(records, bad))
         return batch
 
     def _read(self, buf: bytes) -> tuple[_Rows, LineReasons]:
@@ -242,7 +233,7 @@ class MappedDecoder:
         if clean and self._struct is not None:
             structs = _decode_lines(self._struct, buf)
             if structs:
-                fast = self._columns(structs, non_blank_lines(buf), self._struct_column)
+                fast = self._columns(structs, framing.non_blank_lines(buf), self._struct_column)
                 if fast is not None:
                     self.stats.lines += len(structs)
                     self.stats.events += len(structs)
@@ -336,9 +327,9 @@ class MappedDecoder:
     def _clean(self, buf: bytes) -> bool:
         """Whether no line of ``buf`` can fail before its JSON is read (depth, size, encoding)."""
         return (
-            not maybe_too_deep(buf)
-            and (len(buf) <= self._max_line or longest_line(buf) <= self._max_line)
-            and (buf.isascii() or _utf8(buf))
+            not framing.maybe_too_deep(buf)
+            and (len(buf) <= self._max_line or framing.longest_line(buf) <= self._max_line)
+            and (buf.isascii() or framing.is_utf8(buf))
         )
 
     def _objects(self, buf: bytes, clean: bool) -> list[tuple[int, Any]]:
@@ -349,8 +340,9 @@ class MappedDecoder:
         """
         objs = _decode_lines(self._json, buf) if clean else None
         if objs:
-            return list(zip(non_blank_lines(buf), objs, strict=True))
-        return [(i, self._object(line)) for i, line in enumerate(buf.split(b"\n")) if line.strip(JSON_WS)]
+            return list(zip(framing.non_blank_lines(buf), objs, strict=True))
+        lines = enumerate(buf.split(b"\n"))
+        return [(i, self._object(line)) for i, line in lines if line.strip(framing.JSON_WS)]
 
     def _object(self, line: bytes) -> Any:
         """The decoded JSON object of a line, or the reason (a `str`) it is rejected."""
@@ -361,7 +353,7 @@ class MappedDecoder:
                 line.decode("utf-8")
             except UnicodeDecodeError:
                 return BAD_ENCODING
-        if maybe_too_deep(line) and nesting_depth(line) > MAX_DEPTH:
+        if framing.maybe_too_deep(line) and framing.nesting_depth(line) > framing.MAX_DEPTH:
             return MALFORMED_JSON
         try:
             obj = self._json.decode(line)
@@ -526,14 +518,6 @@ class MappedDecoder:
         return latency
 
 
-def _utf8(buf: bytes) -> bool:
-    try:
-        buf.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _parse_int(text: str) -> int:
     """A JSON integer; one longer than Python reads from text (4300 digits) is beyond every rule's range
     anyway: a stand-in of its sign, as large."""
@@ -582,7 +566,7 @@ def _decode_lines(decoder: msgspec.json.Decoder[Any], buf: bytes) -> list[Any] |
     except DECODE_ERRORS:
         return None
     # Every non-empty line "{...}" and as many objects as lines: one object a line.
-    return objs if objs and one_per_line(buf, len(objs)) else None
+    return objs if objs and framing.one_per_line(buf, len(objs)) else None
 
 
 def _column(views: list[dict[str, Any]], paths: tuple[tuple[str, ...], ...]) -> list[Any]:
