@@ -59,10 +59,30 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sloguard", description="Streaming SLO monitoring.")
     p.add_argument("--version", action="version", version=f"sloguard {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    _slo_file_args(sub.add_parser("check", help="validate an SLO file and print a summary"))
+    _replay_parser(sub)
+    _rules_parser(sub)
+    convert = sub.add_parser("convert", help="write the SLOs of an SLO file in another format (OpenSLO v1)")
+    _slo_file_args(convert)
+    convert.add_argument("--to", required=True, choices=("openslo",), help="openslo: OpenSLO v1 documents")
+    convert.add_argument("--output", "-o", help="write the result here (default: stdout)")
+    _run_parser(sub)
+    topics = sub.add_parser("topics", help="manage sloguard's internal Kafka topics (scaled-out mode)")
+    topics.add_argument("action", choices=("create",), help="create the partials, cuts, checkpoints topics")
+    topics.add_argument("--bootstrap-servers", "--bootstrap", help="Kafka bootstrap servers")
+    topics.add_argument("--topics", "--topic", help="the input topics (their names give the defaults)")
+    topics.add_argument("--partials-partitions", type=int, help="partials topic partitions (default 12)")
+    topics.add_argument("--checkpoints-partitions", type=int, help="partitions of the checkpoints topic")
+    # Its options live in sloguard.loadgen, imported only when used: it pulls in aiokafka, which would
+    # slow every other command's start (replay's benchmark counts start-up CPU).
+    lg = sub.add_parser(
+        "loadgen", help="produce realistic request-log events to Kafka (--help for options)", add_help=False
+    )
+    lg.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
 
-    check = sub.add_parser("check", help="validate an SLO file and print a summary")
-    _slo_file_args(check)
 
+def _replay_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rp = sub.add_parser(
         "replay",
         help="evaluate SLOs over NDJSON request-log files",
@@ -79,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress bar on stderr for large files (auto: when stderr is a terminal)",
     )
+
+
+def _rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rules = sub.add_parser("rules", help="print Prometheus alerting rules for an SLO file")
     _slo_file_args(rules)
     rules.add_argument("--output", "-o", help="write the rule file here (default: stdout)")
@@ -95,11 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument("--namespace", help="metadata.namespace of the PrometheusRule (default: none)")
     rules.add_argument("--name", help="metadata.name of the PrometheusRule (default: sloguard-slos)")
 
-    convert = sub.add_parser("convert", help="write the SLOs of an SLO file in another format (OpenSLO v1)")
-    _slo_file_args(convert)
-    convert.add_argument("--to", required=True, choices=("openslo",), help="openslo: OpenSLO v1 documents")
-    convert.add_argument("--output", "-o", help="write the result here (default: stdout)")
 
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="the daemon: consume request logs from Kafka, serve /metrics")
     run.add_argument("--config", "-c", help="SLO file (default: $SLOGUARD_CONFIG)")
     run.add_argument("--listen", help="HOST:PORT for /metrics, /healthz, /readyz (default 0.0.0.0:9464)")
@@ -125,21 +145,6 @@ def _parser() -> argparse.ArgumentParser:
         choices=("single", "partial", "merge"),
         help="scaled out (docs/scaling.md): partial = stage 1, merge = stage 2 (default: single process)",
     )
-
-    topics = sub.add_parser("topics", help="manage sloguard's internal Kafka topics (scaled-out mode)")
-    topics.add_argument("action", choices=("create",), help="create the partials, cuts, checkpoints topics")
-    topics.add_argument("--bootstrap-servers", "--bootstrap", help="Kafka bootstrap servers")
-    topics.add_argument("--topics", "--topic", help="the input topics (their names give the defaults)")
-    topics.add_argument("--partials-partitions", type=int, help="partials topic partitions (default 12)")
-    topics.add_argument("--checkpoints-partitions", type=int, help="partitions of the checkpoints topic")
-
-    # Its options live in sloguard.loadgen, imported only when used: it pulls in aiokafka, which would
-    # slow every other command's start (replay's benchmark counts start-up CPU).
-    lg = sub.add_parser(
-        "loadgen", help="produce realistic request-log events to Kafka (--help for options)", add_help=False
-    )
-    lg.add_argument("rest", nargs=argparse.REMAINDER)
-    return p
 
 
 def _fail(message: str, status: int = 2) -> int:
