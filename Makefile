@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP) ## create .venv and install the pinned dependencies (constraints.txt)
 
 # Installs missing Debian packages when running as root (as CI does); otherwise names them.
-system-deps: ## install promtool/amtool with apt-get when root; otherwise name the packages
+system-deps: ## install promtool, amtool, chromium and chromedriver with apt-get when root; otherwise name the packages
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  tool=$${pair%%:*}; pkg=$${pair#*:}; \
 	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$pkg"; \
