@@ -66,12 +66,11 @@ class LineIndex:
 class LineIndexer:
     """Builds `LineIndex`es, reusing its scratch arrays from buffer to buffer. Not thread-safe."""
 
-    __slots__ = ("_bytes", "_flags", "_max_line", "_scratch", "_words")
+    __slots__ = ("_flags", "_max_line", "_scratch", "_words")
 
     def __init__(self, max_line: int) -> None:
         self._max_line = max_line
         self._flags = np.zeros(0, np.bool_)
-        self._bytes = np.zeros(0, np.uint8)
         self._words = np.zeros(0, np.uint64)
         self._scratch = np.zeros(0, np.bool_)
 
@@ -108,7 +107,6 @@ class LineIndexer:
         if len(self._flags) < -(-size // 8) * 8 + 8:
             padded = -(-(size + size // 4) // 8) * 8 + 8
             self._flags = np.zeros(padded, np.bool_)
-            self._bytes = np.zeros(padded, np.uint8)
             self._words = np.zeros(padded // 8, np.uint64)
             self._scratch = np.zeros(scratch_size(padded // 8), np.bool_)
 
@@ -121,9 +119,9 @@ class LineIndexer:
         MAX_DEPTH are counted exactly, in Python."""
         size = len(buf)
         padded = -(-size // 8) * 8 + 8  # and a word of zeros: the last line's "newline word"
-        folded = self._bytes[:padded]
-        np.bitwise_or(np.frombuffer(buf, np.uint8), 0x20, out=folded[:size])  # "[" (0x5B) -> "{" (0x7B)
         is_open = self._flags[:padded]
+        folded = is_open.view(np.uint8)  # the same memory: each byte is folded, then compared in place
+        np.bitwise_or(np.frombuffer(buf, np.uint8), 0x20, out=folded[:size])  # "[" (0x5B) -> "{" (0x7B)
         np.equal(folded[:size], _OPEN_BRACE, out=is_open[:size])
         is_open[size:] = False
         per_word = self._words[: padded // 8]

@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol, cast
 
-CHUNK_BYTES = 4 << 20
+# Each chunk is one decode and one aggregator ingest, whose fixed costs (numpy calls per buffer, per SLO)
+# are paid per chunk: 8 MiB is ~13k realistic lines (~600 bytes each) or ~57k short ones. Measured on 1M
+# realistic lines: 0.4-0.5 s less CPU than 4 MiB chunks, for ~35 MiB more peak RSS.
+CHUNK_BYTES = 8 << 20
 _PEEK_BYTES = 4096
 
 GZIP_MAGIC = b"\x1f\x8b"
