@@ -74,6 +74,12 @@ class _Series(msgspec.Struct, gc=False):
     alerts: list[_Alert]
 
 
+def _by_labels(labels: Sequence[tuple[str, ...]]) -> list[tuple[int, tuple[str, ...]]]:
+    """``(row, labels)`` in label order. Rows are numbered in arrival order, which depends on how the
+    input was cut into batches: listing by label values makes the same events give the same report."""
+    return sorted(enumerate(labels), key=lambda row: row[1])
+
+
 def _slo_series(s: SloSnapshot) -> list[_Series]:
     """One entry per series. Thousands of series make this the bulk of the report, so entries are
     msgspec Structs (encoded as objects with the fields in order; built several times faster than
@@ -106,8 +112,8 @@ def _slo_series(s: SloSnapshot) -> list[_Series]:
     )
     name, objective, group_by = s.spec.name, float(s.spec.objective), s.spec.group_by
     return [
-        _Series(name, objective, dict(zip(group_by, labels, strict=True)), w, p, a)
-        for labels, w, p, a in zip(s.labels, windows, periods, alerts, strict=True)
+        _Series(name, objective, dict(zip(group_by, labels, strict=True)), windows[j], periods[j], alerts[j])
+        for j, labels in _by_labels(s.labels)
     ]
 
 
@@ -127,7 +133,7 @@ def to_dict(
     if lat is not None:
         keys = [_percent_key(p) for p in lat.spec.percentiles]
         for w in lat.windows:
-            for g, labels in enumerate(lat.labels):
+            for g, labels in _by_labels(lat.labels):
                 latency.append(
                     {
                         "labels": dict(zip(lat.spec.group_by, labels, strict=True)),
@@ -215,7 +221,7 @@ def _slo_blocks(snap: Snapshot) -> list[_Block]:
                 _firing(s, j),
             ]
             rows.append((budget, cells))
-        rows.sort(key=lambda r: r[0])
+        rows.sort(key=lambda r: (r[0], r[1][0]))  # ties by label values, not arrival order
         blocks.append(_Block(heading, rows[0][0] if rows else math.inf, [cells for _, cells in rows]))
     blocks.sort(key=lambda b: b.worst)
     return blocks
@@ -239,7 +245,7 @@ def _latency_lines(snap: Snapshot) -> list[str]:
     keys = [f"p{_percent_key(p)}" for p in lat.spec.percentiles]
     table = [["GROUP", "WINDOW", "COUNT", *[f"{k} ms" for k in keys]]]
     for w in lat.windows:
-        for g, labels in enumerate(lat.labels):
+        for g, labels in _by_labels(lat.labels):
             count = int(w.count[g])
             values = w.percentiles_ms[g].tolist()
             shown = [significant(v, figures) if count else "-" for v in values]
