@@ -63,8 +63,8 @@ RELEASE = "sloguard"
 NAMESPACE = "observability"
 #: `helm lint --kube-version`: the version kubernetes-validate checks against (tests/support/k8s.py).
 KUBE_VERSION = "v1.30.0"
-#: Environment variables the chart derives from `kafka`, `persistence`, `checkpoint` and its own port: not
-#: allowed in `settings`.
+#: Environment variables the chart derives from `kafka`, `persistence`, `checkpoint`, `mode`, `scaled` and
+#: its own port: not allowed in `settings`.
 CHART_OWNED = {
     "SLOGUARD_CONFIG",
     "SLOGUARD_LISTEN",
@@ -82,6 +82,10 @@ CHART_OWNED = {
     "SLOGUARD_CHECKPOINT__DIR",
     "SLOGUARD_CHECKPOINT__INTERVAL",
     "SLOGUARD_CHECKPOINT__KEEP",
+    # The stage follows `mode` (`--stage` in each workload's args); the partition counts `scaled.topics`.
+    "SLOGUARD_STAGE",
+    "SLOGUARD_SCALE__PARTIALS_PARTITIONS",
+    "SLOGUARD_SCALE__CHECKPOINTS_PARTITIONS",
 }
 #: The chart's values.yaml.
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
