@@ -368,10 +368,14 @@ def _replay(args: argparse.Namespace, config: object, input_preset: str | None =
     from sloguard import report
     from sloguard.core.spec import Config
     from sloguard.ingest.decode import REASONS
+    from sloguard.ingest.presets import effective_input, replay_refusal
     from sloguard.ingest.source import FileSource, SourceError, check_paths
     from sloguard.replay import ProgressBar, replay, wants_progress
 
     assert isinstance(config, Config)
+    refusal = replay_refusal(effective_input(config.input, input_preset))
+    if refusal is not None:  # binary records (otlp-proto): files are read as lines
+        return _fail(f"replay: {refusal}")
     bar = ProgressBar("replay") if wants_progress(args.files, args.progress) else None
     source = FileSource(args.files, on_progress=bar)
     try:

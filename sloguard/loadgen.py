@@ -15,13 +15,16 @@ background 5xx. A scenario adds an incident from ``incident_at_s`` for ``inciden
 * ``latency``: ``service`` gets ``latency_factor`` (5x) slower.
 * ``customer-errors``: every request of ``customer`` fails with a 500.
 
-With ``--format envoy|nginx-json|otlp-json`` the same events are written in an input preset's shape
-(Envoy's JSON access log, nginx ``escape=json``, one OTLP/JSON export per event with a server and a
-client span), for an SLO file with ``input: {preset: ...}``.
+With ``--format envoy|nginx-json|otlp-json|otlp-proto`` the same events are written in an input preset's
+shape (Envoy's JSON access log, nginx ``escape=json``, one OTLP export per event with a server and a
+client span, as JSON or as the Collector's default protobuf), for an SLO file with
+``input: {preset: ...}``.
 
-Messages hold one event, or ``ndjson_batch`` events as NDJSON lines. With ``key="customer"`` events go
-to the partition of their customer (Kafka's murmur2, like a Java producer keyed by customer; the
-message key is the customer when a message holds one event); with ``key="none"`` messages go round-robin.
+Messages hold one event, or ``ndjson_batch`` events as NDJSON lines; with ``otlp-proto``, one binary
+``ExportTraceServiceRequest`` holding ``ndjson_batch`` events' spans (`message_encoder`).
+With ``key="customer"`` events go to the partition of their customer (Kafka's murmur2, like a Java
+producer keyed by customer; the message key is the customer when a message holds one event); with
+``key="none"`` messages go round-robin.
 Rate control paces by the clock: at any time about ``rate × elapsed`` events have been produced
 (``rate <= 0``: as fast as possible). Records are written with ``create_batch``/``send_batch``, which
 is about 10x faster than one ``send()`` per message.
@@ -58,12 +61,13 @@ __all__ = [
     "add_arguments",
     "customer_name",
     "main",
+    "message_encoder",
     "run_loadgen",
 ]
 
 SCENARIOS: Final = ("steady", "outage", "latency", "customer-errors")
 #: Line shapes: sloguard's own, and each input preset's (`sloguard.ingest.presets`).
-FORMATS: Final = ("sloguard", "envoy", "nginx-json", "otlp-json")
+FORMATS: Final = ("sloguard", "envoy", "nginx-json", "otlp-json", "otlp-proto")
 
 # service, endpoint, traffic weight, median latency ms, log-normal sigma (the table of benchmarks/datagen.py)
 ENDPOINTS: Final[tuple[tuple[str, str, float, float, float], ...]] = (
@@ -197,7 +201,8 @@ class EventGenerator:
     ) -> tuple[list[str], npt.NDArray[np.intp]]:
         """``n`` events with times spread evenly over ``[first_ms, last_ms]``.
 
-        Returns the JSON lines (no newline) and each event's customer index (for partitioning).
+        Returns the JSON lines (no newline) and each event's customer index (for partitioning). For
+        ``otlp-proto`` the lines are the OTLP/JSON exports; `message_encoder` makes the messages.
         ``elapsed_s`` (time into the run) decides whether the scenario's incident is on.
         """
         rng = self._rng
@@ -256,7 +261,7 @@ class _Shapes:
     ) -> list[str]:
         n = len(ts_ms)
         ids = self.rng.integers(1, 100_000, n).tolist()
-        render = {"envoy": self._envoy, "nginx-json": self._nginx, "otlp-json": self._otlp}[self.fmt]
+        render = {"envoy": self._envoy, "nginx-json": self._nginx}.get(self.fmt, self._otlp)
         return [
             render(t, ENDPOINTS[e], customer_name(c), s, lat, i)
             for t, e, c, s, lat, i in zip(
@@ -362,6 +367,16 @@ _USER_AGENT: Final = (
 )
 
 
+def message_encoder(line_format: str) -> Callable[[list[str]], bytes]:
+    """How a message's lines become its value: NDJSON, or for ``otlp-proto`` the protobuf of the OTLP/JSON
+    exports, concatenated (protobuf merges them into one export holding every line's resource spans)."""
+    if line_format != "otlp-proto":
+        return lambda lines: "\n".join(lines).encode()
+    from sloguard.ingest.otlp_proto import from_otlp_json  # protobuf only for the format that needs it
+
+    return lambda lines: b"".join(from_otlp_json(json.loads(line)) for line in lines)
+
+
 def _attr(key: str, value: str) -> dict[str, object]:
     return {"key": key, "value": {"stringValue": value}}
 
@@ -408,8 +423,16 @@ class _Batcher:
     ``linger_s``, like a log shipper's batch; `flush()` sends what is left.
     """
 
-    def __init__(self, partitions: int, ndjson_batch: int, keyed: bool, linger_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        partitions: int,
+        ndjson_batch: int,
+        keyed: bool,
+        linger_s: float = 0.5,
+        encode: Callable[[list[str]], bytes] | None = None,
+    ) -> None:
         self.partitions = partitions
+        self._encode = encode  # None: NDJSON (`message_encoder`), inlined on the hot path
         self.ndjson_batch = ndjson_batch
         self.keyed = keyed
         self.linger_s = linger_s
@@ -436,14 +459,17 @@ class _Batcher:
                 idx = order_list[bounds[p] : bounds[p + 1]]
                 if n == 1 and idx:
                     keys = self._customer_keys
-                    out[p] = ([lines[i].encode() for i in idx], [keys[c] for c in customers[idx].tolist()])
+                    out[p] = (
+                        self._singles([lines[i] for i in idx]),
+                        [keys[c] for c in customers[idx].tolist()],
+                    )
                 elif n > 1:
                     values = self._pack(p, [lines[i] for i in idx], now)
                     if values:
                         out[p] = (values, None)
             return out
         if n == 1:
-            return self._round_robin([line.encode() for line in lines])
+            return self._round_robin(self._singles(lines))
         return self._round_robin(self._pack(_ROUND_ROBIN, lines, now))
 
     def flush(self) -> _Messages:
@@ -464,15 +490,23 @@ class _Batcher:
         if held:
             lines = held + lines
         full = len(lines) // n * n
-        values = ["\n".join(lines[j : j + n]).encode() for j in range(0, full, n)]
+        values = [self._join(lines[j : j + n]) for j in range(0, full, n)]
         rest = lines[full:]
         if full or not held:
             self._held_since[slot] = now  # the held lines (if any) are all new
         if rest and (force or now - self._held_since[slot] >= self.linger_s):
-            values.append("\n".join(rest).encode())
+            values.append(self._join(rest))
         elif rest:
             self._held[slot] = rest
         return values
+
+    def _singles(self, lines: list[str]) -> list[bytes]:
+        """One message a line."""
+        encode = self._encode
+        return [line.encode() for line in lines] if encode is None else [encode([line]) for line in lines]
+
+    def _join(self, lines: list[str]) -> bytes:
+        return "\n".join(lines).encode() if self._encode is None else self._encode(lines)
 
     def _round_robin(self, values: list[bytes]) -> _Messages:
         buckets: dict[int, list[bytes]] = {}
@@ -534,7 +568,8 @@ async def run_loadgen(
     generator = EventGenerator(sc, seed, line_format)
     async with BatchProducer(_producer_config(bootstrap, topic, kafka)) as producer:
         out = _Shipper(producer, topic)
-        batcher = _Batcher(producer.partitions(topic), ndjson_batch, keyed=key == "customer")
+        encode = message_encoder(line_format) if line_format == "otlp-proto" else None
+        batcher = _Batcher(producer.partitions(topic), ndjson_batch, keyed=key == "customer", encode=encode)
         wall0_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
         t0 = time.monotonic()
         sent = 0
@@ -631,7 +666,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--incident-at", type=float, default=10.0, help="incident start, seconds after start")
     parser.add_argument("--incident-for", type=float, default=300.0, help="incident length in seconds")
     parser.add_argument("--latency-factor", type=float, default=5.0, help="slowdown in the latency scenario")
-    parser.add_argument("--ndjson-batch", type=int, default=1, help="events per message, as NDJSON lines")
+    parser.add_argument(
+        "--ndjson-batch",
+        type=int,
+        default=1,
+        help="events per message, as NDJSON lines (otlp-proto: as one export)",
+    )
     parser.add_argument(
         "--key",
         choices=("customer", "none"),

@@ -34,8 +34,9 @@ FieldPath = tuple[str, ...]
 TsFormat = Literal["auto", "rfc3339", "epoch_s", "epoch_ms", "epoch_us", "epoch_ns"]
 DurationUnit = Literal["ns", "us", "ms", "s"]
 #: ``json``: one event per NDJSON line; ``otlp-json``: one OTLP/JSON trace export per line, one event per
-#: server span.
-InputFormat = Literal["json", "otlp-json"]
+#: server span; ``otlp-proto``: one OTLP/protobuf trace export per record (a Kafka message: binary, not
+#: lines), one event per server span.
+InputFormat = Literal["json", "otlp-json", "otlp-proto"]
 #: ``strict``: status and latency are JSON numbers (as sloguard's own shape); ``lenient``: strings
 #: holding a decimal number are accepted too (nginx quotes every variable, OTLP/JSON writes int64 as text).
 Numbers = Literal["strict", "lenient"]

@@ -34,6 +34,12 @@ OTLP/JSON (``format: otlp-json``): each line is one ``ExportTraceServiceRequest`
 ``attributes`` are the resource's and the span's attributes as objects (``attributes."http.route"``), the
 span's own fields (``startTimeUnixNano``, ``name``, ...) at the top. Other spans are skipped and counted
 (`MappedStats.skipped_spans`), not rejected. A rejected span dead-letters its whole line.
+
+OTLP/protobuf (``format: otlp-proto``): each record (a Kafka message) is one binary
+``ExportTraceServiceRequest``, not lines; `sloguard.ingest.otlp_proto` reads it into the same span views,
+so the mapping and every rule after it are the ones of OTLP/JSON. A record longer than
+``max_record_bytes`` is ``too_large``; one protobuf cannot parse is ``malformed_json`` (the parsing
+stage's reason); a rejected span dead-letters its whole record. `MappedStats.lines` counts records.
 """
 
 from __future__ import annotations
@@ -183,6 +189,11 @@ class MappedDecoder:
         mul, div = _TO_MS[spec.latency_unit if spec.latency is not None else (self._epoch_unit or "ms")]
         self._mul, self._div = mul, div
         self._endpoint = self._endpoint_reader()
+        self._messages: Callable[[bytes], tuple[list[dict[str, Any]], int] | str] | None = None
+        if spec.format == "otlp-proto":
+            from sloguard.ingest import otlp_proto  # protobuf is imported only by the mappings that need it
+
+            self._messages = otlp_proto.server_spans
         # Lines of sloguard's json format are first decoded into a Struct of only the top-level keys the
         # mapping reads (msgspec skips the others: ~3x faster than dicts); any surprise takes the dicts.
         keys = sorted({path[0] for f in _fields(spec) for path in f.paths})
@@ -207,8 +218,10 @@ class MappedDecoder:
         """Decode ``records`` (see `Decoder.decode_many`: same counting, dead letters and future rule)."""
         if not records:
             return EventBatch.empty(vocabs)
-        buf = records[0] if len(records) == 1 else b"\n".join(records)
-        rows, bad = self._read(buf)
+        if self._messages is not None:
+            rows, bad = self._read_messages(records, self._messages)
+        else:
+            rows, bad = self._read(b"\n".join(records) if len(records) > 1 else records[0])
         batch, row_lines, bad_rows = self._assemble(vocabs, rows)
         bad += bad_rows
         if max_ts_ms is not None and len(batch):
@@ -221,12 +234,34 @@ class MappedDecoder:
             for reason, n in Counter(reason for _, reason in bad).items():
                 rejections.add(reason, n)
             if rejected is not None:
-                rejected.extend(framing.payloads(records, bad))
+                if self._messages is not None:  # a record is one message: dead-letter it whole
+                    rejected.extend((reason, records[i]) for i, reason in bad)
+                else:
+                    rejected.extend(framing.payloads(records, bad))
         return batch
+
+    def _read_messages(
+        self, records: Sequence[bytes], read: Callable[[bytes], tuple[list[dict[str, Any]], int] | str]
+    ) -> tuple[_Rows, LineReasons]:
+        """`_read` for binary records, one export each (``read``: its span views and skipped spans);
+        the "line" of an event or rejection is its record's index."""
+        bad: LineReasons = []
+        all_views: list[dict[str, Any]] = []
+        view_lines: list[int] = []
+        self.stats.lines += len(records)
+        for i, record in enumerate(records):
+            got = TOO_LARGE if len(record) > self._max_line else read(record)
+            if isinstance(got, str):
+                bad.append((i, got))
+                continue
+            views, skipped = got
+            self.stats.skipped_spans += skipped
+            all_views += views
+            view_lines += [i] * len(views)
+        return self._view_rows(all_views, view_lines, bad)
 
     def _read(self, buf: bytes) -> tuple[_Rows, LineReasons]:
         """Every line's events with their raw fields, and `(line, reason)` per line or event rejected."""
-        rows = _Rows([], [], [], [], [], [])
         bad: LineReasons = []
         otlp = self.spec.format == "otlp-json"
         clean = self._clean(buf)
@@ -252,6 +287,14 @@ class MappedDecoder:
                 continue
             all_views += views
             view_lines += [i] * len(views)
+        return self._view_rows(all_views, view_lines, bad)
+
+    def _view_rows(
+        self, all_views: list[dict[str, Any]], view_lines: list[int], bad: LineReasons
+    ) -> tuple[_Rows, LineReasons]:
+        """The events of decoded views (objects or spans) and their lines: column by column, else row by
+        row; ``bad`` gets the rejected ones."""
+        rows = _Rows([], [], [], [], [], [])
         self.stats.events += len(all_views)
         fast = self._columns(all_views, view_lines, _column)
         if fast is not None:

@@ -18,6 +18,10 @@ an SLO file's ``input: {preset: NAME, ...}`` starts from one and overrides field
   ``service.name`` from the resource, ``http.request.method`` (or ``http.method``), ``http.route`` (or
   ``url.path``, ``http.target``), ``http.response.status_code`` (or ``http.status_code``), the duration
   from ``startTimeUnixNano`` and ``endTimeUnixNano``.
+* ``otlp-proto``: the same spans as the exporter's default ``encoding: otlp_proto`` writes them: one
+  protobuf ``ExportTraceServiceRequest`` a Kafka message (`sloguard.ingest.otlp_proto`), mapped as
+  ``otlp-json``. Binary records, not lines: for the daemon's Kafka input (``sloguard replay`` refuses it,
+  see `LINE_FORMATS`).
 
 Every preset defaults the customer to ``unknown`` and drops query strings; none replaces ids unless
 ``routes:`` says so (the ``otlp-json`` route is already a template).
@@ -25,11 +29,12 @@ Every preset defaults the customer to ``unknown`` and drops query strings; none 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final
 
 from sloguard.core.inputspec import FieldSpec, InputSpec, path_field
 
-__all__ = ["PRESETS", "PRESET_NAMES", "effective_input"]
+__all__ = ["LINE_FORMATS", "PRESETS", "PRESET_NAMES", "effective_input", "replay_refusal"]
 
 _UNKNOWN_CUSTOMER: Final = FieldSpec(paths=(("customer",),), default="unknown")
 
@@ -86,9 +91,13 @@ OTLP_JSON: Final = InputSpec(
     numbers="lenient",
 )
 
+OTLP_PROTO: Final = dataclasses.replace(OTLP_JSON, preset="otlp-proto", format="otlp-proto")
+
 #: Every preset by name.
-PRESETS: Final[dict[str, InputSpec]] = {p.preset or "": p for p in (ENVOY, NGINX_JSON, OTLP_JSON)}
+PRESETS: Final[dict[str, InputSpec]] = {p.preset or "": p for p in (ENVOY, NGINX_JSON, OTLP_JSON, OTLP_PROTO)}
 PRESET_NAMES: Final = tuple(PRESETS)
+#: The input formats whose records are lines (what ``sloguard replay`` reads from files and stdin).
+LINE_FORMATS: Final = ("json", "otlp-json")
 
 
 def effective_input(file_input: InputSpec | None, preset: str | None) -> InputSpec | None:
@@ -97,3 +106,15 @@ def effective_input(file_input: InputSpec | None, preset: str | None) -> InputSp
     if file_input is not None:
         return file_input
     return PRESETS[preset] if preset is not None else None
+
+
+def replay_refusal(spec: InputSpec | None) -> str | None:
+    """Why ``sloguard replay`` cannot read input of this mapping (None: it can): files are framed by
+    lines, and an ``otlp-proto`` record is binary, one Kafka message each, with no framing of its own."""
+    if spec is None or spec.format in LINE_FORMATS:
+        return None
+    return (
+        f"input format {spec.format} is binary OTLP/protobuf, one ExportTraceServiceRequest per Kafka "
+        "message; replay reads lines from files: read the topic with 'sloguard run', or have the "
+        "Collector write encoding: otlp_json and use the otlp-json preset"
+    )

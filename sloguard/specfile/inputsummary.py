@@ -60,6 +60,11 @@ def describe_input(spec: InputSpec | None, input_preset: str | None = None) -> l
     fast = flat_options(effective, DEFAULT_OPTIONS) is not None
     if effective.format == "otlp-json":
         shape = "OTLP/JSON trace exports, one event per server span (other spans skipped)"
+    elif effective.format == "otlp-proto":
+        shape = (
+            "OTLP/protobuf trace exports, one per Kafka message (replay cannot read it), one event per"
+            " server span (other spans skipped)"
+        )
     else:
         shape = "NDJSON, one event per line"
     latency = (

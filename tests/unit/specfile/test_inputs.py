@@ -129,7 +129,7 @@ def test_refusals_name_the_field() -> None:
         "  routes: {templates: ['v1/x', '/v1/{a}b']}\n"
         "  foo: 1\n"
     ) == [
-        "slos.yaml: input.preset: must be one of envoy, nginx-json, otlp-json (got 'envoyy')",
+        "slos.yaml: input.preset: must be one of envoy, nginx-json, otlp-json, otlp-proto (got 'envoyy')",
         "slos.yaml: input.ts.format: must be 'auto', 'rfc3339', 'epoch_s', 'epoch_ms', 'epoch_us' or "
         "'epoch_ns' (got 'epoch_fs')",
         "slos.yaml: input.status.path: has an empty key at character 3 (got 'a..b')",
