@@ -10,10 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from sloguard.core.inputspec import InputSpec
+
+if TYPE_CHECKING:
+    from sloguard.core.sla import SlaSpec
 from sloguard.core.model import DIMENSIONS
 
 MINUTE = 60
@@ -335,3 +338,5 @@ class Config:
     latency: LatencySpec | None = None
     #: The file's ``input:`` mapping (None: sloguard's own shape, or the preset the settings name).
     input: InputSpec | None = None
+    #: The file's ``slas:`` (`sloguard.core.sla`; read by `sloguard report sla`).
+    slas: tuple[SlaSpec, ...] = ()

@@ -25,6 +25,7 @@ from sloguard.specfile.errors import Loc, Problems, SpecError, show
 from sloguard.specfile.inputs import parse_input
 from sloguard.specfile.loader import MAX_FILE_BYTES, load_documents, too_big
 from sloguard.specfile.schema import API_VERSION, FileModel, LatencyModel, SloModel
+from sloguard.specfile.slas import parse_slas
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
@@ -54,8 +55,9 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     slos = _slos(raw_slos if isinstance(raw_slos, list) else [], problems)
     latency = _latency(data["latency"], problems) if data.get("latency") is not None else None
     inputs = parse_input(data["input"], problems) if data.get("input") is not None else None
+    slas = parse_slas(data["slas"], slos, problems) if data.get("slas") is not None else ()
     problems.raise_if_any()
-    return Config(slos=slos, latency=latency, input=inputs)
+    return Config(slos=slos, latency=latency, input=inputs, slas=slas)
 
 
 def _check_document(data: Any, problems: Problems) -> None:

@@ -242,6 +242,7 @@ class FileModel(_Schema):
     slos: Annotated[list[Any], Field(min_length=1)]
     latency: Any = None
     input: Any = None
+    slas: Any = None
 
 
 class TableModel(_Schema):
