@@ -178,6 +178,12 @@ def to_openslo(config: Config) -> tuple[list[dict[str, Any]], list[str]]:
     notes = []
     if config.latency is not None:
         notes.append("the latency: section (percentiles, latency alerts) has no OpenSLO form and is left out")
+    if config.input is not None:
+        preset = f" (preset {config.input.preset})" if config.input.preset else ""
+        notes.append(
+            f"the input: section{preset} has no OpenSLO form and is left out: sloguard reading the output"
+            " reads its own event shape, or the preset SLOGUARD_INPUT__PRESET names"
+        )
     return docs, notes
 
 

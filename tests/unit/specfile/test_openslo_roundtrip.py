@@ -140,6 +140,25 @@ def test_convert_writes_a_file_check_reads(tmp_path: Path, capsys: pytest.Captur
     assert main(["check", str(out)]) == 0
 
 
+def test_convert_notes_that_the_input_section_is_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "slos.yaml"
+    slos = (OPENSLO / "checkout.sloguard.yaml").read_text()
+    assert "input:" not in slos
+    source.write_text(slos.replace("slos:", "input:\n  preset: otlp-proto\nslos:", 1))
+    out = tmp_path / "slos.openslo.yaml"
+    assert main(["convert", "--to", "openslo", "-c", str(source), "-o", str(out)]) == 0
+    assert (
+        f"sloguard: note: {source}: the input: section (preset otlp-proto) has no OpenSLO form and is"
+        " left out" in capsys.readouterr().err
+    )
+    assert load_config(out).input is None
+    assert load_config(out).slos == load_config(source).slos
+    assert main(["convert", "--to", "openslo", str(OPENSLO / "checkout.sloguard.yaml")]) == 0
+    assert "input:" not in capsys.readouterr().err  # no input: section, no note
+
+
 def test_convert_to_stdout_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["convert", "--to", "openslo", str(OPENSLO / "checkout.sloguard.yaml")]) == 0
     assert parse_config(capsys.readouterr().out, "-") == load_config(OPENSLO / "checkout.sloguard.yaml")
