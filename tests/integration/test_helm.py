@@ -12,9 +12,10 @@ wrong types; the templates refuse inconsistent values.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +27,26 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from sloguard import __version__
+from sloguard.broker import LocalBroker
 from sloguard.cli import main
+from sloguard.ingest.kafka_topics import partition_counts
 from sloguard.rules import generate, to_yaml
-from sloguard.settings import ENV_PREFIX, CheckpointSettings, Settings
+from sloguard.settings import ENV_PREFIX, CheckpointSettings, Settings, load_settings
 from sloguard.specfile import parse_config
 from tests.support.k8s import (
     CHECKPOINT_DIR,
     CHECKPOINT_VOLUME,
+    COMPONENT,
     KINDS,
+    SCALED_KINDS,
+    STAGES,
     Doc,
     assert_checkpoints_on_volume,
     assert_locked_down,
+    assert_scaled_shape,
     assert_scraped_once,
     assert_single_consumer,
+    assert_topics_job,
     check_rules_with_promtool,
     config_map_data,
     container_environment,
@@ -48,8 +56,11 @@ from tests.support.k8s import (
     one,
     pod_spec,
     scraped_service,
+    set_environment,
     sloguard_container,
+    stage_workload,
     statefulset,
+    topics_job,
     validate_core_kinds,
     validate_operator_kinds,
 )
@@ -59,6 +70,7 @@ CHART = ROOT / "deploy" / "helm" / "sloguard"
 EXAMPLE_VALUES = CHART / "ci" / "example-values.yaml"
 EXAMPLE_SLOS = ROOT / "config" / "slos.example.yaml"
 KUSTOMIZE_BASE = ROOT / "deploy" / "kubernetes" / "base"
+KUSTOMIZE_SCALED = ROOT / "deploy" / "kubernetes" / "overlays" / "scaled"
 RELEASE = "sloguard"
 NAMESPACE = "observability"
 #: `helm lint --kube-version`: the version kubernetes-validate checks against (tests/support/k8s.py).
@@ -503,6 +515,32 @@ def test_mutual_tls_mounts_the_client_certificate() -> None:
         pytest.param(
             {"slos": {"apiVersion": "sloguard/v2", "slos": [{"name": "x"}]}}, "/slos/apiVersion", id="slos"
         ),
+        pytest.param({"mode": "sharded"}, "/mode", id="enum-mode"),
+        pytest.param({"settings": {"SLOGUARD_STAGE": "merge"}}, "SLOGUARD_STAGE", id="chart-owned-stage"),
+        pytest.param(
+            {"settings": {"SLOGUARD_SCALE__PARTIALS_PARTITIONS": 6}},
+            "SLOGUARD_SCALE__PARTIALS_PARTITIONS",
+            id="chart-owned-partitions",
+        ),
+        pytest.param(
+            {"scaled": {"topics": {"partialsPartitions": 0}}},
+            "/scaled/topics/partialsPartitions",
+            id="no-partials-partitions",
+        ),
+        pytest.param(
+            {"scaled": {"partial": {"replicas": "2"}}}, "/scaled/partial/replicas", id="type-stage-1"
+        ),
+        pytest.param({"scaled": {"partial": {"autoscalling": {}}}}, "'autoscalling'", id="typo-autoscaling"),
+        pytest.param(
+            {"scaled": {"merge": {"checkpointStore": "nfs"}}},
+            "/scaled/merge/checkpointStore",
+            id="enum-checkpoint-store",
+        ),
+        pytest.param(
+            {"scaled": {"merge": {"directory": {"size": "big"}}}},
+            "/scaled/merge/directory/size",
+            id="shared-size-not-a-quantity",
+        ),
     ],
 )
 def test_schema_refuses(values: dict[str, Any], named: str) -> None:
@@ -574,6 +612,24 @@ def test_schema_refuses(values: dict[str, Any], named: str) -> None:
             "more than 52: the StatefulSet's pods would get a controller-revision-hash label",
             id="name-too-long-for-statefulset",
         ),
+        pytest.param(
+            {"mode": "scaled", "fullnameOverride": "s" * 47},
+            "s{47}-merge has 53 characters, more than 52.*46 characters at most with mode scaled",
+            id="name-too-long-for-merge-statefulset",
+        ),
+        pytest.param(
+            {"mode": "scaled", "scaled": {"topics": {"partialsPartitions": 2}, "merge": {"replicas": 3}}},
+            r"scaled.merge.replicas \(3\) is more than scaled.topics.partialsPartitions \(2\)",
+            id="more-merge-pods-than-partitions",
+        ),
+        pytest.param(
+            {
+                "mode": "scaled",
+                "scaled": {"partial": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 4}}},
+            },
+            r"minReplicas \(5\) is more than maxReplicas \(4\)",
+            id="autoscaling-min-above-max",
+        ),
     ],
 )
 def test_templates_refuse_inconsistent_values(values: dict[str, Any], message: str) -> None:
@@ -639,3 +695,305 @@ def test_schema_checkpoint_is_the_daemons() -> None:
     assert {name: DEFAULTS["checkpoint"][name] for name in expected} == {
         name: CheckpointSettings.model_fields[name].default for name in expected
     }
+
+
+# --- mode scaled (docs/scaling.md) ----------------------------------------------------------------------
+
+#: The example install scaled out: more partials partitions, three stage-2 pods, stage 1 autoscaled.
+SCALED_EXAMPLE: dict[str, Any] = {
+    "mode": "scaled",
+    "scaled": {
+        "topics": {"partialsPartitions": 24, "checkpointsPartitions": 6},
+        "partial": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 16}},
+        "merge": {"replicas": 3, "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {}}},
+    },
+}
+
+
+def scaled_values(example: bool) -> dict[str, Any]:
+    return {**example_values(), **SCALED_EXAMPLE} if example else {"mode": "scaled"}
+
+
+@pytest.fixture(scope="module", params=["scaled", "scaled-example"])
+def scaled(request: pytest.FixtureRequest) -> tuple[dict[str, Any], list[Doc]]:
+    values = scaled_values(request.param == "scaled-example")
+    return values, render(values)
+
+
+def test_scaled_lint_strict() -> None:
+    assert lint_problems(scaled_values(False)) == []
+    assert lint_problems(scaled_values(True)) == []
+
+
+def test_scaled_renders_and_validates(scaled: tuple[dict[str, Any], list[Doc]], tmp_path: Path) -> None:
+    """Every object of mode scaled through the same checks as the single process's; the PrometheusRule
+    is the single mode's (rules work unchanged in every mode)."""
+    values, docs = scaled
+    autoscaled = value(values, "scaled", "partial", "autoscaling", "enabled")
+    extra = ["HorizontalPodAutoscaler"] if autoscaled else []
+    assert sorted(doc["kind"] for doc in docs) == sorted(SCALED_KINDS + extra)
+    assert {doc["metadata"]["namespace"] for doc in docs} == {NAMESPACE}
+    validate_core_kinds(docs)
+    validate_operator_kinds(docs)
+    single = render({k: v for k, v in values.items() if k not in ("mode", "scaled")})
+    assert one(docs, "PrometheusRule") == one(single, "PrometheusRule")
+    assert one(docs, "ServiceMonitor") == one(single, "ServiceMonitor")
+    check_rules_with_promtool(one(docs, "PrometheusRule"), tmp_path)
+
+
+def test_scaled_shape(scaled: tuple[dict[str, Any], list[Doc]]) -> None:
+    values, docs = scaled
+    autoscaled = value(values, "scaled", "partial", "autoscaling", "enabled")
+    assert_scaled_shape(
+        docs,
+        partial_replicas=None if autoscaled else value(values, "scaled", "partial", "replicas"),
+        merge_replicas=value(values, "scaled", "merge", "replicas"),
+    )
+    names = {doc["kind"]: doc["metadata"]["name"] for doc in docs}
+    assert names["Deployment"] == f"{RELEASE}-partial"
+    assert names["StatefulSet"] == f"{RELEASE}-merge"
+    assert stage_workload(docs, "merge")["spec"]["podManagementPolicy"] == "Parallel"
+    merge_resources = value(values, "scaled", "merge", "resources") or value(values, "resources")
+    assert sloguard_container(docs, stage_workload(docs, "merge"))["resources"] == merge_resources
+    assert sloguard_container(docs, stage_workload(docs, "partial"))["resources"] == value(
+        values, "resources"
+    )
+
+
+def test_scaled_stages_accept_their_settings(
+    scaled: tuple[dict[str, Any], list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each stage's environment and command line through the daemon's parsers: its stage, the SLO file,
+    the Kafka connection of the single mode, no checkpoint directory (stage 2 checkpoints to the Kafka
+    topic by default), the partition counts from scaled.topics."""
+    values, docs = scaled
+    single = render({k: v for k, v in values.items() if k not in ("mode", "scaled")})
+    kafka = daemon_settings(single, monkeypatch).kafka
+    for stage in STAGES:
+        settings = daemon_settings(
+            docs, monkeypatch, container=sloguard_container(docs, stage_workload(docs, stage))
+        )
+        assert settings.stage == stage
+        assert settings.config == Path("/etc/sloguard/slos.yaml")
+        assert settings.kafka == kafka
+        assert settings.checkpoint.dir is None
+        assert settings.scale.partials_partitions == value(values, "scaled", "topics", "partialsPartitions")
+        assert settings.scale.checkpoints_partitions == value(
+            values, "scaled", "topics", "checkpointsPartitions"
+        )
+        assert pod_spec(docs, stage_workload(docs, stage))["terminationGracePeriodSeconds"] > (
+            settings.shutdown_timeout_seconds
+        )
+    assert "Scaled out" in notes(values)
+    assert "LOST ON RESTART" not in notes(values)
+
+
+def test_scaled_topics_job_is_a_hook(
+    scaled: tuple[dict[str, Any], list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sloguard topics create` runs before every install and upgrade, replaced each time, with the
+    partition counts from the values; a pre-install hook cannot use the release's own ServiceAccount or
+    ConfigMap (they do not exist yet)."""
+    values, docs = scaled
+    assert_topics_job(
+        docs,
+        monkeypatch,
+        partials=value(values, "scaled", "topics", "partialsPartitions"),
+        checkpoints=value(values, "scaled", "topics", "checkpointsPartitions"),
+    )
+    job = topics_job(docs)
+    assert job["metadata"]["annotations"] == {
+        "helm.sh/hook": "pre-install,pre-upgrade",
+        "helm.sh/hook-weight": "0",
+        "helm.sh/hook-delete-policy": "before-hook-creation,hook-succeeded",
+    }
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "default"
+    assert "envFrom" not in pod["containers"][0]
+    # Kafka files from the same Secret as the stages'.
+    stage_pod = pod_spec(docs, stage_workload(docs, "partial"))
+    assert [v for v in pod["volumes"] if "secret" in v] == [v for v in stage_pod["volumes"] if "secret" in v]
+    no_job = render(
+        {**values, "scaled": {**values.get("scaled", {}), "topics": {"create": {"enabled": False}}}}
+    )
+    assert "Job" not in {doc["kind"] for doc in no_job}
+
+
+@pytest.mark.kafka
+def test_scaled_topics_job_creates_the_topics(
+    broker: LocalBroker, new_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Job's exact command line and environment (the broker address and input topic swapped for a
+    Tansu's) create the three internal topics with the partition counts of the values; run again, it
+    leaves them alone."""
+    docs = render(
+        {"mode": "scaled", "scaled": {"topics": {"partialsPartitions": 5, "checkpointsPartitions": 2}}}
+    )
+    container = sloguard_container(docs, topics_job(docs), name="topics")
+    env = container_environment(docs, container)
+    topic = new_topic(partitions=3)
+    env |= {"SLOGUARD_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap, "SLOGUARD_KAFKA__TOPICS": topic}
+    set_environment(env, monkeypatch)
+    internal = [f"{topic}-sloguard-{name}" for name in ("partials", "cuts", "checkpoints")]
+    assert main(container["args"]) == 0
+    assert main(container["args"]) == 0
+    kafka = load_settings().kafka.to_config()
+    assert asyncio.run(partition_counts(kafka, internal)) == dict(zip(internal, [5, 3, 2], strict=True))
+
+
+def test_scaled_checkpoints_in_a_shared_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scaled.merge.checkpointStore=directory: one ReadWriteMany claim (kept on uninstall), mounted by
+    every stage-2 pod at the checkpoint directory; or an existing claim, then none is created."""
+    values = {
+        "mode": "scaled",
+        "scaled": {
+            "merge": {
+                "checkpointStore": "directory",
+                "directory": {"size": "20Gi", "storageClassName": "nfs"},
+            }
+        },
+    }
+    docs = render(values)
+    validate_core_kinds(docs)
+    claim = one(docs, "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == f"{RELEASE}-checkpoints"
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteMany"],
+        "storageClassName": "nfs",
+        "resources": {"requests": {"storage": "20Gi"}},
+    }
+    merge = stage_workload(docs, "merge")
+    container = sloguard_container(docs, merge)
+    assert {"name": CHECKPOINT_VOLUME, "mountPath": CHECKPOINT_DIR} in container["volumeMounts"]
+    volumes = {v["name"]: v for v in pod_spec(docs, merge)["volumes"]}
+    assert volumes[CHECKPOINT_VOLUME] == {
+        "name": CHECKPOINT_VOLUME,
+        "persistentVolumeClaim": {"claimName": f"{RELEASE}-checkpoints"},
+    }
+    settings = daemon_settings(docs, monkeypatch, container=container)
+    assert settings.checkpoint.dir == Path(CHECKPOINT_DIR)
+    assert_scaled_shape(docs)  # stage 1 still stateless
+    assert f"ReadWriteMany claim {RELEASE}-checkpoints" in notes(values)
+
+    existing = render(
+        {
+            "mode": "scaled",
+            "scaled": {
+                "merge": {"checkpointStore": "directory", "directory": {"existingClaim": "shared-nfs"}}
+            },
+        }
+    )
+    assert "PersistentVolumeClaim" not in {doc["kind"] for doc in existing}
+    volumes = {v["name"]: v for v in pod_spec(existing, stage_workload(existing, "merge"))["volumes"]}
+    assert volumes[CHECKPOINT_VOLUME]["persistentVolumeClaim"] == {"claimName": "shared-nfs"}
+
+
+def test_scaled_autoscaling_on_consumer_lag() -> None:
+    """An autoscaling/v2 HPA on the Pods metric sloguard_consumer_lag scales the stage-1 Deployment,
+    which then has no replicas of its own (an upgrade would reset the HPA's)."""
+    values = {
+        "mode": "scaled",
+        "scaled": {"partial": {"autoscaling": {"enabled": True, "maxReplicas": 6, "targetLagPerPod": 50000}}},
+    }
+    docs = render(values)
+    validate_core_kinds(docs)
+    hpa = one(docs, "HorizontalPodAutoscaler")
+    deployment = stage_workload(docs, "partial")
+    assert "replicas" not in deployment["spec"]
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment["metadata"]["name"],
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 6)
+    assert hpa["spec"]["metrics"] == [
+        {
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "sloguard_consumer_lag"},
+                "target": {"type": "AverageValue", "averageValue": "50000"},
+            },
+        }
+    ]
+    assert hpa["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 600}}
+    assert "autoscaled 1-6 pods on consumer lag" in notes(values)
+    assert "HorizontalPodAutoscaler" not in {doc["kind"] for doc in render({"mode": "scaled"})}
+
+
+def test_scaled_optional_objects_can_be_disabled() -> None:
+    docs = render(
+        {
+            "mode": "scaled",
+            "serviceMonitor": {"enabled": False},
+            "prometheusRule": {"enabled": False},
+            "podDisruptionBudget": {"enabled": False},
+            "networkPolicy": {"enabled": False},
+            "serviceAccount": {"create": False},
+            "scaled": {"topics": {"create": {"enabled": False}}},
+        }
+    )
+    assert sorted(doc["kind"] for doc in docs) == [
+        "ConfigMap",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "Service",
+        "StatefulSet",
+    ]
+    validate_core_kinds(docs)
+
+
+SCALED_WORKLOAD_FIELDS = {
+    "partial": ("replicas", "strategy", "revisionHistoryLimit"),
+    "merge": ("replicas", "podManagementPolicy", "updateStrategy", "revisionHistoryLimit"),
+}
+
+
+def test_scaled_matches_the_kustomize_overlay() -> None:
+    """mode scaled with default values deploys what deploy/kubernetes/overlays/scaled does: per stage
+    the same workload policy, container (args, ports, probes, resources, security, mounts), pod fields,
+    environment and volumes; the same Job command, settings and hardening; the same selections (the
+    headless Service and each budget one stage's). Names and labels differ (Helm's conventions)."""
+    helm_docs = render({"mode": "scaled"})
+    base_docs = kustomize(KUSTOMIZE_SCALED)
+    for stage in STAGES:
+        ours, theirs = stage_workload(helm_docs, stage), stage_workload(base_docs, stage)
+        for key in SCALED_WORKLOAD_FIELDS[stage]:
+            assert ours["spec"][key] == theirs["spec"][key], (stage, key)
+        our_container, their_container = (
+            sloguard_container(helm_docs, ours),
+            sloguard_container(base_docs, theirs),
+        )
+        for key in (
+            "args",
+            "ports",
+            "livenessProbe",
+            "readinessProbe",
+            "resources",
+            "securityContext",
+            "volumeMounts",
+        ):
+            assert our_container[key] == their_container[key], (stage, key)
+        our_pod, their_pod = pod_spec(helm_docs, ours), pod_spec(base_docs, theirs)
+        for key in POD_FIELDS:
+            assert our_pod[key] == their_pod[key], (stage, key)
+        for volume in (*our_pod["volumes"], *their_pod["volumes"]):
+            volume.get("configMap", {}).pop("name", None)
+        assert our_pod["volumes"] == their_pod["volumes"], stage
+        assert container_environment(helm_docs, our_container) == container_environment(
+            base_docs, their_container
+        )
+    our_job, their_job = topics_job(helm_docs), topics_job(base_docs)
+    for key in ("backoffLimit", "activeDeadlineSeconds"):
+        assert our_job["spec"][key] == their_job["spec"][key], key
+    ours, theirs = (
+        sloguard_container(helm_docs, our_job, "topics"),
+        sloguard_container(base_docs, their_job, "topics"),
+    )
+    for key in ("args", "resources", "securityContext", "volumeMounts"):
+        assert ours[key] == theirs[key], key
+    # The overlay's Job reads the settings ConfigMap (no hooks in kustomize); the chart inlines them.
+    assert container_environment(helm_docs, ours) == container_environment(base_docs, theirs)
+    for doc in (our_job, their_job):
+        assert doc["spec"]["template"]["metadata"]["labels"][COMPONENT] == "topics"

@@ -2,9 +2,11 @@
 
 Core kinds are validated against the Kubernetes OpenAPI schemas (``kubernetes-validate``, strict: unknown
 fields are errors), the prometheus-operator kinds with the cloudcoil models, and a PrometheusRule's groups
-with ``promtool check rules``. sloguard runs as a single-replica StatefulSet whose checkpoints
-(SLOGUARD_CHECKPOINT__DIR) are on a volume from its ``volumeClaimTemplates``; a headless governing
-Service sits next to the scraped one.
+with ``promtool check rules``. Single mode: sloguard runs as a single-replica StatefulSet whose
+checkpoints (SLOGUARD_CHECKPOINT__DIR) are on a volume from its ``volumeClaimTemplates``; a headless
+governing Service sits next to the scraped one. Scaled mode (docs/scaling.md): stage 1 a Deployment,
+stage 2 a StatefulSet, and a Job running ``sloguard topics create``; the same scraped Service selects both
+stages.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import pytest
 import yaml
 from cloudcoil.models.prometheus_operator.v1 import PrometheusRule, ServiceMonitor
 
+from sloguard.cli import _parser as cli_parser
+from sloguard.cli import _run_overrides as run_overrides
 from sloguard.settings import ENV_PREFIX, Settings, load_settings
 from tests.support.tools import require
 
@@ -41,6 +45,28 @@ KINDS = sorted(
         "ServiceMonitor",
     ]
 )
+#: Every kind of the scaled-out manifests (kustomize overlays/scaled and the chart's mode scaled).
+SCALED_KINDS = sorted(
+    [
+        "ConfigMap",  # the SLO file
+        "ConfigMap",  # settings
+        "Deployment",  # stage 1, --stage partial
+        "StatefulSet",  # stage 2, --stage merge
+        "Job",  # sloguard topics create
+        "NetworkPolicy",  # both stages
+        "PodDisruptionBudget",  # stage 1
+        "PodDisruptionBudget",  # stage 2
+        "PrometheusRule",
+        "Service",  # scraped: both stages
+        "Service",  # headless: stage 2's governing Service
+        "ServiceAccount",
+        "ServiceMonitor",
+    ]
+)
+STAGES = ("partial", "merge")
+COMPONENT = "app.kubernetes.io/component"
+#: The single process's command line; a stage's adds ``--stage NAME``.
+RUN_ARGS = ["run", "--config", "/etc/sloguard/slos.yaml"]
 #: The pod volume (and claim template) holding the daemon's checkpoints, and where it is mounted.
 CHECKPOINT_VOLUME = "checkpoints"
 CHECKPOINT_DIR = "/var/lib/sloguard"
@@ -75,15 +101,30 @@ def statefulset(docs: list[Doc]) -> Doc:
     return one(docs, "StatefulSet")
 
 
-def pod_spec(docs: list[Doc]) -> Doc:
-    spec: Doc = statefulset(docs)["spec"]["template"]["spec"]
+def pod_spec(docs: list[Doc], workload: Doc | None = None) -> Doc:
+    """The pod spec of ``workload`` (default: the one StatefulSet)."""
+    spec: Doc = (workload or statefulset(docs))["spec"]["template"]["spec"]
     return spec
 
 
-def sloguard_container(docs: list[Doc]) -> Doc:
-    (container,) = pod_spec(docs)["containers"]
-    assert container["name"] == "sloguard"
+def sloguard_container(docs: list[Doc], workload: Doc | None = None, name: str = "sloguard") -> Doc:
+    (container,) = pod_spec(docs, workload)["containers"]
+    assert container["name"] == name
     return typing.cast(Doc, container)
+
+
+def stage_workload(docs: list[Doc], stage: str) -> Doc:
+    """Stage 1's Deployment or stage 2's StatefulSet."""
+    return one(docs, {"partial": "Deployment", "merge": "StatefulSet"}[stage])
+
+
+def topics_job(docs: list[Doc]) -> Doc:
+    return one(docs, "Job")
+
+
+def pod_labels(workload: Doc) -> dict[str, str]:
+    labels: dict[str, str] = workload["spec"]["template"]["metadata"]["labels"]
+    return labels
 
 
 def is_headless(service: Doc) -> bool:
@@ -183,15 +224,24 @@ def container_environment(docs: list[Doc], container: Doc, secret: str = "from-s
     return env
 
 
-def daemon_settings(docs: list[Doc], monkeypatch: pytest.MonkeyPatch, secret: str = "stub") -> Settings:
-    """The container's environment (Secrets stubbed) through the daemon's own settings parser."""
-    env = container_environment(docs, sloguard_container(docs), secret=secret)
+def set_environment(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``env`` the process's SLOGUARD_* environment (for the test)."""
     for name in list(os.environ):
         if name.startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return load_settings()
+
+
+def daemon_settings(
+    docs: list[Doc], monkeypatch: pytest.MonkeyPatch, secret: str = "stub", container: Doc | None = None
+) -> Settings:
+    """The container's environment (Secrets stubbed) and, for `sloguard run`, its command line (flags win
+    over the environment) through the daemon's own parsers. Default container: the StatefulSet's."""
+    container = container or sloguard_container(docs)
+    set_environment(container_environment(docs, container, secret=secret), monkeypatch)
+    args = cli_parser().parse_args(container["args"])
+    return load_settings(run_overrides(args) if args.command == "run" else {})
 
 
 def shutdown_timeout_s(env: dict[str, str]) -> float:
@@ -200,21 +250,12 @@ def shutdown_timeout_s(env: dict[str, str]) -> float:
     return DEFAULT_SHUTDOWN_TIMEOUT_S if value is None else float(value)
 
 
-def assert_locked_down(docs: list[Doc]) -> None:
-    """The StatefulSet's pod runs as non-root with a read-only root filesystem, no privilege escalation,
-    no capabilities, the runtime's seccomp profile, no API token, resources, probes on /healthz and
-    /readyz, and waits longer than the daemon's shutdown bound before killing it. Its fsGroup lets the
-    non-root user write the checkpoint volume."""
-    pod = pod_spec(docs)
+def assert_hardened(pod: Doc, container: Doc) -> None:
+    """The pod runs as non-root with a read-only root filesystem, no privilege escalation, no
+    capabilities, the runtime's seccomp profile, no API token, no Service links, and resources."""
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["fsGroup"] not in {None, 0}
     assert pod["automountServiceAccountToken"] is False
     assert pod["enableServiceLinks"] is False
-    container = sloguard_container(docs)
-    assert container["args"] == ["run", "--config", "/etc/sloguard/slos.yaml"]
-    assert container["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     security = container["securityContext"]
     assert security["runAsNonRoot"] is True
     assert security["runAsUser"] != 0
@@ -223,6 +264,21 @@ def assert_locked_down(docs: list[Doc]) -> None:
     assert security["capabilities"]["drop"] == ["ALL"]
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert {"requests", "limits"} <= container["resources"].keys()
+
+
+def assert_locked_down(docs: list[Doc], workload: Doc | None = None, stage: str = "") -> None:
+    """The workload's pod (default: the single StatefulSet's) is hardened (`assert_hardened`), runs
+    `sloguard run` (with ``--stage``), has probes on /healthz and /readyz, and waits longer than the
+    daemon's shutdown bound before killing it. Its fsGroup lets the non-root user write a checkpoint
+    volume."""
+    pod = pod_spec(docs, workload)
+    container = sloguard_container(docs, workload)
+    assert_hardened(pod, container)
+    assert pod["securityContext"]["fsGroup"] not in {None, 0}
+    assert container["args"] == ([*RUN_ARGS, "--stage", stage] if stage else RUN_ARGS)
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     bound = shutdown_timeout_s(container_environment(docs, container))
     assert pod["terminationGracePeriodSeconds"] > bound
 
@@ -282,3 +338,63 @@ def assert_checkpoints_on_volume(docs: list[Doc], persistent: bool = True) -> No
     assert claim["spec"]["resources"]["requests"]["storage"]
     labels = claim["metadata"].get("labels", {})
     assert not labels.keys() & CHANGING_LABELS, labels
+
+
+def assert_scaled_shape(docs: list[Doc], partial_replicas: int | None = 2, merge_replicas: int = 2) -> None:
+    """Scaled out: stage 1 a Deployment and stage 2 a StatefulSet, each running `sloguard run --stage`
+    locked down like the single process, their pods told apart by app.kubernetes.io/component. The
+    scraped Service and the NetworkPolicy select both stages' pods, the ServiceMonitor only the scraped
+    Service, the headless Service only stage 2's, each PodDisruptionBudget exactly one stage's (a pod
+    under two budgets cannot be evicted), and nothing selects the topics Job's pod. Stage 1 keeps no
+    state; stage 2 has no claim template (one volume per pod would not follow a partition)."""
+    pods = {stage: pod_labels(stage_workload(docs, stage)) for stage in STAGES}
+    pods["topics"] = pod_labels(topics_job(docs))
+
+    def chosen(selector: Doc) -> set[str]:
+        return {name for name, labels in pods.items() if selects(selector, labels)}
+
+    for stage in STAGES:
+        workload = stage_workload(docs, stage)
+        assert pods[stage][COMPONENT] == stage
+        assert chosen(workload["spec"]["selector"]) == {stage}
+        assert_locked_down(docs, workload, stage)
+    partial = stage_workload(docs, "partial")["spec"]
+    assert partial.get("replicas") == partial_replicas
+    assert partial["strategy"]["type"] == "RollingUpdate"
+    merge = stage_workload(docs, "merge")["spec"]
+    assert merge["replicas"] == merge_replicas
+    assert merge["updateStrategy"] == {"type": "RollingUpdate"}
+    assert "volumeClaimTemplates" not in merge
+    assert merge["serviceName"] == headless_service(docs)["metadata"]["name"]
+    assert scraped_service(docs)["metadata"]["name"] != merge["serviceName"]
+
+    assert chosen({"matchLabels": scraped_service(docs)["spec"]["selector"]}) == {"partial", "merge"}
+    assert chosen({"matchLabels": headless_service(docs)["spec"]["selector"]}) == {"merge"}
+    assert chosen(one(docs, "NetworkPolicy")["spec"]["podSelector"]) == {"partial", "merge"}
+    budgets = [chosen(doc["spec"]["selector"]) for doc in docs if doc["kind"] == "PodDisruptionBudget"]
+    assert sorted(budgets, key=sorted) == [{"merge"}, {"partial"}]
+    assert_scraped_once(docs)
+
+    container = sloguard_container(docs, stage_workload(docs, "partial"))
+    assert CHECKPOINT_DIR_ENV not in container_environment(docs, container)
+    assert CHECKPOINT_VOLUME not in {m["name"] for m in container["volumeMounts"]}
+
+
+def assert_topics_job(
+    docs: list[Doc], monkeypatch: pytest.MonkeyPatch, partials: int, checkpoints: int
+) -> Settings:
+    """The Job runs `sloguard topics create`, once (never restarted in place), hardened, with the same
+    Kafka connection and input topics as the stages and the partition counts given; its settings."""
+    job = topics_job(docs)
+    pod = job["spec"]["template"]["spec"]
+    container = sloguard_container(docs, job, name="topics")
+    assert container["args"] == ["topics", "create"]
+    assert pod["restartPolicy"] == "Never"
+    assert_hardened(pod, container)
+    stage = daemon_settings(docs, monkeypatch, container=sloguard_container(docs, statefulset(docs)))
+    settings = daemon_settings(docs, monkeypatch, container=container)
+    assert settings.kafka == stage.kafka
+    assert settings.scale == stage.scale
+    assert settings.scale.partials_partitions == partials
+    assert settings.scale.checkpoints_partitions == checkpoints
+    return settings
