@@ -177,3 +177,39 @@ def test_the_setting_picks_a_preset_only_when_the_file_has_none(tmp_path: Path) 
     assert result.stderr.startswith(
         "sloguard: invalid settings: setting input.preset (SLOGUARD_INPUT__PRESET): must"
     )
+
+
+def test_replay_refuses_otlp_proto_with_a_reason(tmp_path: Path) -> None:
+    """Protobuf messages are binary and replay frames files by lines: refused before reading, exit 2, for
+    the file's input: and for the setting alike; `sloguard check` says where the format is read."""
+    data = tmp_path / "spans.bin"
+    data.write_bytes(b"\n\x00")
+    with_input = tmp_path / "with-input.yaml"
+    with_input.write_text(f"apiVersion: sloguard/v1\ninput: {{preset: otlp-proto}}\n{SLOS}")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(f"apiVersion: sloguard/v1\n{SLOS}")
+    for config, env in ((with_input, {}), (bare, {"SLOGUARD_INPUT__PRESET": "otlp-proto"})):
+        result = subprocess.run(
+            [sys.executable, "-m", "sloguard", "replay", "-c", str(config), str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, **env},
+        )
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.startswith(
+            "sloguard: replay: input format otlp-proto is binary OTLP/protobuf, one ExportTraceServiceRequest"
+            " per Kafka message; replay reads lines from files"
+        ), result.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "sloguard", "check", str(with_input)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert (
+        "  shape        OTLP/protobuf trace exports, one per Kafka message (replay cannot read it)"
+        in check.stdout
+    )
