@@ -1,4 +1,4 @@
-"""Command line: `sloguard check`, `replay`, `rules`, `convert`, `run`, `loadgen`.
+"""Command line: `sloguard check`, `replay`, `rules`, `convert`, `run`, `report sla`, `loadgen`.
 
 A user's mistake (a missing, unreadable or corrupt file, a bad flag or SLO file) ends in one line
 ``sloguard: PATH: what is wrong`` on stderr and exit status 2, never a traceback. `replay` exits 3 when
@@ -16,6 +16,7 @@ import msgspec
 
 from sloguard import __version__
 from sloguard.ingest.source import os_problem as _os_problem
+from sloguard.report_sla import cli as report_sla
 
 
 def _parse_now(text: str) -> int:
@@ -67,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--to", required=True, choices=("openslo",), help="openslo: OpenSLO v1 documents")
     convert.add_argument("--output", "-o", help="write the result here (default: stdout)")
     _run_parser(sub)
+    report_sla.add_parser(sub)
     topics = sub.add_parser("topics", help="manage sloguard's internal Kafka topics (scaled-out mode)")
     topics.add_argument("action", choices=("create",), help="create the partials, cuts, checkpoints topics")
     topics.add_argument("--bootstrap-servers", "--bootstrap", help="Kafka bootstrap servers")
@@ -206,6 +208,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _run(args)
     if args.command == "topics":
         return _topics(args)
+    if args.command == "report":
+        return report_sla.command(args)
     from sloguard.specfile import SpecError, describe, load_config
 
     path = args.config if args.command == "replay" else args.file
