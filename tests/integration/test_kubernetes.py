@@ -3,33 +3,42 @@
 Renders the kustomize base and the example overlay with ``kubectl kustomize`` (fails, does not skip,
 without kubectl), validates core kinds against the Kubernetes OpenAPI schemas (``kubernetes-validate``,
 strict: unknown fields are errors), the prometheus-operator kinds with the cloudcoil models, and the
-PrometheusRule's groups with ``promtool check rules``. sloguard is a single-replica StatefulSet whose
-checkpoints go to a PersistentVolumeClaim from its claim template. The base holds copies of two files
-kustomize cannot reach (config/slos.example.yaml and the generated PrometheusRule): they must be up to
-date.
+PrometheusRule's groups with ``promtool check rules``. In the base sloguard is a single-replica
+StatefulSet whose checkpoints go to a PersistentVolumeClaim from its claim template; overlays/scaled
+(the component components/scaled) runs the two stages of docs/scaling.md instead, with the components
+lag-autoscaling and checkpoint-directory as options. The base holds copies of two files kustomize cannot
+reach (config/slos.example.yaml and the generated PrometheusRule): they must be up to date.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sloguard.cli import main
 from tests.support.k8s import (
     CHECKPOINT_DIR,
+    CHECKPOINT_VOLUME,
     KINDS,
+    SCALED_KINDS,
+    STAGES,
     Doc,
     assert_checkpoints_on_volume,
     assert_locked_down,
+    assert_scaled_shape,
     assert_scraped_once,
     assert_single_consumer,
+    assert_topics_job,
     check_rules_with_promtool,
     daemon_settings,
     kustomize,
     one,
     pod_spec,
     sloguard_container,
+    stage_workload,
     statefulset,
     validate_core_kinds,
     validate_operator_kinds,
@@ -39,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
 BASE = KUBE / "base"
 OVERLAY = KUBE / "overlays" / "example"
+SCALED = KUBE / "overlays" / "scaled"
+COMPONENTS = KUBE / "components"
 EXAMPLE = ROOT / "config" / "slos.example.yaml"
 
 
@@ -145,3 +156,129 @@ def test_dockerfile_shape() -> None:
     assert 'ENTRYPOINT ["sloguard"]' in lines
     assert 'CMD ["run", "--config", "/etc/sloguard/slos.yaml"]' in lines
     assert "EXPOSE 9464" in lines
+
+
+# --- scaled out: overlays/scaled, components/{scaled,lag-autoscaling,checkpoint-directory} --------------
+
+
+def with_components(directory: Path, *components: str) -> list[Doc]:
+    """The base with components/scaled and ``components``, from a kustomization in ``directory``."""
+    paths = [os.path.relpath(path, directory) for path in (BASE, COMPONENTS / "scaled")]
+    extra = [os.path.relpath(COMPONENTS / name, directory) for name in components]
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": paths[:1],
+        "components": paths[1:] + extra,
+    }
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return kustomize(directory)
+
+
+@pytest.fixture(scope="module", params=["scaled", "scaled-all-components"])
+def scaled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[Doc]:
+    if request.param == "scaled":
+        return kustomize(SCALED)
+    return with_components(tmp_path_factory.mktemp("overlay"), "lag-autoscaling", "checkpoint-directory")
+
+
+def test_scaled_renders_and_validates(scaled: list[Doc], tmp_path: Path) -> None:
+    """Every object of the scaled overlay through the same checks as the base's; the PrometheusRule and
+    the ServiceMonitor are the base's (rules work unchanged in every mode)."""
+    extra = {"HorizontalPodAutoscaler", "PersistentVolumeClaim"}
+    assert sorted(doc["kind"] for doc in scaled if doc["kind"] not in extra) == SCALED_KINDS
+    validate_core_kinds(scaled)
+    validate_operator_kinds(scaled)
+    base = kustomize(BASE)
+    for kind in ("PrometheusRule", "ServiceMonitor", "NetworkPolicy"):
+        assert one(scaled, kind) == one(base, kind), kind
+    check_rules_with_promtool(one(scaled, "PrometheusRule"), tmp_path)
+
+
+def test_scaled_shape(scaled: list[Doc]) -> None:
+    autoscaled = any(doc["kind"] == "HorizontalPodAutoscaler" for doc in scaled)
+    assert_scaled_shape(scaled, partial_replicas=None if autoscaled else 2, merge_replicas=2)
+
+
+def test_scaled_stages_accept_their_settings(scaled: list[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
+    base = kustomize(BASE)
+    kafka = daemon_settings(base, monkeypatch).kafka
+    shared = any(doc["kind"] == "PersistentVolumeClaim" for doc in scaled)
+    for stage in STAGES:
+        container = sloguard_container(scaled, stage_workload(scaled, stage))
+        settings = daemon_settings(scaled, monkeypatch, container=container)
+        assert settings.stage == stage
+        assert settings.config == Path("/etc/sloguard/slos.yaml")
+        assert settings.kafka == kafka
+        expected = Path(CHECKPOINT_DIR) if shared and stage == "merge" else None
+        assert settings.checkpoint.dir == expected
+    assert_topics_job(scaled, monkeypatch, partials=12, checkpoints=3)
+
+
+def test_scaled_stages_keep_the_base_pod(scaled: list[Doc]) -> None:
+    """The stages' pods are the base's single pod but for the command line (``--stage``) and the
+    checkpoint volume: same image, probes, resources, security contexts, environment sources."""
+    base = kustomize(BASE)
+    ours = pod_spec(base)
+    for stage in STAGES:
+        pod = pod_spec(scaled, stage_workload(scaled, stage))
+        for key in (
+            "securityContext",
+            "terminationGracePeriodSeconds",
+            "serviceAccountName",
+            "enableServiceLinks",
+        ):
+            assert pod[key] == ours[key], (stage, key)
+        container, single = (
+            sloguard_container(scaled, stage_workload(scaled, stage)),
+            sloguard_container(base),
+        )
+        for key in (
+            "image",
+            "ports",
+            "livenessProbe",
+            "readinessProbe",
+            "resources",
+            "securityContext",
+        ):
+            assert container[key] == single[key], (stage, key)
+        assert container["args"] == [*single["args"], "--stage", stage]
+        # The settings ConfigMap: the scaled one has the partition counts, so another content hash.
+        (source,), (single_source,) = container["envFrom"], single["envFrom"]
+        assert source["configMapRef"]["name"].startswith("sloguard-settings-")
+        assert single_source["configMapRef"]["name"].startswith("sloguard-settings-")
+        without_checkpoints = [e for e in single["env"] if e["name"] != "SLOGUARD_CHECKPOINT__DIR"]
+        assert [e for e in container["env"] if e["name"] != "SLOGUARD_CHECKPOINT__DIR"] == without_checkpoints
+        mounts = [m for m in container["volumeMounts"] if m["name"] != CHECKPOINT_VOLUME]
+        assert mounts == [m for m in single["volumeMounts"] if m["name"] != CHECKPOINT_VOLUME]
+
+
+def test_lag_autoscaling_component(tmp_path: Path) -> None:
+    """components/lag-autoscaling: an autoscaling/v2 HPA on the Pods metric sloguard_consumer_lag
+    scales the stage-1 Deployment, which loses its own replicas."""
+    docs = with_components(tmp_path, "lag-autoscaling")
+    validate_core_kinds(docs)
+    hpa = one(docs, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "sloguard-partial",
+    }
+    assert [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"]] == ["sloguard_consumer_lag"]
+    assert "replicas" not in stage_workload(docs, "partial")["spec"]
+    assert stage_workload(docs, "merge")["spec"]["replicas"] == 2
+
+
+def test_checkpoint_directory_component(tmp_path: Path) -> None:
+    """components/checkpoint-directory: one ReadWriteMany claim mounted by every stage-2 pod at the
+    checkpoint directory; stage 1 untouched."""
+    docs = with_components(tmp_path, "checkpoint-directory")
+    validate_core_kinds(docs)
+    claim = one(docs, "PersistentVolumeClaim")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    merge = stage_workload(docs, "merge")
+    volumes = {v["name"]: v for v in pod_spec(docs, merge)["volumes"]}
+    assert volumes[CHECKPOINT_VOLUME]["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
+    mounts = {m["name"]: m["mountPath"] for m in sloguard_container(docs, merge)["volumeMounts"]}
+    assert mounts[CHECKPOINT_VOLUME] == CHECKPOINT_DIR
+    assert_scaled_shape(docs)
