@@ -699,19 +699,17 @@ def test_schema_checkpoint_is_the_daemons() -> None:
 
 # --- mode scaled (docs/scaling.md) ----------------------------------------------------------------------
 
-#: The example install scaled out: more partials partitions, three stage-2 pods, stage 1 autoscaled.
-SCALED_EXAMPLE: dict[str, Any] = {
-    "mode": "scaled",
-    "scaled": {
-        "topics": {"partialsPartitions": 24, "checkpointsPartitions": 6},
-        "partial": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 16}},
-        "merge": {"replicas": 3, "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {}}},
-    },
-}
+SCALED_VALUES = CHART / "ci" / "scaled-values.yaml"
 
 
 def scaled_values(example: bool) -> dict[str, Any]:
-    return {**example_values(), **SCALED_EXAMPLE} if example else {"mode": "scaled"}
+    """``{mode: scaled}``, or ``-f ci/example-values.yaml -f ci/scaled-values.yaml`` (which only adds
+    top-level keys)."""
+    if not example:
+        return {"mode": "scaled"}
+    scaled = helm.values_from_yaml(SCALED_VALUES.read_text())
+    assert not scaled.keys() & example_values().keys()
+    return {**example_values(), **scaled}
 
 
 @pytest.fixture(scope="module", params=["scaled", "scaled-example"])
@@ -723,6 +721,7 @@ def scaled(request: pytest.FixtureRequest) -> tuple[dict[str, Any], list[Doc]]:
 def test_scaled_lint_strict() -> None:
     assert lint_problems(scaled_values(False)) == []
     assert lint_problems(scaled_values(True)) == []
+    assert lint_problems(helm.values_from_yaml(SCALED_VALUES.read_text())) == []  # alone, as chart-testing
 
 
 def test_scaled_renders_and_validates(scaled: tuple[dict[str, Any], list[Doc]], tmp_path: Path) -> None:
