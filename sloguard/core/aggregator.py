@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sloguard._types import I64, Bools, Intp
+from sloguard.core import slices
 from sloguard.core.history import BucketCounts
 from sloguard.core.histring import HistRing
 from sloguard.core.latency import HdrLayout
@@ -34,6 +35,7 @@ from sloguard.core.spec import (
     LatencySpec,
     RollingPeriod,
     SloSpec,
+    Timeslices,
 )
 from sloguard.core.state import (
     AggregatorState,
@@ -48,6 +50,11 @@ from sloguard.core.windows import BucketRing
 
 #: The key of the period's running sum in the coarse ring (windows are keyed by their length).
 PERIOD_SPAN = "period"
+
+#: Exclusions (maintenance windows) as the core reads them: ``(start_ms, end_ms, res_ms)`` -> one flag per
+#: bucket of ``res_ms`` in ``[start_ms, end_ms)``, true where the bucket is excluded. Time-slice SLOs take
+#: it in `_SloState.capture` (see `core.slices`); how the SLO file declares exclusions is not decided here.
+ExclusionMask = Callable[[int, int, int], Bools]
 
 #: Up to this many label combinations, a grouping by several dimensions maps ids to rows by table.
 _DENSE_COMBOS = 1 << 16
@@ -272,6 +279,8 @@ class _SloState:
         self.coarse = BucketRing(
             res.coarse * 1000, -(-retention // res.coarse) + -(-_SKEW_SECONDS // res.coarse) + 1
         )
+        if spec.budgeting is not None and spec.budgeting.slice % res.coarse:
+            raise ValueError(f"SLO {spec.name}: the coarse resolution must divide the time slice")
         self.series = SeriesIndex(spec.group_by, spec.max_series)
         self.service = _Matcher(lambda s: s == spec.service)
         self.endpoint = _endpoint_matcher(spec.endpoints, spec.endpoints_exclude)
@@ -313,7 +322,8 @@ class _SloState:
         self.coarse.advance(now_ms // self.coarse.res_ms)
 
     def period_bounds(self, now_ms: int) -> tuple[int, int]:
-        res = self.coarse.res_ms
+        b = self.spec.budgeting
+        res = self.coarse.res_ms if b is None else b.slice * 1000
         end = now_ms // res * res
         period = self.spec.period
         if isinstance(period, RollingPeriod):
@@ -321,12 +331,14 @@ class _SloState:
         start, _ = period.bounds(end)
         return start, end
 
-    def capture(self, now_ms: int) -> SloCounts:
+    def capture(self, now_ms: int, excluded: ExclusionMask | None = None) -> SloCounts:
         """This SLO's window and period counts at ``now_ms``: copies of the rings' running span sums
         (`BucketRing.span_sums`), so the cost is the buckets that moved since the last read plus a copy
         per window, not a pass over every slot. `SloCounts.evaluate` does the rest, on copies."""
         spec = self.spec
         rows = len(self.series)
+        if spec.budgeting is not None:
+            return self._capture_slices(spec.budgeting, now_ms, rows, excluded)
         counts: dict[int, tuple[I64, I64]] = {}
         bounds: dict[int, tuple[int, int]] = {}
         for ring, group in ((self.fine, self.fine_windows), (self.coarse, self.coarse_windows)):
@@ -354,6 +366,47 @@ class _SloState:
             too_old_events=self.too_old,
             events=self.events,
             evicted_series=self.evicted,
+        )
+
+    def _capture_slices(
+        self, b: Timeslices, now_ms: int, rows: int, excluded: ExclusionMask | None
+    ) -> SloCounts:
+        """`capture` for time-slice budgeting (`core.slices`): every window and the period end at ``now``
+        aligned down to the slice (the slice in progress is pending) and are read, slice by slice, from
+        the coarse ring, whose buckets divide the slice. ``excluded``: the seam for exclusions
+        (`ExclusionMask`; not wired to the SLO file yet)."""
+        spec = self.spec
+        s_ms = b.slice * 1000
+        k = s_ms // self.coarse.res_ms
+        end = now_ms // s_ms
+        p_start, p_end = self.period_bounds(now_ms)
+        p_lo = -(-p_start // s_ms)
+        lo = min([p_lo, *(end - b.slices(w) for w in spec.windows)])
+        self.coarse.check_retained(lo * k)
+        res = self.coarse.res_ms
+        mask = None if excluded is None else excluded(lo * k * res, end * k * res, res)
+        total, bad, live = slices.per_slice(*self.coarse.dense(lo * k, end * k, rows), k, mask)
+        judged, badness = slices.judge(b, total, bad, live)
+        by_window = [
+            slices.sums(total, bad, judged, badness, end - b.slices(w) - lo, end - lo) for w in spec.windows
+        ]
+        period = slices.sums(total, bad, judged, badness, p_lo - lo, end - lo)
+        empty = np.zeros((len(spec.windows), 0), np.int64)
+        return SloCounts(
+            spec=spec,
+            labels=tuple(self.series.keys),
+            window_bounds=tuple(((end - b.slices(w)) * s_ms, end * s_ms) for w in spec.windows),
+            total=np.stack([c.total for c in by_window]) if rows else empty,
+            bad=np.stack([c.bad for c in by_window]) if rows else empty,
+            period_bounds=(p_start, p_end),
+            period_total=period.total,
+            period_bad=period.bad,
+            overflow_events=self.series.overflow_events,
+            too_old_events=self.too_old,
+            events=self.events,
+            evicted_series=self.evicted,
+            slices=tuple(by_window),
+            period_slices=period,
         )
 
     def snapshot(self, now_ms: int) -> SloSnapshot:

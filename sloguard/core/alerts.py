@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from sloguard._types import I64, Bools
+from sloguard._types import F64, I64, Bools
 from sloguard.core.spec import AlertTier
 
 
-def exceeds(bad: I64, total: I64, threshold: Fraction) -> Bools:
-    """``bad / total > threshold`` exactly (false for empty windows)."""
+def exceeds(bad: I64 | F64, total: I64 | F64, threshold: Fraction) -> Bools:
+    """``bad / total > threshold`` exactly (false for empty windows; ``bad`` may be a float sum of
+    per-slice bad ratios, compared as the double it is)."""
     a, b = threshold.numerator, threshold.denominator
     result: Bools = (bad * b > total * a) & (total > 0)
     return result
@@ -28,14 +29,17 @@ def exceeds(bad: I64, total: I64, threshold: Fraction) -> Bools:
 def evaluate_tier(
     tier: AlertTier,
     budget: Fraction,
-    long_counts: tuple[I64, I64],
-    short_counts: tuple[I64, I64],
+    long_counts: tuple[I64 | F64, I64 | F64],
+    short_counts: tuple[I64 | F64, I64 | F64],
+    long_events: I64 | None = None,
 ) -> Bools:
-    """Firing state per series for one tier; counts are ``(total, bad)`` per series."""
+    """Firing state per series for one tier; counts are ``(total, bad)`` per series: events, or
+    judged slices and their badness (time-slice budgeting), in which case ``long_events`` gives the
+    long window's events for the ``min_events`` guard (default: ``total``)."""
     threshold = tier.factor * budget
     long_total, long_bad = long_counts
     short_total, short_bad = short_counts
     firing: Bools = exceeds(long_bad, long_total, threshold) & exceeds(short_bad, short_total, threshold)
     if tier.min_events > 0:
-        firing &= long_total >= tier.min_events
+        firing &= (long_total if long_events is None else long_events) >= tier.min_events
     return firing

@@ -24,7 +24,7 @@ import numpy as np
 from sloguard._types import F64, I64
 
 
-def error_ratio(bad: I64, total: I64) -> F64:
+def error_ratio(bad: I64 | F64, total: I64 | F64) -> F64:
     """``bad / total`` with 0 for empty windows."""
     out = np.zeros(len(total), np.float64)
     nz = total > 0
@@ -32,7 +32,7 @@ def error_ratio(bad: I64, total: I64) -> F64:
     return out
 
 
-def burn_rate(bad: I64, total: I64, budget: Fraction) -> F64:
+def burn_rate(bad: I64 | F64, total: I64 | F64, budget: Fraction) -> F64:
     """``(bad / total) / (1 − O)`` = ``bad·q / (total·p)``, correctly rounded; 0 for empty windows."""
     p, q = budget.numerator, budget.denominator
     out = np.zeros(len(total), np.float64)
@@ -41,7 +41,7 @@ def burn_rate(bad: I64, total: I64, budget: Fraction) -> F64:
     return out
 
 
-def budget_remaining(bad: I64, total: I64, budget: Fraction) -> F64:
+def budget_remaining(bad: I64 | F64, total: I64 | F64, budget: Fraction) -> F64:
     """``1 − bad / ((1 − O)·total)`` = ``(total·p − bad·q) / (total·p)``; 1 for an empty period."""
     p, q = budget.numerator, budget.denominator
     out = np.ones(len(total), np.float64)
@@ -51,7 +51,7 @@ def budget_remaining(bad: I64, total: I64, budget: Fraction) -> F64:
     return out
 
 
-def budget_consumed(bad: I64, total: I64, budget: Fraction) -> F64:
+def budget_consumed(bad: I64 | F64, total: I64 | F64, budget: Fraction) -> F64:
     """``bad / ((1 − O)·total)``: 1.0 means the period's whole budget is spent."""
     return burn_rate(bad, total, budget)
 

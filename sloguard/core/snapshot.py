@@ -9,6 +9,7 @@ import numpy as np
 from sloguard._types import F64, I64, Bools
 from sloguard.core import budget as bm
 from sloguard.core.alerts import evaluate_tier
+from sloguard.core.slices import SliceSums
 from sloguard.core.spec import HOUR, LatencySpec, SloSpec
 
 
@@ -43,6 +44,13 @@ class SloSnapshot:
     events: int
     #: Series evicted as idle (``series_ttl``) since the process started.
     evicted_series: int = 0
+    #: Time-slice budgeting only (``spec.budgeting``; None otherwise), rows following ``windows`` like
+    #: ``total``: slices judged, and their badness summed (bad slices, or the sum of per-slice bad
+    #: ratios). ``error_ratio``, ``burn_rate``, the budget and the tiers are then computed on these.
+    slices: I64 | None = None
+    bad_slices: F64 | None = None
+    period_slices: I64 | None = None
+    period_bad_slices: F64 | None = None
 
     @property
     def series(self) -> int:
@@ -102,21 +110,43 @@ class SloCounts:
     too_old_events: int
     events: int
     evicted_series: int
+    #: Time-slice budgeting only (`core.slices`): per window of ``spec.windows``, and over the period.
+    slices: tuple[SliceSums, ...] | None = None
+    period_slices: SliceSums | None = None
 
     def evaluate(self) -> SloSnapshot:
         """Error ratios, burn rates, the budget and alert tiers from the counts (`core.budget`,
-        `core.alerts`): pure arithmetic on these arrays, so it may run off the event loop."""
+        `core.alerts`): pure arithmetic on these arrays, so it may run off the event loop.
+
+        With time-slice budgeting the same formulas run on slices: judged slices in place of events,
+        their badness in place of bad events; the low-traffic guard (``min_events``) still counts events.
+        """
         spec, total, bad = self.spec, self.total, self.bad
         windows = spec.windows
         budget = spec.error_budget
-        counts = {w: (total[i], bad[i]) for i, w in enumerate(windows)}
-        er = np.stack([bm.error_ratio(b, t) for t, b in zip(total, bad, strict=True)])
-        br = np.stack([bm.burn_rate(b, t, budget) for t, b in zip(total, bad, strict=True)])
-        p_total, p_bad = self.period_total, self.period_bad
-        remaining = bm.budget_remaining(p_bad, p_total, budget)
+        # What the ratios are computed on: (denominator, numerator) per window, and over the period.
+        den: I64 | F64 = total
+        num: I64 | F64 = bad
+        p_den: I64 | F64 = self.period_total
+        p_num: I64 | F64 = self.period_bad
+        sl, ps = self.slices, self.period_slices
+        judged: I64 | None = None
+        bad_slices: F64 | None = None
+        if sl is not None and ps is not None:
+            rows = len(self.labels)
+            judged = np.stack([c.judged for c in sl]) if rows else np.zeros((len(windows), 0), np.int64)
+            bad_slices = np.stack([c.bad_slices for c in sl]) if rows else np.zeros((len(windows), 0))
+            den, num, p_den, p_num = judged, bad_slices, ps.judged, ps.bad_slices
+        counts = {w: (den[i], num[i]) for i, w in enumerate(windows)}
+        er = np.stack([bm.error_ratio(b, t) for t, b in zip(den, num, strict=True)])
+        br = np.stack([bm.burn_rate(b, t, budget) for t, b in zip(den, num, strict=True)])
+        remaining = bm.budget_remaining(p_num, p_den, budget)
         firing = np.zeros((len(spec.tiers), len(self.labels)), np.bool_)
         for i, tier in enumerate(spec.tiers):
-            firing[i] = evaluate_tier(tier, budget, counts[tier.long_window], counts[tier.short_window])
+            events = total[windows.index(tier.long_window)]
+            firing[i] = evaluate_tier(
+                tier, budget, counts[tier.long_window], counts[tier.short_window], events
+            )
         return SloSnapshot(
             spec=spec,
             labels=self.labels,
@@ -127,18 +157,22 @@ class SloCounts:
             error_ratio=er,
             burn_rate=br,
             period_bounds=self.period_bounds,
-            period_total=p_total,
-            period_bad=p_bad,
-            period_error_ratio=bm.error_ratio(p_bad, p_total),
-            period_burn_rate=bm.burn_rate(p_bad, p_total, budget),
+            period_total=self.period_total,
+            period_bad=self.period_bad,
+            period_error_ratio=bm.error_ratio(p_num, p_den),
+            period_burn_rate=bm.burn_rate(p_num, p_den, budget),
             budget_remaining=remaining,
-            budget_consumed=bm.budget_consumed(p_bad, p_total, budget),
+            budget_consumed=bm.budget_consumed(p_num, p_den, budget),
             exhaustion_eta=bm.exhaustion_eta(remaining, br[windows.index(HOUR)], spec.period.nominal_seconds),
             firing=firing,
             overflow_events=self.overflow_events,
             too_old_events=self.too_old_events,
             events=self.events,
             evicted_series=self.evicted_series,
+            slices=judged,
+            bad_slices=bad_slices,
+            period_slices=None if ps is None else ps.judged,
+            period_bad_slices=None if ps is None else ps.bad_slices,
         )
 
 

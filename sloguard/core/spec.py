@@ -225,6 +225,40 @@ class Resolution:
     coarse: int = 300
 
 
+EmptySlice = Literal["good", "bad", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeslices:
+    """Time-slice budgeting (OpenSLO ``Timeslices`` / ``RatioTimeslices``): time is cut into slices of
+    ``slice`` seconds (epoch multiples; for a calendar period every period start is one, see
+    `sloguard.specfile`), and the budget counts slices instead of events.
+
+    - ``good_ratio`` set (``timeslices``): a slice is good when ``good / total >= good_ratio`` (exactly);
+      a slice is bad otherwise. The error ratio over a window is bad slices / judged slices.
+    - ``good_ratio`` None (``ratio_timeslices``): each slice contributes its bad ratio ``bad / total``;
+      the error ratio over a window is the mean of those, i.e. ``1 − mean(per-slice good ratio)``.
+
+    ``empty``: what a slice without events is: ``good`` (ratio 1, the default), ``bad`` (ratio 0) or
+    ``skip`` (not judged: in neither numerator nor denominator). Only complete slices are judged: the
+    slice holding ``now`` is pending, so every window ends at ``now`` aligned down to the slice.
+    Windows, burn rates, alert tiers, the period budget and ETA then follow SLO_MATH.md with slices in
+    place of events (burn rate = error ratio / (1 − objective)).
+    """
+
+    slice: int
+    good_ratio: Fraction | None = None
+    empty: EmptySlice = "good"
+
+    @property
+    def method(self) -> Literal["timeslices", "ratio_timeslices"]:
+        return "timeslices" if self.good_ratio is not None else "ratio_timeslices"
+
+    def slices(self, window: int) -> int:
+        """Slices a window of ``window`` seconds covers: the whole slices inside it, at least one."""
+        return max(1, window // self.slice)
+
+
 #: Field metadata of `SloSpec` fields added after checkpoints existed: such a field is in the repr (the
 #: state fingerprint) only when it is set, so a spec that does not use it keeps the fingerprint it had.
 _FINGERPRINT_IF_SET = {"fingerprint": "if set"}
@@ -265,6 +299,8 @@ class SloSpec:
     labels: Labels = field(default=(), repr=False)
     #: The name of the SLO's burn-rate alerts (None: sloguard's ``SloguardErrorBudgetBurn``).
     alert_name: str | None = field(default=None, repr=False)
+    #: How the budget counts (`Timeslices`); None: occurrences (good events / all events).
+    budgeting: Timeslices | None = field(default=None, repr=False, metadata=_FINGERPRINT_IF_SET)
 
     def __repr__(self) -> str:
         # What the dataclass would write, plus the fields marked _FINGERPRINT_IF_SET that are set.

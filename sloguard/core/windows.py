@@ -255,6 +255,28 @@ class BucketRing(Ring):
                 at += size
         return out
 
+    def dense(self, start: int, end: int, rows: int) -> tuple[I64, I64]:
+        """Total and bad counts of buckets ``[start, end)`` x the first ``rows`` series, shape
+        ``(end − start, rows)``; buckets the ring does not hold count 0. For time slices (`core.slices`)."""
+        shape = (max(0, end - start), rows)
+        out = (np.zeros(shape, np.int64), np.zeros(shape, np.int64))
+        if self.head is None or end <= start:
+            return out
+        lo, hi = max(start, self.head - self.n + 1), min(end, self.head + 1)
+        at = lo - start
+        for sl in self._slices(lo, hi):
+            size = sl.stop - sl.start
+            for blocks, acc in zip((self._total, self._bad), out, strict=True):
+                col = 0
+                for blk in blocks:
+                    width = min(blk.shape[1], rows - col)
+                    if width <= 0:
+                        break
+                    acc[at : at + size, col : col + width] = blk[sl, :width]
+                    col += blk.shape[1]
+            at += size
+        return out
+
     def check_retained(self, start: int) -> None:
         """Raise if buckets from ``start`` on may have been evicted while holding data."""
         if self.head is None or self.low is None:
