@@ -24,7 +24,14 @@ from sloguard.core.spec import (
     workbook_factor,
 )
 from sloguard.specfile.errors import Loc, Report, number
-from sloguard.specfile.schema import LatencyAlertModel, LatencyModel, ResolutionModel, SloModel, TierModel
+from sloguard.specfile.schema import (
+    LatencyAlertModel,
+    LatencyModel,
+    RatioTimeslicesModel,
+    ResolutionModel,
+    SloModel,
+    TierModel,
+)
 from sloguard.specfile.tables import table_for
 
 #: Percent objectives below this are refused: 0.999 is almost always OpenSLO's ratio for 99.9 %, and 5 the
@@ -106,6 +113,7 @@ def check_slo(m: SloModel, period: Period, report: Report) -> None:
                 "idleness is judged per coarse bucket",
             )
     _check_resolution(m, period, report)
+    _check_budgeting(m, period, report)
     _check_tiers(m, period, objective, report)
     _check_by_severity(m, period, report)
 
@@ -154,6 +162,42 @@ def _check_resolution(m: SloModel, period: Period, report: Report) -> None:
                 f"{format_duration(coarse)} does not divide the UTC offsets of {period.timezone} "
                 f"({', '.join(map(format_offset, offsets))}), so buckets would not start at local "
                 f"midnight{hint}",
+            )
+
+
+def time_slices(m: SloModel) -> tuple[str, RatioTimeslicesModel] | None:
+    """The time-slice method an SLO's ``budgeting`` names (method, its settings); None: occurrences, or
+    not exactly one method (`_check_budgeting` reports that)."""
+    b = m.budgeting
+    if isinstance(b, str):
+        return None
+    named = [(k, v) for k, v in (("timeslices", b.timeslices), ("ratio_timeslices", b.ratio_timeslices)) if v]
+    return named[0] if len(named) == 1 else None
+
+
+def _check_budgeting(m: SloModel, period: Period, report: Report) -> None:
+    if isinstance(m.budgeting, str):
+        return
+    method = time_slices(m)
+    if method is None:
+        report(("budgeting",), "must name exactly one method: timeslices or ratio_timeslices")
+        return
+    name, b = method
+    where = ("budgeting", name, "slice")
+    coarse = m.resolution.coarse
+    if b.slice % coarse:
+        report(
+            where,
+            f"must be a multiple of resolution.coarse ({format_duration(coarse)}): slices are read from "
+            f"the coarse buckets (got {format_duration(b.slice)})",
+        )
+    if isinstance(period, CalendarPeriod):
+        offsets = _utc_offsets(period.timezone)
+        if any(o % b.slice for o in offsets):
+            report(
+                where,
+                f"{format_duration(b.slice)} does not divide the UTC offsets of {period.timezone} "
+                f"({', '.join(map(format_offset, offsets))}), so slices would not start at local midnight",
             )
 
 

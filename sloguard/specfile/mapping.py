@@ -7,6 +7,7 @@ report into the same list; what they refuse is left out of the mapped result.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from sloguard.core.spec import (
@@ -21,18 +22,21 @@ from sloguard.core.spec import (
     Severity,
     Sli,
     SloSpec,
+    Timeslices,
     max_burn_rate,
 )
-from sloguard.specfile.checks import check_latency, check_slo, objective_ratio, tier_factor
+from sloguard.specfile.checks import check_latency, check_slo, objective_ratio, tier_factor, time_slices
 from sloguard.specfile.errors import Report
 from sloguard.specfile.schema import (
     AlertsModel,
     CalendarModel,
     LatencyAlertModel,
     LatencyModel,
+    RatioTimeslicesModel,
     ResolutionModel,
     SloModel,
     TierModel,
+    TimeslicesModel,
 )
 from sloguard.specfile.tables import table_for
 
@@ -131,12 +135,20 @@ def _tiers(m: SloModel, period: Period) -> tuple[tuple[AlertTier, ...], tuple[Al
 
 def slo(m: SloModel, report: Report) -> SloSpec:
     """One SLO, after the checks that span its fields (problems go to ``report``)."""
-    if "resolution" not in m.model_fields_set and "customer" in m.group_by:
+    explicit = "resolution" in m.model_fields_set
+    if not explicit and "customer" in m.group_by:
         # Thousands of per-customer series need 1-minute / 1-hour buckets (~4 KB a series instead of
         # ~43 KB); a per-customer page is at most a minute later. The default applies before any check,
         # so every check sees the effective buckets.
         coarser = ResolutionModel.model_validate({"fine": "1m", "coarse": "1h"})
         m = m.model_copy(update={"resolution": coarser})
+    sliced = time_slices(m)
+    if not explicit and sliced is not None:
+        # Slices are read from the coarse buckets: the default coarse bucket becomes the largest that
+        # divides the slice (1m slices: 1m buckets), and the fine one the largest that divides that.
+        coarse = math.gcd(m.resolution.coarse, sliced[1].slice)
+        res = ResolutionModel.model_construct(fine=math.gcd(m.resolution.fine, coarse), coarse=coarse)
+        m = m.model_copy(update={"resolution": res})
     period = period_of(m.window)
     check_slo(m, period, report)
     tiers, dropped = _tiers(m, period)
@@ -162,7 +174,15 @@ def slo(m: SloModel, report: Report) -> SloSpec:
         series_ttl=m.series_ttl,
         labels=m.labels,
         alert_name=m.alerts.name,
+        budgeting=_budgeting(sliced),
     )
+
+
+def _budgeting(sliced: tuple[str, RatioTimeslicesModel] | None) -> Timeslices | None:
+    if sliced is None:
+        return None
+    _, b = sliced
+    return Timeslices(b.slice, b.good_ratio if isinstance(b, TimeslicesModel) else None, b.empty)
 
 
 def _latency_alert(a: LatencyAlertModel) -> LatencyAlert:

@@ -25,7 +25,7 @@ from pydantic import (
     Tag,
 )
 
-from sloguard.core.spec import MINUTE, LatencyAlert, LatencySpec, Resolution, Sli, SloSpec
+from sloguard.core.spec import MINUTE, LatencyAlert, LatencySpec, Resolution, Sli, SloSpec, Timeslices
 from sloguard.specfile.errors import TAG
 from sloguard.specfile.validators import (
     ALERT_LABELS,
@@ -44,6 +44,7 @@ from sloguard.specfile.validators import (
     severity,
     slo_name,
     status_range,
+    time_slice,
     time_zone,
     unique,
 )
@@ -57,6 +58,7 @@ _BUDGET_PERCENT = Number(low=0, high=100, high_inclusive=True, hint=", a percent
 _FACTOR = Number(low=0, hint=", a burn rate such as 14.4")
 _THRESHOLD_MS = Number(low=0, as_float=True, hint=", in milliseconds")
 _PERCENTILE = Number(low=0, high=100, as_float=True)
+_GOOD_RATIO = Number(low=0, high=1, high_inclusive=True, hint=", the share of good events a good slice needs")
 
 _PositiveDuration = Annotated[int, PlainValidator(positive_duration)]
 _NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
@@ -117,6 +119,50 @@ _Window = Annotated[
         custom_error_type="window",
         custom_error_message="must be a rolling period such as 30d or a calendar period "
         "such as {calendar: month, timezone: Europe/Berlin}",
+    ),
+]
+
+
+_TimeSlice = Annotated[int, PlainValidator(time_slice)]
+_EmptySlice = Literal["good", "bad", "skip"]
+
+
+class RatioTimeslicesModel(_Schema):
+    """``budgeting: {ratio_timeslices: {slice: 5m}}``: the mean of per-slice good ratios."""
+
+    slice: _TimeSlice
+    empty: _EmptySlice = _default(Timeslices, "empty")
+
+
+class TimeslicesModel(RatioTimeslicesModel):
+    """``budgeting: {timeslices: {slice: 1m, good_ratio: 0.95}}``: good slices / slices."""
+
+    good_ratio: Annotated[Fraction, PlainValidator(_GOOD_RATIO)]
+
+
+class BudgetingModel(_Schema):
+    """``budgeting:`` as a mapping naming one time-slice method (`checks` wants exactly one)."""
+
+    timeslices: TimeslicesModel | None = None
+    ratio_timeslices: RatioTimeslicesModel | None = None
+
+
+def _budgeting_kind(value: Any) -> str | None:
+    if value == "occurrences":
+        return TAG + "occurrences"
+    if isinstance(value, dict):
+        return TAG + "slices"
+    return None
+
+
+_Budgeting = Annotated[
+    Annotated[Literal["occurrences"], Tag(TAG + "occurrences")]
+    | Annotated[BudgetingModel, Tag(TAG + "slices")],
+    Discriminator(
+        _budgeting_kind,
+        custom_error_type="budgeting",
+        custom_error_message="must be occurrences, {timeslices: {slice: 1m, good_ratio: 0.95}} "
+        "or {ratio_timeslices: {slice: 5m}}",
     ),
 ]
 
@@ -190,6 +236,7 @@ class SloModel(_Schema):
     resolution: ResolutionModel = ResolutionModel()
     alerts: AlertsModel = AlertsModel()
     export: _ExportModel = _ExportModel()
+    budgeting: _Budgeting = "occurrences"
 
 
 _LATENCY_DEFAULTS = LatencySpec()

@@ -114,6 +114,13 @@ def coarse_resolution(value: Any) -> int:
     return seconds
 
 
+def time_slice(value: Any) -> int:
+    seconds = duration(value)
+    if seconds < 1 or HOUR % seconds:
+        raise refusal("time_slice", "must be at least 1s and divide 1h evenly, e.g. 1m or 5m", value)
+    return seconds
+
+
 def latency_window(value: Any) -> int:
     seconds = duration(value)
     if not 10 <= seconds <= DAY:
