@@ -111,12 +111,35 @@ _PER_SERIES: tuple[tuple[str, str, Column, bool], ...] = (
 )
 
 
+#: Families of time-slice SLOs only (`core.slices`), like `_WINDOWED`: (name, help, by window, period).
+_MaybeColumn = Callable[[SloSnapshot], npt.NDArray[Any] | None]
+_SLICED: tuple[tuple[str, str, _MaybeColumn, _MaybeColumn], ...] = (
+    (
+        "sloguard_slo_time_slices",
+        "Complete time slices judged inside the window (time-slice budgeting only).",
+        lambda s: s.slices,
+        lambda s: s.period_slices,
+    ),
+    (
+        "sloguard_slo_bad_time_slices",
+        "Bad time slices inside the window (ratio_timeslices: the sum of per-slice bad ratios).",
+        lambda s: s.bad_slices,
+        lambda s: s.period_bad_slices,
+    ),
+)
+
+
 def slo_families(views: Sequence[SloView]) -> Iterator[Family]:
     """The ``sloguard_slo_*`` families of ``views``, in exposition order (all gauges)."""
     yield from _spec_families(views)
     for name, doc, by_window, period in _WINDOWED:
         blocks = tuple(b for v in views for b in _windowed(v, by_window(v.s), period(v.s)))
         yield Family(name, doc, "gauge", blocks)
+    for name, doc, by_slice, period_slices in _SLICED:
+        pairs = [(v, by_slice(v.s), period_slices(v.s)) for v in views]
+        sliced = tuple(b for v, w, p in pairs if w is not None and p is not None for b in _windowed(v, w, p))
+        if sliced:
+            yield Family(name, doc, "gauge", sliced)
     for name, doc, column, drop_nan in _PER_SERIES:
         yield Family(name, doc, "gauge", tuple(_per_series(v, column(v.s), drop_nan) for v in views))
     yield from _tier_families(views)
