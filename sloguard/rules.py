@@ -36,6 +36,11 @@ Factors are written exactly when they have a finite decimal expansion (14.4, 13.
 so at a burn rate within one ulp of such a factor the two may disagree; ``sloguard_slo_alert_firing``
 is the daemon's exact verdict.
 
+Time-slice SLOs (``budgeting: timeslices | ratio_timeslices``, docs/budgeting.md) get the same rules: the
+daemon's ``sloguard_slo_burn_rate`` and ``sloguard_slo_error_budget_remaining_ratio`` are then computed on
+slices, and ``min_events`` still counts events (``sloguard_slo_events``); the descriptions say "objective
+99.9% of 1m slices".
+
 Written for Prometheus 2.42: no group ``labels``/``query_offset``, ASCII names only.
 
 `to_prometheus_rule` wraps the same groups in a prometheus-operator ``PrometheusRule`` resource
@@ -189,6 +194,11 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
     rules: list[dict[str, Any]] = []
     where = _where(spec)
     objective = format_factor(spec.objective * 100)
+    if spec.budgeting is not None:
+        # Time-slice SLOs: the objective is a share of slices, and the burn rates count slices.
+        objective += f"% of {format_duration(spec.budgeting.slice)} slices"
+    else:
+        objective += "%"
     burn_alert = spec.alert_name or BURN_ALERT
     for tier in spec.tiers:
         long_w = format_duration(tier.long_window)
@@ -210,7 +220,7 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
                 },
                 f"SLO {spec.name}{where} is burning its error budget at {{{{ $value | humanize }}}}x",
                 f"The {long_w} burn rate of SLO {spec.name}{where} is {{{{ $value | humanize }}}} "
-                f"(objective {objective}%); the {long_w} and {short_w} burn rates both exceed {factor}"
+                f"(objective {objective}); the {long_w} and {short_w} burn rates both exceed {factor}"
                 f"{guard}. A burn rate of 1 spends the budget in exactly one period "
                 f"({format_duration(spec.period.nominal_seconds)}).",
                 _links(runbook_url, dashboard_url, burn_alert),
@@ -224,7 +234,7 @@ def _slo_group(spec: SloSpec, runbook_url: str, dashboard_url: str) -> dict[str,
             BUDGET_EXHAUSTED_FOR,
             {"severity": Severity.TICKET.value, "slo": spec.name, **dict(spec.labels)},
             f"SLO {spec.name}{where} has spent its error budget",
-            f"SLO {spec.name}{where} (objective {objective}%, period {spec.period.describe()}) has "
+            f"SLO {spec.name}{where} (objective {objective}, period {spec.period.describe()}) has "
             f"{{{{ $value | humanizePercentage }}}} of its error budget left.",
             _links(runbook_url, dashboard_url, BUDGET_EXHAUSTED_ALERT),
         )

@@ -444,3 +444,16 @@ def test_without_labels_or_names_the_rules_are_unchanged() -> None:
     assert rules[0]["alert"] == BURN_ALERT
     assert list(rules[0]["labels"]) == ["severity", "slo", "long_window", "short_window"]
     assert list(rules[0]["annotations"]) == ["summary", "description"]
+
+
+def test_time_slice_slos_get_the_same_rules_on_slice_burn_rates() -> None:
+    slo = "  - {name: a, service: s, objective: 99.9, sli: {type: availability}, window: 30d%s}\n"
+    plain, sliced = (
+        generate(parse_config("apiVersion: sloguard/v1\nslos:\n" + slo % extra, "x.yaml"))["groups"][0][
+            "rules"
+        ]
+        for extra in ("", ", budgeting: {timeslices: {slice: 1m, good_ratio: 0.95}}")
+    )
+    assert [r["expr"] for r in sliced] == [r["expr"] for r in plain]
+    assert "(objective 99.9% of 1m slices)" in sliced[0]["annotations"]["description"]
+    assert "(objective 99.9%)" in plain[0]["annotations"]["description"]
