@@ -31,6 +31,7 @@ reported there, with a warning, and never added to another customer's figures.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -284,9 +285,11 @@ class SlaCounter:
         rows, slices = keys // self.n_slices, keys % self.n_slices
         keep = slices < elapsed
         rows, slices, total, bad = rows[keep], slices[keep], total[keep], bad[keep]
+        # Cells are sorted by key, so by row: each customer's cells are one contiguous run.
+        cut = np.searchsorted(rows, np.arange(len(self.series) + 1)).tolist()
         customers = [
-            self._customer(r, elapsed, slices[rows == r], total[rows == r], bad[rows == r])
-            for r in range(len(self.series))
+            self._customer(r, elapsed, slices[a:b], total[a:b], bad[a:b])
+            for r, (a, b) in enumerate(itertools.pairwise(cut))
         ]
         customers.sort(key=lambda c: c.customer)
         n_over = len(self._overflowed)
