@@ -98,7 +98,11 @@ class PartitionReader:
         return int(begin), int(end)
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[bytes]:
-        """The record values of offsets ``[start, end)`` (tombstones left out)."""
+        """The record values from offset ``start`` to at least ``end - 1``, tombstones left out.
+
+        Whole batches: records past ``end`` in the batch holding ``end - 1`` are kept. Tansu answers the
+        end offset with the last batch's *base* offset + 1, so the rest of that batch lies past ``end``
+        (a batch of several intents would otherwise lose all but its first record)."""
         tp = TopicPartition(topic, partition)
         consumer = self._consumer
         consumer.assign([tp])
@@ -108,6 +112,6 @@ class PartitionReader:
             while await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=1000)
                 for rec in batch.get(tp, []):
-                    if rec.offset < end and rec.value is not None:
+                    if rec.value is not None:
                         values.append(rec.value)
         return values
