@@ -23,8 +23,8 @@ def test_known_presets(monkeypatch: pytest.MonkeyPatch, preset: str) -> None:
 def test_unknown_preset_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLOGUARD_INPUT__PRESET", "nginx")
     message = (
-        "setting input.preset (SLOGUARD_INPUT__PRESET): must be one of envoy, nginx-json, otlp-json, otlp-proto "
-        "(got 'nginx')"
+        "setting input.preset (SLOGUARD_INPUT__PRESET): must be one of envoy, nginx-json, otlp-json, "
+        "otlp-proto (got 'nginx')"
     )
     for read in (input_preset, load_settings):
         with pytest.raises(SettingsError) as info:
