@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sloguard.core.spec import format_duration
-from sloguard.specfile.errors import Loc, Problems, show
+from sloguard.specfile.errors import TAG, Loc, Problems, show
 from sloguard.specfile.openslo.model import (
     AlertConditionSpec,
     AlertPolicySpec,
@@ -44,6 +45,8 @@ SHORT_WINDOW_DIVISOR = 12
 #: Calendar-aligned ``timeWindow`` durations and the calendar unit each is.
 CALENDAR_UNITS = {"1w": "week", "1M": "month", "1Q": "quarter", "1Y": "year"}
 
+#: Where the ``sloguard/empty-slice`` annotation is parked until the budgeting method is known.
+_EMPTY_SLICE: Loc = ("budgeting", "empty")
 #: Annotations with sloguard's settings of an SLO: annotation -> (sloguard key, value kind).
 SLO_ANNOTATIONS: dict[str, tuple[Loc, str]] = {
     "sloguard/max-series": (("max_series",), "int"),
@@ -53,6 +56,8 @@ SLO_ANNOTATIONS: dict[str, tuple[Loc, str]] = {
     "sloguard/export-top-k": (("export", "top_k"), "int"),
     "sloguard/min-events": (("alerts", "min_events"), "int"),
     "sloguard/alert-name": (("alerts", "name"), "text"),
+    #: ``good``, ``bad`` or ``skip``: what an empty time slice is (Timeslices, RatioTimeslices).
+    "sloguard/empty-slice": (_EMPTY_SLICE, "text"),
     #: ``sloguard/label.team: payments``: a static label of the SLO's series and alerts.
     "sloguard/label.": (("labels",), "text"),
 }
@@ -91,7 +96,9 @@ class Draft:
         self.ok = False
 
     def origin(self, loc: Loc) -> Place:
-        """The OpenSLO field of a sloguard field: the longest registered prefix, the rest appended."""
+        """The OpenSLO field of a sloguard field: the longest registered prefix, the rest appended (union
+        tags, which name no field, dropped)."""
+        loc = tuple(p for p in loc if isinstance(p, int) or not p.startswith(TAG))
         for n in range(len(loc), 0, -1):
             if (place := self.origins.get(loc[:n])) is not None:
                 return place.at(*loc[n:])
@@ -102,22 +109,45 @@ class Draft:
 Budgeting = Callable[[Objective, Place, Draft], None]
 
 
+_SLICES_ONLY = "only applies to Timeslices and RatioTimeslices budgeting"
+
+
 def _occurrences(o: Objective, at: Place, draft: Draft) -> None:
-    """Occurrences: good events / all events, sloguard's budget. It needs no key of its own."""
+    """Occurrences: good events / all events, sloguard's default budget. It needs no key of its own."""
     for key, value in (("timeSliceTarget", o.time_slice_target), ("timeSliceWindow", o.time_slice_window)):
         if value is not None:
+            draft.refuse(at.at(key), f"{_SLICES_ONLY} (budgetingMethod is Occurrences)")
+    if draft.raw.pop("budgeting", None) is not None:
+        draft.refuse(draft.origins.pop(_EMPTY_SLICE), f"{_SLICES_ONLY} (budgetingMethod is Occurrences)")
+
+
+def _time_slices(method: str, key: str, o: Objective, at: Place, draft: Draft) -> None:
+    """Timeslices / RatioTimeslices: ``timeSliceWindow`` is the slice, ``timeSliceTarget`` (Timeslices
+    only) the good ratio a good slice needs; ``sloguard/empty-slice`` what an empty slice is."""
+    if o.time_slice_window is None:
+        draft.refuse(at.at("timeSliceWindow"), f"is required for {method} budgeting: the slice, e.g. 1m")
+    else:
+        draft.put(("budgeting", key, "slice"), o.time_slice_window, at.at("timeSliceWindow"))
+    if key == "timeslices":
+        if o.time_slice_target is None:
             draft.refuse(
-                at.at(key),
-                "only applies to Timeslices and RatioTimeslices budgeting, which sloguard does not "
-                "support yet",
+                at.at("timeSliceTarget"),
+                "is required for Timeslices budgeting: the good ratio of a good slice",
             )
+        else:
+            draft.put(("budgeting", key, "good_ratio"), o.time_slice_target, at.at("timeSliceTarget"))
+    elif o.time_slice_target is not None:
+        draft.refuse(at.at("timeSliceTarget"), "only applies to Timeslices budgeting (not RatioTimeslices)")
+    parked = draft.raw.get("budgeting", {}).pop("empty", None)
+    if parked is not None:
+        draft.put(("budgeting", key, "empty"), parked, draft.origins.pop(_EMPTY_SLICE))
 
 
-#: budgetingMethod -> its mapping; None: not supported yet (a time-slice method is one entry here).
+#: budgetingMethod -> its mapping; None: not supported yet.
 BUDGETING: dict[str, Budgeting | None] = {
     "Occurrences": _occurrences,
-    "Timeslices": None,
-    "RatioTimeslices": None,
+    "Timeslices": functools.partial(_time_slices, "Timeslices", "timeslices"),
+    "RatioTimeslices": functools.partial(_time_slices, "RatioTimeslices", "ratio_timeslices"),
 }
 
 

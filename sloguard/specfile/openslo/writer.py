@@ -10,6 +10,7 @@ default tiers get no alertPolicies, which reads back as the default tiers. What 
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -106,9 +107,20 @@ def _default_min_events(s: SloSpec) -> int | None:
     return None
 
 
+def _default_resolution(s: SloSpec) -> Resolution:
+    """The resolution `mapping.slo` gives an SLO that does not set one (per customer, per time slice)."""
+    res = _CUSTOMER_RESOLUTION if "customer" in s.group_by else Resolution()
+    if s.budgeting is not None:
+        coarse = math.gcd(res.coarse, s.budgeting.slice)
+        res = Resolution(fine=math.gcd(res.fine, coarse), coarse=coarse)
+    return res
+
+
 def _slo_annotations(s: SloSpec, min_events: int | None) -> dict[str, str]:
-    default_resolution = _CUSTOMER_RESOLUTION if "customer" in s.group_by else Resolution()
+    default_resolution = _default_resolution(s)
     notes: dict[str, str] = {}
+    if s.budgeting is not None and s.budgeting.empty != "good":
+        notes["sloguard/empty-slice"] = s.budgeting.empty
     if s.resolution.fine != default_resolution.fine or s.resolution.coarse != default_resolution.coarse:
         notes["sloguard/fine-resolution"] = format_duration(s.resolution.fine)
         notes["sloguard/coarse-resolution"] = format_duration(s.resolution.coarse)
@@ -146,6 +158,19 @@ def _condition(s: SloSpec, t: AlertTier) -> dict[str, Any]:
     return _doc("AlertCondition", f"{s.name}-{t.name}", spec, notes)
 
 
+def _budgeting(s: SloSpec) -> dict[str, Any]:
+    """``budgetingMethod`` and ``objectives``: Occurrences, or a time-slice method with its slice."""
+    objective: dict[str, Any] = {"target": _decimal(s.objective)}
+    b = s.budgeting
+    if b is None:
+        return {"budgetingMethod": "Occurrences", "objectives": [objective]}
+    if b.good_ratio is not None:
+        objective["timeSliceTarget"] = _decimal(b.good_ratio)
+    objective["timeSliceWindow"] = format_duration(b.slice)
+    method = "Timeslices" if b.good_ratio is not None else "RatioTimeslices"
+    return {"budgetingMethod": method, "objectives": [objective]}
+
+
 def _slo_docs(s: SloSpec) -> list[dict[str, Any]]:
     """The SLO document, then an AlertCondition and an AlertPolicy per custom tier."""
     min_events = _default_min_events(s)
@@ -155,8 +180,7 @@ def _slo_docs(s: SloSpec) -> list[dict[str, Any]]:
     spec |= {
         "indicator": _indicator(s),
         "timeWindow": [_time_window(s)],
-        "budgetingMethod": "Occurrences",
-        "objectives": [{"target": _decimal(s.objective)}],
+        **_budgeting(s),
     }
     alerts: list[dict[str, Any]] = []
     if min_events is None:

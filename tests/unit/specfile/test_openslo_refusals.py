@@ -16,9 +16,9 @@ SLI = "document 2 (SLI api-errors)"
 CONDITION = "document 5 (AlertCondition fast)"
 POLICY = "document 4 (AlertPolicy fast)"
 NOT_YET = "is not supported yet: sloguard budgets Occurrences (good events / all events)"
-SLICES = "only applies to Timeslices and RatioTimeslices budgeting, which sloguard does not support yet"
+SLICES = "only applies to Timeslices and RatioTimeslices budgeting (budgetingMethod is Occurrences)"
 
-Change = Callable[[list[dict[str, Any]]], None]
+Change = Callable[[list[dict[str, Any]]], object]
 
 
 def _slo(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -42,13 +42,56 @@ def _ratio(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 CASES: dict[str, tuple[Change, str]] = {
-    "timeslices": (
-        lambda d: _slo(d).update(budgetingMethod="Timeslices"),
-        f"{SLO}: spec.budgetingMethod: Timeslices {NOT_YET}",
+    "timeslices-without-window": (
+        lambda d: (_slo(d).update(budgetingMethod="Timeslices"), _objective(d).update(timeSliceTarget=0.95)),
+        f"{SLO}: spec.objectives[0].timeSliceWindow: is required for Timeslices budgeting: the slice, "
+        "e.g. 1m",
     ),
-    "ratio-timeslices": (
+    "timeslices-without-target": (
+        lambda d: (_slo(d).update(budgetingMethod="Timeslices"), _objective(d).update(timeSliceWindow="1m")),
+        f"{SLO}: spec.objectives[0].timeSliceTarget: is required for Timeslices budgeting: the good ratio "
+        "of a good slice",
+    ),
+    "ratio-timeslices-without-window": (
         lambda d: _slo(d).update(budgetingMethod="RatioTimeslices"),
-        f"{SLO}: spec.budgetingMethod: RatioTimeslices {NOT_YET}",
+        f"{SLO}: spec.objectives[0].timeSliceWindow: is required for RatioTimeslices budgeting: the "
+        "slice, e.g. 1m",
+    ),
+    "ratio-timeslices-with-target": (
+        lambda d: (
+            _slo(d).update(budgetingMethod="RatioTimeslices"),
+            _objective(d).update(timeSliceWindow="5m", timeSliceTarget=0.9),
+        ),
+        f"{SLO}: spec.objectives[0].timeSliceTarget: only applies to Timeslices budgeting "
+        "(not RatioTimeslices)",
+    ),
+    "time-slice-window-not-dividing-an-hour": (
+        lambda d: (
+            _slo(d).update(budgetingMethod="RatioTimeslices"),
+            _objective(d).update(timeSliceWindow="7m"),
+        ),
+        f"{SLO}: spec.objectives[0].timeSliceWindow: must be at least 1s and divide 1h evenly, e.g. 1m or "
+        "5m (got '7m')",
+    ),
+    "time-slice-target-as-percent": (
+        lambda d: (
+            _slo(d).update(budgetingMethod="Timeslices"),
+            _objective(d).update(timeSliceWindow="1m", timeSliceTarget=95),
+        ),
+        f"{SLO}: spec.objectives[0].timeSliceTarget: must be greater than 0 and at most 1, the share of "
+        "good events a good slice needs (got 95)",
+    ),
+    "empty-slice-on-occurrences": (
+        lambda d: d[2]["metadata"].update(annotations={"sloguard/empty-slice": "skip"}),
+        f"{SLO}: metadata.annotations.sloguard/empty-slice: {SLICES}",
+    ),
+    "empty-slice-unknown": (
+        lambda d: (
+            d[2]["metadata"].update(annotations={"sloguard/empty-slice": "maybe"}),
+            _slo(d).update(budgetingMethod="RatioTimeslices"),
+            _objective(d).update(timeSliceWindow="5m"),
+        ),
+        f"{SLO}: metadata.annotations.sloguard/empty-slice: must be 'good', 'bad' or 'skip' (got 'maybe')",
     ),
     "unknown-budgeting": (
         lambda d: _slo(d).update(budgetingMethod="Occurences"),
@@ -183,7 +226,8 @@ CASES: dict[str, tuple[Change, str]] = {
         lambda d: d[2]["metadata"].update(annotations={"sloguard/max_series": "5"}),
         f"{SLO}: metadata.annotations.sloguard/max_series: unknown sloguard annotation; allowed here: "
         "sloguard/max-series, sloguard/series-ttl, sloguard/fine-resolution, sloguard/coarse-resolution, "
-        "sloguard/export-top-k, sloguard/min-events, sloguard/alert-name, sloguard/label.<name>",
+        "sloguard/export-top-k, sloguard/min-events, sloguard/alert-name, sloguard/empty-slice, "
+        "sloguard/label.<name>",
     ),
     "budget-percent-threshold": (
         lambda d: d[4]["metadata"].update(annotations={"sloguard/budget-percent": "5"}),
@@ -257,7 +301,10 @@ def test_every_problem_of_every_slo_at_once() -> None:
     assert problems(docs) == [
         f"{SLO}: spec.timeWindow[0].duration: a rolling window of 1Y has no fixed length; give days (e.g. "
         "30d) or a calendar window",
-        f"document 7 (SLO web): spec.budgetingMethod: Timeslices {NOT_YET}",
+        "document 7 (SLO web): spec.objectives[0].timeSliceWindow: is required for Timeslices budgeting: "
+        "the slice, e.g. 1m",
+        "document 7 (SLO web): spec.objectives[0].timeSliceTarget: is required for Timeslices budgeting: "
+        "the good ratio of a good slice",
     ]
 
 

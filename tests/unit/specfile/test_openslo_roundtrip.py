@@ -3,12 +3,14 @@ metric sources sloguard cannot evaluate, are refused with the reason; ``sloguard
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sloguard.cli import main
+from sloguard.core.spec import Timeslices
 from sloguard.specfile import SpecError, load_config, parse_config
 from sloguard.specfile.openslo.writer import dump, to_openslo
 from tests.unit.specfile.openslo_texts import OPENSLO, ROOT, SPEC_EXAMPLES
@@ -22,6 +24,7 @@ SLOGUARD_FILES = [
     ROOT / "tests" / "testdata" / "specs" / "issue-example.yaml",
     OPENSLO / "roundtrip.sloguard.yaml",
     OPENSLO / "checkout.sloguard.yaml",
+    OPENSLO / "timeslices.sloguard.yaml",
 ]
 
 
@@ -80,7 +83,6 @@ def test_output_is_openslo_v1() -> None:
                 f"{SA}spec.indicator.spec.ratioMetric.total.metricSource.type",
                 f"{SA}spec.timeWindow[0].duration: a calendar window must be 1w, 1M, 1Q or 1Y (got '1m')",
                 f"{SA}spec.objectives[1]: sloguard evaluates one objective",
-                f"{SA}spec.budgetingMethod: Timeslices is not supported yet",
                 f"{SA}spec.objectives[0].op: only applies to a thresholdMetric",
             ],
         ),
@@ -89,7 +91,6 @@ def test_output_is_openslo_v1() -> None:
             [
                 f"{MP}spec.indicator.spec.ratioMetric.good.metricSource.type",
                 f"{MP}spec.indicator.spec.ratioMetric.total.metricSource.type",
-                f"{MP}spec.budgetingMethod: RatioTimeslices is not supported yet",
                 f"{MP}spec.objectives[0].op: only applies to a thresholdMetric SLI",
             ],
         ),
@@ -168,7 +169,34 @@ def test_convert_to_stdout_and_errors(tmp_path: Path, capsys: pytest.CaptureFixt
         f"sloguard: {missing}: cannot write the OpenSLO file: directory {missing.parent} does not exist\n"
     )
     assert main(["convert", "--to", "openslo", str(SPEC_EXAMPLES / "ratio-timeslices.yaml")]) == 2
-    assert "RatioTimeslices is not supported yet" in capsys.readouterr().err
+    assert "sloguard cannot evaluate Any sources" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["convert", "--to", "sloth", str(OPENSLO / "checkout.yaml")])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("example", "slice_s", "good_ratio"),
+    [("timeslices-slo.yaml", 60, "0.99"), ("ratio-timeslices.yaml", 60, None)],
+)
+def test_spec_time_slice_examples_with_sloguard_sources_are_read_and_round_trip(
+    example: str, slice_s: int, good_ratio: str | None
+) -> None:
+    # The specification's budgeting-method examples, their "Any" sources swapped for sloguard's, the
+    # objectives sloguard cannot evaluate (a second one, op on a ratio) and the 1m calendar window fixed.
+    docs = list(yaml.safe_load_all((SPEC_EXAMPLES / example).read_text()))
+    spec = docs[0]["spec"]
+    ratio = spec["indicator"]["spec"]["ratioMetric"]
+    ratio.pop("good")
+    ratio["bad"] = {"metricSource": {"type": "sloguard", "spec": {"status": ["5xx"]}}}
+    ratio["total"] = {"metricSource": {"type": "sloguard", "spec": {}}}
+    spec["objectives"] = [{k: v for k, v in spec["objectives"][0].items() if k != "op"}]
+    window = spec["timeWindow"][0]
+    if window["duration"] == "1m":  # the example's calendar window: a month from local midnight
+        window["duration"] = "1M"
+        window["calendar"]["startTime"] = "2022-01-01 00:00:00"
+    (slo,) = parse_config(yaml.safe_dump_all(docs), example).slos
+    assert slo.budgeting == Timeslices(slice_s, None if good_ratio is None else Fraction(good_ratio))
+    config = parse_config(yaml.safe_dump_all(docs), example)
+    back = parse_config(dump(to_openslo(config)[0]), "converted.yaml")
+    assert back.slos == config.slos
