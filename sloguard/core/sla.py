@@ -31,7 +31,6 @@ reported there, with a warning, and never added to another customer's figures.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -288,8 +287,8 @@ class SlaCounter:
         # Cells are sorted by key, so by row: each customer's cells are one contiguous run.
         cut = np.searchsorted(rows, np.arange(len(self.series) + 1)).tolist()
         customers = [
-            self._customer(r, elapsed, slices[a:b], total[a:b], bad[a:b])
-            for r, (a, b) in enumerate(itertools.pairwise(cut))
+            self._customer(r, elapsed, *(x[cut[r] : cut[r + 1]] for x in (slices, total, bad)))
+            for r in range(len(self.series))
         ]
         customers.sort(key=lambda c: c.customer)
         n_over = len(self._overflowed)
