@@ -20,10 +20,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from sloguard.core.spec import Config, LatencySpec, SloSpec
-from sloguard.specfile import mapping, openslo
+from sloguard.specfile import mapping
 from sloguard.specfile.errors import Loc, Problems, SpecError, show
 from sloguard.specfile.inputs import parse_input
 from sloguard.specfile.loader import MAX_FILE_BYTES, load_documents, too_big
+from sloguard.specfile.openslo.detect import is_openslo
 from sloguard.specfile.schema import API_VERSION, FileModel, LatencyModel, SloModel
 from sloguard.specfile.slas import parse_slas
 
@@ -35,8 +36,11 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     ``source`` names the file in error messages. Raises :class:`SpecError` listing every problem.
     """
     documents = load_documents(text, source)
-    if openslo.is_openslo(documents):
-        return openslo.parse_documents(documents, source)
+    if is_openslo(documents):
+        # Imported only now: the OpenSLO models are start-up a sloguard/v1 file never needs.
+        from sloguard.specfile.openslo.parser import parse_documents
+
+        return parse_documents(documents, source)
     if len(documents) > 1:
         raise SpecError(
             [

@@ -17,14 +17,9 @@ from sloguard.specfile import mapping
 from sloguard.specfile.errors import Loc, Problems, Report, number, phrase, show
 from sloguard.specfile.openslo.model import OPENSLO_VERSION
 from sloguard.specfile.openslo.reader import Draft, SloReader
-from sloguard.specfile.openslo.stream import Stream, add, api_versions
+from sloguard.specfile.openslo.stream import Stream, add
 from sloguard.specfile.schema import SloModel
 from sloguard.specfile.validators import exact
-
-
-def is_openslo(documents: list[Any]) -> bool:
-    """Whether a YAML stream is meant as OpenSLO: some object's apiVersion is ``openslo/...``."""
-    return any(v.startswith("openslo/") for v in api_versions(documents))
 
 
 def parse_documents(documents: list[Any], source: str) -> Config:

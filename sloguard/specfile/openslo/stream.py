@@ -8,13 +8,13 @@ position in the stream (from 1, as an editor counts them), its kind and its name
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from sloguard.specfile.errors import Loc, Problems, show
+from sloguard.specfile.openslo.detect import items
 from sloguard.specfile.openslo.model import KINDS, OPENSLO_VERSION, SPECS, Envelope, Metadata
 from sloguard.specfile.schema import API_VERSION
 
@@ -59,27 +59,6 @@ def validate(model: type[BaseModel], data: Any, place: Place, problems: Problems
         return None
 
 
-def _items(documents: list[Any]) -> Iterator[tuple[str, Any]]:
-    """Each object with its label's start: ``document 2`` or ``document 1, item 3``."""
-    for i, doc in enumerate(documents, 1):
-        if doc is None:
-            continue  # an empty document (a trailing ---) holds nothing
-        if isinstance(doc, list):
-            for j, item in enumerate(doc, 1):
-                yield f"document {i}, item {j}", item
-        else:
-            yield f"document {i}", doc
-
-
-def api_versions(documents: list[Any]) -> set[str]:
-    """The apiVersion of every object in the stream that has a string one."""
-    return {
-        v
-        for _, item in _items(documents)
-        if isinstance(item, dict) and isinstance(v := item.get("apiVersion"), str)
-    }
-
-
 def _label(start: str, item: dict[str, Any]) -> str:
     kind, meta = item.get("kind"), item.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
@@ -110,7 +89,7 @@ class Stream:
         self._by_name: dict[tuple[str, str], Obj] = {}
         #: (kind, name) of the objects refused: a reference to one is not a second problem.
         self._refused: set[tuple[Any, Any]] = set()
-        for start, item in _items(documents):
+        for start, item in items(documents):
             if not self._read(start, item) and isinstance(item, dict):
                 meta = item.get("metadata")
                 self._refused.add((item.get("kind"), meta.get("name") if isinstance(meta, dict) else None))
