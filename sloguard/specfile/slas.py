@@ -22,9 +22,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, StrictInt, ValidationError
 
-from sloguard.core.sla import CreditTier, IntervalErrorRate, Measure, MinutesDown, Occurrences, SlaSpec
-from sloguard.core.spec import DAY, HOUR, MINUTE, CalendarPeriod, SloSpec
-from sloguard.specfile.errors import Loc, Problems, refusal
+from sloguard.core.sla import (
+    CreditTier,
+    IntervalErrorRate,
+    Measure,
+    MinutesDown,
+    Occurrences,
+    SlaSpec,
+    measure_name,
+)
+from sloguard.core.spec import DAY, HOUR, MINUTE, CalendarPeriod, SloSpec, format_duration
+from sloguard.specfile.errors import Loc, Problems, number, refusal
 from sloguard.specfile.schema import CalendarModel, _Schema
 from sloguard.specfile.sla_presets import PRESETS
 from sloguard.specfile.validators import Number, positive_duration, slo_name
@@ -178,3 +186,22 @@ def _measure(m: MeasureModel, report: Callable[[Loc, str], None]) -> Measure | N
     assert m.occurrences is not None
     oc = m.occurrences
     return Occurrences(oc.slice, oc.down_above, oc.min_events)
+
+
+def describe_slas(slas: tuple[SlaSpec, ...]) -> list[str]:
+    """`sloguard check`'s lines for the ``slas:`` section (none without one)."""
+    if not slas:
+        return []
+    lines = ["", "slas:"]
+    for s in slas:
+        m = s.measure
+        rule = f"{measure_name(m)}, {format_duration(m.slice_seconds)} slices"
+        down = "down" if isinstance(m, MinutesDown) else "downtime listed"
+        rule += f", {down} above {number(m.down_above * 100)} %"
+        tiers = ", ".join(f"below {number(t.below)} % {number(t.percent)} %" for t in s.credits)
+        preset = f", preset {s.preset}" if s.preset else ""
+        lines.append(
+            f"  {s.name}: {s.slo} per {s.per}{preset}; {rule}; {s.period.describe()}; credits {tiers}; "
+            f"insufficient data under {s.min_events} events"
+        )
+    return lines

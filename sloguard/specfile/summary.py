@@ -19,6 +19,7 @@ from sloguard.core.spec import (
 )
 from sloguard.specfile.errors import number
 from sloguard.specfile.inputsummary import describe_input
+from sloguard.specfile.slas import describe_slas
 
 
 def _statuses(ranges: Sequence[tuple[int, int]]) -> str:
@@ -152,5 +153,6 @@ def describe(config: Config, input_preset: str | None = None) -> str:
     for spec in config.slos:
         lines += [*_describe_slo(spec), ""]
     lines += _describe_latency(config.latency)
+    lines += describe_slas(config.slas)
     lines += ["", *describe_input(config.input, input_preset)]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import pytest
 
 from sloguard.core.sla import CreditTier, IntervalErrorRate, MinutesDown, Occurrences
 from sloguard.core.spec import CalendarPeriod
-from sloguard.specfile import SpecError, parse_config
+from sloguard.specfile import SpecError, describe, parse_config
 
 HEAD = """\
 apiVersion: sloguard/v1
@@ -83,3 +83,12 @@ def test_refusals() -> None:
 
 def test_no_slas_section() -> None:
     assert parse_config(HEAD.removesuffix("slas:\n")).slas == ()
+
+
+def test_check_describes_the_slas() -> None:
+    text = HEAD + "  - {name: s, slo: api-availability, preset: aws-s3, min_events: 100}\n"
+    assert describe(parse_config(text)).split("\n\nslas:\n")[1].split("\n")[0] == (
+        "  s: api-availability per customer, preset aws-s3; interval_error_rate, 5m slices, downtime listed"
+        " above 5 %; calendar month (UTC); credits below 99.9 % 10 %, below 99 % 25 %, below 95 % 100 %;"
+        " insufficient data under 100 events"
+    )
