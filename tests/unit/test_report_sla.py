@@ -119,3 +119,20 @@ def test_html_carries_the_hash_of_its_only_style(
     assert status == 0 and f"style-src 'sha256-{digest}'" in text and "default-src 'none'" in text
     assert re.findall(r"<style>(.*?)</style>", text, re.S) == [STYLE]
     assert "<script" not in text and " style=" not in text
+
+
+def test_customers_over_the_cap_are_reported_under_overflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "slos.yaml").write_text(SLOS.replace("window: 30d}", "window: 30d, max_series: 2}"))
+    customers = ["a", "b", "c", "d", "a"]
+    (tmp_path / "r.ndjson").write_text(
+        "".join(line(m, c, 500 if c == "c" else 200) for m, c in enumerate(customers))
+    )
+    args = ("--month", "2026-11", "--sla", "compute", str(tmp_path / "r.ndjson"))
+    status, out, err = run(capsys, "--slo", str(tmp_path / "slos.yaml"), *args)
+    (sla,) = json.loads(out)["slas"]
+    got = {c["customer"]: (c["total"], c["good"]) for c in sla["customers"]}
+    assert status == 0 and got == {"a": (2, 2), "b": (1, 1), "__overflow__": (2, 1)}
+    assert sla["overflow_customers"] == 2 and sla["overflow_events"] == 2
+    assert "warning: compute: 2 customers beyond the SLO's max_series (2)" in err
