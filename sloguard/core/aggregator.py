@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sloguard._types import I64, Bools, Intp
+from sloguard._types import F64, I64, Bools, Intp
 from sloguard.core import slices
 from sloguard.core.history import BucketCounts
 from sloguard.core.histring import HistRing
@@ -279,8 +279,12 @@ class _SloState:
         self.coarse = BucketRing(
             res.coarse * 1000, -(-retention // res.coarse) + -(-_SKEW_SECONDS // res.coarse) + 1
         )
-        if spec.budgeting is not None and spec.budgeting.slice % res.coarse:
-            raise ValueError(f"SLO {spec.name}: the coarse resolution must divide the time slice")
+        #: Time-slice budgeting: slices judged so far (`slices.JudgedRing`), as many as the coarse ring keeps.
+        self.judged: slices.JudgedRing | None = None
+        if spec.budgeting is not None:
+            if spec.budgeting.slice % res.coarse:
+                raise ValueError(f"SLO {spec.name}: the coarse resolution must divide the time slice")
+            self.judged = slices.JudgedRing(self.coarse.n * res.coarse // spec.budgeting.slice + 2)
         self.series = SeriesIndex(spec.group_by, spec.max_series)
         self.service = _Matcher(lambda s: s == spec.service)
         self.endpoint = _endpoint_matcher(spec.endpoints, spec.endpoints_exclude)
@@ -314,6 +318,8 @@ class _SloState:
         self.coarse.ensure_rows(n_rows)
         self.fine.add(rows, ts // self.fine.res_ms, bad)
         self.too_old += self.coarse.add(rows, ts // self.coarse.res_ms, bad)
+        if self.judged is not None and self.spec.budgeting is not None:
+            self.judged.forget(np.unique(ts // (self.spec.budgeting.slice * 1000)))
         self.events += len(idx)
         return sel
 
@@ -384,13 +390,25 @@ class _SloState:
         lo = min([p_lo, *(end - b.slices(w) for w in spec.windows)])
         self.coarse.check_retained(lo * k)
         res = self.coarse.res_ms
-        mask = None if excluded is None else excluded(lo * k * res, end * k * res, res)
-        total, bad, live = slices.per_slice(*self.coarse.dense(lo * k, end * k, rows), k, mask)
-        judged, badness = slices.judge(b, total, bad, live)
-        by_window = [
-            slices.sums(total, bad, judged, badness, end - b.slices(w) - lo, end - lo) for w in spec.windows
-        ]
-        period = slices.sums(total, bad, judged, badness, p_lo - lo, end - lo)
+        if excluded is not None or self.judged is None:
+            # Exclusions change judgements per read: judge every slice afresh.
+            mask = None if excluded is None else excluded(lo * k * res, end * k * res, res)
+            total, bad, live = slices.per_slice(*self.coarse.dense(lo * k, end * k, rows), k, mask)
+            judged, badness = slices.judge(b, total, bad, live)
+            by_window = [
+                slices.sums(total, bad, judged, badness, end - b.slices(w) - lo, end - lo)
+                for w in spec.windows
+            ]
+            period = slices.sums(total, bad, judged, badness, p_lo - lo, end - lo)
+        else:
+
+            def judge(a: int, z: int) -> tuple[I64, F64]:
+                t, bd, live = slices.per_slice(*self.coarse.dense(a * k, z * k, rows), k)
+                return slices.judge(b, t, bd, live)
+
+            self.judged.fill(lo, end, rows, judge)
+            by_window = [self._slice_sums(w, end - b.slices(w), end, k, rows) for w in spec.windows]
+            period = self._slice_sums(PERIOD_SPAN, p_lo, end, k, rows)
         empty = np.zeros((len(spec.windows), 0), np.int64)
         return SloCounts(
             spec=spec,
@@ -408,6 +426,14 @@ class _SloState:
             slices=tuple(by_window),
             period_slices=period,
         )
+
+    def _slice_sums(self, key: object, lo: int, hi: int, k: int, rows: int) -> slices.SliceSums:
+        """`slices.SliceSums` over slices ``[lo, hi)``: events from the ring's running span sums, judged
+        slices from `judged` (filled)."""
+        assert self.judged is not None
+        total, bad = self.coarse.span_sums(("slices", key), lo * k, hi * k, rows)
+        judged, badness = self.judged.sums(lo, hi)
+        return slices.SliceSums(total, bad, judged, badness)
 
     def snapshot(self, now_ms: int) -> SloSnapshot:
         return self.capture(now_ms).evaluate()
@@ -506,6 +532,8 @@ class _SloState:
         self.series.absorb_events(other.series, row_map)
         self.too_old += other.too_old
         self.events += other.events
+        if self.judged is not None:
+            self.judged.forget()
 
 
 def latency_slot_seconds(window: int, resolution: int, max_slots: int) -> int:

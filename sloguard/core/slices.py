@@ -22,6 +22,7 @@ with the ``empty`` rule, when none are left).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,4 +85,69 @@ def sums(total: I64, bad: I64, judged: I64, badness: F64, start: int, end: int) 
     )
 
 
-__all__ = ["SliceSums", "judge", "per_slice", "sums"]
+#: Judges slices ``[a, b)`` of every series: (judged 0/1, badness), shape ``(b − a, rows)``.
+Judge = Callable[[int, int], tuple[I64, F64]]
+
+
+class JudgedRing:
+    """Judged slices kept between reads, so a tick judges only the slices that are new or changed.
+
+    Slot ``j mod n`` holds slice ``j`` (``held`` says which slice each slot holds, −1: none). A slice is
+    judged once, when first read, and kept until `forget` (events landed in it: the aggregator calls
+    it on every ingest) or until its slot is needed for a newer slice. Window sums then read the slots
+    in place: one pass over the window's slices, no judging, no copy of the bucket counts.
+    """
+
+    __slots__ = ("badness", "held", "judged", "n")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.held = np.full(n, -1, np.int64)
+        self.judged = np.zeros((n, 0), np.int8)
+        self.badness = np.zeros((n, 0), np.float64)
+
+    def forget(self, slices: I64 | None = None) -> None:
+        """Drop the judgement of ``slices`` (None: of every slice)."""
+        if slices is None:
+            self.held[:] = -1
+            return
+        slots = slices % self.n
+        self.held[slots[self.held[slots] == slices]] = -1
+
+    def fill(self, lo: int, hi: int, rows: int, judge_slices: Judge) -> None:
+        """Make sure slices ``[lo, hi)`` of ``rows`` series are judged (``hi − lo <= n``)."""
+        if hi - lo > self.n:
+            raise ValueError("more slices than the ring holds")
+        if rows != self.judged.shape[1]:
+            self.judged = np.zeros((self.n, rows), np.int8)
+            self.badness = np.zeros((self.n, rows), np.float64)
+            self.held[:] = -1
+        want = np.arange(lo, hi, dtype=np.int64)
+        missing = want[self.held[want % self.n] != want]
+        if not len(missing):
+            return
+        # Runs of consecutive missing slices, each judged with one read of the ring.
+        breaks = np.flatnonzero(np.diff(missing) != 1) + 1
+        for run in np.split(missing, breaks):
+            a, b = int(run[0]), int(run[-1]) + 1
+            judged, badness = judge_slices(a, b)
+            slots = run % self.n
+            self.judged[slots] = judged
+            self.badness[slots] = badness
+            self.held[slots] = run
+
+    def sums(self, lo: int, hi: int) -> tuple[I64, F64]:
+        """Judged slices and summed badness per series over slices ``[lo, hi)`` (all judged: `fill`)."""
+        judged = np.zeros(self.judged.shape[1], np.int64)
+        badness = np.zeros(self.judged.shape[1], np.float64)
+        if hi <= lo:
+            return judged, badness
+        a, b = lo % self.n, (hi - 1) % self.n + 1
+        parts = [slice(a, b)] if a < b else [slice(a, self.n), slice(0, b)]
+        for part in parts:
+            judged += self.judged[part].sum(axis=0, dtype=np.int64)
+            badness += self.badness[part].sum(axis=0)
+        return judged, badness
+
+
+__all__ = ["JudgedRing", "SliceSums", "judge", "per_slice", "sums"]

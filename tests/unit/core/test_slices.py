@@ -267,3 +267,19 @@ def test_checkpoint_round_trip_and_fingerprint() -> None:
 def test_coarse_resolution_must_divide_the_slice() -> None:
     with pytest.raises(ValueError, match="must divide the time slice"):
         Aggregator(config(sliced(slice_s=MINUTE, coarse=300)))
+
+
+def test_late_events_rejudge_their_slice() -> None:
+    # Slices are judged once and kept: an event arriving later for a judged slice must rejudge it.
+    spec = sliced(good_ratio="0.95", group_by=("customer",))
+    end = T0 + DAY * 1000
+    events = traffic(T0, DAY * 1000, seed=13)
+    agg = feed(spec, events)
+    assert_matches_oracle(spec, events, agg.snapshot(end).slos[0], end)
+    late = [
+        Event(end - k * 3_600_000 - 1, "checkout", "GET /x", c, 503, 1.0) for k in (1, 5) for c in CUSTOMERS
+    ]
+    late += [Event(end - 90_000, "checkout", "GET /x", "newcomer", 503, 1.0)]
+    agg.ingest(EventBatch.from_events(late))
+    for now in (end, end + 45_000):
+        assert_matches_oracle(spec, events + late, agg.snapshot(now).slos[0], now)
