@@ -59,8 +59,9 @@ def _describe_slo(s: SloSpec) -> list[str]:
         ("labels", _pairs(s.labels)),
         (
             "objective",
-            f"{number(s.objective * 100)}% (error budget {number(s.error_budget * 100)}% of events)",
+            f"{number(s.objective * 100)}% (error budget {number(s.error_budget * 100)}% of {_counted(s)})",
         ),
+        ("budgeting", _budgeting(s)),
         ("period", period),
         (
             "group by",
@@ -156,3 +157,20 @@ def describe(config: Config, input_preset: str | None = None) -> str:
     lines += describe_slas(config.slas)
     lines += ["", *describe_input(config.input, input_preset)]
     return "\n".join(lines)
+
+
+def _counted(s: SloSpec) -> str:
+    return "events" if s.budgeting is None else f"{format_duration(s.budgeting.slice)} slices"
+
+
+def _budgeting(s: SloSpec) -> str:
+    """The time-slice method (an empty line, left out, for occurrences)."""
+    b = s.budgeting
+    if b is None:
+        return ""
+    if b.good_ratio is not None:
+        rule = f"timeslices: a slice is good when >= {number(b.good_ratio * 100)}% of its events are good"
+    else:
+        rule = "ratio_timeslices: the mean of per-slice good ratios"
+    empty = "are skipped" if b.empty == "skip" else f"count {b.empty}"
+    return f"{rule}; empty slices {empty}; the current slice is pending"

@@ -132,3 +132,17 @@ def test_calendar_slices_in_a_whole_hour_zone() -> None:
 )
 def test_budgeting_refusals(fields: dict[str, str | None], expected: str) -> None:
     assert_refused_slo(fields, expected)
+
+
+def test_check_summary_names_the_method() -> None:
+    from sloguard.specfile.summary import describe
+
+    fields = {"budgeting": "{timeslices: {slice: 1m, good_ratio: 0.95}}", "objective": "99.99"}
+    config = parse_config(spec_text(GOOD_SLO, {**GOOD_SLO, "name": "minutes", **fields}), SOURCE)
+    text = describe(config)
+    assert "objective    99.99% (error budget 0.01% of 1m slices)" in text
+    assert (
+        "budgeting    timeslices: a slice is good when >= 95% of its events are good; empty slices count "
+        "good; the current slice is pending" in text
+    )
+    assert text.count("budgeting") == 1  # an occurrences SLO has no such line
