@@ -38,6 +38,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 
 from sloguard._types import I64, Bools, Intp
 from sloguard.core.aggregator import SeriesIndex, _endpoint_matcher, _Matcher
@@ -47,8 +48,10 @@ from sloguard.core.spec import DAY, CalendarPeriod, SloSpec
 INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
 OK = "OK"
 
+I32 = npt.NDArray[np.int32]
+
 #: Pending (customer, slice) cells summed into the compact arrays past this many.
-_COMPACT_AT = 1 << 22
+_COMPACT_AT = 1 << 20
 #: A label vocabulary holding more values than this is reset between batches (as the aggregator does).
 _VOCAB_LIMIT = 1_000_000
 
@@ -215,9 +218,9 @@ class SlaCounter:
         self._endpoint = _endpoint_matcher(slo.endpoints, slo.endpoints_exclude)
         self._bad_ranges = slo.sli.bad_status
         self._threshold = slo.sli.threshold_ms if slo.sli.kind == "latency" else None
-        self._pending: list[tuple[I64, I64, I64]] = []
+        self._pending: list[tuple[I64, I32, I32]] = []
         self._pending_n = 0
-        self._cells: tuple[I64, I64, I64] = (_empty(), _empty(), _empty())
+        self._cells: tuple[I64, I32, I32] = (np.zeros(0, np.int64), _empty32(), _empty32())
         self._overflowed: set[str] = set()
         #: Events of the SLO outside the range (not counted).
         self.outside = 0
@@ -256,24 +259,20 @@ class SlaCounter:
             names = {vocab.names[i] for i in np.unique(customer[rows == over]).tolist()}
             self._overflowed |= names - {OVERFLOW}
         keys = rows.astype(np.int64) * self.n_slices + (batch.ts_ms[idx] - self.start_ms) // self.slice_ms
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        total = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
-        bads = np.bincount(inverse[bad], minlength=len(uniq)).astype(np.int64)
-        self._pending.append((uniq, total, bads))
-        self._pending_n += len(uniq)
+        self._pending.append(_sum_by_key(keys, np.ones(len(idx), np.int32), bad.astype(np.int32)))
+        self._pending_n += len(self._pending[-1][0])
         if self._pending_n > _COMPACT_AT:
             self._compact()
 
-    def _compact(self) -> tuple[I64, I64, I64]:
+    def _compact(self) -> tuple[I64, I32, I32]:
         """Sum the pending cells into the compact arrays (sorted by cell key)."""
         if self._pending:
-            parts = [self._cells, *self._pending]
-            keys = np.concatenate([p[0] for p in parts])
-            uniq, inverse = np.unique(keys, return_inverse=True)
-            total = np.bincount(inverse, np.concatenate([p[1] for p in parts]), len(uniq))
-            bad = np.bincount(inverse, np.concatenate([p[2] for p in parts]), len(uniq))
-            self._cells = (uniq, total.astype(np.int64), bad.astype(np.int64))
+            parts = self._pending
+            # The pending cells summed (small), then merged into the sorted cells: peak memory is the
+            # cells twice (before and after the merge), not a sort of all of them.
             self._pending, self._pending_n = [], 0
+            cells, self._cells = self._cells, (np.zeros(0, np.int64), _empty32(), _empty32())
+            self._cells = _merge(cells, _sum_by_key(*_joined(parts)))
         return self._cells
 
     def evaluate(self, now_ms: int) -> SlaResult:
@@ -281,14 +280,18 @@ class SlaCounter:
         to a slice; events after that are not counted)."""
         keys, total, bad = self._compact()
         elapsed = max(0, min(self.n_slices, (now_ms - self.start_ms) // self.slice_ms))
-        rows, slices = keys // self.n_slices, keys % self.n_slices
-        keep = slices < elapsed
-        rows, slices, total, bad = rows[keep], slices[keep], total[keep], bad[keep]
-        # Cells are sorted by key, so by row: each customer's cells are one contiguous run.
-        cut = np.searchsorted(rows, np.arange(len(self.series) + 1)).tolist()
+        # Cells are sorted by key = row * slices + slice: a customer's cells up to ``now`` are one run.
+        first = np.arange(len(self.series), dtype=np.int64) * self.n_slices
+        lo, hi = np.searchsorted(keys, first).tolist(), np.searchsorted(keys, first + elapsed).tolist()
         customers = [
-            self._customer(r, elapsed, *(x[cut[r] : cut[r + 1]] for x in (slices, total, bad)))
-            for r in range(len(self.series))
+            self._customer(
+                r,
+                elapsed,
+                keys[a:b] - r * self.n_slices,
+                total[a:b].astype(np.int64),
+                bad[a:b].astype(np.int64),
+            )
+            for r, a, b in zip(range(len(self.series)), lo, hi, strict=True)
         ]
         customers.sort(key=lambda c: c.customer)
         n_over = len(self._overflowed)
@@ -307,7 +310,7 @@ class SlaCounter:
             slices=self.n_slices,
             elapsed=int(elapsed),
             customers=tuple(customers),
-            events=int(total.sum()),
+            events=sum(c.total for c in customers),
             overflow_events=over_events,
             overflow_customers=n_over,
             warnings=warnings,
@@ -403,5 +406,49 @@ def _attainment(m: Measure, elapsed: int, n_down: int, total: I64, bad: I64) -> 
     return Fraction(n_total - int(bad.sum()), n_total)
 
 
-def _empty() -> I64:
-    return np.zeros(0, np.int64)
+def _empty32() -> I32:
+    return np.zeros(0, np.int32)
+
+
+def _merge(cells: tuple[I64, I32, I32], more: tuple[I64, I32, I32]) -> tuple[I64, I32, I32]:
+    """Two sets of cells, each sorted with unique keys, as one (counts of a key in both added)."""
+    keys, total, bad = cells
+    add_keys, add_total, add_bad = more
+    pos = np.searchsorted(keys, add_keys)
+    hit = pos < len(keys)
+    hit[hit] = keys[pos[hit]] == add_keys[hit]
+    at = pos[hit]  # distinct: the keys added are unique
+    total[at] += add_total[hit]
+    bad[at] += add_bad[hit]
+    miss = ~hit
+    # np.insert puts values given for the same position in their given (sorted) order.
+    keys = np.insert(keys, pos[miss], add_keys[miss])
+    total = np.insert(total, pos[miss], add_total[miss])
+    bad = np.insert(bad, pos[miss], add_bad[miss])
+    return keys, total, bad
+
+
+def _joined(parts: list[tuple[I64, I32, I32]]) -> tuple[I64, I32, I32]:
+    """The parts' columns concatenated; empties ``parts``."""
+    keys = np.concatenate([p[0] for p in parts])
+    total = np.concatenate([p[1] for p in parts])
+    bad = np.concatenate([p[2] for p in parts])
+    parts.clear()
+    return keys, total, bad
+
+
+def _sum_by_key(keys: I64, total: I32, bad: I32) -> tuple[I64, I32, I32]:
+    """The counts of equal keys added, keys sorted (a stable sort, then one sum per run of a key).
+
+    Counts are int32: one customer's events in one slice (at most an hour) stay far below 2**31."""
+    if not len(keys):
+        return keys, total, bad
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    total, bad = total[order], bad[order]
+    del order
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    keys = keys[starts]
+    total = np.add.reduceat(total, starts)
+    bad = np.add.reduceat(bad, starts)
+    return keys, total, bad

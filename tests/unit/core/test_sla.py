@@ -5,10 +5,12 @@ Each case is small enough to count by hand; the month-long ground truth is tests
 
 from __future__ import annotations
 
+import random
 from fractions import Fraction
 
 import pytest
 
+from sloguard.core import sla as sla_module
 from sloguard.core.model import OVERFLOW, Event, EventBatch
 from sloguard.core.sla import (
     INSUFFICIENT_DATA,
@@ -137,3 +139,29 @@ def test_outside_range_and_unselected() -> None:
 def test_range_must_be_whole_slices() -> None:
     with pytest.raises(ValueError, match="whole number"):
         SlaCounter(sla(IntervalErrorRate()), slo(), T0, T0 + 7 * MINUTE * 1000)
+
+
+def test_many_small_batches_and_merges_give_the_same_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cells are summed per batch, then merged into the sorted cells past `_COMPACT_AT` pending ones:
+    with a tiny threshold (a merge after nearly every batch) the figures equal one batch's."""
+    rnd = random.Random(5)
+    events = [
+        ev(rnd.randrange(100), rnd.choice("abcdefg"), rnd.choice((200, 200, 200, 500)), rnd.randrange(60))
+        for _ in range(5000)
+    ]
+    whole = counter(sla(MinutesDown(Fraction(1, 5))))
+    whole.ingest(EventBatch.from_events(events))
+    monkeypatch.setattr(sla_module, "_COMPACT_AT", 7)
+    pieces = counter(sla(MinutesDown(Fraction(1, 5))))
+    for i in range(0, len(events), 37):
+        pieces.ingest(EventBatch.from_events(events[i : i + 37]))
+    now = T0 + 100 * MINUTE * 1000
+    assert pieces.evaluate(now) == whole.evaluate(now)
+    counts: dict[tuple[str, int], list[int]] = {}
+    for e in events:
+        cell = counts.setdefault((e.customer, (e.ts_ms - T0) // 60_000), [0, 0])
+        cell[0] += 1
+        cell[1] += e.status >= 500
+    for c in whole.evaluate(now).customers:
+        down = sum(1 for (name, _), (t, b) in counts.items() if name == c.customer and b * 5 > t)
+        assert c.attainment == Fraction(100 - down, 100)
