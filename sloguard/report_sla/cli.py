@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 EXIT_NO_DATA = 3
 
 CHECKPOINT_UNSUPPORTED = (
-    "report sla --checkpoint: not supported yet: a daemon checkpoint holds each SLO's counts in its "
-    "coarse buckets (5 min to 1 h) over the SLO's own period, and per customer only when the SLO is "
-    "grouped by customer; an SLA counts per customer and per slice of its measure (1 min for the compute "
-    "presets) over a calendar month. Run the report from the request logs instead."
+    "report sla --checkpoint: not supported yet: a daemon checkpoint holds each SLO's counts per series in "
+    "its coarse buckets over the SLO's own period (1 h buckets by default for an SLO grouped by customer, "
+    "and per customer only when it is grouped by customer), while an SLA counts per customer and per slice "
+    "of its measure (1 min for the compute presets, 5 min for aws-s3) over a calendar month. Run the "
+    "report from the request logs instead."
 )
 
 

@@ -136,3 +136,14 @@ def test_customers_over_the_cap_are_reported_under_overflow(
     assert status == 0 and got == {"a": (2, 2), "b": (1, 1), "__overflow__": (2, 1)}
     assert sla["overflow_customers"] == 2 and sla["overflow_events"] == 2
     assert "warning: compute: 2 customers beyond the SLO's max_series (2)" in err
+
+
+def test_html_escapes_what_the_logs_say(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    xss = "<img src=x onerror=alert(1)>"
+    (tmp_path / "slos.yaml").write_text(SLOS)
+    (tmp_path / "r.ndjson").write_text(line(0, xss, 500))
+    page = tmp_path / "r.html"
+    args = ("--month", "2026-11", "--format", "html", "-o", str(page), str(tmp_path / "r.ndjson"))
+    status, _, _ = run(capsys, "--slo", str(tmp_path / "slos.yaml"), *args)
+    text = page.read_text()
+    assert status == 0 and xss not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
