@@ -186,7 +186,8 @@ class SlaResult:
     slices: int
     elapsed: int
     customers: tuple[CustomerSla, ...]
-    #: Events of the SLO in the range, and those before ``now`` left out as after it.
+    #: Events of the SLO counted: in the range and in the slices elapsed at ``now``.
+    #: ``overflow_*``: events and distinct customers beyond the SLO's max_series (under __overflow__).
     events: int
     overflow_events: int
     overflow_customers: int
