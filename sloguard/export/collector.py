@@ -33,7 +33,15 @@ from sloguard.export.model import Block, Family, MetricType, SeriesLabels, escap
 from sloguard.export.self_metrics import Sources, self_families
 from sloguard.export.slo import PERIOD, SloView, select_series, slo_families
 from sloguard.export.sloth import sloth_families
-from sloguard.export.text import CONTENT_TYPE, format_values, quantile_label, render, render_chunks
+from sloguard.export.text import (
+    CONTENT_TYPE,
+    Body,
+    Renderer,
+    format_values,
+    quantile_label,
+    render,
+    render_chunks,
+)
 from sloguard.telemetry import TelemetrySnapshot
 
 # Re-exported: their home moved to the modules above, and callers import them from here.
@@ -41,6 +49,7 @@ __all__ = [
     "CONTENT_TYPE",
     "PERIOD",
     "Block",
+    "Body",
     "Exposition",
     "Family",
     "MetricType",
@@ -92,6 +101,9 @@ class SnapshotCollector(Collector):
         self.top_k = top
         self.version = version
         self._families: tuple[Family, ...] = ()
+        #: The series labels of the last `update`, per SLO name and for latency (key ""): kept while
+        #: the labels do not change, so the renderer can tell which rows are the same series.
+        self._series: dict[str, SeriesLabels] = {}
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -100,14 +112,20 @@ class SnapshotCollector(Collector):
 
     def update(self, snapshot: Snapshot, telemetry: TelemetrySnapshot) -> None:
         """Build the families for a new tick (replaces the previous ones)."""
-        views = [SloView(s, self.top_k.get(s.spec.name)) for s in snapshot.slos]
+        before = self._series
+        views = [SloView(s, self.top_k.get(s.spec.name), before.get(s.spec.name)) for s in snapshot.slos]
+        series = {v.name: v.series for v in views}
+        lat = snapshot.latency
+        if lat is not None:
+            series[""] = SeriesLabels.follow(before.get(""), lat.spec.group_by, lat.labels)
         families = [
             *self_families(Sources(snapshot, telemetry, views, self.version)),
             *slo_families(views),
-            *(latency_families(snapshot.latency) if snapshot.latency is not None else ()),
+            *(latency_families(lat, series[""]) if lat is not None else ()),
             *(sloth_families(views, self.version) if self.sloth_compat else ()),
         ]
         self._families = tuple(families)
+        self._series = series
 
     def collect(self) -> Iterator[Metric]:
         """The families as prometheus_client metrics (slow: one dict per sample; the renderer skips it)."""
@@ -132,6 +150,7 @@ class Exposition:
         self.collector = SnapshotCollector(**options)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)
+        self.renderer = Renderer()
 
     def render(self, snapshot: Snapshot, telemetry: TelemetrySnapshot) -> bytes:
         """Update the collector with this tick's snapshot and return the exposition text."""
@@ -142,3 +161,9 @@ class Exposition:
         """`render` as chunks (what the daemon serves: never one copy of the whole body)."""
         self.collector.update(snapshot, telemetry)
         return render_chunks(self.collector.families)
+
+    def render_body(self, snapshot: Snapshot, telemetry: TelemetrySnapshot) -> Body:
+        """`render_chunks` and its gzip encoding, both reusing the pieces of the previous `render_body`
+        whose numbers did not change (`Renderer`): what the daemon serves."""
+        self.collector.update(snapshot, telemetry)
+        return self.renderer.render(self.collector.families)

@@ -12,9 +12,11 @@ from sloguard.export.model import Block, Family, SeriesLabels, block
 from sloguard.export.text import quantile_label
 
 
-def latency_families(lat: LatencySnapshot) -> Iterator[Family]:
-    """``sloguard_latency_seconds`` (a summary of HDR percentiles) and ``sloguard_latency_events``."""
-    series = SeriesLabels(lat.spec.group_by, lat.labels)
+def latency_families(lat: LatencySnapshot, series: SeriesLabels | None = None) -> Iterator[Family]:
+    """``sloguard_latency_seconds`` (a summary of HDR percentiles) and ``sloguard_latency_events``
+    (``series``: the labels of ``lat``'s groups, if already made)."""
+    if series is None:
+        series = SeriesLabels(lat.spec.group_by, lat.labels)
     quantiles = [quantile_label(p) for p in lat.spec.percentiles]
     values: list[Block] = []
     counts: list[Block] = []

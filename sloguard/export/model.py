@@ -36,31 +36,63 @@ class SeriesLabels:
     Rendering needs, per series, the text ``name1="v1",name2="v2"`` of every run of label names that are
     adjacent once a family's label names are sorted; those strings are built once and shared by all the
     blocks (windows, tiers, ...) that use the same run.
+
+    Across ticks, `follow` keeps the same object while the labels are unchanged, and makes a successor of
+    the same ``lineage`` when series were only appended: the renderer's cache (`text.Renderer`) may reuse
+    what it rendered for rows that two `SeriesLabels` of one lineage both hold, since those rows have the
+    same labels.
     """
 
-    __slots__ = ("_pairs", "_runs", "names", "values")
+    __slots__ = ("_pairs", "_runs", "lineage", "names", "values")
 
     def __init__(self, names: tuple[str, ...], values: Sequence[tuple[str, ...]]) -> None:
         self.names = names
         self.values = values
         self._pairs: list[list[str]] | None = None
         self._runs: dict[tuple[int, ...], list[str]] = {}
+        #: Shared by this object and its successors (`follow`): row ``i`` has the same labels in each.
+        self.lineage = object()
 
     def __len__(self) -> int:
         return len(self.values)
 
-    def run(self, dims: tuple[int, ...]) -> list[str]:
-        """Per series: ``names[d]="value"`` for each ``d`` in ``dims``, joined by commas."""
-        cached = self._runs.get(dims)
-        if cached is not None:
-            return cached
+    @classmethod
+    def follow(
+        cls, previous: SeriesLabels | None, names: tuple[str, ...], values: Sequence[tuple[str, ...]]
+    ) -> SeriesLabels:
+        """The labels ``values`` as the successor of ``previous`` (the same series a tick earlier):
+        ``previous`` itself when nothing changed, one of its lineage (with the label text already built
+        for the old rows) when series were only appended, else a new one."""
+        if previous is None or previous.names != names or len(values) < len(previous):
+            return cls(names, values)
+        old = previous.values
+        if len(values) == len(old):
+            return previous if values is old or tuple(values) == tuple(old) else cls(names, values)
+        if tuple(values[: len(old)]) != tuple(old):
+            return cls(names, values)
+        nxt = cls(names, values)
+        nxt.lineage = previous.lineage
+        tail = cls(names, values[len(old) :])
+        if previous._pairs is not None:
+            nxt._pairs = [a + b for a, b in zip(previous._pairs, tail._pair_columns(), strict=True)]
+        nxt._runs = {dims: run + tail.run(dims) for dims, run in previous._runs.items()}
+        return nxt
+
+    def _pair_columns(self) -> list[list[str]]:
         if self._pairs is None:
             columns = list(zip(*self.values, strict=True)) if self.values else [() for _ in self.names]
             self._pairs = [
                 [f'{name}="{escape_label_value(v)}"' for v in col]
                 for name, col in zip(self.names, columns, strict=True)
             ]
-        pairs = self._pairs
+        return self._pairs
+
+    def run(self, dims: tuple[int, ...]) -> list[str]:
+        """Per series: ``names[d]="value"`` for each ``d`` in ``dims``, joined by commas."""
+        cached = self._runs.get(dims)
+        if cached is not None:
+            return cached
+        pairs = self._pair_columns()
         if len(dims) == 1:
             run = pairs[dims[0]]
         else:

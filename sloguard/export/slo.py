@@ -51,13 +51,14 @@ class SloView:
 
     __slots__ = ("cols", "ids", "name", "s", "series")
 
-    def __init__(self, s: SloSnapshot, top_k: int | None) -> None:
+    def __init__(self, s: SloSnapshot, top_k: int | None, previous: SeriesLabels | None = None) -> None:
         self.s = s
         self.name = s.spec.name
         self.ids: tuple[tuple[str, str], ...] = (("slo", self.name), *s.spec.labels)
         self.cols = select_series(s, top_k)
         labels = s.labels if self.cols is None else [s.labels[j] for j in self.cols.tolist()]
-        self.series = SeriesLabels(s.spec.group_by, labels)
+        #: ``previous``: this SLO's exported series a tick earlier (see `SeriesLabels.follow`).
+        self.series = SeriesLabels.follow(previous, s.spec.group_by, labels)
 
     def take(self, a: npt.NDArray[Any]) -> F64:
         """The exported columns of ``a`` (last axis = series), as float64."""

@@ -1,0 +1,126 @@
+"""The daemon's renderer (`text.Renderer`): pieces reused across renders, the same bytes as the reference
+renderer and prometheus_client every time, and a gzip encoding (one member per piece) of those bytes."""
+
+from __future__ import annotations
+
+import gzip
+import random
+
+import numpy as np
+import pytest
+from prometheus_client import generate_latest
+
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.model import Event, EventBatch
+from sloguard.core.spec import LatencySpec
+from sloguard.export.collector import Exposition
+from sloguard.export.model import Family, SeriesLabels, block, present
+from sloguard.export.text import Body, Renderer, render
+from tests.support.specs import config
+from tests.unit.export.scrape import TELEMETRY
+from tests.unit.export.snapshots import AGGREGATED_SPECS, NASTY, T0
+
+
+def _text(body: Body) -> bytes:
+    whole = b"".join(body.chunks)
+    # The members are a valid (multi-member) gzip stream of exactly the text.
+    assert gzip.decompress(b"".join(body.members)) == whole
+    return whole
+
+
+def _families(series: SeriesLabels, a: np.ndarray, b: np.ndarray) -> list[Family]:
+    """A family with a dense block (``a``) and one with NaN rows left out (``b``), over ``series``."""
+    rows = present(b)
+    return [
+        Family("x_events", "Dense.", "gauge", (block(series, (("slo", "s"),), a),)),
+        Family(
+            "x_eta",
+            "Sparse.",
+            "gauge",
+            (block(series, (("w", "1h"),), b if rows is None else b[rows], rows),),
+        ),
+    ]
+
+
+def test_pieces_are_reused_only_where_nothing_changed() -> None:
+    renderer = Renderer(chunk_rows=4)
+    names = [(f"c{j}", NASTY[j % len(NASTY)]) for j in range(18)]
+    series = SeriesLabels(("customer", "note"), names)
+    a = np.arange(18, dtype=np.float64)
+    b = np.full(18, np.nan)
+    b[[1, 7, 12]] = [0.5, 1e7, -0.0]
+
+    def check(fams: list[Family]) -> None:
+        assert _text(renderer.render(fams)) == render(fams)
+
+    check(_families(series, a, b))
+    assert (renderer.rendered, renderer.reused) == (10, 0)  # 5 chunks of 4 rows per block, none cached
+    check(_families(series, a.copy(), b.copy()))
+    assert (renderer.rendered, renderer.reused) == (0, 10)
+    a2, b2 = a.copy(), b.copy()
+    a2[5] = 1.5  # chunk 1 of the dense block
+    b2[17] = 3.0  # a new sample in the last chunk of the sparse one
+    b2[12] = 0.0  # -0.0 -> 0.0 changes the text: chunk 3
+    check(_families(series, a2, b2))
+    assert (renderer.rendered, renderer.reused) == (3, 7)
+    # Series appended, same lineage: whole chunks of the old rows are kept; the cut one is not.
+    more = SeriesLabels.follow(series, ("customer", "note"), [*names, ("c18", "x"), ("c19", "y")])
+    assert more is not series and more.lineage is series.lineage
+    a3, b3 = np.append(a2, [7.0, 8.0]), np.append(b2, [np.nan, 2.0])
+    check(_families(more, a3, b3))
+    assert (renderer.rendered, renderer.reused) == (2, 8)
+    # Other labels: a new lineage, nothing reused, even with the same values.
+    other = SeriesLabels(("customer", "note"), [(f"d{j}", "") for j in range(20)])
+    check(_families(other, a3, b3))
+    assert (renderer.rendered, renderer.reused) == (10, 0)
+
+
+def test_follow_keeps_what_it_can() -> None:
+    names = ("a", "b")
+    first = SeriesLabels(names, (("1", 'q"'), ("2", "n\n")))
+    run = first.run((0, 1))
+    assert SeriesLabels.follow(first, names, (("1", 'q"'), ("2", "n\n"))) is first
+    grown = SeriesLabels.follow(first, names, (("1", 'q"'), ("2", "n\n"), ("3", "\\")))
+    assert grown.lineage is first.lineage
+    assert grown.run((0, 1)) == [*run, 'a="3",b="\\\\"']
+    assert grown.run((1,)) == SeriesLabels(names, grown.values).run((1,))
+    for changed in ((("1", 'q"'), ("9", "n\n")), (("1", 'q"'),), ()):
+        assert SeriesLabels.follow(first, names, changed).lineage is not first.lineage
+    assert SeriesLabels.follow(first, ("a", "c"), first.values).lineage is not first.lineage
+    assert SeriesLabels.follow(None, names, first.values).lineage is not first.lineage
+
+
+def _events(rnd: random.Random, start_ms: int, n: int, customers: int) -> EventBatch:
+    endpoints = ("GET /v1/orders", "POST /v1/orders", "POST /v1/pay")
+    return EventBatch.from_events(
+        [
+            Event(
+                ts_ms=start_ms + rnd.randrange(60_000),
+                service=rnd.choice(("checkout", "search")),
+                endpoint=rnd.choice(endpoints),
+                customer=f"cust-{min(int(rnd.paretovariate(0.8)), customers):04d}",
+                status=503 if rnd.random() < 0.02 else 200,
+                latency_ms=round(rnd.lognormvariate(3, 1), 3),
+            )
+            for _ in range(n)
+        ]
+    )
+
+
+@pytest.mark.parametrize("top_k", [None, {"search-latency": 5}], ids=["all", "top-k"])
+@pytest.mark.parametrize("sloth", [False, True], ids=["native", "sloth-compat"])
+def test_tick_after_tick_the_body_is_generate_latest(sloth: bool, top_k: dict[str, int] | None) -> None:
+    # A live aggregator over a few minutes: new customers, late events, windows moving, series growing.
+    rnd = random.Random(7)
+    agg = Aggregator(config(*AGGREGATED_SPECS, latency=LatencySpec()))
+    exposition = Exposition(sloth_compat=sloth, top_k=top_k)
+    exposition.renderer = Renderer(chunk_rows=8)
+    reused = 0
+    for tick in range(12):
+        now = T0 + 3_600_000 + tick * 20_000
+        agg.ingest(_events(rnd, now - 90_000, 40 if tick % 3 else 400, 20 + tick * 10))
+        agg.advance(now)
+        body = exposition.render_body(agg.snapshot(now), TELEMETRY)
+        assert _text(body) == generate_latest(exposition.registry)
+        reused += exposition.renderer.reused
+    assert reused > 0
