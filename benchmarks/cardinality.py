@@ -9,13 +9,13 @@ stamped over the ten minutes before the run, so every tick has new counts in clo
 the windows change every second). Then ``sloguard run`` starts as its own process pinned to one CPU (the
 harness and the broker keep to the others) and consumes the backlog, while the harness
 
-* polls the head of ``/metrics`` every 0.2 s for each tick's self-metrics: events processed (ingest rate
-  between the first and the last tick seen while consuming), ``sloguard_tick_loop_blocked_seconds`` (the
-  longest the event loop was held by a tick), ``sloguard_tick_interval_seconds``,
-  ``sloguard_render_duration_seconds``;
 * scrapes the whole of ``/metrics`` every ``--scrape-every`` seconds, plain and gzip in turn, timed to the
-  last byte (what Prometheus waits);
-* reads the daemon's resident set from ``/proc`` (peak: ``VmHWM``).
+  last byte (what Prometheus waits), and reads from each its self-metrics: events processed (ingest rate
+  between the first and the last scrape while consuming), ``sloguard_tick_loop_blocked_seconds`` and
+  ``sloguard_tick_interval_seconds`` (maxima over the ticks since the previous render),
+  ``sloguard_render_duration_seconds``. Nothing else asks for ``/metrics``: the daemon renders on demand,
+  so a poll would be a render;
+* reads the daemon's resident set from ``/proc`` every 0.2 s (peak: ``VmHWM``).
 
 Printed per size, with the issue's goals: ingest at 100k >= 0.8x the smallest size's, in the same run;
 tick interval ~1 s; gzip scrape <= 250 ms; RSS <= 1 GiB; event-loop blocking per tick <= 20 ms.
@@ -34,12 +34,12 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import itertools
 import json
 import math
 import statistics
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,6 @@ from benchmarks.harness import (
     pin_harness,
     rss_kib,
     say,
-    scrape,
     sloguard_env,
     spawn,
     status_kib,
@@ -206,8 +205,24 @@ async def produce(bootstrap: str, topic: str, messages: list[bytes]) -> None:
         await asyncio.gather(*futures)
 
 
-async def full_scrape(port: int, gzip_ok: bool, limit_s: float = 60.0) -> tuple[float, int]:
-    """GET the whole of /metrics (gzip or not): wall seconds to the last byte, and the bytes received."""
+#: The self-metrics read from the head of every scrape.
+WATCHED = (SNAPSHOT_TS, EVENTS, RENDER_S, BLOCKED_S, INTERVAL_S)
+
+
+def head_values(body: bytes, gzipped: bool) -> dict[str, float]:
+    """The `WATCHED` samples, from the first MB of a /metrics body (the self-metrics come first)."""
+    head = zlib.decompressobj(wbits=31).decompress(body, 1 << 20) if gzipped else body[: 1 << 20]
+    got = {}
+    for line in head.decode("utf-8", "replace").splitlines():
+        name, _, value = line.partition(" ")
+        if name in WATCHED:
+            got[name] = float(value)
+    return got
+
+
+async def full_scrape(port: int, gzip_ok: bool, limit_s: float = 60.0) -> tuple[float, int, dict[str, float]]:
+    """GET the whole of /metrics (gzip or not): wall seconds to the last byte, the bytes received, and
+    the `WATCHED` self-metrics it holds."""
     t0 = time.perf_counter()
     async with asyncio.timeout(limit_s):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -220,12 +235,13 @@ async def full_scrape(port: int, gzip_ok: bool, limit_s: float = 60.0) -> tuple[
                 name, _, value = line.decode("latin-1").partition(":")
                 if name.strip().lower() == "content-length":
                     length = int(value)
-            await reader.readexactly(length)
+            body = await reader.readexactly(length)
         finally:
             writer.transport.abort()
+    wall = time.perf_counter() - t0
     if status != 200:
         raise ValueError(f"/metrics answered {status}")
-    return time.perf_counter() - t0, length
+    return wall, length, head_values(body, gzip_ok)
 
 
 @dataclass
@@ -238,6 +254,8 @@ class SizeRun:
     scrapes: list[tuple[bool, float, float, int]] = field(default_factory=list)  # (gzip, at, s, bytes)
     peak_rss_kib: int = 0
     rss_kib: list[int] = field(default_factory=list)
+    #: Events processed, as the latest scrape said.
+    done: float = 0.0
 
     def steady(self) -> list[dict[str, float]]:
         """Ticks seen while the backlog was being consumed (start-up and the end excluded)."""
@@ -254,7 +272,6 @@ class SizeRun:
         inside = [s for s in self.scrapes if t0 <= s[1] <= t1] or self.scrapes
         plain = [s[2] for s in inside if not s[0]]
         gz = [s[2] for s in inside if s[0]]
-        gaps = [b[SNAPSHOT_TS] - a[SNAPSHOT_TS] for a, b in itertools.pairwise(st)]
         med = statistics.median
         return {
             "series": self.series,
@@ -265,7 +282,8 @@ class SizeRun:
             "render_median_s": med(t.get(RENDER_S, math.nan) for t in st),
             "render_max_s": max(t.get(RENDER_S, math.nan) for t in st),
             "interval_max_s": max(t.get(INTERVAL_S, math.nan) for t in st),
-            "interval_median_s": med(gaps) if gaps else math.nan,
+            # Each scrape reports the longest interval since the previous render (no poll sees every tick).
+            "interval_median_s": med(t.get(INTERVAL_S, math.nan) for t in st),
             "plain_median_s": med(plain) if plain else math.nan,
             "plain_max_s": max(plain, default=math.nan),
             "gzip_median_s": med(gz) if gz else math.nan,
@@ -277,23 +295,24 @@ class SizeRun:
         }
 
 
-async def _poll(run: SizeRun, port: int) -> float | None:
-    with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError):
-        got = (await scrape(port, (SNAPSHOT_TS, EVENTS, RENDER_S, BLOCKED_S, INTERVAL_S))).values
-        if SNAPSHOT_TS in got and EVENTS in got:
-            run.ticks.setdefault(got[SNAPSHOT_TS], {**got, "seen": time.monotonic()})
-            return got[EVENTS]
-    return None
-
-
 async def _scraper(run: SizeRun, port: int, every_s: float) -> None:
+    """Whole scrapes starting every ``every_s`` (as Prometheus would), plain and gzip in turn; each one's
+    self-metrics are a tick's. Nothing else asks for /metrics: the daemon renders only what is scraped."""
     gzip_ok = False
+    next_at = time.monotonic()
     while True:
-        await asyncio.sleep(every_s)
+        # A fixed rate, as Prometheus keeps: a slot still taken by a slow scrape is skipped.
+        next_at += every_s
+        while next_at < time.monotonic():
+            next_at += every_s
+        await asyncio.sleep(next_at - time.monotonic())
         with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError, asyncio.IncompleteReadError):
             at = time.monotonic()
-            wall, length = await full_scrape(port, gzip_ok)
+            wall, length, got = await full_scrape(port, gzip_ok)
             run.scrapes.append((gzip_ok, at, wall, length))
+            if SNAPSHOT_TS in got and EVENTS in got:
+                run.ticks.setdefault(got[SNAPSHOT_TS], {**got, "seen": time.monotonic()})
+                run.done = max(run.done, got[EVENTS])
         gzip_ok = not gzip_ok
 
 
@@ -319,7 +338,7 @@ async def run_size(n: int, events: int, core: int | None, scrape_every: float) -
             await wait_ready(proc, name, port, 120)
             scraper = asyncio.create_task(_scraper(run, port, scrape_every))
             try:
-                await _watch(run, proc, name, port, 120 + events / 20_000)
+                await _watch(run, proc, name, 120 + events / 20_000)
             finally:
                 scraper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -327,18 +346,17 @@ async def run_size(n: int, events: int, core: int | None, scrape_every: float) -
     return run
 
 
-async def _watch(run: SizeRun, proc: Any, name: str, port: int, limit_s: float) -> None:
+async def _watch(run: SizeRun, proc: Any, name: str, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while True:
         check_alive(proc, name)
         rss, hwm = status_kib(proc.pid, "VmRSS", "VmHWM")
         run.rss_kib.append(rss)
         run.peak_rss_kib = max(run.peak_rss_kib, hwm)
-        done = await _poll(run, port)
-        if done is not None and done >= run.events:
+        if run.done >= run.events:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{name}: {done} of {run.events:,} events after {limit_s:g} s")
+            raise TimeoutError(f"{name}: {run.done:,.0f} of {run.events:,} events after {limit_s:g} s")
         await asyncio.sleep(POLL_S)
 
 

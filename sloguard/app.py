@@ -4,8 +4,9 @@ Tasks in one TaskGroup, each owned by its own module; this one only wires them a
 
 - consume: fetch a batch -> absorb it (`sloguard.absorb`: decode, refuse the future, dead-letter rejects,
   ingest, mark the offsets) -> commit every ``commit_interval_seconds``;
-- tick: every second ``advance(now)`` + ``snapshot(now)`` -> render the exposition (in a worker
-  thread: the snapshot is immutable) -> hand the bytes to the HTTP server;
+- tick: every second ``advance(now)`` + ``capture(now)`` (on the loop) -> evaluate (in a worker thread)
+  -> publish the snapshot, and to the HTTP server a render of it, made when /metrics asks for it or
+  just before a scrape is due (in a worker thread: the snapshot is immutable);
 - the HTTP server (its own accept loop) serves /metrics, /healthz, /readyz;
 - with a checkpoint directory, `sloguard.checkpointer`: restore on start, a checkpoint every
   ``checkpoint.interval``, on revocation and on shutdown;
@@ -26,8 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import resource
 import signal
+import statistics
 import time
 
 from sloguard import __version__
@@ -36,10 +40,10 @@ from sloguard.checkpoint import DirectoryStore
 from sloguard.checkpointer import Checkpointer
 from sloguard.clock import Clock, SystemClock
 from sloguard.core.history import BucketCounts
-from sloguard.core.snapshot import Counts, Snapshot
+from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config, SloSpec
 from sloguard.engine import Engine
-from sloguard.export.collector import Exposition
+from sloguard.export.collector import Body, Exposition
 from sloguard.export.http import HttpServer
 from sloguard.ingest.kafka import KafkaSource
 from sloguard.ingest.offsets import OffsetLedger
@@ -53,6 +57,8 @@ from sloguard.ui.routes import Ui
 TICK_LAG_MS = 50
 #: How often idle series (an SLO's ``series_ttl``) are looked for.
 EVICT_EVERY_MS = 60_000
+#: A render for an expected scrape starts this much earlier than it would need to (scrapes jitter).
+SCRAPE_MARGIN_S = 0.25
 
 log = get_logger("sloguard.app")
 
@@ -107,6 +113,8 @@ class Daemon:
         self.ticks = 0
         self._evicted_at = -1
         self._tick_started: float | None = None
+        #: Renders running (`_render`).
+        self._renders = 0
         #: The snapshot published by the last tick (what /metrics shows).
         self.latest: Snapshot | None = None
 
@@ -220,8 +228,8 @@ class Daemon:
                 await asyncio.wait_for(self._stopping.wait(), min(wait_ms, period_ms + TICK_LAG_MS) / 1000)
 
     async def tick(self) -> None:
-        """One evaluation: advance to now and copy the counts out (on the loop: O(series x windows)),
-        then evaluate and render them in a worker thread, and publish."""
+        """One evaluation: advance to now and copy the counts out (on the loop), evaluate them in a worker
+        thread, and publish the snapshot and its exposition (rendered on demand: `_render`)."""
         started = time.perf_counter()
         t = self.telemetry
         if self._tick_started is not None:
@@ -235,7 +243,7 @@ class Daemon:
             evicted = aggregator.evict_idle(now)
             if evicted:
                 log.info("idle_series_evicted", per_slo=evicted)
-        # Only the copy of the counts reads live state; their evaluation runs off the loop with the render.
+        # Only the copy of the counts reads live state; their evaluation runs off the loop.
         counts = aggregator.capture(now)
         t.consumer_lag = self.source.lag()
         t.commit_failures = self.source.commit_failures
@@ -245,25 +253,43 @@ class Daemon:
         # Everything above ran on the event loop: consumption and every request waited for it.
         t.tick_loop_blocked_seconds = max(t.tick_loop_blocked_seconds, time.perf_counter() - started)
         telemetry = t.snapshot()
-        # The maxima cover the ticks since the previous exposition: start over once one has them.
-        t.tick_loop_blocked_seconds = t.tick_interval_seconds = 0.0
-        render_start = time.perf_counter()
-        snapshot, body = await asyncio.to_thread(
-            _evaluate_and_render, self.engine.exposition, counts, telemetry
-        )
-        t.render_duration_seconds = time.perf_counter() - render_start
-        self.http.set_metrics(body)
+        snapshot = await asyncio.to_thread(counts.evaluate)
+        # The exposition is rendered when asked for (at most once per tick), or just before a scrape is
+        # due: a 15 s scrape interval costs one render per 15 s, not fifteen.
+        exposition = self.engine.exposition
+        self.http.set_metrics(functools.partial(self._render, exposition, snapshot, telemetry))
+        self.http.metrics_max_age = t.render_duration_seconds
+        if self._scrape_due(time.monotonic()):
+            self.http.prerender()
         self.latest = snapshot
         self._heartbeat = time.monotonic()
         self.ticks += 1
 
+    async def _render(self, exposition: Exposition, snapshot: Snapshot, telemetry: TelemetrySnapshot) -> Body:
+        """Render one tick's exposition (in a worker thread), reusing what the previous render made
+        where the numbers did not change (`Exposition.render_body`)."""
+        t = self.telemetry
+        # The body reports the maxima since the previous one: start over.
+        t.tick_loop_blocked_seconds = t.tick_interval_seconds = 0.0
+        started = time.perf_counter()
+        self._renders += 1
+        try:
+            body = await asyncio.to_thread(exposition.render_body, snapshot, telemetry)
+        finally:
+            self._renders -= 1
+        t.render_duration_seconds = time.perf_counter() - started
+        return body
 
-def _evaluate_and_render(
-    exposition: Exposition, counts: Counts, telemetry: TelemetrySnapshot
-) -> tuple[Snapshot, list[bytes]]:
-    """A tick's work off the loop: the counts' ratios, budgets and alerts, then the exposition."""
-    snapshot = counts.evaluate()
-    return snapshot, exposition.render_chunks(snapshot, telemetry)
+    def _scrape_due(self, now: float) -> bool:
+        """Whether a scrape is expected before a render started at the next tick could be done: the
+        scrapers' interval (median of the last gaps) after the last scrape, at most one interval late."""
+        times = self.http.scrape_times
+        if len(times) < 2 or self._renders:
+            return False  # one render at a time: renders queued behind each other help no scrape
+        interval = statistics.median(b - a for a, b in itertools.pairwise(times))
+        due = times[-1] + interval
+        ahead = self.settings.tick_seconds + self.telemetry.render_duration_seconds + SCRAPE_MARGIN_S
+        return now - interval <= due <= now + ahead
 
 
 def raise_open_file_limit() -> int:

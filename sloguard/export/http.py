@@ -3,7 +3,8 @@ of whoever mounts more (`Routes`: the UI and its JSON API).
 
 No framework: three fixed routes plus a read-only route table, GET and HEAD only, no request bodies.
 `/metrics` serves the bytes the last tick rendered (`set_metrics`); nothing is computed per scrape
-except, at most once per rendered body, its gzip copy (in a worker thread, shared by concurrent scrapes).
+except, for a body published without its gzip encoding, that encoding, at most once per body (in a worker
+thread, shared by concurrent scrapes).
 
 Hostile or broken clients cost a bounded amount, and cannot starve the scrapes and probes of others:
 
@@ -27,16 +28,17 @@ lines a connection can cause are rate-limited, so a flood of connections cannot 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gzip
 import io
 import logging
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from sloguard.export.text import CONTENT_TYPE
+from sloguard.export.text import CONTENT_TYPE, GZIP_LEVEL, Body
 from sloguard.logs import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -53,9 +55,6 @@ _REASONS = {
     503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
-#: Level 1: an exposition shrinks ~10x at level 1 already; level 6 costs 2.5x the CPU for ~20 % fewer
-#: bytes (measured on a 55 MB exposition: 0.11 s vs 0.28 s), and the first scrape after a render waits.
-_GZIP_LEVEL = 1
 _WRITE_SLICE = 1 << 20  # bytes handed to the transport between drains
 #: Keep-alive connections serve at most this many requests (the last response says close), so no client
 #: holds one connection forever.
@@ -108,31 +107,76 @@ class Response:
 Routes = Callable[[str, str], Response | None]
 
 
-def _gzip_chunks(chunks: Sequence[bytes]) -> bytes:
+def _gzip_chunks(chunks: Sequence[bytes]) -> tuple[bytes, ...]:
     """gzip of the concatenated chunks, without concatenating them (same bytes as gzip.compress)."""
     out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as gz:
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz:
         for chunk in chunks:
             gz.write(chunk)
-    return out.getvalue()
+    return (out.getvalue(),)
+
+
+#: Renders a body when it is first asked for (`HttpServer.set_metrics`).
+BodySource = Callable[[], Awaitable[Body]]
 
 
 class _Payload:
-    """One rendered body (as chunks) and, once a client asked for it, its gzip copy (computed once,
-    off the loop)."""
+    """One body (as chunks) and its gzip encoding: given (a `Body`'s members), or made once a client
+    asks for it (once, off the loop). A `BodySource` is rendered by the first request that needs it, or
+    by `start`; once, shared by every request waiting for it."""
 
-    __slots__ = ("_gzip", "chunks", "length")
+    __slots__ = ("_gzip", "_members", "_source", "_task", "chunks", "length", "published", "served")
 
-    def __init__(self, body: bytes | Sequence[bytes]) -> None:
-        self.chunks: tuple[bytes, ...] = (body,) if isinstance(body, bytes) else tuple(body)
+    def __init__(self, body: bytes | Sequence[bytes] | Body | BodySource) -> None:
+        self._gzip: asyncio.Future[tuple[bytes, ...]] | None = None
+        self._members: tuple[bytes, ...] | None = None
+        self._task: asyncio.Future[None] | None = None
+        self._source: BodySource | None = None
+        self.chunks: tuple[bytes, ...] = ()
+        self.length = 0
+        self.published = time.monotonic()
+        #: Whether a scrape got this body.
+        self.served = False
+        if callable(body):
+            self._source = body
+        else:
+            self._set(body)
+
+    def _set(self, body: bytes | Sequence[bytes] | Body) -> None:
+        if isinstance(body, Body):
+            self.chunks = body.chunks
+            self._members = body.members
+        else:
+            self.chunks = (body,) if isinstance(body, bytes) else tuple(body)
         self.length = sum(len(c) for c in self.chunks)
-        self._gzip: asyncio.Future[bytes] | None = None
 
-    async def gzipped(self) -> bytes:
+    @property
+    def rendered(self) -> bool:
+        return self._source is None
+
+    def start(self) -> asyncio.Future[None]:
+        """Render now (if not rendered or rendering yet); the future of that render."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._render())
+        return self._task
+
+    async def _render(self) -> None:
+        assert self._source is not None
+        self._set(await self._source())
+        self._source = None
+
+    async def ready(self) -> None:
+        """Wait until the body is there (rendering it if nobody has started)."""
+        if self._source is not None:
+            # Shielded: a client that goes away must not cancel a render others are waiting for.
+            await asyncio.shield(self.start())
+
+    async def gzipped(self) -> tuple[bytes, ...]:
+        if self._members is not None:
+            return self._members
         if self._gzip is None:
             # zlib releases the GIL while compressing, so the event loop keeps serving meanwhile.
             self._gzip = asyncio.ensure_future(asyncio.to_thread(_gzip_chunks, self.chunks))
-        # Shielded: a client that goes away must not cancel the compression others are waiting for.
         return await asyncio.shield(self._gzip)
 
 
@@ -218,6 +262,12 @@ class HttpServer:
         self.linger_timeout = linger_timeout
         self.routes = routes
         self._metrics: _Payload | None = None
+        #: The body published before the newest, and for how long after the newest was published it is
+        #: served while the newest is not rendered yet (`set_metrics`).
+        self._previous: _Payload | None = None
+        self.metrics_max_age = 0.0
+        #: When /metrics requests arrived (monotonic), the latest last: `scrape_times`.
+        self._scrapes: collections.deque[float] = collections.deque(maxlen=8)
         self._server: asyncio.Server | None = None
         self._in_flight = asyncio.Semaphore(max_in_flight)
         #: Open connections by state, each in the order it entered that state (oldest first).
@@ -243,9 +293,42 @@ class HttpServer:
         ``responding``, ``lingering`` (closing: reading what the client still sends)."""
         return {state: len(conns) for state, conns in self._open.items()}
 
-    def set_metrics(self, body: bytes | Sequence[bytes]) -> None:
-        """Publish a newly rendered exposition; scrapes from now on get these bytes."""
+    def set_metrics(self, body: bytes | Sequence[bytes] | Body | BodySource) -> None:
+        """Publish a new exposition; scrapes from now on get it. A `Body` comes with its gzip encoding;
+        other bodies are gzipped on the first scrape that asks. A `BodySource` is rendered on demand: by
+        the first scrape (which waits for it), or ahead of one by `prerender`; a source never asked for
+        is never rendered. While it is not, for ``metrics_max_age`` seconds after it was published, a
+        scrape gets the previous body if that one was rendered ahead and not served yet (as it would from a
+        daemon that renders every body as soon as it is published, and takes that long). On the loop."""
+        self._previous = self._metrics
         self._metrics = _Payload(body)
+
+    def prerender(self) -> None:
+        """Start rendering the published body now, so the next scrape need not wait for it."""
+        if self._metrics is not None:
+            self._metrics.start()
+
+    @property
+    def scrape_times(self) -> tuple[float, ...]:
+        """When the last few /metrics requests arrived (``time.monotonic``), oldest first."""
+        return tuple(self._scrapes)
+
+    async def _metrics_payload(self) -> _Payload | None:
+        """The body a scrape gets (see `set_metrics`)."""
+        metrics, previous = self._metrics, self._previous
+        if metrics is None:
+            return None
+        if (
+            not metrics.rendered
+            and previous is not None
+            and previous.rendered
+            and not previous.served
+            and time.monotonic() - metrics.published <= self.metrics_max_age
+        ):
+            metrics = previous
+        await metrics.ready()
+        metrics.served = True
+        return metrics
 
     async def start(self) -> None:
         """Bind and start accepting connections (returns once listening)."""
@@ -478,12 +561,13 @@ class HttpServer:
     ) -> None:
         """/metrics or a mounted route (or 404), holding an in-flight slot."""
         if request.path == "/metrics":
-            metrics = self._metrics
+            self._scrapes.append(time.monotonic())
+            metrics = await self._metrics_payload()
             if metrics is None:
                 await self._send(writer, 503, _TEXT, b"no snapshot rendered yet\n", keep_alive, head_only)
                 return
             extra: tuple[tuple[str, str], ...] = (("Vary", "Accept-Encoding"),)
-            body: bytes | tuple[bytes, ...] = metrics.chunks
+            body: tuple[bytes, ...] = metrics.chunks
             if _accepts_gzip(request.headers.get("accept-encoding", "")):
                 body = await metrics.gzipped()
                 extra += (("Content-Encoding", "gzip"),)

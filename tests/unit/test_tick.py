@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 
 from sloguard.app import Daemon
 from sloguard.clock import ManualClock
 from sloguard.core.model import Event, EventBatch
-from sloguard.export.text import render
+from sloguard.export.model import Family
+from sloguard.export.text import Body, render
 from sloguard.settings import load_settings
 from sloguard.specfile import parse_config
 from tests.unit.export.httpclient import exchange
@@ -79,5 +81,34 @@ async def test_published_body_is_the_reference_rendering_of_the_latest_snapshot(
         plain = await scrape(d)
         assert plain == render(d.exposition.collector.families)
         assert await scrape(d, gzip_ok=True) == plain
+    finally:
+        await d.http.stop()
+
+
+async def test_the_exposition_is_rendered_when_asked_for_at_most_once_a_tick() -> None:
+    d = daemon()
+    renderer = d.exposition.renderer
+    calls: list[int] = []
+    real = renderer.render
+
+    def counted(families: Sequence[Family]) -> Body:
+        calls.append(1)
+        return real(families)
+
+    renderer.render = counted  # type: ignore[method-assign]
+    try:
+        assert isinstance(d.clock, ManualClock)
+        for _ in range(3):  # nobody scrapes: nothing is rendered
+            d.clock.advance(1000)
+            await d.tick()
+        assert calls == [] and d.latest is not None
+        first = await scrape(d)
+        assert await scrape(d, gzip_ok=True) == first and len(calls) == 1  # twice in a tick: one render
+        d.clock.advance(1000)
+        await d.tick()
+        second = await scrape(d)
+        assert len(calls) == 2 and second == render(d.exposition.collector.families)
+        # The snapshot's now in the body is the last tick's.
+        assert gauge(second, "sloguard_snapshot_timestamp_seconds") == d.latest.now_ms / 1000
     finally:
         await d.http.stop()

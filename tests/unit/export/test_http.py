@@ -7,7 +7,7 @@ import contextlib
 import gzip
 import resource
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -23,7 +23,7 @@ from sloguard.export.http import (
     connection_limits,
 )
 from sloguard.export.http import Response as RouteResponse
-from sloguard.export.text import CONTENT_TYPE
+from sloguard.export.text import CONTENT_TYPE, Body, gzip_member
 from tests.unit.export.httpclient import State, exchange, get, parse_response, serving, until
 
 BODY = b"# HELP x_total X.\n# TYPE x_total counter\nx_total 1.0\n" * 500
@@ -441,6 +441,50 @@ async def test_chunked_body_is_served_whole_and_gzipped_identically(server: Http
     assert plain.status == 200 and plain.body == whole
     zipped = await get(server.port, "/metrics", "Accept-Encoding: gzip")
     assert gzip.decompress(zipped.body) == whole
+
+
+async def test_a_body_with_its_gzip_members_is_served_as_they_are(server: HttpServer) -> None:
+    chunks = (b"# HELP a x\n# TYPE a gauge\n", b"a 1.0\n" * 1000, b"b 2.0\n")
+    members = (gzip_member(chunks[0] + chunks[1]), gzip_member(chunks[2]))
+    server.set_metrics(Body(chunks, members))
+    plain = await get(server.port, "/metrics")
+    assert plain.body == b"".join(chunks)
+    zipped = await get(server.port, "/metrics", "Accept-Encoding: gzip")
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.body == b"".join(members)  # no compression per scrape
+    assert gzip.decompress(zipped.body) == plain.body  # two members: one stream
+
+
+async def test_a_body_source_is_rendered_once_when_first_asked_for(server: HttpServer) -> None:
+    renders: list[int] = []
+
+    def source(n: int) -> Callable[[], Awaitable[Body]]:
+        async def render() -> Body:
+            await asyncio.sleep(0.05)
+            renders.append(n)
+            text = f"a {n}.0\n".encode()
+            return Body((text,), (gzip_member(text),))
+
+        return render
+
+    server.set_metrics(source(1))
+    server.set_metrics(source(2))  # never asked for: never rendered
+    assert renders == []
+    both = await asyncio.gather(get(server.port, "/metrics"), get(server.port, "/metrics"))
+    assert [r.body for r in both] == [b"a 2.0\n"] * 2 and renders == [2]  # one render, shared
+    server.set_metrics(source(3))
+    server.prerender()  # ahead of a scrape
+    await until(lambda: renders == [2, 3], "the render ahead")
+    # Rendered ahead and not served yet: served while the newer body is not rendered, if young enough.
+    server.metrics_max_age = 60.0
+    server.set_metrics(source(4))
+    assert (await get(server.port, "/metrics", "Accept-Encoding: gzip")).body == gzip_member(b"a 3.0\n")
+    assert (await get(server.port, "/metrics")).body == b"a 4.0\n"  # 3 was served: wait for 4
+    server.metrics_max_age = 0.0
+    server.set_metrics(source(5))
+    assert (await get(server.port, "/metrics")).body == b"a 5.0\n"
+    assert renders == [2, 3, 4, 5]
+    assert len(server.scrape_times) == 5
 
 
 async def test_mounted_routes_answer_with_their_query_and_headers() -> None:
