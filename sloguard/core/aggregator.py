@@ -8,7 +8,10 @@ one aggregator fed the whole stream would hold (checkpoints and scale-out stand 
 
 Window semantics: a window of length W served by a tier of resolution r is evaluated at
 ``now_r = ⌊now / r⌋ · r`` and covers events with ``now_r − W <= ts < now_r``. Windows up to 6 h use the
-SLO's fine resolution (divides 1 minute), longer windows and the period the coarse one (divides 1 hour).
+SLO's fine resolution (divides 1 minute), longer windows the coarse one (divides 1 hour). The period (the
+budget) moves with the fine buckets: ``[now_c − P, now_f)`` rolling, ``[start of the unit, now_f)``
+calendar, read as the coarse buckets up to ``now_c`` plus the fine ones from there to ``now_f``. Time-slice
+SLOs (`core.slices`) end every window and the period at the slice instead.
 """
 
 from __future__ import annotations
@@ -328,12 +331,19 @@ class _SloState:
         self.coarse.advance(now_ms // self.coarse.res_ms)
 
     def period_bounds(self, now_ms: int) -> tuple[int, int]:
+        """The budget's ``[start, end)``: it ends at ``now`` aligned to the fine resolution, so the budget
+        moves with the fine buckets; a rolling period starts its length before ``now`` aligned to the
+        coarse resolution (the period's buckets), a calendar one at the start of its unit. With time
+        slices, both ends are slice boundaries (the slice in progress is pending)."""
         b = self.spec.budgeting
-        res = self.coarse.res_ms if b is None else b.slice * 1000
-        end = now_ms // res * res
+        if b is None:
+            fine, coarse = self.fine.res_ms, self.coarse.res_ms
+            end, rolling_end = now_ms // fine * fine, now_ms // coarse * coarse
+        else:
+            end = rolling_end = now_ms // (b.slice * 1000) * b.slice * 1000
         period = self.spec.period
         if isinstance(period, RollingPeriod):
-            return end - period.seconds * 1000, end
+            return rolling_end - period.seconds * 1000, end
         start, _ = period.bounds(end)
         return start, end
 
@@ -355,9 +365,14 @@ class _SloState:
                 counts[w] = ring.span_sums(w, end - w // res_s, end, rows)
                 bounds[w] = ((end * res_s - w) * 1000, end * ring.res_ms)
         p_start, p_end = self.period_bounds(now_ms)
-        res = self.coarse.res_ms
+        res, fine = self.coarse.res_ms, self.fine.res_ms
         self.coarse.check_retained(p_start // res)
         p_total, p_bad = self.coarse.span_sums(PERIOD_SPAN, p_start // res, p_end // res, rows)
+        # The tail [now aligned to coarse, now aligned to fine) from the fine ring.
+        tail = p_end // res * res
+        self.fine.check_retained(tail // fine)
+        t_total, t_bad = self.fine.span_sums(PERIOD_SPAN, tail // fine, p_end // fine, rows)
+        p_total, p_bad = p_total + t_total, p_bad + t_bad
         empty = np.zeros((len(spec.windows), 0), np.int64)
         return SloCounts(
             spec=spec,
@@ -448,8 +463,21 @@ class _SloState:
             return None
         ring = self.fine if fine else self.coarse
         res = ring.res_ms
-        total, bad = ring.bucket_counts(start_ms // res, -(-end_ms // res), row)
-        return BucketCounts(res, start_ms // res * res, total, bad)
+        if fine or end_ms % res == 0 or end_ms % self.fine.res_ms:
+            total, bad = ring.bucket_counts(start_ms // res, -(-end_ms // res), row)
+            return BucketCounts(res, start_ms // res * res, total, bad)
+        # A period ending at a fine boundary (`period_bounds`): whole coarse buckets, then the part of the
+        # last one before ``end_ms`` from the fine ring, so the last point is the snapshot's budget.
+        total, bad = ring.bucket_counts(start_ms // res, end_ms // res, row)
+        f = self.fine.res_ms
+        t_total, t_bad = self.fine.bucket_counts(end_ms // res * res // f, end_ms // f, row)
+        return BucketCounts(
+            res,
+            start_ms // res * res,
+            np.append(total, t_total.sum()),
+            np.append(bad, t_bad.sum()),
+            end=end_ms,
+        )
 
     def dump(self) -> SloState:
         rows = len(self.series)

@@ -34,10 +34,14 @@ class BucketCounts:
     start_ms: int
     total: I64
     bad: I64
+    #: Where the last bucket ends when it is cut short (a period ending at a fine bucket, not a coarse
+    #: one); None: it is whole.
+    end: int | None = None
 
     @property
     def end_ms(self) -> int:
-        return self.start_ms + len(self.total) * self.res_ms
+        whole = self.start_ms + len(self.total) * self.res_ms
+        return whole if self.end is None else min(whole, self.end)
 
     def regroup(self, max_points: int) -> BucketCounts:
         """Sums of ``g`` consecutive buckets, ``g`` the smallest giving at most ``max_points`` groups.
@@ -56,6 +60,7 @@ class BucketCounts:
             self.start_ms + cut * self.res_ms,
             self.total[cut:].reshape(-1, g).sum(axis=1),
             self.bad[cut:].reshape(-1, g).sum(axis=1),
+            self.end,
         )
 
 
@@ -84,7 +89,7 @@ def burn_down(counts: BucketCounts, budget: Fraction, max_points: int) -> BurnDo
         remaining: F64 = (tp - cum_bad * q) / tp
     else:
         remaining = np.ones(len(idx), np.float64)
-    t_ms = counts.start_ms + idx.astype(np.int64) * counts.res_ms
+    t_ms = np.minimum(counts.start_ms + idx.astype(np.int64) * counts.res_ms, counts.end_ms)
     span = max(1, counts.end_ms - counts.start_ms)
     ideal: F64 = 1.0 - (t_ms - counts.start_ms) / span
     return BurnDown(t_ms, remaining, ideal, total, int(cum_bad[-1]))

@@ -218,7 +218,8 @@ class Resolution:
 
     ``fine`` (must divide 60) serves windows up to 6 h; ``coarse`` (must divide 3600 and be a multiple
     of ``fine``) serves longer windows and the period. A window is evaluated at ``now`` aligned down to
-    its tier's resolution, so it covers exactly ``[now_aligned − W, now_aligned)``.
+    its tier's resolution, so it covers exactly ``[now_aligned − W, now_aligned)``; the period ends at
+    ``now`` aligned to ``fine`` (its last, partial coarse bucket read from the fine buckets).
     """
 
     fine: int = 10

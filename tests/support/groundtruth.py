@@ -48,8 +48,10 @@ def window_bounds(spec: SloSpec, window_s: int, now_ms: int) -> tuple[int, int]:
 
 
 def period_bounds(spec: SloSpec, now_ms: int) -> tuple[int, int]:
-    r = spec.resolution.coarse * 1000
-    end = now_ms // r * r
+    """The budget ends at now on the fine resolution (it moves with the fine buckets); a rolling period
+    starts its length before now on the coarse resolution, a calendar month at local midnight on the 1st."""
+    fine, coarse = spec.resolution.fine * 1000, spec.resolution.coarse * 1000
+    end = now_ms // fine * fine
     p = spec.period
     if isinstance(p, CalendarPeriod):
         assert p.unit == "month"
@@ -57,7 +59,7 @@ def period_bounds(spec: SloSpec, now_ms: int) -> tuple[int, int]:
         local = dt.datetime.fromtimestamp(end / 1000, tz)
         start = dt.datetime(local.year, local.month, 1, tzinfo=tz)
         return int(start.timestamp() * 1000), end
-    return end - p.seconds * 1000, end
+    return now_ms // coarse * coarse - p.seconds * 1000, end
 
 
 def counts(

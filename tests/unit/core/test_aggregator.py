@@ -187,9 +187,9 @@ def test_calendar_month_across_dst_change() -> None:
     agg = Aggregator(config(spec))
     ingest(agg, [e for e in events if e.ts_ms < april_start])
     snap = agg.snapshot(april_start - 1).slos[0]
-    # March so far, up to the last whole coarse bucket: 31 days minus the DST hour minus 5 minutes.
-    assert snap.period_bounds == (march_start, april_start - 300_000)
-    assert snap.period_bounds[1] - snap.period_bounds[0] == ((31 * 24 - 1) * 3600 - 300) * 1000
+    # March so far, up to the last whole fine bucket: 31 days minus the DST hour minus 10 seconds.
+    assert snap.period_bounds == (march_start, april_start - 10_000)
+    assert snap.period_bounds[1] - snap.period_bounds[0] == ((31 * 24 - 1) * 3600 - 10) * 1000
 
 
 def test_too_old_events_are_counted_not_silently_dropped() -> None:
