@@ -35,7 +35,7 @@ import io
 import logging
 import resource
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sloguard.export.text import CONTENT_TYPE, GZIP_LEVEL, Body
@@ -121,18 +121,19 @@ BodySource = Callable[[], Awaitable[Body]]
 
 
 class _Payload:
-    """One body (as chunks) and its gzip encoding: given (a `Body`'s members), or made once a client
-    asks for it (once, off the loop). A `BodySource` is rendered by the first request that needs it, or
-    by `start`; once, shared by every request waiting for it."""
+    """One body (as chunks, or a `Body`) and its gzip encoding: given (a `Body`'s members), or made once
+    a client asks for it (once, off the loop). A `BodySource` is rendered by the first request that
+    needs it, or by `start`; once, shared by every request waiting for it."""
 
     __slots__ = ("_gzip", "_members", "_source", "_task", "chunks", "length", "published", "served")
+    #: The text: ``chunks``, or (a `Body`, kept only gzipped) ``text``, decompressed as it is sent.
 
     def __init__(self, body: bytes | Sequence[bytes] | Body | BodySource) -> None:
         self._gzip: asyncio.Future[tuple[bytes, ...]] | None = None
         self._members: tuple[bytes, ...] | None = None
         self._task: asyncio.Future[None] | None = None
         self._source: BodySource | None = None
-        self.chunks: tuple[bytes, ...] = ()
+        self.chunks: tuple[bytes, ...] | Body = ()
         self.length = 0
         self.published = time.monotonic()
         #: Whether a scrape got this body.
@@ -144,11 +145,12 @@ class _Payload:
 
     def _set(self, body: bytes | Sequence[bytes] | Body) -> None:
         if isinstance(body, Body):
-            self.chunks = body.chunks
+            self.chunks = body
             self._members = body.members
+            self.length = body.length
         else:
             self.chunks = (body,) if isinstance(body, bytes) else tuple(body)
-        self.length = sum(len(c) for c in self.chunks)
+            self.length = sum(len(c) for c in self.chunks)
 
     @property
     def rendered(self) -> bool:
@@ -176,6 +178,7 @@ class _Payload:
             return self._members
         if self._gzip is None:
             # zlib releases the GIL while compressing, so the event loop keeps serving meanwhile.
+            assert not isinstance(self.chunks, Body)  # a Body has its members
             self._gzip = asyncio.ensure_future(asyncio.to_thread(_gzip_chunks, self.chunks))
         return await asyncio.shield(self._gzip)
 
@@ -567,7 +570,7 @@ class HttpServer:
                 await self._send(writer, 503, _TEXT, b"no snapshot rendered yet\n", keep_alive, head_only)
                 return
             extra: tuple[tuple[str, str], ...] = (("Vary", "Accept-Encoding"),)
-            body: tuple[bytes, ...] = metrics.chunks
+            body: tuple[bytes, ...] | Body = metrics.chunks
             if _accepts_gzip(request.headers.get("accept-encoding", "")):
                 body = await metrics.gzipped()
                 extra += (("Content-Encoding", "gzip"),)
@@ -612,16 +615,22 @@ class HttpServer:
         writer: asyncio.StreamWriter,
         status: int,
         content_type: str,
-        body: bytes | Sequence[bytes],
+        body: bytes | Sequence[bytes] | Body,
         keep_alive: bool,
         head_only: bool = False,
         extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        chunks = (body,) if isinstance(body, bytes) else body
+        chunks: Iterable[bytes]
+        if isinstance(body, Body):
+            # Kept gzipped: decompressed a member (a few tens of KB) at a time, between drains.
+            chunks, length = body.text(), body.length
+        else:
+            chunks = (body,) if isinstance(body, bytes) else body
+            length = sum(len(c) for c in chunks)
         lines = [
             f"HTTP/1.1 {status} {_REASONS[status]}",
             f"Content-Type: {content_type}",
-            f"Content-Length: {sum(len(c) for c in chunks)}",
+            f"Content-Length: {length}",
             "Cache-Control: no-store",
             *(f"{k}: {v}" for k, v in extra),
             f"Connection: {'keep-alive' if keep_alive else 'close'}",

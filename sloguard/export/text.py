@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -162,18 +162,24 @@ def gzip_member(data: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """A rendered exposition: ``chunks`` concatenate to the text (`render`'s bytes); ``members``, gzip
-    members, concatenate to its gzip encoding (a multi-member stream)."""
+    """A rendered exposition, kept only gzipped (a tenth of the text's memory): ``members`` concatenate
+    to its gzip encoding (a multi-member stream); `text` gives the text (`render`'s bytes, ``length`` of
+    them) member by member."""
 
-    chunks: tuple[bytes, ...]
     members: tuple[bytes, ...]
+    length: int
+
+    def text(self) -> Iterator[bytes]:
+        """The text, one decompressed member at a time."""
+        for member in self.members:
+            yield zlib.decompress(member, wbits=31)
 
 
 @dataclass(frozen=True, slots=True)
 class _Piece:
-    """One chunk of a block: its text and that text as a gzip member."""
+    """One chunk of a block: its text's length, and that text as a gzip member."""
 
-    plain: bytes
+    size: int
     gz: bytes
 
 
@@ -194,18 +200,18 @@ class _Out:
     """The body being assembled: cached pieces as they are, fresh text gzipped a run at a time."""
 
     def __init__(self) -> None:
-        self.chunks: list[bytes] = []
         self.members: list[bytes] = []
+        self.length = 0
         self._fresh: list[bytes] = []
 
     def fresh(self, chunks: list[bytes]) -> None:
-        self.chunks += chunks
+        self.length += sum(map(len, chunks))
         self._fresh += chunks
 
     def piece(self, piece: _Piece) -> None:
-        if piece.plain:
+        if piece.size:
             self._flush()
-            self.chunks.append(piece.plain)
+            self.length += piece.size
             self.members.append(piece.gz)
 
     def _flush(self) -> None:
@@ -215,12 +221,12 @@ class _Out:
 
     def body(self) -> Body:
         self._flush()
-        return Body(tuple(self.chunks), tuple(self.members))
+        return Body(tuple(self.members), self.length)
 
 
 class Renderer:
-    """`render_chunks` for a daemon that renders every tick: the same text, plus its gzip encoding, at a
-    cost that follows what changed.
+    """`render_chunks` for a daemon that renders every tick: the same text, gzipped, at a cost that follows
+    what changed.
 
     Each block with at least `CHUNK_ROWS` series is rendered in pieces of `CHUNK_ROWS` series rows, each
     kept with its gzip member until the next render. A piece is reused when the block (family, position,
@@ -303,14 +309,14 @@ class Renderer:
 def _piece(texts: list[str], cols: list[list[str]], block: Block, lo: int, hi: int) -> _Piece:
     """Samples ``[lo, hi)`` of ``block`` (laid out as ``texts``, with the label runs ``cols``)."""
     if lo == hi:
-        return _Piece(b"", b"")
+        return _Piece(0, b"")
     if block.rows is None:
         labels = [col[lo:hi] for col in cols]
     else:
         picked = block.rows[lo:hi].tolist()
         labels = [[col[r] for r in picked] for col in cols]
     plain = "".join(_lines(texts, labels, format_values(block.values[lo:hi]))).encode()
-    return _Piece(plain, gzip_member(plain))
+    return _Piece(len(plain), gzip_member(plain))
 
 
 def _presence(present: Bools | None, m: int) -> Bools:

@@ -22,9 +22,10 @@ from tests.unit.export.snapshots import AGGREGATED_SPECS, NASTY, T0
 
 
 def _text(body: Body) -> bytes:
-    whole = b"".join(body.chunks)
+    whole = b"".join(body.text())
     # The members are a valid (multi-member) gzip stream of exactly the text.
     assert gzip.decompress(b"".join(body.members)) == whole
+    assert len(whole) == body.length
     return whole
 
 
