@@ -253,18 +253,16 @@ async def until(procs: Sequence[Proc], metric: str, target: float, limit_s: floa
     for p in procs:
         await wait_ready(p.proc, p.name, p.port, 120)
     samples: list[tuple[float, float, list[float]]] = []  # (wall, CPU of all, metric per process)
+    seen: list[dict[str, float]] = [{} for _ in procs]  # the latest values read from each
     deadline = time.monotonic() + limit_s
     while True:
-        counts: list[float] = []
-        last: dict[str, float] = {}
-        for p in procs:
+        for p, values in zip(procs, seen, strict=True):
             check_alive(p.proc, p.name)
-            got: dict[str, float] = {}
+            # A scrape that fails (a long tick) keeps the previous values: a 0 would look like idle.
             with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError):
-                got = (await scrape(p.port, (metric, EVENTS, PRODUCED, RANGES), families=True)).values
-            counts.append(got.get(metric, 0.0))
-            for k, v in got.items():
-                last[k] = last.get(k, 0.0) + v
+                got = await scrape(p.port, (metric, EVENTS, PRODUCED, RANGES), families=True)
+                values.update(got.values)
+        counts = [values.get(metric, 0.0) for values in seen]
         samples.append((time.monotonic(), sum(cpu_seconds(p.proc.pid) for p in procs), counts))
         if sum(counts) >= target:
             break
@@ -275,8 +273,9 @@ async def until(procs: Sequence[Proc], metric: str, target: float, limit_s: floa
     a = idle[-1] if idle else samples[0]
     b = samples[-1]
     all_on = next((s for s in samples if min(s[2]) > 0), a)  # one may have had nothing to do
+    totals = {k: sum(v.get(k, 0.0) for v in seen) for k in seen[0]}
     return Run(b[1] - a[1], b[0] - a[0], sum(b[2]) - sum(a[2]), b[2], b[1] - all_on[1], b[0] - all_on[0],
-               sum(b[2]) - sum(all_on[2]), last)  # fmt: skip
+               sum(b[2]) - sum(all_on[2]), totals)  # fmt: skip
 
 
 async def topic_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
