@@ -427,6 +427,18 @@ class KafkaSource:
         self._consumer.seek(TopicPartition(*tp), offset)
         log.info("partition %s starts at checkpoint offset %d (committed: %s)", tp, offset, committed)
 
+    def seek(self, tp: TP, offset: int) -> bool:
+        """Fetch owned partition ``tp`` from ``offset`` next (the scaled-out stages re-read records a
+        fetch spanning a rebalance returned and they had to drop); False if ``tp`` is not assigned.
+        The position a fetch reported before is forgotten (the lag would stay stale until records come)."""
+        try:
+            self._consumer.seek(TopicPartition(*tp), offset)
+        except (KafkaError, ValueError) as exc:
+            log.debug("cannot seek %s to %d: %r", tp, offset, exc)
+            return False
+        self.offsets.forget_position(tp)
+        return True
+
     def generation(self) -> int:
         """The consumer group generation this member is in (-1: none); stage 1 stamps its cut intents
         with it (`sloguard.scale.cuts`)."""
@@ -593,7 +605,7 @@ class KafkaSource:
             await self._seek_to_checkpoint(tp, offset)
         if self._on_assign is not None and assigned:
             for tp, offset in (await self._on_assign(set(assigned))).items():
-                self._consumer.seek(TopicPartition(*tp), offset)
+                self.seek(tp, offset)
         self.offsets.join(assigned)
         self._last_contact = time.monotonic()
         log.info("assigned %d partitions: %s", len(assigned), sorted(assigned))

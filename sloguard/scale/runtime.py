@@ -22,6 +22,7 @@ from sloguard.export.collector import Exposition
 from sloguard.export.http import HttpServer
 from sloguard.ingest.kafka import KafkaSource
 from sloguard.logs import RateLimiter, get_logger
+from sloguard.scale import faults
 from sloguard.settings import Settings
 from sloguard.telemetry import Telemetry
 
@@ -133,6 +134,7 @@ class StageProcess:
 
 async def run_stage(settings: Settings, config: Config) -> int:
     """`sloguard run --stage partial|merge`."""
+    faults.check()
     stage: Stage
     if settings.stage == "partial":
         from sloguard.scale.stage1 import PartialStage

@@ -37,6 +37,7 @@ from sloguard.ingest.kafka_producer import BatchProducer
 from sloguard.ingest.kafka_topics import PartitionReader, partition_counts
 from sloguard.ingest.presets import effective_input
 from sloguard.logs import RateLimiter, get_logger
+from sloguard.scale import faults
 from sloguard.scale.codec import encode_pieces
 from sloguard.scale.cuts import Cutter, Intent, decode_intent, encode_intent, resume
 from sloguard.scale.partials import InputRange, config_fingerprint, split, summarise
@@ -110,6 +111,8 @@ class PartialStage:
         self._lock = asyncio.Lock()
         self._last_commit = time.monotonic()
         self._limiter = RateLimiter()
+        #: Per partition, the offset last sought back to (`_refetch`).
+        self._refetched: dict[TP, int] = {}
 
     async def start(self) -> None:
         counts = await partition_counts(self.kafka, [self.partials_topic, self.cuts_topic])
@@ -151,8 +154,10 @@ class PartialStage:
                 if tp not in self.cutters:
                     await self._assigned(tp, offsets[0])
                 buf = self.buffers.setdefault(tp, _Buffer())
-                start = self.cutters[tp].start
-                keep = [i for i, o in enumerate(offsets) if o >= start]
+                expected = buf.end() if buf.offsets else self.cutters[tp].start
+                if offsets[0] > expected and self._refetch(tp, expected, offsets[0]):
+                    continue
+                keep = [i for i, o in enumerate(offsets) if o >= expected]
                 buf.offsets += [offsets[i] for i in keep]
                 buf.timestamps += [timestamps[i] for i in keep]
                 buf.values += [values[i] for i in keep]
@@ -163,6 +168,18 @@ class PartialStage:
         if time.monotonic() - self._last_commit >= self.settings.commit_interval_seconds:
             self._last_commit = time.monotonic()
             await self.source.commit()
+
+    def _refetch(self, tp: TP, expected: int, got: int) -> bool:
+        """Records ``[expected, got)`` of ``tp`` were fetched but dropped (a fetch that spanned a
+        rebalance): seek back and read them again rather than cut a range without them. True: skip these
+        records; False (go on with the gap, logged) if the same gap comes back: the records are gone."""
+        if self._refetched.get(tp) == expected:
+            log.error("input_gap", partition=f"{tp[0]}/{tp[1]}", expected=expected, got=got)
+            return False
+        self._refetched[tp] = expected
+        log.info("refetching", partition=f"{tp[0]}/{tp[1]}", expected=expected, got=got)
+        self.source.seek(tp, expected)  # False: not ours any more; skip the records either way
+        return True
 
     def _ranges(self) -> list[InputRange]:
         out = []
@@ -184,11 +201,15 @@ class PartialStage:
         """A newly owned partition: where the group committed, and the cuts the previous owners made."""
         committed = await self.source.committed_offset(tp)
         start = committed if committed is not None else first
+        if committed is None and self.kafka.auto_offset_reset == "earliest":
+            # Where a group without commits starts: the log's start, whatever this fetch began with.
+            start, _ = await self.reader.bounds(tp[0], tp[1])
         intents = await self._read_intents(tp, start)
         forced = resume(start, intents)
         self.cutters[tp] = Cutter(tp[0], tp[1], self.source.generation(), start, forced)
         if forced:
             log.info("following_cuts", partition=f"{tp[0]}/{tp[1]}", start=start, cuts=len(forced))
+        log.debug("assigned_partition", partition=tp[1], committed=committed, first=first, forced=forced)
 
     async def _read_intents(self, tp: TP, committed: int) -> list[Intent]:
         """Intents of ``tp`` from the cuts log's tail: looking further back until one ends at or before
@@ -210,6 +231,7 @@ class PartialStage:
             window *= 2
 
     async def _produce_round(self, ranges: list[InputRange], stopping: asyncio.Event) -> None:
+        log.debug("round", ranges=" ".join(f"{r.partition}[{r.start},{r.end})" for r in ranges))
         # Step 2: the intents, acknowledged.
         by_cut: dict[int, list[bytes]] = {}
         for rng in ranges:
@@ -217,6 +239,7 @@ class PartialStage:
             by_cut.setdefault(rng.partition % self.cuts_partitions, []).append(encode_intent(intent))
         acks = [f for p, vs in by_cut.items() for f in await self.producer.send(self.cuts_topic, p, vs)]
         await asyncio.gather(*acks)
+        faults.point("stage1.after_intent_before_commit")
         # Step 3: commit each partition's first start; refused -> we are not the owner any more.
         firsts: dict[TP, int] = {}
         for rng in ranges:
@@ -239,6 +262,7 @@ class PartialStage:
             self.buffers.clear()
             return
         await asyncio.gather(*futures)
+        faults.point("stage1.after_produce_before_commit")
         for rng in ranges:
             tp = (rng.topic, rng.partition)
             self.cutters[tp].produced(rng)
@@ -247,6 +271,8 @@ class PartialStage:
     async def _produce_range(self, rng: InputRange, stopping: asyncio.Event) -> list[asyncio.Future[object]]:
         tp = (rng.topic, rng.partition)
         timestamps, values = self.buffers[tp].take(rng.end)
+        if len(values) != rng.end - rng.start:
+            log.debug("range_records", partition=rng.partition, start=rng.start, end=rng.end, n=len(values))
         batch = await self._decode(timestamps, [v for v in values if v is not None], stopping)
         state = summarise(self.config, [batch])
         futures: list[asyncio.Future[object]] = []
@@ -255,6 +281,8 @@ class PartialStage:
             records = encode_pieces(self.config, rng, self.fingerprint, p, self.partitions, piece, cap)
             futures += await self.producer.send(self.partials_topic, p, records)
             self.telemetry.partials_produced += len(records)
+            if p == 0:
+                await faults.point_after("stage1.mid_produce", futures)
         self.telemetry.partial_ranges += 1
         self.telemetry.events_processed += len(batch)
         return futures

@@ -37,6 +37,7 @@ from sloguard.ingest.kafka import TP, KafkaSource
 from sloguard.ingest.kafka_store import KafkaCheckpointStore
 from sloguard.ingest.kafka_topics import partition_counts
 from sloguard.logs import get_logger
+from sloguard.scale import faults
 from sloguard.scale.applied import Applied, Verdict
 from sloguard.scale.codec import decode_piece
 from sloguard.scale.merger import Merger, Refused
@@ -88,6 +89,8 @@ class MergeStage:
         self._base = Aggregator(config)
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
+        #: Per partition, the offset last sought back to (`_refetch`).
+        self._refetched: dict[TP, int] = {}
 
     async def start(self) -> None:
         topics = [self.partials_topic]
@@ -101,6 +104,8 @@ class MergeStage:
 
     async def close(self) -> None:
         await self.checkpoint("shutdown")
+        for p, o in sorted(self.owned.items()):
+            log.debug("applied_at_close", partition=p, offset=o.offset, applied=o.merger.applied.to_rows())
         await self.source.stop()
         for store in self.stores.values():
             if isinstance(store, KafkaCheckpointStore):
@@ -174,6 +179,9 @@ class MergeStage:
                 started = time.perf_counter()
                 owned, name = await asyncio.to_thread(self._restore, tp[1])
                 self.telemetry.checkpoint_restore_seconds = time.perf_counter() - started
+                # Seek now: the fetcher already reads the partition from the committed offset, which
+                # may be past the checkpoint's (`step` would see a gap and seek back anyway).
+                self.source.seek(tp, owned.offset)
                 self.owned[tp[1]] = owned
                 seeks[tp] = owned.offset
                 log.info("partition_restored", partition=tp[1], checkpoint=name, offset=owned.offset)
@@ -199,6 +207,8 @@ class MergeStage:
                     continue
                 if owned.refused is not None:
                     break
+                if offset > owned.offset and self._refetch(tp, owned.offset, offset):
+                    break
                 if value is not None and not self._offer(owned, value):
                     break
                 owned.offset = offset + 1
@@ -206,11 +216,24 @@ class MergeStage:
         if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint.interval:
             await self.checkpoint("interval")
 
+    def _refetch(self, tp: TP, expected: int, got: int) -> bool:
+        """Partials ``[expected, got)`` were fetched but dropped (a fetch that spanned a rebalance, or
+        before the partition's restore): seek back and read them again. True: skip these records; False
+        (go on, logged) if the same gap comes back: the records are gone."""
+        if self._refetched.get(tp) == expected:
+            log.error("partials_gap", partition=tp[1], expected=expected, got=got)
+            return False
+        self._refetched[tp] = expected
+        log.info("refetching", partition=tp[1], expected=expected, got=got)
+        self.source.seek(tp, expected)  # False: not ours any more; skip the records either way
+        return True
+
     def _offer(self, owned: Owned, value: bytes) -> bool:
         """Apply one record; False if it stops the partition (refused)."""
         t = self.telemetry
         try:
-            outcome = owned.merger.offer(decode_piece(value))
+            piece = decode_piece(value)
+            outcome = owned.merger.offer(piece)
         except CheckpointError as exc:
             outcome = Refused(f"undecodable partial record: {exc}")
         if isinstance(outcome, Refused):
@@ -224,7 +247,17 @@ class MergeStage:
             t.partials_duplicate += 1
         else:
             t.partials_conflict += 1
-            log.error("partial_conflict", partition=owned.merger.partition, hint="see docs/scaling.md")
+            r = piece.range
+            applied = owned.merger.applied.ranges.get((r.topic, r.partition))
+            log.error(
+                "partial_conflict",
+                partition=owned.merger.partition,
+                input=f"{r.topic}/{r.partition}",
+                range=f"[{r.start}, {r.end})",
+                record=f"{piece.index + 1} of {piece.count}",
+                applied=str(list(applied) if applied is not None else []),
+                hint="see docs/scaling.md",
+            )
         return True
 
     async def checkpoint(self, reason: str) -> None:
@@ -235,9 +268,12 @@ class MergeStage:
             for p, owned in list(self.owned.items()):
                 if not owned.dirty:
                     continue
+                # A rebalance checkpoints from another task while `step` may go on applying during the
+                # save: commit only what this checkpoint holds, and stay dirty if more came meanwhile.
+                offset = owned.offset
                 cp = Checkpoint(
                     state=owned.merger.aggregator.export_state(),
-                    offsets={(self.partials_topic, p): owned.offset},
+                    offsets={(self.partials_topic, p): offset},
                     created_ms=self.clock.now_ms(),
                     sloguard_version=__version__,
                     info={"applied": json.dumps(owned.merger.applied.to_rows()), "reason": reason},
@@ -251,13 +287,16 @@ class MergeStage:
                     self.telemetry.checkpoint_failures += 1
                     log.error("checkpoint_failed", partition=p, store=store.describe(), error=str(exc))
                     continue
-                owned.dirty = False
+                owned.dirty = owned.offset != offset
                 t = self.telemetry
                 t.checkpoints_written += 1
                 t.checkpoint_bytes = len(data)
                 t.checkpoint_duration_seconds = time.perf_counter() - started
                 t.checkpoint_last_success_seconds = cp.created_ms / 1000
-                done[(self.partials_topic, p)] = owned.offset
+                done[(self.partials_topic, p)] = offset
+                if len(done) == 1:
+                    faults.point("stage2.mid_checkpoint")
             if done:
+                faults.point("stage2.after_checkpoint_before_commit")
                 self.source.absorbed(done)
                 await self.source.commit()
