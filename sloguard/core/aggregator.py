@@ -287,7 +287,8 @@ class _SloState:
         if spec.budgeting is not None:
             if spec.budgeting.slice % res.coarse:
                 raise ValueError(f"SLO {spec.name}: the coarse resolution must divide the time slice")
-            self.judged = slices.JudgedRing(self.coarse.n * res.coarse // spec.budgeting.slice + 2)
+            n = self.coarse.n * res.coarse // spec.budgeting.slice + 2
+            self.judged = slices.JudgedRing(n, spec.budgeting.empty)
         self.series = SeriesIndex(spec.group_by, spec.max_series)
         self.service = _Matcher(lambda s: s == spec.service)
         self.endpoint = _endpoint_matcher(spec.endpoints, spec.endpoints_exclude)

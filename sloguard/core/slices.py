@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sloguard._types import F64, I64, Bools
-from sloguard.core.spec import Timeslices
+from sloguard.core.spec import EmptySlice, Timeslices
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +98,12 @@ class JudgedRing:
     in place: one pass over the window's slices, no judging, no copy of the bucket counts.
     """
 
-    __slots__ = ("badness", "held", "judged", "n")
+    __slots__ = ("badness", "empty", "held", "judged", "n")
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, empty: EmptySlice = "good") -> None:
         self.n = n
+        #: How a slice without events is judged: what the held slices are for a series new since.
+        self.empty = empty
         self.held = np.full(n, -1, np.int64)
         self.judged = np.zeros((n, 0), np.int8)
         self.badness = np.zeros((n, 0), np.float64)
@@ -118,10 +120,19 @@ class JudgedRing:
         """Make sure slices ``[lo, hi)`` of ``rows`` series are judged (``hi − lo <= n``)."""
         if hi - lo > self.n:
             raise ValueError("more slices than the ring holds")
-        if rows != self.judged.shape[1]:
+        have = self.judged.shape[1]
+        if rows < have:
             self.judged = np.zeros((self.n, rows), np.int8)
             self.badness = np.zeros((self.n, rows), np.float64)
             self.held[:] = -1
+        elif rows > have:
+            # A series new since a slice was judged had no event in it (an event would have made the
+            # aggregator `forget` the slice): its held slices are empty ones.
+            extra = rows - have
+            new_judged = np.full((self.n, extra), 0 if self.empty == "skip" else 1, np.int8)
+            new_badness = np.full((self.n, extra), 1.0 if self.empty == "bad" else 0.0)
+            self.judged = np.concatenate([self.judged, new_judged], axis=1)
+            self.badness = np.concatenate([self.badness, new_badness], axis=1)
         want = np.arange(lo, hi, dtype=np.int64)
         missing = want[self.held[want % self.n] != want]
         if not len(missing):

@@ -305,3 +305,17 @@ def test_scale_out_partials_split_and_merged_are_exact() -> None:
             merged.merge(agg)
     now = T0 + DAY * 1000 + 1_000
     assert_matches_oracle(spec, events, merged.snapshot(now).slos[0], now)
+
+
+@pytest.mark.parametrize("empty", ["good", "bad", "skip"])
+def test_a_new_series_after_slices_were_judged(empty: EmptySlice) -> None:
+    # Judged slices are kept when a series appears; its past slices are empty ones (it had no events).
+    spec = sliced(good_ratio=None, empty=empty, group_by=("customer",), objective="99")
+    end = T0 + DAY * 1000
+    events = traffic(T0, DAY * 1000, seed=15)
+    agg = feed(spec, events)
+    agg.snapshot(end)
+    new = [Event(end + 1_000, "checkout", "GET /x", "newcomer", 503, 1.0)]
+    agg.ingest(EventBatch.from_events(new))
+    for now in (end + 30_000, end + 61_000):
+        assert_matches_oracle(spec, events + new, agg.snapshot(now).slos[0], now)
