@@ -106,7 +106,9 @@ def test_refused_stream_exits_2_one_line_per_problem(tmp_path: Path) -> None:
         f"{path}: document 3 (SLI checkout-errors): spec.ratioMetric.bad.metricSource.type: sloguard cannot "
         "evaluate Prometheus sources: it computes SLIs from its own request-log events, so it reads only "
         "metricSource type sloguard (see docs/openslo.md)",
-        f"{path}: document 4 (SLO checkout-availability): spec.budgetingMethod: Timeslices is not supported "
-        "yet: sloguard budgets Occurrences (good events / all events)",
+        f"{path}: document 4 (SLO checkout-availability): spec.objectives[0].timeSliceWindow: is required "
+        "for Timeslices budgeting: the slice, e.g. 1m",
+        f"{path}: document 4 (SLO checkout-availability): spec.objectives[0].timeSliceTarget: is required "
+        "for Timeslices budgeting: the good ratio of a good slice",
     ]
     assert "Traceback" not in proc.stderr
