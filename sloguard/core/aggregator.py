@@ -25,6 +25,7 @@ import numpy as np
 
 from sloguard._types import F64, I64, Bools, Intp
 from sloguard.core import slices
+from sloguard.core.exclusions import ExclusionCalendar, excluded_events
 from sloguard.core.history import BucketCounts
 from sloguard.core.histring import HistRing
 from sloguard.core.latency import HdrLayout
@@ -271,8 +272,10 @@ class SeriesIndex:
 class _SloState:
     """Buckets of one SLO: a fine ring (windows up to 6 h) and a coarse ring (longer, and the period)."""
 
-    def __init__(self, spec: SloSpec) -> None:
+    def __init__(self, spec: SloSpec, exclusions: ExclusionCalendar | None = None) -> None:
         self.spec = spec
+        #: Maintenance windows of this SLO: their events are left out at ingest, and counted.
+        self.exclusions = exclusions
         res = spec.resolution
         self.fine_windows = [w for w in spec.windows if w <= FINE_HORIZON]
         self.coarse_windows = [w for w in spec.windows if w > FINE_HORIZON]
@@ -310,6 +313,8 @@ class _SloState:
         if not sel.any():
             return sel
         idx = np.nonzero(sel)[0]
+        if self.exclusions is not None and not len(idx := self.exclusions.keep(idx, batch.ts_ms)):
+            return sel
         ts = batch.ts_ms[idx]
         status = np.clip(batch.status[idx], 0, 999)
         bad = self.bad_status[status]
@@ -354,6 +359,8 @@ class _SloState:
         per window, not a pass over every slot. `SloCounts.evaluate` does the rest, on copies."""
         spec = self.spec
         rows = len(self.series)
+        if excluded is None and self.exclusions is not None:
+            excluded = self.exclusions.buckets
         if spec.budgeting is not None:
             return self._capture_slices(spec.budgeting, now_ms, rows, excluded)
         counts: dict[int, tuple[I64, I64]] = {}
@@ -388,6 +395,7 @@ class _SloState:
             too_old_events=self.too_old,
             events=self.events,
             evicted_series=self.evicted,
+            excluded_events=excluded_events(self.exclusions),
         )
 
     def _capture_slices(
@@ -439,6 +447,7 @@ class _SloState:
             too_old_events=self.too_old,
             events=self.events,
             evicted_series=self.evicted,
+            excluded_events=excluded_events(self.exclusions),
             slices=tuple(by_window),
             period_slices=period,
         )
@@ -688,7 +697,7 @@ class Aggregator:
         caps = sum(s.max_series for s in config.slos) + (config.latency.max_groups if config.latency else 0)
         self.vocab_limit = vocab_limit if vocab_limit is not None else max(100_000, 4 * caps)
         self.vocab_resets = 0
-        self.slos = [_SloState(s) for s in config.slos]
+        self.slos = [_SloState(s, ExclusionCalendar.for_slo(config.exclusions, s)) for s in config.slos]
         self.latency = _LatencyState(config.latency) if config.latency is not None else None
         self.stats = IngestStats()
 
@@ -794,7 +803,7 @@ class Aggregator:
             idle = slo.idle_rows(state, now_ms, ttl)
             if not len(idle):
                 continue
-            fresh = _SloState(slo.spec)
+            fresh = _SloState(slo.spec, slo.exclusions)
             fresh.load(slo.without(state, idle))
             fresh.evicted = slo.evicted + len(idle)
             self.slos[i] = fresh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from sloguard.core import budget as bm
 from sloguard.core.alerts import evaluate_tier
 from sloguard.core.slices import SliceSums
 from sloguard.core.spec import HOUR, LatencySpec, SloSpec
+
+if TYPE_CHECKING:  # core.sla imports the aggregator, which imports this module
+    from sloguard.core.sla_live import LiveSla
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,8 @@ class SloSnapshot:
     bad_slices: F64 | None = None
     period_slices: I64 | None = None
     period_bad_slices: F64 | None = None
+    #: Events left out by maintenance windows (`core.exclusions`) since the process started.
+    excluded_events: int = 0
 
     @property
     def series(self) -> int:
@@ -88,6 +94,8 @@ class Snapshot:
     latency: LatencySnapshot | None
     events: int
     newest_event_ms: int | None
+    #: The live SLAs' figures (`sloguard.sla_live`), added by the daemon's tick.
+    slas: tuple[LiveSla, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,8 @@ class SloCounts:
     #: Time-slice budgeting only (`core.slices`): per window of ``spec.windows``, and over the period.
     slices: tuple[SliceSums, ...] | None = None
     period_slices: SliceSums | None = None
+    #: Events left out by maintenance windows (`core.exclusions`) since the process started.
+    excluded_events: int = 0
 
     def evaluate(self) -> SloSnapshot:
         """Error ratios, burn rates, the budget and alert tiers from the counts (`core.budget`,
@@ -173,6 +183,7 @@ class SloCounts:
             bad_slices=bad_slices,
             period_slices=None if ps is None else ps.judged,
             period_bad_slices=None if ps is None else ps.bad_slices,
+            excluded_events=self.excluded_events,
         )
 
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sloguard.core.inputspec import InputSpec
 
 if TYPE_CHECKING:
+    from sloguard.core.exclusions import Exclusion
     from sloguard.core.sla import SlaSpec
 from sloguard.core.model import DIMENSIONS
 
@@ -377,3 +378,5 @@ class Config:
     input: InputSpec | None = None
     #: The file's ``slas:`` (`sloguard.core.sla`; read by `sloguard report sla`).
     slas: tuple[SlaSpec, ...] = ()
+    #: The file's ``exclusions:`` (maintenance windows, `sloguard.core.exclusions`).
+    exclusions: tuple[Exclusion, ...] = ()
