@@ -72,6 +72,7 @@ class Absorber:
             late = batch.ts_ms < now - int(self.settings.late_after_seconds * 1000)
             t.events_late += int(late.sum())
             self.engine.aggregator.ingest(batch)
+            self.engine.slas.ingest(batch, now)
             t.events_processed += len(batch)
         if rejected:
             # Dead-letter before marking absorbed: a crash in between re-delivers, never loses.

@@ -15,6 +15,7 @@ from sloguard.core.state import RestoreReport
 from sloguard.export.collector import Exposition
 from sloguard.ingest.decode import Decoder
 from sloguard.ingest.presets import effective_input
+from sloguard.sla_live import LiveSlas
 
 
 class Engine:
@@ -28,6 +29,8 @@ class Engine:
         self.input_preset = input_preset
         self.config = config
         self.aggregator = Aggregator(config)
+        #: The SLO file's SLAs, counted live (fed the batches the aggregator gets).
+        self.slas = LiveSlas(config)
         self.decoder = self._decoder(config, self.aggregator)
         self.exposition = self._exposition(config)
 
@@ -47,6 +50,7 @@ class Engine:
         fresh = Aggregator(config)
         report = fresh.restore_state(self.aggregator.export_state())
         self.aggregator = fresh
+        self.slas = LiveSlas(config, self.slas)  # keeps the SLAs whose SLA and SLO are unchanged
         # New vocabularies come with the new aggregator: the decoder must write ids into those (and the
         # file's input: mapping may have changed).
         self.decoder = self._decoder(config, fresh)

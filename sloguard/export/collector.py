@@ -31,6 +31,7 @@ from sloguard.core.snapshot import Snapshot
 from sloguard.export.latency import latency_families
 from sloguard.export.model import Block, Family, MetricType, SeriesLabels, escape_label_value
 from sloguard.export.self_metrics import Sources, self_families
+from sloguard.export.sla import sla_families
 from sloguard.export.slo import PERIOD, SloView, select_series, slo_families
 from sloguard.export.sloth import sloth_families
 from sloguard.export.text import (
@@ -123,6 +124,7 @@ class SnapshotCollector(Collector):
             *slo_families(views),
             *(latency_families(lat, series[""]) if lat is not None else ()),
             *(sloth_families(views, self.version) if self.sloth_compat else ()),
+            *sla_families(snapshot.slas),
         ]
         self._families = tuple(families)
         self._series = series
