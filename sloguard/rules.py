@@ -27,6 +27,10 @@ One group ``sloguard-latency`` when the latency section declares ``alerts``: ``S
 alert, the percentile over its window above ``threshold_ms`` (and at least ``min_events`` events in the
 window), restricted to the groups its ``match`` names.
 
+One group ``sloguard-slas`` when the file declares ``slas:``: ``SloguardSlaCreditTierProjected`` (ticket,
+for 15m) per SLA, a customer's projected end-of-period credit above the credit it earns now (labels
+``severity``, ``sla``; the series add ``customer``; ``$value`` is the projected credit percent).
+
 One group ``sloguard-daemon`` with the daemon's own health: ``SloguardDown`` (page), and tickets
 ``SloguardConsumerLagGrowing``, ``SloguardInvalidEventsHigh``, ``SloguardSeriesOverflow``.
 
@@ -59,6 +63,7 @@ from typing import Any
 import yaml
 
 from sloguard import __version__
+from sloguard.core.sla import SlaSpec
 from sloguard.core.spec import (
     AlertTier,
     Config,
@@ -78,6 +83,8 @@ __all__ = [
     "LATENCY_GROUP",
     "NO_DATA_ALERT",
     "PROMETHEUS_RULE_NAME",
+    "SLA_ALERT",
+    "SLA_GROUP",
     "format_factor",
     "generate",
     "group_name",
@@ -92,6 +99,10 @@ NO_DATA_ALERT = "SloguardSloNoData"
 LATENCY_ALERT = "SloguardLatencyHigh"
 DAEMON_GROUP = "sloguard-daemon"
 LATENCY_GROUP = "sloguard-latency"
+SLA_ALERT = "SloguardSlaCreditTierProjected"
+SLA_GROUP = "sloguard-slas"
+#: How long the projected credit must stay above the current one before the SLA alert fires.
+SLA_FOR = 900
 
 #: Hold times of the non-tier alerts, in seconds.
 BUDGET_EXHAUSTED_FOR = 300
@@ -357,15 +368,50 @@ def _daemon_group(runbook_url: str, dashboard_url: str) -> dict[str, Any]:
     }
 
 
+def sla_expr(sla: SlaSpec) -> str:
+    """The projected credit above the credit earned now, per customer (both gauges of one series)."""
+    projected = _selector("sloguard_sla_projected_credit_percent", sla=sla.name)
+    return f"{projected}\n> {_selector('sloguard_sla_credit_percent', sla=sla.name)}"
+
+
+def _sla_group(slas: Iterable[SlaSpec], runbook_url: str, dashboard_url: str) -> dict[str, Any]:
+    """``SloguardSlaCreditTierProjected`` per SLA: at the current rate, a customer ends the period in a
+    higher credit tier than the one its attainment earns now."""
+    rules = []
+    for sla in slas:
+        tiers = ", ".join(
+            f"below {format_factor(t.below)}% -> {format_factor(t.percent)}%"
+            for t in sorted(sla.credits, key=lambda t: -t.below)
+        )
+        period = sla.period.describe()
+        rules.append(
+            _rule(
+                SLA_ALERT,
+                sla_expr(sla),
+                SLA_FOR,
+                {"severity": Severity.TICKET.value, "sla": sla.name},
+                f"SLA {sla.name}: {{{{ $labels.customer }}}} heads for the {{{{ $value }}}}% credit tier",
+                f"At the rate of the last {format_duration(sla.projection_seconds)}, customer "
+                f"{{{{ $labels.customer }}}} ends this {period} of SLA {sla.name} (SLO {sla.slo}) in the "
+                f"{{{{ $value }}}}% credit tier, above the credit its attainment earns so far "
+                f"(sloguard_sla_credit_percent). Tiers: {tiers}.",
+                _links(runbook_url, dashboard_url, SLA_ALERT),
+            )
+        )
+    return {"name": SLA_GROUP, "rules": rules}
+
+
 def generate(config: Config, *, runbook_url: str = "", dashboard_url: str = "") -> dict[str, Any]:
-    """A Prometheus rule file document: one group per SLO (in file order), then ``sloguard-daemon``.
+    """A Prometheus rule file document: one group per SLO (in file order), then
+    ``sloguard-latency``, ``sloguard-slas`` (each when configured) and ``sloguard-daemon``.
 
     ``runbook_url`` and ``dashboard_url`` become annotations of every alert (left out when empty);
     ``{alert}`` in them is replaced by the alert name, and Prometheus templates such as
-    ``{{ $labels.slo }}`` pass through to Prometheus. Raises ValueError for an SLO named ``daemon``
-    or ``latency`` (their groups would be sloguard's own).
+    ``{{ $labels.slo }}`` pass through to Prometheus. Raises ValueError for an SLO named ``daemon``,
+    ``latency`` or ``slas`` (their groups would be sloguard's own).
     """
-    clash = [spec.name for spec in config.slos if group_name(spec.name) in (DAEMON_GROUP, LATENCY_GROUP)]
+    own = (DAEMON_GROUP, LATENCY_GROUP, SLA_GROUP)
+    clash = [spec.name for spec in config.slos if group_name(spec.name) in own]
     if clash:
         # Prometheus refuses a rule file with two groups of the same name.
         raise ValueError(
@@ -374,6 +420,8 @@ def generate(config: Config, *, runbook_url: str = "", dashboard_url: str = "") 
     groups = [_slo_group(spec, runbook_url, dashboard_url) for spec in config.slos]
     if config.latency is not None and config.latency.alerts:
         groups.append(_latency_group(config.latency, runbook_url, dashboard_url))
+    if config.slas:
+        groups.append(_sla_group(config.slas, runbook_url, dashboard_url))
     groups.append(_daemon_group(runbook_url, dashboard_url))
     return {"groups": groups}
 
