@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from sloguard.core.spec import Config, LatencySpec, SloSpec
 from sloguard.specfile import mapping
 from sloguard.specfile.errors import Loc, Problems, SpecError, show
+from sloguard.specfile.exclusions import parse_exclusions
 from sloguard.specfile.inputs import parse_input
 from sloguard.specfile.loader import MAX_FILE_BYTES, load_documents, too_big
 from sloguard.specfile.openslo.detect import is_openslo
@@ -60,8 +61,10 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     latency = _latency(data["latency"], problems) if data.get("latency") is not None else None
     inputs = parse_input(data["input"], problems) if data.get("input") is not None else None
     slas = parse_slas(data["slas"], slos, problems) if data.get("slas") is not None else ()
+    raw_exclusions = data.get("exclusions")
+    exclusions = parse_exclusions(raw_exclusions, slos, problems) if raw_exclusions is not None else ()
     problems.raise_if_any()
-    return Config(slos=slos, latency=latency, input=inputs, slas=slas)
+    return Config(slos=slos, latency=latency, input=inputs, slas=slas, exclusions=exclusions)
 
 
 def _check_document(data: Any, problems: Problems) -> None:

@@ -290,6 +290,7 @@ class FileModel(_Schema):
     latency: Any = None
     input: Any = None
     slas: Any = None
+    exclusions: Any = None
 
 
 class TableModel(_Schema):

@@ -43,6 +43,7 @@ HOMES = {
     "pydantic": ("settings.py", "specfile"),
     "pydantic_settings": ("settings.py",),
     "hdrh": ("core/latency.py",),
+    "dateutil": ("specfile/exclusions.py",),
 }
 
 #: A snippet per banned API of the core, each of which must fail the linter inside sloguard/core/.
