@@ -73,9 +73,11 @@ def sla_families(slas: Sequence[LiveSla]) -> Iterator[Family]:
             lambda s: s.since_ms / 1000,
         ),
         (
-            "sloguard_sla_evaluated_timestamp_seconds",
-            "Slices up to this instant are in the SLA figures.",
-            lambda s: s.result.now_ms / 1000,
+            "sloguard_sla_counted_until_timestamp_seconds",
+            "The SLA figures cover the period's slices before this instant.",
+            lambda s: (
+                (s.result.start_ms + s.result.elapsed * s.result.spec.measure.slice_seconds * 1000) / 1000
+            ),
         ),
         (
             "sloguard_sla_overflow_customers",

@@ -12,16 +12,10 @@ import yaml
 from sloguard.rules import SLA_ALERT, SLA_GROUP, generate, sla_expr, to_yaml
 from sloguard.specfile import parse_config
 from tests.integration.test_rules_promtool import promtool_test, run
+from tests.integration.test_sla_daemon import SLOS as SLO
 
 pytestmark = pytest.mark.promtool
 
-SLO = """\
-apiVersion: sloguard/v1
-slos:
-  - {name: api, service: api, objective: 99.9, sli: {type: availability}, window: {calendar: month}}
-slas:
-  - {name: api-sla, slo: api, preset: aws-compute}
-"""
 TARGET = {"instance": "sloguard:9464", "job": "sloguard"}
 
 

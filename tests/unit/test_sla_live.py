@@ -71,7 +71,9 @@ def test_minutes_down_live_and_exported() -> None:
     glab = (("customer", "globex"), ("sla", "api-sla"))
     assert got[("sloguard_sla_credit_percent", glab)] == 0
     assert got[("sloguard_sla_period_start_timestamp_seconds", (("sla", "api-sla"),))] == T0 / 1000
-    assert got[("sloguard_sla_evaluated_timestamp_seconds", (("sla", "api-sla"),))] == (T0 + 600_000) / 1000
+    assert (
+        got[("sloguard_sla_counted_until_timestamp_seconds", (("sla", "api-sla"),))] == (T0 + 600_000) / 1000
+    )
 
 
 def test_settle_and_throttle_and_insufficient_data() -> None:
