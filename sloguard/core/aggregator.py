@@ -835,7 +835,7 @@ class Aggregator:
         for slo in self.slos:
             saved = state.slos.get(slo.spec.name)
             if saved is not None and saved.fingerprint == fingerprint(slo.spec):
-                slo.load(saved)
+                slo.load(saved if slo.exclusions is None else slo.exclusions.retroactive(saved))
                 restored.append(slo.spec.name)
             else:
                 fresh.append(slo.spec.name)

@@ -18,6 +18,7 @@ Semantics (docs/exclusions.md):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from sloguard._types import I64, Bools, Intp
 from sloguard.core.spec import Labels, SloSpec
+from sloguard.core.state import RingState, SloState
 
 #: The starts (epoch ms) of a recurrence's occurrences ``s`` with ``lo_ms <= s < hi_ms``, ascending.
 Recurrence = Callable[[int, int], Iterable[int]]
@@ -144,3 +146,30 @@ class ExclusionCalendar:
             if last > first:
                 flags[first:last] = True
         return flags
+
+    def drop_from(self, ring: RingState) -> tuple[RingState, int]:
+        """``ring`` without the buckets lying wholly inside an exclusion, and the events those held: a
+        retroactive exclusion (`retroactive`). A partly covered bucket is kept whole."""
+        if ring.head is None or not len(ring.cells):
+            return ring, 0
+        res, first = ring.res_ms, ring.head - ring.n + 1
+        slots = ring.cells // ring.rows
+        bucket = first + (slots - first) % ring.n  # slot b mod n holds bucket b, newest `head`
+        out = self.buckets(first * res, (ring.head + 1) * res, res)[bucket - first]
+        if not out.any():
+            return ring, 0
+        removed = int(ring.total[out].sum())
+        keep = ~out
+        return dataclasses.replace(
+            ring, cells=ring.cells[keep], total=ring.total[keep], bad=ring.bad[keep]
+        ), removed
+
+    def retroactive(self, state: SloState) -> SloState:
+        """A saved SLO state (a reload, a checkpoint) with the exclusions applied to the past it holds:
+        buckets wholly inside an exclusion are emptied, in both rings, so every window and the budget
+        leave them out. Their events (as the coarse ring, the budget's, held them) count as excluded.
+        Idempotent: forward exclusion already kept those buckets empty."""
+        fine, _ = self.drop_from(state.fine)
+        coarse, removed = self.drop_from(state.coarse)
+        self.excluded += removed
+        return dataclasses.replace(state, fine=fine, coarse=coarse)

@@ -157,3 +157,43 @@ def test_time_slice_slo_with_an_exclusion_covering_part_of_a_slice() -> None:
         snap = agg.snapshot(now).slos[0]
         assert_matches_oracle(spec, events, snap, now, excluded)
         assert snap.excluded_events == sum(inside(e.ts_ms, excluded) for e in events)
+
+
+def test_retroactive_exclusion_on_reload_removes_whole_buckets_only() -> None:
+    # A reload adds a window over the past: the buckets keep no event times, so only buckets wholly
+    # inside it leave the windows (10 s fine buckets) and the budget (5 min coarse buckets).
+    spec = slo(objective="99", fine=10, coarse=300, group_by=("customer",))
+    events = traffic(T0, 4 * HOUR * 1000, seed=12, per_minute=30)
+    before = Aggregator(Config((spec,)))
+    before.ingest(EventBatch.from_events(events))
+    x = Exclusion(
+        "late-notice", T0 + 2 * HOUR * 1000 + 100_000, HOUR * 1000, "found later", slos=(spec.name,)
+    )
+    after = Aggregator(Config((spec,), exclusions=(x,)))
+    report = after.restore_state(before.export_state())
+    assert report.restored == (spec.name,)
+    now = T0 + 3 * HOUR * 1000 + 30 * 60_000
+    snap = after.snapshot(now).slos[0]
+    # The oracle: a bucket goes when [its start, its end) lies inside [x start, x end).
+    a, z = x.start_ms, x.start_ms + x.duration_ms
+
+    def gone(ts: int, res: int) -> bool:
+        return a <= ts // res * res and ts // res * res + res <= z
+
+    coarse_gone = [e for e in events if gone(e.ts_ms, 300_000)]
+    assert snap.excluded_events == len(coarse_gone) > 0
+    hour = snap.windows.index(HOUR)
+    for j, (customer,) in enumerate(snap.labels):
+        mine = [e for e in events if e.customer == customer]
+        period = [e for e in mine if e.ts_ms < now and not gone(e.ts_ms, 300_000)]
+        assert int(snap.period_total[j]) == len(period)
+        assert int(snap.period_bad[j]) == sum(e.status >= 500 for e in period)
+        window = [e for e in mine if now - HOUR * 1000 <= e.ts_ms < now and not gone(e.ts_ms, 10_000)]
+        assert int(snap.total[hour, j]) == len(window)
+    # Partly covered 5 min buckets stay: [2h, 2h05) holds events after x starts, still in the budget.
+    assert any(a <= e.ts_ms < T0 + 2 * HOUR * 1000 + 300_000 for e in events if not gone(e.ts_ms, 300_000))
+    # Idempotent: restoring the excluded state again removes nothing more.
+    again = Aggregator(Config((spec,), exclusions=(x,)))
+    again.restore_state(after.export_state())
+    assert again.snapshot(now).slos[0].excluded_events == 0
+    assert np.array_equal(again.snapshot(now).slos[0].period_total, snap.period_total)
