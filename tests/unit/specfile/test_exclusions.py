@@ -13,6 +13,7 @@ from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
 from sloguard.specfile import SpecError, parse_config
 from sloguard.specfile.exclusions import describe_exclusions
+from tests.unit.export.scrape import key, parse, render
 
 SOURCE = "config/slos.yaml"
 HEAD = """\
@@ -102,7 +103,8 @@ def test_weekly_window_keeps_local_time_across_dst_and_counts_exactly() -> None:
     agg = Aggregator(config)
     agg.ingest(EventBatch.from_events(events))
     now = ms("2026-04-06T00:00:00+00:00") + 1
-    api, web = agg.snapshot(now).slos
+    snap = agg.snapshot(now)
+    api, web = snap.slos
     inside = [e for e in events if e.service == "api" and any(a <= e.ts_ms < z for a, z in windows)]
     kept = [e for e in events if e.service == "api" and e not in inside]
     # Per window: 45 whole minutes, and 3 edge stamps inside (start, start + 1 ms, end - 1 ms).
@@ -110,6 +112,11 @@ def test_weekly_window_keeps_local_time_across_dst_and_counts_exactly() -> None:
     assert int(api.period_total.sum()) == len(kept)
     assert int(api.period_bad.sum()) == sum(e.status == 503 for e in kept)
     assert web.excluded_events == 0 and int(web.period_total.sum()) == len(stamps)
+    # Exported per SLO as a counter (the family sloguard_slo_excluded_events).
+    types, samples = parse(render(snap))
+    assert types["sloguard_slo_excluded_events"] == "counter"
+    assert samples[key("sloguard_slo_excluded_events_total", slo="api")] == 192
+    assert samples[key("sloguard_slo_excluded_events_total", slo="web")] == 0
 
 
 @pytest.mark.parametrize(
