@@ -4,10 +4,11 @@ The absorb step feeds every batch it gives the aggregator (`LiveSlas.ingest`, wi
 the counter covers the period holding ``now``); the tick asks for `LiveSlas.results` and puts them in
 the published snapshot, which the exposition turns into ``sloguard_sla_*`` (`sloguard.export.sla`).
 
-Evaluation runs on the event loop (the counters are live state, like the aggregator's buckets) and is
-throttled: only when something changed (a batch, or a slice closed) and no sooner than
-``_IDLE_FACTOR`` times the last evaluation's duration after it ended, so SLAs use at most about a tenth
-of the loop. Between evaluations the previous results are published again.
+Evaluation runs on the event loop (the counters are live state, like the aggregator's buckets), only
+when the figures can have changed: a slice closed, or a batch brought events into a slice already
+counted (late events); events of the slice in progress change nothing until it closes. It is also
+throttled: no sooner than ``_IDLE_FACTOR`` times the last evaluation's duration after it ended, so SLAs
+take at most about a tenth of the loop. Between evaluations the previous figures are published again.
 
 A slice is counted once it is over: at ``now - SETTLE_MS`` aligned down to a slice, so events arriving
 within ``SETTLE_MS`` after their slice closed are still in the first figures that include the slice.
@@ -43,6 +44,8 @@ class LiveSlas:
             same = old is not None and old.sla == sla and old.slo == slos[sla.slo]
             self._live[sla.name] = old if same and old is not None else PeriodCounter(sla, slos[sla.slo])
         self._dirty = True
+        #: The earliest end of the slices counted in ``_results``: an event before it changes them.
+        self._counted_until = 0
         self._results: tuple[LiveSla, ...] = ()
         self._slices: tuple[int, ...] = ()
         self._next_at = 0.0
@@ -56,7 +59,7 @@ class LiveSlas:
         """Count ``batch`` in every SLA's current period (events outside it are left out)."""
         for live in self._live.values():
             live.ingest(batch, now_ms)
-        if self._live and len(batch):
+        if self._live and len(batch) and int(batch.ts_ms.min()) < self._counted_until:
             self._dirty = True
 
     def results(self, now_ms: int, *, force: bool = False) -> tuple[LiveSla, ...]:
@@ -73,6 +76,7 @@ class LiveSlas:
         started = time.perf_counter()
         self._results = tuple(live.evaluate(at, now_ms) for live in self._live.values())
         self._dirty, self._slices = False, slices
+        self._counted_until = min(c.start_ms + n * c.slice_ms for c, n in zip(counters, slices, strict=True))
         self.evaluate_seconds = time.perf_counter() - started
         self._next_at = time.monotonic() + _IDLE_FACTOR * self.evaluate_seconds
         return self._results

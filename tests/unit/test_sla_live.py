@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sloguard import sla_live
 from sloguard.core.model import Event, EventBatch
 from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
@@ -121,3 +123,18 @@ def test_no_slas_no_families() -> None:
     assert not live and live.results(T0) == ()
     assert tuple(sla_families(())) == ()
     assert Snapshot(T0, (), None, 0, None).slas == ()
+
+
+def test_evaluates_only_when_the_figures_can_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sla_live, "_IDLE_FACTOR", 0.0)  # no throttle: only the "due" rule
+    live = LiveSlas(config())
+    live.ingest(batch([ev(0, "acme", 500)]), at_minute(3))
+    first = live.results(at_minute(3))
+    assert first[0].result.customers[0].attainment == Fraction(2, 3)
+    live.ingest(batch([ev(3, "acme", 500)]), at_minute(3))  # the slice in progress: nothing changes
+    assert live.results(at_minute(3)) is first
+    live.ingest(batch([ev(1, "acme", 500)]), at_minute(3))  # late, into a counted slice: re-evaluated
+    late = live.results(at_minute(3))
+    assert late is not first and late[0].result.customers[0].attainment == Fraction(1, 3)
+    closed = live.results(at_minute(4))  # a slice closed
+    assert closed[0].result.customers[0].attainment == Fraction(1, 4)
