@@ -57,7 +57,8 @@ PERIOD_SPAN = "period"
 
 #: Exclusions (maintenance windows) as the core reads them: ``(start_ms, end_ms, res_ms)`` -> one flag per
 #: bucket of ``res_ms`` in ``[start_ms, end_ms)``, true where the bucket is excluded. Time-slice SLOs take
-#: it in `_SloState.capture` (see `core.slices`); how the SLO file declares exclusions is not decided here.
+#: it in `_SloState.capture` (see `core.slices`); the SLO file's ``exclusions:`` give it through
+#: `core.exclusions.ExclusionCalendar.buckets`, which also drops their events at ingest (docs/exclusions.md).
 ExclusionMask = Callable[[int, int, int], Bools]
 
 #: Up to this many label combinations, a grouping by several dimensions maps ids to rows by table.

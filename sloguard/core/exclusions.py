@@ -111,6 +111,14 @@ class ExclusionCalendar:
             self._cache = (a, z, cached)
         return [(max(s, lo_ms), min(e, hi_ms)) for s, e in cached if e > lo_ms and s < hi_ms]
 
+    def periods(self, lo_ms: int, hi_ms: int) -> list[tuple[int, int, Exclusion]]:
+        """Each occurrence overlapping ``[lo_ms, hi_ms)``, clipped, with its exclusion (name, reason), in
+        time order: what a report lists as excluded periods."""
+        found = [
+            (max(s, lo_ms), min(e, hi_ms), x) for x in self.exclusions for s, e in x.occurrences(lo_ms, hi_ms)
+        ]
+        return sorted(found, key=lambda p: (p[0], p[1], p[2].name))
+
     def _bounds(self, lo_ms: int, hi_ms: int) -> I64:
         flat: I64 = np.array(self.intervals(lo_ms, hi_ms), np.int64).reshape(-1)
         return flat

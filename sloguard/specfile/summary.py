@@ -18,6 +18,7 @@ from sloguard.core.spec import (
     max_burn_rate,
 )
 from sloguard.specfile.errors import number
+from sloguard.specfile.exclusions import describe_exclusions
 from sloguard.specfile.inputsummary import describe_input
 from sloguard.specfile.slas import describe_slas
 
@@ -155,6 +156,7 @@ def describe(config: Config, input_preset: str | None = None) -> str:
         lines += [*_describe_slo(spec), ""]
     lines += _describe_latency(config.latency)
     lines += describe_slas(config.slas)
+    lines += describe_exclusions(config.exclusions)
     lines += ["", *describe_input(config.input, input_preset)]
     return "\n".join(lines)
 

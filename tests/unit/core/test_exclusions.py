@@ -197,3 +197,17 @@ def test_retroactive_exclusion_on_reload_removes_whole_buckets_only() -> None:
     again.restore_state(after.export_state())
     assert again.snapshot(now).slos[0].excluded_events == 0
     assert np.array_equal(again.snapshot(now).slos[0].period_total, snap.period_total)
+
+
+def test_periods_list_each_occurrence_with_its_reason() -> None:
+    cal = ExclusionCalendar((ONE_OFF, WEEKLY))
+    got = [
+        (a - T0, z - T0, x.name, x.reason)
+        for a, z, x in cal.periods(T0, T0 + WEEK_MS + 2 * HOUR * 1000 + 60_000)
+    ]
+    h = HOUR * 1000
+    assert got == [
+        (2 * h, 3 * h, "patching", "OS patching"),
+        (3 * h, 3 * h + 30 * 60_000, "deploy", "release 4.2"),
+        (WEEK_MS + 2 * h, WEEK_MS + 2 * h + 60_000, "patching", "OS patching"),  # clipped at the range end
+    ]
