@@ -4,7 +4,7 @@
 docs/scaling.md as processes against a local Tansu broker, and the single process measured in the same
 run. One table; the machine is shared, so compare ratios within a run.
 
-1. **backlog**: ``--events`` events (default 2M; 100 per NDJSON message, 4 input partitions) at a
+1. **backlog**: ``--events`` events (default 1M; 100 per NDJSON message, 4 input partitions) at a
    realistic cardinality: 50 services x 40 endpoints x 5000 customers (Zipf popularity), stamped over the
    ten minutes before the run, for an SLO file of 50 availability SLOs by endpoint, 10 latency SLOs by
    endpoint, 2 SLOs by customer and latency groups by service and endpoint (``scale_slos``).
@@ -17,10 +17,11 @@ run. One table; the machine is shared, so compare ratios within a run.
    share its partitions, the same backlog is produced there.
 6. **freshness**: ``sloguard loadgen`` at ``--fresh-rate`` (default 2k single-event messages a second,
    which both stages keep up with on a shared 2-core box) while markers are produced to input
-   partition 0, each stamped with its send time (`benchmarks.freshness`); a marker is fresh once the
-   merge stage's /metrics counts it. Stage 1 is pinned, stage 2 shares the harness's CPU. Then the same
-   for the single process, for the part the second hop adds. The live partial records per input event
-   and both stages' live CPU per event come from here.
+   partition 0, each stamped with its send time (`benchmarks.freshness`), once stage 2 has applied a
+   first range; a marker is fresh once the merge stage's /metrics counts it (markers not seen 15 s
+   after the last was sent make p99 infinite). Stage 1 is pinned, stage 2 shares the harness's CPU.
+   Then the same for the single process, for the part the second hop adds. The live partial records
+   per input event and both stages' live CPU per event come from here.
 
 CPU is each process's user+system time from ``/proc`` (all threads), from the last poll (every 0.2 s)
 before it had processed anything to the first poll that saw it done: per-tick work (render, checkpoint)
