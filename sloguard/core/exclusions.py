@@ -33,6 +33,8 @@ Recurrence = Callable[[int, int], Iterable[int]]
 
 #: Intervals are computed for whole days around what is asked, and the last answer cached.
 _DAY_MS = 86_400_000
+#: The cached range grows to hold several asks (windows and the period) up to this span.
+_CACHE_SPAN_MS = 64 * _DAY_MS
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,11 @@ class ExclusionCalendar:
         """The excluded time in ``[lo_ms, hi_ms)``: sorted, merged ``[start, end)`` intervals, clipped."""
         a, z, cached = self._cache
         if not (a <= lo_ms and hi_ms <= z):
-            a, z = lo_ms // _DAY_MS * _DAY_MS, -(-hi_ms // _DAY_MS) * _DAY_MS
+            lo, hi = lo_ms // _DAY_MS * _DAY_MS, -(-hi_ms // _DAY_MS) * _DAY_MS
+            if z > a and max(hi, z) - min(lo, a) <= _CACHE_SPAN_MS:
+                # Keep what is cached as well: the fine and the coarse ring ask for different ranges.
+                lo, hi = min(lo, a), max(hi, z)
+            a, z = lo, hi
             cached = merge_intervals(o for x in self.exclusions for o in x.occurrences(a, z))
             self._cache = (a, z, cached)
         return [(max(s, lo_ms), min(e, hi_ms)) for s, e in cached if e > lo_ms and s < hi_ms]

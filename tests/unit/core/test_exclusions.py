@@ -211,3 +211,12 @@ def test_periods_list_each_occurrence_with_its_reason() -> None:
         (3 * h, 3 * h + 30 * 60_000, "deploy", "release 4.2"),
         (WEEK_MS + 2 * h, WEEK_MS + 2 * h + 60_000, "patching", "OS patching"),  # clipped at the range end
     ]
+
+
+def test_cached_intervals_equal_fresh_ones_for_any_sequence_of_asks() -> None:
+    cal = ExclusionCalendar((ONE_OFF, WEEKLY))
+    rnd = random.Random(21)
+    for _ in range(300):
+        lo = T0 + rnd.randrange(-WEEK_MS, 200 * DAY * 1000)
+        hi = lo + rnd.choice([1, 60_000, 6 * HOUR * 1000, 30 * DAY * 1000, 90 * DAY * 1000])
+        assert cal.intervals(lo, hi) == ExclusionCalendar((ONE_OFF, WEEKLY)).intervals(lo, hi)
