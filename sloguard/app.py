@@ -261,7 +261,12 @@ class Daemon:
         # due: a 15 s scrape interval costs one render per 15 s, not fifteen.
         exposition = self.engine.exposition
         self.http.set_metrics(functools.partial(self._render, exposition, snapshot, telemetry))
-        self.http.metrics_max_age = t.render_duration_seconds
+        # A render slower than half a tick: scrapes meanwhile get the newest rendered body, at most as old
+        # as from a daemon rendering back to back (published a tick before its render started, served
+        # until the next render is done: a tick and two renders); a faster render is waited for.
+        render_s = t.render_duration_seconds
+        tick_s = self.settings.tick_seconds
+        self.http.metrics_max_age = tick_s + 2 * render_s if render_s > tick_s / 2 else 0.0
         if self._scrape_due(time.monotonic()):
             self.http.prerender()
         self.latest = snapshot

@@ -125,7 +125,7 @@ class _Payload:
     a client asks for it (once, off the loop). A `BodySource` is rendered by the first request that
     needs it, or by `start`; once, shared by every request waiting for it."""
 
-    __slots__ = ("_gzip", "_members", "_source", "_task", "chunks", "length", "published", "served")
+    __slots__ = ("_gzip", "_members", "_source", "_task", "chunks", "length", "published")
     #: The text: ``chunks``, or (a `Body`, kept only gzipped) ``text``, decompressed as it is sent.
 
     def __init__(self, body: bytes | Sequence[bytes] | Body | BodySource) -> None:
@@ -136,8 +136,6 @@ class _Payload:
         self.chunks: tuple[bytes, ...] | Body = ()
         self.length = 0
         self.published = time.monotonic()
-        #: Whether a scrape got this body.
-        self.served = False
         if callable(body):
             self._source = body
         else:
@@ -265,9 +263,10 @@ class HttpServer:
         self.linger_timeout = linger_timeout
         self.routes = routes
         self._metrics: _Payload | None = None
-        #: The body published before the newest, and for how long after the newest was published it is
-        #: served while the newest is not rendered yet (`set_metrics`).
-        self._previous: _Payload | None = None
+        #: The newest body whose render is done, the one rendering in the background, and how old (since
+        #: published) a rendered body may be to be served while the newest is not rendered (`set_metrics`).
+        self._rendered: _Payload | None = None
+        self._rendering: _Payload | None = None
         self.metrics_max_age = 0.0
         #: When /metrics requests arrived (monotonic), the latest last: `scrape_times`.
         self._scrapes: collections.deque[float] = collections.deque(maxlen=8)
@@ -300,16 +299,25 @@ class HttpServer:
         """Publish a new exposition; scrapes from now on get it. A `Body` comes with its gzip encoding;
         other bodies are gzipped on the first scrape that asks. A `BodySource` is rendered on demand: by
         the first scrape (which waits for it), or ahead of one by `prerender`; a source never asked for
-        is never rendered. While it is not, for ``metrics_max_age`` seconds after it was published, a
-        scrape gets the previous body if that one was rendered ahead and not served yet (as it would from a
-        daemon that renders every body as soon as it is published, and takes that long). On the loop."""
-        self._previous = self._metrics
+        is never rendered. While it is not, a scrape gets the newest rendered body if that one was
+        published at most ``metrics_max_age`` seconds ago (0: never), and the newest starts rendering in
+        the background (unless a background render is running), for the next scrape. On the loop."""
         self._metrics = _Payload(body)
 
     def prerender(self) -> None:
         """Start rendering the published body now, so the next scrape need not wait for it."""
         if self._metrics is not None:
-            self._metrics.start()
+            self._background(self._metrics)
+
+    def _background(self, payload: _Payload) -> None:
+        if payload.rendered or (self._rendering is not None and not self._rendering.rendered):
+            return
+        self._rendering = payload
+        payload.start().add_done_callback(lambda _: self._done(payload))
+
+    def _done(self, payload: _Payload) -> None:
+        if payload.rendered and (self._rendered is None or payload.published >= self._rendered.published):
+            self._rendered = payload
 
     @property
     def scrape_times(self) -> tuple[float, ...]:
@@ -318,19 +326,14 @@ class HttpServer:
 
     async def _metrics_payload(self) -> _Payload | None:
         """The body a scrape gets (see `set_metrics`)."""
-        metrics, previous = self._metrics, self._previous
-        if metrics is None:
-            return None
-        if (
-            not metrics.rendered
-            and previous is not None
-            and previous.rendered
-            and not previous.served
-            and time.monotonic() - metrics.published <= self.metrics_max_age
-        ):
-            metrics = previous
+        metrics, rendered = self._metrics, self._rendered
+        if metrics is None or metrics.rendered:
+            return metrics
+        if rendered is not None and time.monotonic() - rendered.published <= self.metrics_max_age:
+            self._background(metrics)
+            return rendered
         await metrics.ready()
-        metrics.served = True
+        self._done(metrics)
         return metrics
 
     async def start(self) -> None:

@@ -475,12 +475,13 @@ async def test_a_body_source_is_rendered_once_when_first_asked_for(server: HttpS
     server.set_metrics(source(3))
     server.prerender()  # ahead of a scrape
     await until(lambda: renders == [2, 3], "the render ahead")
-    # Rendered ahead and not served yet: served while the newer body is not rendered, if young enough.
+    # A rendered body young enough is served while the newest is not rendered, which starts rendering.
     server.metrics_max_age = 60.0
     server.set_metrics(source(4))
     assert (await get(server.port, "/metrics", "Accept-Encoding: gzip")).body == gzip_member(b"a 3.0\n")
-    assert (await get(server.port, "/metrics")).body == b"a 4.0\n"  # 3 was served: wait for 4
-    server.metrics_max_age = 0.0
+    await until(lambda: renders == [2, 3, 4], "the render in the background")
+    assert (await get(server.port, "/metrics")).body == b"a 4.0\n"
+    server.metrics_max_age = 0.0  # none is young enough: wait for the newest
     server.set_metrics(source(5))
     assert (await get(server.port, "/metrics")).body == b"a 5.0\n"
     assert renders == [2, 3, 4, 5]
