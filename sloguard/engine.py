@@ -30,7 +30,7 @@ class Engine:
         self.config = config
         self.aggregator = Aggregator(config)
         #: The SLO file's SLAs, counted live (fed the batches the aggregator gets).
-        self.slas = LiveSlas(config)
+        self.slas = LiveSlas(config, background=True)
         self.decoder = self._decoder(config, self.aggregator)
         self.exposition = self._exposition(config)
 
@@ -50,7 +50,9 @@ class Engine:
         fresh = Aggregator(config)
         report = fresh.restore_state(self.aggregator.export_state())
         self.aggregator = fresh
-        self.slas = LiveSlas(config, self.slas)  # keeps the SLAs whose SLA and SLO are unchanged
+        self.slas = LiveSlas(
+            config, self.slas, background=True
+        )  # keeps the SLAs whose SLA and SLO are unchanged
         # New vocabularies come with the new aggregator: the decoder must write ids into those (and the
         # file's input: mapping may have changed).
         self.decoder = self._decoder(config, fresh)

@@ -4,11 +4,13 @@ The absorb step feeds every batch it gives the aggregator (`LiveSlas.ingest`, wi
 the counter covers the period holding ``now``); the tick asks for `LiveSlas.results` and puts them in
 the published snapshot, which the exposition turns into ``sloguard_sla_*`` (`sloguard.export.sla`).
 
-Evaluation runs on the event loop (the counters are live state, like the aggregator's buckets), only
+In the daemon (``background``) the tick hands the evaluation to a worker thread and publishes it on
+the first tick that finds it done; batches absorbed meanwhile are held and counted when it is (the
+counters are live state: only one side touches them at a time). It runs only
 when the figures can have changed: a slice closed, or a batch brought events into a slice already
 counted (late events); events of the slice in progress change nothing until it closes. It is also
 throttled: no sooner than ``_IDLE_FACTOR`` times the last evaluation's duration after it ended, so SLAs
-take at most about a tenth of the loop. Between evaluations the previous figures are published again.
+take at most about a tenth of a core. Between evaluations the previous figures are published again.
 
 A slice is counted once it is over: at ``now - SETTLE_MS`` aligned down to a slice, so events arriving
 within ``SETTLE_MS`` after their slice closed are still in the first figures that include the slice.
@@ -21,8 +23,9 @@ A new period starts empty; events of a past period arriving after it ended are n
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from sloguard.core.model import EventBatch
+from sloguard.core.model import EventBatch, LabelColumn, Vocab
 from sloguard.core.sla_live import LiveSla, PeriodCounter
 from sloguard.core.spec import Config
 
@@ -33,9 +36,16 @@ _IDLE_FACTOR = 9.0
 
 
 class LiveSlas:
-    """The live SLAs of one config: feed batches with `ingest`, read figures with `results`."""
+    """The live SLAs of one config: feed batches with `ingest`, read figures with `results`.
 
-    def __init__(self, config: Config, previous: LiveSlas | None = None) -> None:
+    ``background``: `results` runs the evaluation in a worker thread and publishes it on the next call
+    that finds it done (the daemon); batches that arrive meanwhile are held, then counted. Without it,
+    `results` evaluates at once (tests, tools).
+    """
+
+    def __init__(self, config: Config, previous: LiveSlas | None = None, *, background: bool = False) -> None:
+        if previous is not None:
+            previous._settle()  # an evaluation in flight reads the counters handed over below
         slos = {s.name: s for s in config.slos}
         kept = previous._live if previous is not None else {}
         self._live: dict[str, PeriodCounter] = {}
@@ -43,13 +53,16 @@ class LiveSlas:
             old = kept.get(sla.name)
             same = old is not None and old.sla == sla and old.slo == slos[sla.slo]
             self._live[sla.name] = old if same and old is not None else PeriodCounter(sla, slos[sla.slo])
+        self.background = background
         self._dirty = True
         #: The earliest end of the slices counted in ``_results``: an event before it changes them.
         self._counted_until = 0
         self._results: tuple[LiveSla, ...] = ()
         self._slices: tuple[int, ...] = ()
         self._next_at = 0.0
-        #: Seconds the last evaluation took (on the event loop).
+        self._running: Future[tuple[LiveSla, ...]] | None = None
+        self._held: list[tuple[EventBatch, int]] = []
+        #: Seconds the last evaluation took.
         self.evaluate_seconds = 0.0
 
     def __bool__(self) -> bool:
@@ -57,26 +70,84 @@ class LiveSlas:
 
     def ingest(self, batch: EventBatch, now_ms: int) -> None:
         """Count ``batch`` in every SLA's current period (events outside it are left out)."""
+        if not self._live or not len(batch):
+            return
+        if self._running is not None:
+            self._held.append((_pinned(batch), now_ms))
+            return
         for live in self._live.values():
             live.ingest(batch, now_ms)
-        if self._live and len(batch) and int(batch.ts_ms.min()) < self._counted_until:
+        if int(batch.ts_ms.min()) < self._counted_until:
             self._dirty = True
 
     def results(self, now_ms: int, *, force: bool = False) -> tuple[LiveSla, ...]:
-        """Every SLA evaluated at ``now_ms - SETTLE_MS`` when due (see the module docstring), else the
-        last figures."""
+        """The figures at ``now_ms - SETTLE_MS`` when due (see the module docstring), else the last ones;
+        in the background, the last ones until the evaluation started here is done. ``force``:
+        evaluate now, in this thread."""
         if not self._live:
             return ()
+        self._collect(wait=force)
+        if self._running is not None:
+            return self._results
         at = now_ms - SETTLE_MS
         counters = [live.at(now_ms) for live in self._live.values()]
         slices = tuple((at - c.start_ms) // c.slice_ms for c in counters)
         due = self._dirty or slices != self._slices
         if not force and (not due or time.monotonic() < self._next_at):
             return self._results
-        started = time.perf_counter()
-        self._results = tuple(live.evaluate(at, now_ms) for live in self._live.values())
         self._dirty, self._slices = False, slices
         self._counted_until = min(c.start_ms + n * c.slice_ms for c, n in zip(counters, slices, strict=True))
+        lives = tuple(self._live.values())
+        if self.background and not force:
+            self._running = _WORKER.submit(self._evaluate, lives, at, now_ms)
+            return self._results
+        self._results = self._evaluate(lives, at, now_ms)
+        return self._results
+
+    def _evaluate(self, lives: tuple[PeriodCounter, ...], at: int, now_ms: int) -> tuple[LiveSla, ...]:
+        started = time.perf_counter()
+        out = tuple(live.evaluate(at, now_ms) for live in lives)
         self.evaluate_seconds = time.perf_counter() - started
         self._next_at = time.monotonic() + _IDLE_FACTOR * self.evaluate_seconds
-        return self._results
+        return out
+
+    def _collect(self, *, wait: bool) -> None:
+        """Publish a finished background evaluation (``wait``: wait for it) and count the held batches."""
+        running = self._running
+        if running is None or not (wait or running.done()):
+            return
+        self._running = None
+        self._results = running.result()
+        held, self._held = self._held, []
+        for batch, now_ms in held:
+            self.ingest(batch, now_ms)
+
+    def _settle(self) -> None:
+        self._collect(wait=True)
+
+
+#: The one thread background evaluations run in (one at a time, whichever config they belong to).
+_WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sloguard-sla")
+
+
+def _pinned(batch: EventBatch) -> EventBatch:
+    """``batch`` with label columns that keep their values if the aggregator resets its vocabularies
+    before the batch is counted (`Vocab.reset` replaces the name list; a copy sharing it keeps it)."""
+
+    def pin(column: LabelColumn) -> LabelColumn:
+        vocab = Vocab()
+        vocab.ids, vocab.names, vocab.generation = (
+            column.vocab.ids,
+            column.vocab.names,
+            column.vocab.generation,
+        )
+        return LabelColumn(column.codes, vocab)
+
+    return EventBatch(
+        batch.ts_ms,
+        batch.status,
+        batch.latency_ms,
+        pin(batch.service),
+        pin(batch.endpoint),
+        pin(batch.customer),
+    )

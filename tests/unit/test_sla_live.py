@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sloguard import sla_live
-from sloguard.core.model import Event, EventBatch
+from sloguard.core.model import Event, EventBatch, Vocabs
 from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.export.collector import render
@@ -138,3 +138,29 @@ def test_evaluates_only_when_the_figures_can_change(monkeypatch: pytest.MonkeyPa
     assert late is not first and late[0].result.customers[0].attainment == Fraction(1, 3)
     closed = live.results(at_minute(4))  # a slice closed
     assert closed[0].result.customers[0].attainment == Fraction(1, 4)
+
+
+def test_background_evaluation_holds_batches_until_it_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sla_live, "_IDLE_FACTOR", 0.0)
+    vocabs = Vocabs()
+    live = LiveSlas(config(), background=True)
+    live.ingest(EventBatch.from_events([ev(0, "acme", 500)], vocabs), at_minute(2))
+    assert live.results(at_minute(2)) == ()  # started in the worker: nothing published yet
+    running = live._running
+    assert running is not None
+    # Absorbed while it runs: held, and their label values survive a reset of the vocabularies.
+    live.ingest(EventBatch.from_events([ev(1, "globex", 500)], vocabs), at_minute(2))
+    for vocab in (vocabs.service, vocabs.endpoint, vocabs.customer):
+        vocab.reset()
+    running.result()
+    (first,) = live.results(at_minute(2))  # done: published; the held batch is counted now (late: due)
+    assert [(c.customer, c.attainment) for c in first.result.customers] == [("acme", Fraction(1, 2))]
+    live.results(at_minute(2))
+    assert live._running is not None
+    # A reload waits for the evaluation in flight, then takes the counters over.
+    reloaded = LiveSlas(config(), live, background=True)
+    (r,) = reloaded.results(at_minute(2), force=True)
+    assert [(c.customer, c.attainment) for c in r.result.customers] == [
+        ("acme", Fraction(1, 2)),
+        ("globex", Fraction(1, 2)),
+    ]
