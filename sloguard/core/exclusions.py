@@ -8,7 +8,7 @@ Semantics (docs/exclusions.md):
 
 - Events with ``start <= ts < end`` of an exclusion that applies to an SLO are left out of that SLO's
   windows, budget, burn rates and alerts, at ingest, and counted as excluded instead
-  (`ExclusionCalendar.excluded`, ``sloguard_slo_excluded_events``).
+  (`ExclusionCalendar.excluded`, ``sloguard_excluded_events``).
 - The buckets do not keep event times, so an exclusion added later (retroactive, by a reload) can only
   remove whole buckets: `ExclusionCalendar.buckets` flags the buckets lying wholly inside an exclusion;
   a partly covered bucket is kept.

@@ -153,7 +153,7 @@ SELF_METRICS: tuple[SelfMetric, ...] = (
     SelfMetric("sloguard_evicted_series_total", "counter",
                "Series evicted after series_ttl without events (their counts moved to __overflow__).",
                _per_slo(lambda v: v.s.evicted_series)),
-    SelfMetric("sloguard_slo_excluded_events_total", "counter",
+    SelfMetric("sloguard_excluded_events_total", "counter",
                "Events left out of an SLO by a maintenance window (exclusions:; docs/exclusions.md).",
                _per_slo(lambda v: v.s.excluded_events)),
     SelfMetric("sloguard_latency_groups", "gauge", "Latency groups held in state.",

@@ -63,7 +63,7 @@ STAGE1_POINTS = (
     "stage1.after_intent_before_commit",
 )
 #: Self-metrics named like series but counted per process (stage 2: per partition): sums must agree.
-PER_PROCESS = ("sloguard_slo_excluded_events_total",)
+PER_PROCESS = ("sloguard_excluded_events_total",)
 COUNTERS = (
     "sloguard_partials_applied_total",
     "sloguard_partials_duplicate_total",

@@ -67,7 +67,7 @@ def test_a_window_added_by_reload_applies_to_the_past_and_to_new_events(tmp_path
         d.engine.exposition.render_chunks(d.engine.aggregator.snapshot(NOW), d.telemetry.snapshot())
     )
     _, samples = parse(body)
-    assert samples[key("sloguard_slo_excluded_events_total", slo="api")] == len(inside) + 6
+    assert samples[key("sloguard_excluded_events_total", slo="api")] == len(inside) + 6
 
     # Removing the window is forward only: what was left out does not come back.
     path.write_text(HEAD)

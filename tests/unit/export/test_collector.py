@@ -70,6 +70,7 @@ def test_counters_end_in_total_and_nothing_else_does() -> None:
         "sloguard_overflow_events",
         "sloguard_too_old_events",
         "sloguard_evicted_series",
+        "sloguard_excluded_events",
         "sloguard_latency_overflow_events",
         "sloguard_latency_too_old_events",
         "sloguard_http_connections",

@@ -112,11 +112,11 @@ def test_weekly_window_keeps_local_time_across_dst_and_counts_exactly() -> None:
     assert int(api.period_total.sum()) == len(kept)
     assert int(api.period_bad.sum()) == sum(e.status == 503 for e in kept)
     assert web.excluded_events == 0 and int(web.period_total.sum()) == len(stamps)
-    # Exported per SLO as a counter (the family sloguard_slo_excluded_events).
+    # Exported per SLO as a counter (the family sloguard_excluded_events).
     types, samples = parse(render(snap))
-    assert types["sloguard_slo_excluded_events"] == "counter"
-    assert samples[key("sloguard_slo_excluded_events_total", slo="api")] == 192
-    assert samples[key("sloguard_slo_excluded_events_total", slo="web")] == 0
+    assert types["sloguard_excluded_events"] == "counter"
+    assert samples[key("sloguard_excluded_events_total", slo="api")] == 192
+    assert samples[key("sloguard_excluded_events_total", slo="web")] == 0
 
 
 @pytest.mark.parametrize(
