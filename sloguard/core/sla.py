@@ -41,8 +41,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sloguard._types import I64, Bools, Intp
-from sloguard.core.aggregator import SeriesIndex, _endpoint_matcher, _Matcher
 from sloguard.core.model import OVERFLOW, EventBatch, Vocabs
+from sloguard.core.series import Matcher, SeriesIndex, endpoint_matcher
 from sloguard.core.spec import DAY, CalendarPeriod, SloSpec
 
 INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
@@ -215,8 +215,8 @@ class SlaCounter:
         self.n_slices = (end_ms - start_ms) // slice_ms
         self.vocabs = Vocabs()
         self.series = SeriesIndex(("customer",), slo.max_series)
-        self._service = _Matcher(lambda s: s == slo.service)
-        self._endpoint = _endpoint_matcher(slo.endpoints, slo.endpoints_exclude)
+        self._service = Matcher(lambda s: s == slo.service)
+        self._endpoint = endpoint_matcher(slo.endpoints, slo.endpoints_exclude)
         self._bad_ranges = slo.sli.bad_status
         self._threshold = slo.sli.threshold_ms if slo.sli.kind == "latency" else None
         self._pending: list[tuple[I64, I32, I32]] = []
