@@ -51,8 +51,9 @@ class LiveSlas:
         self._live: dict[str, PeriodCounter] = {}
         for sla in config.slas:
             old = kept.get(sla.name)
-            same = old is not None and old.sla == sla and old.slo == slos[sla.slo]
-            self._live[sla.name] = old if same and old is not None else PeriodCounter(sla, slos[sla.slo])
+            key = (sla, slos[sla.slo], config.exclusions)
+            same = old is not None and (old.sla, old.slo, old.exclusions) == key
+            self._live[sla.name] = old if same and old is not None else PeriodCounter(*key)
         self.background = background
         self._dirty = True
         #: The earliest end of the slices counted in ``_results``: an event before it changes them.

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sloguard._types import I64, Bools, Intp
+from sloguard.core.exclusions import Exclusion, ExclusionCalendar
 from sloguard.core.model import OVERFLOW, EventBatch, Vocabs
 from sloguard.core.series import Matcher, SeriesIndex, endpoint_matcher
 from sloguard.core.spec import DAY, CalendarPeriod, SloSpec
@@ -201,7 +202,9 @@ class SlaCounter:
     Feed every batch to `ingest`, in any order; `evaluate` at any ``now``.
     """
 
-    def __init__(self, sla: SlaSpec, slo: SloSpec, start_ms: int, end_ms: int) -> None:
+    def __init__(
+        self, sla: SlaSpec, slo: SloSpec, start_ms: int, end_ms: int, exclusions: tuple[Exclusion, ...] = ()
+    ) -> None:
         slice_ms = sla.measure.slice_seconds * 1000
         if end_ms <= start_ms or (end_ms - start_ms) % slice_ms:
             raise ValueError(
@@ -225,6 +228,8 @@ class SlaCounter:
         self._overflowed: set[str] = set()
         #: Events of the SLO outside the range (not counted).
         self.outside = 0
+        #: The SLO's maintenance windows (docs/exclusions.md): their events are left out, and counted there.
+        self.exclusions = ExclusionCalendar.for_slo(exclusions, slo)
 
     def ingest(self, batch: EventBatch) -> None:
         """Count the events of ``batch`` the SLO selects and the range holds."""
@@ -239,6 +244,8 @@ class SlaCounter:
         inside = sel & (ts >= self.start_ms) & (ts < self.end_ms)
         self.outside += int(np.count_nonzero(sel)) - int(np.count_nonzero(inside))
         idx = np.flatnonzero(inside)
+        if self.exclusions is not None:
+            idx = self.exclusions.keep(idx, ts)
         if len(idx):
             self._count(batch, idx)
         for vocab in (v.service, v.endpoint, v.customer):

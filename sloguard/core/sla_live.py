@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sloguard.core.exclusions import Exclusion
 from sloguard.core.model import EventBatch
 from sloguard.core.sla import SlaCounter, SlaResult, SlaSpec
 from sloguard.core.spec import SloSpec
@@ -25,8 +26,8 @@ class LiveSla:
 class PeriodCounter:
     """One SLA over its current period: a fresh `SlaCounter` each time ``now`` enters a new one."""
 
-    def __init__(self, sla: SlaSpec, slo: SloSpec) -> None:
-        self.sla, self.slo = sla, slo
+    def __init__(self, sla: SlaSpec, slo: SloSpec, exclusions: tuple[Exclusion, ...] = ()) -> None:
+        self.sla, self.slo, self.exclusions = sla, slo, exclusions
         self.counter: SlaCounter | None = None
         self.since_ms = 0
 
@@ -36,7 +37,7 @@ class PeriodCounter:
         if c is None or not c.start_ms <= now_ms < c.end_ms:
             start, end = self.sla.period.bounds(now_ms)
             self.since_ms = now_ms if c is None else start
-            c = self.counter = SlaCounter(self.sla, self.slo, start, end)
+            c = self.counter = SlaCounter(self.sla, self.slo, start, end, self.exclusions)
         return c
 
     def ingest(self, batch: EventBatch, now_ms: int) -> None:

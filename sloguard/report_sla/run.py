@@ -56,7 +56,7 @@ def run(
     """Decode every record of ``source`` once and count it for each SLA; evaluate each at ``now_ms``
     (clipped to its range: a past month is reported whole)."""
     slos = {s.name: s for s in config.slos}
-    counters = [SlaCounter(sla, slos[sla.slo], *span.bounds(sla)) for sla in slas]
+    counters = [SlaCounter(sla, slos[sla.slo], *span.bounds(sla), config.exclusions) for sla in slas]
     vocabs = Vocabs()
     decoder = Decoder(vocabs=vocabs, input=effective_input(config.input, input_preset))
     invalid = Rejections()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterator
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.exclusions import Exclusion, ExclusionCalendar, Recurrence, merge_intervals
 from sloguard.core.model import Event, EventBatch
+from sloguard.core.sla import CreditTier, Occurrences, SlaCounter, SlaSpec
 from sloguard.core.spec import DAY, HOUR, MINUTE, Config, RollingPeriod
 from tests.support import slice_groundtruth as sg
 from tests.support.specs import slo
@@ -220,3 +222,25 @@ def test_cached_intervals_equal_fresh_ones_for_any_sequence_of_asks() -> None:
         lo = T0 + rnd.randrange(-WEEK_MS, 200 * DAY * 1000)
         hi = lo + rnd.choice([1, 60_000, 6 * HOUR * 1000, 30 * DAY * 1000, 90 * DAY * 1000])
         assert cal.intervals(lo, hi) == ExclusionCalendar((ONE_OFF, WEEKLY)).intervals(lo, hi)
+
+
+def test_sla_counter_leaves_excluded_events_out_of_attainment() -> None:
+    # An occurrences SLA over 100 minutes: the window [10 min, 20 min) holds an outage that must not count.
+    spec = slo()
+    sla = SlaSpec("api-sla", spec.name, Occurrences(), (CreditTier(Fraction(99), Fraction(10)),))
+    window = Exclusion("upgrade", T0 + 10 * 60_000, 10 * 60_000, "db upgrade", slos=(spec.name,))
+    rnd = random.Random(4)
+    events = [
+        Event(T0 + rnd.randrange(100 * 60_000), "checkout", "GET /", rnd.choice("ab"), 200, 1.0)
+        for _ in range(2000)
+    ]
+    events += [Event(T0 + 10 * 60_000 + i * 1000, "checkout", "GET /", "a", 503, 1.0) for i in range(600)]
+    counter = SlaCounter(sla, spec, T0, T0 + 100 * 60_000, (window,))
+    counter.ingest(EventBatch.from_events(events))
+    kept = [e for e in events if not T0 + 10 * 60_000 <= e.ts_ms < T0 + 20 * 60_000]
+    for c in counter.evaluate(T0 + 100 * 60_000).customers:
+        mine = [e for e in kept if e.customer == c.customer]
+        assert (c.good, c.total) == (sum(e.status == 200 for e in mine), len(mine))
+        assert c.attainment == 1 and c.credit is None and c.downtime == ()
+    assert counter.exclusions is not None
+    assert counter.exclusions.excluded == len(events) - len(kept) >= 600
