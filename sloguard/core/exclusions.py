@@ -69,6 +69,16 @@ class Exclusion:
         return [(s, s + d) for s in starts if s + d > lo_ms and s < hi_ms]
 
 
+@dataclass(frozen=True, slots=True)
+class ExcludedPeriod:
+    """One occurrence of a window within a range (clipped), as a report lists it."""
+
+    start_ms: int
+    end_ms: int
+    name: str
+    reason: str
+
+
 def merge_intervals(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """Sorted, disjoint, non-adjacent ``[start, end)`` intervals covering exactly the union of ``spans``."""
     out: list[tuple[int, int]] = []
@@ -117,13 +127,15 @@ class ExclusionCalendar:
             self._cache = (a, z, cached)
         return [(max(s, lo_ms), min(e, hi_ms)) for s, e in cached if e > lo_ms and s < hi_ms]
 
-    def periods(self, lo_ms: int, hi_ms: int) -> list[tuple[int, int, Exclusion]]:
+    def periods(self, lo_ms: int, hi_ms: int) -> list[ExcludedPeriod]:
         """Each occurrence overlapping ``[lo_ms, hi_ms)``, clipped, with its exclusion (name, reason), in
         time order: what a report lists as excluded periods."""
         found = [
-            (max(s, lo_ms), min(e, hi_ms), x) for x in self.exclusions for s, e in x.occurrences(lo_ms, hi_ms)
+            ExcludedPeriod(max(s, lo_ms), min(e, hi_ms), x.name, x.reason)
+            for x in self.exclusions
+            for s, e in x.occurrences(lo_ms, hi_ms)
         ]
-        return sorted(found, key=lambda p: (p[0], p[1], p[2].name))
+        return sorted(found, key=lambda p: (p.start_ms, p.end_ms, p.name))
 
     def _bounds(self, lo_ms: int, hi_ms: int) -> I64:
         flat: I64 = np.array(self.intervals(lo_ms, hi_ms), np.int64).reshape(-1)

@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sloguard._types import I64, Bools, Intp
-from sloguard.core.exclusions import Exclusion, ExclusionCalendar
+from sloguard.core.exclusions import ExcludedPeriod, Exclusion, ExclusionCalendar
 from sloguard.core.model import OVERFLOW, EventBatch, Vocabs
 from sloguard.core.series import Matcher, SeriesIndex, endpoint_matcher
 from sloguard.core.spec import DAY, CalendarPeriod, SloSpec
@@ -193,6 +193,8 @@ class SlaResult:
     overflow_events: int
     overflow_customers: int
     warnings: tuple[str, ...]
+    #: The SLO's maintenance windows in ``[start_ms, now_ms)``: their events are not counted.
+    excluded: tuple[ExcludedPeriod, ...] = ()
 
 
 class SlaCounter:
@@ -322,6 +324,9 @@ class SlaCounter:
             overflow_events=over_events,
             overflow_customers=n_over,
             warnings=warnings,
+            excluded=()
+            if self.exclusions is None
+            else tuple(self.exclusions.periods(self.start_ms, min(now_ms, self.end_ms))),
         )
 
     def _customer(self, row: int, elapsed: int, slices: I64, total: I64, bad: I64) -> CustomerSla:

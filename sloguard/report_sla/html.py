@@ -105,6 +105,13 @@ def _sla(s: dict[str, Any]) -> str:
         counts[key] = counts.get(key, 0) + 1
     summary = "".join(f"<span>{escape(k)}: <b>{v}</b></span>" for k, v in counts.items())
     warnings = "".join(f'<p class="warn">{escape(w)}</p>' for w in s["warnings"])
+    excluded = "; ".join(
+        f"{escape(p['start'])} – {escape(p['end'])} {escape(p['name'])}"
+        + (f" ({escape(p['reason'])})" if p["reason"] else "")
+        for p in s.get("excluded", ())
+    )
+    if excluded:
+        warnings += f'<p class="meta">maintenance windows, not counted: {excluded}</p>'
     customers = sorted(
         s["customers"],
         key=lambda c: (c["attainment_percent"] is None, c["attainment_percent"] or 0, c["customer"]),

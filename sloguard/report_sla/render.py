@@ -82,6 +82,10 @@ def sla_dict(r: SlaResult) -> dict[str, Any]:
         "overflow_events": r.overflow_events,
         "overflow_customers": r.overflow_customers,
         "warnings": list(r.warnings),
+        "excluded": [
+            {"start": rfc3339(p.start_ms), "end": rfc3339(p.end_ms), "name": p.name, "reason": p.reason}
+            for p in r.excluded
+        ],
         "customers": [customer_dict(c, exact) for c in r.customers],
     }
 

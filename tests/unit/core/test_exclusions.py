@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from sloguard.core.aggregator import Aggregator
-from sloguard.core.exclusions import Exclusion, ExclusionCalendar, Recurrence, merge_intervals
+from sloguard.core.exclusions import ExcludedPeriod, Exclusion, ExclusionCalendar, Recurrence, merge_intervals
 from sloguard.core.model import Event, EventBatch
 from sloguard.core.sla import CreditTier, Occurrences, SlaCounter, SlaSpec
 from sloguard.core.spec import DAY, HOUR, MINUTE, Config, RollingPeriod
+from sloguard.report_sla.html import to_html
+from sloguard.report_sla.render import sla_dict, to_dict
 from tests.support import slice_groundtruth as sg
 from tests.support.specs import slo
 from tests.unit.core.test_slices import assert_matches_oracle, sliced, traffic
@@ -204,8 +206,8 @@ def test_retroactive_exclusion_on_reload_removes_whole_buckets_only() -> None:
 def test_periods_list_each_occurrence_with_its_reason() -> None:
     cal = ExclusionCalendar((ONE_OFF, WEEKLY))
     got = [
-        (a - T0, z - T0, x.name, x.reason)
-        for a, z, x in cal.periods(T0, T0 + WEEK_MS + 2 * HOUR * 1000 + 60_000)
+        (p.start_ms - T0, p.end_ms - T0, p.name, p.reason)
+        for p in cal.periods(T0, T0 + WEEK_MS + 2 * HOUR * 1000 + 60_000)
     ]
     h = HOUR * 1000
     assert got == [
@@ -238,7 +240,22 @@ def test_sla_counter_leaves_excluded_events_out_of_attainment() -> None:
     counter = SlaCounter(sla, spec, T0, T0 + 100 * 60_000, (window,))
     counter.ingest(EventBatch.from_events(events))
     kept = [e for e in events if not T0 + 10 * 60_000 <= e.ts_ms < T0 + 20 * 60_000]
-    for c in counter.evaluate(T0 + 100 * 60_000).customers:
+    result = counter.evaluate(T0 + 100 * 60_000)
+    assert result.excluded == (ExcludedPeriod(T0 + 10 * 60_000, T0 + 20 * 60_000, "upgrade", "db upgrade"),)
+    # The report lists it (JSON; the HTML page writes the same under the SLA's heading).
+    assert sla_dict(result)["excluded"] == [
+        {
+            "start": "2026-01-01T00:10:00Z",
+            "end": "2026-01-01T00:20:00Z",
+            "name": "upgrade",
+            "reason": "db upgrade",
+        }
+    ]
+    assert (
+        "maintenance windows, not counted: 2026-01-01T00:10:00Z – 2026-01-01T00:20:00Z upgrade (db upgrade)"
+        in (to_html(to_dict([result], {}, len(events)), "now"))
+    )
+    for c in result.customers:
         mine = [e for e in kept if e.customer == c.customer]
         assert (c.good, c.total) == (sum(e.status == 200 for e in mine), len(mine))
         assert c.attainment == 1 and c.credit is None and c.downtime == ()
