@@ -155,8 +155,6 @@ class _SloState:
         per window, not a pass over every slot. `SloCounts.evaluate` does the rest, on copies."""
         spec = self.spec
         rows = len(self.series)
-        if excluded is None and self.exclusions is not None:
-            excluded = self.exclusions.buckets
         if spec.budgeting is not None:
             return self._capture_slices(spec.budgeting, now_ms, rows, excluded)
         counts: dict[int, tuple[I64, I64]] = {}
@@ -199,8 +197,9 @@ class _SloState:
     ) -> SloCounts:
         """`capture` for time-slice budgeting (`core.slices`): every window and the period end at ``now``
         aligned down to the slice (the slice in progress is pending) and are read, slice by slice, from
-        the coarse ring, whose buckets divide the slice. ``excluded``: the seam for exclusions
-        (`ExclusionMask`; not wired to the SLO file yet)."""
+        the coarse ring, whose buckets divide the slice. ``excluded``: an `ExclusionMask` for this read
+        (slices judged afresh); the SLO's own windows (``self.exclusions``) are fixed for its life and their
+        buckets hold no events (dropped at ingest and on restore), so judged slices are kept with them."""
         spec = self.spec
         s_ms = b.slice * 1000
         k = s_ms // self.coarse.res_ms
@@ -223,7 +222,9 @@ class _SloState:
         else:
 
             def judge(a: int, z: int) -> tuple[I64, F64]:
-                t, bd, live = slices.per_slice(*self.coarse.dense(a * k, z * k, rows), k)
+                x = self.exclusions
+                mask = None if x is None else x.buckets(a * k * res, z * k * res, res)
+                t, bd, live = slices.per_slice(*self.coarse.dense(a * k, z * k, rows), k, mask)
                 return slices.judge(b, t, bd, live)
 
             self.judged.fill(lo, end, rows, judge)

@@ -161,6 +161,14 @@ def test_time_slice_slo_with_an_exclusion_covering_part_of_a_slice() -> None:
         snap = agg.snapshot(now).slos[0]
         assert_matches_oracle(spec, events, snap, now, excluded)
         assert snap.excluded_events == sum(inside(e.ts_ms, excluded) for e in events)
+    # Late events, inside and outside the windows, after the slices were judged (and kept): exact still.
+    late = [Event(a + 30_000, "checkout", "GET /x", "globex", 503, 1.0) for a, _ in excluded]
+    late += [Event(end - 3 * 60_000 + i, "checkout", "GET /x", "globex", 503, 1.0) for i in range(50)]
+    agg.ingest(EventBatch.from_events(late))
+    events += late
+    snap = agg.snapshot(end + 61_000).slos[0]
+    assert_matches_oracle(spec, events, snap, end + 61_000, excluded)
+    assert snap.excluded_events == sum(inside(e.ts_ms, excluded) for e in events)
 
 
 def test_retroactive_exclusion_on_reload_removes_whole_buckets_only() -> None:
