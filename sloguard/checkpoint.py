@@ -18,6 +18,10 @@ by ``{"$a": i}``; ``arrays`` in meta gives each one's dtype and length, and thei
 Arrays are stored in the narrowest integer type that holds them. Nothing is pickled: a checkpoint from
 an untrusted disk can be refused, never executed.
 
+``meta["slas"]`` (optional, added after format 1 was first written) holds the live SLA counters by SLA
+name (`sloguard.core.sla_live.SlaState`): a checkpoint without it still loads, with no SLA counts, and a
+sloguard that predates it reads the rest and ignores it, so the format version stays 1.
+
 Stores sit behind `CheckpointStore` (save bytes, list, read), so a Kafka-topic store can follow the
 local `DirectoryStore`: temp file, fsync, rename, fsync the directory, keep the newest ``keep``.
 """
@@ -39,6 +43,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sloguard._types import I64
+from sloguard.core.sla import SlaCounterState
+from sloguard.core.sla_live import SlaState
 from sloguard.core.state import (
     STATE_VERSION,
     AggregatorState,
@@ -70,6 +76,8 @@ class Checkpoint:
     sloguard_version: str = ""
     #: Free-form details for people (config path, host); not interpreted.
     info: dict[str, str] = field(default_factory=dict)
+    #: The live SLA counters by SLA name, taken with ``state`` (empty: none, or an older checkpoint).
+    slas: dict[str, SlaState] = field(default_factory=dict)
 
 
 # -- encoding -----------------------------------------------------------------------------------------
@@ -130,6 +138,22 @@ def _series(s: SeriesState, arrays: _Arrays) -> dict[str, Any]:
     return {"keys": [list(k) for k in s.keys], "row_events": arrays.put(s.row_events)}
 
 
+def _sla(s: SlaState, arrays: _Arrays) -> dict[str, Any]:
+    c = s.counter
+    return {
+        "fingerprint": s.fingerprint,
+        "since_ms": s.since_ms,
+        "start_ms": c.start_ms,
+        "end_ms": c.end_ms,
+        "series": _series(c.series, arrays),
+        "keys": arrays.put(c.keys),
+        "total": arrays.put(c.total),
+        "bad": arrays.put(c.bad),
+        "overflowed": list(c.overflowed),
+        "outside": c.outside,
+    }
+
+
 def encode(checkpoint: Checkpoint, level: int = 6) -> bytes:
     """The checkpoint as bytes (format above)."""
     st = checkpoint.state
@@ -166,6 +190,7 @@ def encode(checkpoint: Checkpoint, level: int = 6) -> bytes:
             "newest_ms": st.newest_ms,
             "oldest_ms": st.oldest_ms,
         },
+        "slas": {name: _sla(s, arrays) for name, s in sorted(checkpoint.slas.items())},
         "arrays": arrays.specs,
     }
     meta_bytes = json.dumps(meta, ensure_ascii=False, separators=(",", ":")).encode()
@@ -274,6 +299,23 @@ def _state_from(st: dict[str, Any], arrays: list[I64]) -> AggregatorState:
     )
 
 
+def _slas_from(slas: dict[str, Any], arrays: list[I64]) -> dict[str, SlaState]:
+    def one(d: dict[str, Any]) -> SlaState:
+        counter = SlaCounterState(
+            start_ms=_int(d["start_ms"]),
+            end_ms=_int(d["end_ms"]),
+            series=_series_from(d["series"], arrays),
+            keys=arrays[_int(d["keys"]["$a"])],
+            total=arrays[_int(d["total"]["$a"])],
+            bad=arrays[_int(d["bad"]["$a"])],
+            overflowed=tuple(str(c) for c in d["overflowed"]),
+            outside=_int(d["outside"]),
+        )
+        return SlaState(str(d["fingerprint"]), _int(d["since_ms"]), counter)
+
+    return {str(name): one(d) for name, d in slas.items()}
+
+
 def _from_meta(meta: dict[str, Any], blob: memoryview) -> Checkpoint:
     version = meta["state_version"]
     if version != STATE_VERSION:
@@ -286,6 +328,7 @@ def _from_meta(meta: dict[str, Any], blob: memoryview) -> Checkpoint:
         created_ms=_int(meta["created_ms"]),
         sloguard_version=str(meta.get("sloguard_version", "")),
         info={str(k): str(v) for k, v in meta.get("info", {}).items()},
+        slas=_slas_from(meta.get("slas", {}), arrays),
     )
 
 

@@ -1,6 +1,7 @@
 """When the daemon checkpoints and restores (the file format and stores are `sloguard.checkpoint`).
 
-* On start (`Checkpointer.restore`) the newest good checkpoint's state goes into the aggregator and its
+* On start (`Checkpointer.restore`) the newest good checkpoint's state goes into the aggregator (and its
+  live SLA counters into the engine's `LiveSlas`, when of the same SLA and period) and its
   offsets into the `OffsetLedger`, which has each partition seek back to them on its first assignment:
   after a crash nothing is lost or counted twice.
 * Every ``checkpoint.interval`` (`Checkpointer.run`), on partition revocation (`on_revoke`, before the
@@ -78,6 +79,7 @@ class Checkpointer:
             return
         name, cp = found
         report = self.engine.aggregator.restore_state(cp.state)
+        slas = self.engine.slas.restore_state(cp.slas, self.clock.now_ms())
         self.offsets.restored(cp.offsets)
         log.info(
             "checkpoint_restored",
@@ -89,7 +91,11 @@ class Checkpointer:
             restored=list(report.restored),
             fresh=list(report.fresh),
             dropped=list(report.dropped),
+            slas_restored=list(slas.restored),
+            slas_fresh=list(slas.fresh),
         )
+        for sla, why in sorted(slas.dropped.items()):
+            log.info("checkpoint_sla_dropped", file=name, sla=sla, reason=why, hint="counting it afresh")
 
     async def checkpoint(self, reason: str) -> bool:
         """Write a checkpoint of the current state and offsets, then mark those offsets for commit and
@@ -98,10 +104,12 @@ class Checkpointer:
         async with self._lock:
             started = time.perf_counter()
             # Taken together, between two absorbs (one event loop): the state holds exactly the events
-            # before these offsets. Exporting copies, so ingesting may go on while the thread writes.
+            # before these offsets, and so do the live SLA counters (exported in the same step).
+            # Exporting copies, so ingesting may go on while the thread writes.
             offsets = self.offsets.checkpoint_offsets()
             cp = Checkpoint(
                 state=self.engine.aggregator.export_state(),
+                slas=self.engine.slas.export_state(),
                 offsets=offsets,
                 created_ms=self.clock.now_ms(),
                 sloguard_version=__version__,

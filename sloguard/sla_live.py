@@ -15,18 +15,23 @@ take at most about a tenth of a core. Between evaluations the previous figures a
 A slice is counted once it is over: at ``now - SETTLE_MS`` aligned down to a slice, so events arriving
 within ``SETTLE_MS`` after their slice closed are still in the first figures that include the slice.
 
-Not checkpointed: a restart starts each SLA's counts empty (the slices before the restart count as
-without traffic), see ``since_ms``; a reload keeps the counters of SLAs whose SLA and SLO did not change.
+Checkpointed with the aggregator (`export_state`, `restore_state`, called by `sloguard.checkpointer` at
+the same point as the aggregator's state): a restart carries on counting the period from the counts
+the checkpoint holds, and the events after its offsets are read again and counted once. An SLA that
+changed, or whose period ended, starts empty (the slices before the restart count as without traffic,
+see ``since_ms``); a reload keeps the counters of SLAs whose SLA and SLO did not change.
 A new period starts empty; events of a past period arriving after it ended are not counted.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from sloguard.core.model import EventBatch, LabelColumn, Vocab
-from sloguard.core.sla_live import LiveSla, PeriodCounter
+from sloguard.core.sla_live import LiveSla, PeriodCounter, SlaState
 from sloguard.core.spec import Config
 
 #: Events of a slice arriving this long after it closed still count in the first figures with it.
@@ -125,6 +130,39 @@ class LiveSlas:
 
     def _settle(self) -> None:
         self._collect(wait=True)
+
+    def export_state(self) -> dict[str, SlaState]:
+        """Every SLA's counts of its current period, as of every batch ingested so far (waits for the
+        evaluation in flight, which reads the counters, and counts the batches held meanwhile)."""
+        self._settle()
+        states = {name: live.dump() for name, live in self._live.items()}
+        return {name: s for name, s in states.items() if s is not None}
+
+    def restore_state(self, states: Mapping[str, SlaState], now_ms: int) -> SlaRestoreReport:
+        """Put checkpointed counts back into these fresh counters (start-up): each SLA whose state is of
+        the same definition and of the period holding ``now_ms`` (the others start empty)."""
+        restored: list[str] = []
+        refused: dict[str, str] = {}
+        for name, state in states.items():
+            live = self._live.get(name)
+            why = "no longer configured" if live is None else live.restore(state, now_ms)
+            if why is None:
+                restored.append(name)
+            else:
+                refused[name] = why
+        self._dirty = True
+        fresh = tuple(n for n in self._live if n not in restored)
+        return SlaRestoreReport(tuple(restored), fresh, refused)
+
+
+@dataclass(frozen=True, slots=True)
+class SlaRestoreReport:
+    """What `LiveSlas.restore_state` did, for the log line: SLAs restored, started empty, and each
+    checkpointed SLA dropped with the reason."""
+
+    restored: tuple[str, ...]
+    fresh: tuple[str, ...]
+    dropped: dict[str, str]
 
 
 #: The one thread background evaluations run in (one at a time, whichever config they belong to).

@@ -45,6 +45,7 @@ from sloguard.core.exclusions import ExcludedPeriod, Exclusion, ExclusionCalenda
 from sloguard.core.model import OVERFLOW, EventBatch, Vocabs
 from sloguard.core.series import Matcher, SeriesIndex, endpoint_matcher
 from sloguard.core.spec import DAY, CalendarPeriod, SloSpec
+from sloguard.core.state import SeriesState
 
 INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
 OK = "OK"
@@ -197,6 +198,22 @@ class SlaResult:
     excluded: tuple[ExcludedPeriod, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SlaCounterState:
+    """A `SlaCounter`'s counts as plain values (a daemon checkpoint holds them, `core.sla_live`)."""
+
+    start_ms: int
+    end_ms: int
+    series: SeriesState
+    #: The non-empty cells, sorted by key = row · slices + slice.
+    keys: I64
+    total: I64
+    bad: I64
+    #: Customers counted under ``__overflow__``.
+    overflowed: tuple[str, ...]
+    outside: int
+
+
 class SlaCounter:
     """Per customer and slice: total and bad events of one SLA's SLO within ``[start_ms, end_ms)``.
 
@@ -284,6 +301,38 @@ class SlaCounter:
             cells, self._cells = self._cells, (np.zeros(0, np.int64), _empty32(), _empty32())
             self._cells = _merge(cells, _sum_by_key(*_joined(parts)))
         return self._cells
+
+    def dump(self) -> SlaCounterState:
+        """A copy of the counts; the counter can keep ingesting afterwards."""
+        keys, total, bad = self._compact()
+        return SlaCounterState(
+            start_ms=self.start_ms,
+            end_ms=self.end_ms,
+            series=self.series.dump(),
+            keys=keys.copy(),
+            total=total.astype(np.int64),
+            bad=bad.astype(np.int64),
+            overflowed=tuple(sorted(self._overflowed)),
+            outside=self.outside,
+        )
+
+    def load(self, state: SlaCounterState) -> None:
+        """Put ``state`` back into this fresh counter (same SLA, SLO and range; raises ValueError)."""
+        if (state.start_ms, state.end_ms) != (self.start_ms, self.end_ms):
+            raise ValueError("the state is of another range")
+        if len(self.series) or self._pending or len(self._cells[0]):
+            raise ValueError("load() needs a fresh counter")
+        keys = np.asarray(state.keys, np.int64)
+        if not len(keys) == len(state.total) == len(state.bad):
+            raise ValueError("cell columns of different lengths")
+        if len(keys) and (keys[0] < 0 or bool(np.any(np.diff(keys) <= 0))):
+            raise ValueError("cell keys are not sorted and unique")
+        if len(keys) and int(keys[-1]) >= len(state.series.keys) * self.n_slices:
+            raise ValueError("a cell lies outside the counter's rows and slices")
+        self.series.load(state.series)
+        self._cells = (keys.copy(), state.total.astype(np.int32), state.bad.astype(np.int32))
+        self._overflowed = set(state.overflowed)
+        self.outside = state.outside
 
     def evaluate(self, now_ms: int) -> SlaResult:
         """Every customer's figures at ``now_ms`` (slices from the range start up to ``now`` aligned down
