@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Context, Decimal
 from fractions import Fraction
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -174,3 +175,44 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.lines:
             raise SpecError(self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One item of a list section, with its label (``slas[2] (api-sla)``) and a `report` that names it."""
+
+    index: int
+    raw: Any
+    label: str
+    report: Report
+
+
+def named_items(raw: Sequence[Any], section: str, noun: str, problems: Problems) -> Iterator[Item]:
+    """Each item of the list section ``section`` (``slos``, ``slas``, ``exclusions``) as an `Item`; a name
+    already used by an earlier item is reported on the later one (``duplicate SLA name; slas[0] already
+    uses it``), before the item itself is validated."""
+    first_use: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        label = f"{section}[{i}] ({name})" if isinstance(name, str) and name else f"{section}[{i}]"
+
+        def report(loc: Loc, message: str, label: str = label) -> None:
+            problems.add(label, loc, message)
+
+        if isinstance(name, str):
+            if name in first_use:
+                report(("name",), f"duplicate {noun} name; {section}[{first_use[name]}] already uses it")
+            first_use.setdefault(name, i)
+        yield Item(i, item, label, report)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def validated(model: type[_M], item: Item, problems: Problems) -> _M | None:
+    """``item`` as ``model``, or None with its problems added under the item's label."""
+    try:
+        return model.model_validate(item.raw)
+    except ValidationError as exc:
+        problems.add_validation(item.label, exc, model)
+        return None

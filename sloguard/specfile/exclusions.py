@@ -30,11 +30,11 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule, rrulestr
-from pydantic import Field, PlainValidator, ValidationError
+from pydantic import Field, PlainValidator
 
 from sloguard.core.exclusions import Exclusion, Recurrence
 from sloguard.core.spec import SloSpec, format_duration
-from sloguard.specfile.errors import Loc, Problems, refusal
+from sloguard.specfile.errors import Loc, Problems, named_items, refusal, validated
 from sloguard.specfile.schema import _Schema
 from sloguard.specfile.validators import positive_duration, slo_name, time_zone
 
@@ -95,24 +95,10 @@ def parse_exclusions(raw: Any, slos: tuple[SloSpec, ...], problems: Problems) ->
         problems.add("", ("exclusions",), "must be a list of maintenance windows")
         return ()
     out: list[Exclusion] = []
-    seen: dict[str, int] = {}
-    for i, item in enumerate(raw):
-        label = f"exclusions[{i}]" + (
-            f" ({item['name']})" if isinstance(item, dict) and item.get("name") else ""
-        )
-
-        def report(loc: Loc, message: str, label: str = label) -> None:
-            problems.add(label, loc, message)
-
-        try:
-            model = ExclusionModel.model_validate(item)
-        except ValidationError as exc:
-            problems.add_validation(label, exc, ExclusionModel)
+    for it in named_items(raw, "exclusions", "exclusion", problems):
+        if (model := validated(ExclusionModel, it, problems)) is None:
             continue
-        if model.name in seen:
-            report(("name",), f"duplicate exclusion name; exclusions[{seen[model.name]}] already uses it")
-        seen.setdefault(model.name, i)
-        x = _exclusion(model, slos, report)
+        x = _exclusion(model, slos, it.report)
         if x is not None:
             out.append(x)
     return tuple(out)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from sloguard.core.spec import Config, LatencySpec, SloSpec
 from sloguard.specfile import mapping
-from sloguard.specfile.errors import Loc, Problems, SpecError, show
+from sloguard.specfile.errors import Problems, SpecError, named_items, show, validated
 from sloguard.specfile.exclusions import parse_exclusions
 from sloguard.specfile.inputs import parse_input
 from sloguard.specfile.loader import MAX_FILE_BYTES, load_documents, too_big
@@ -84,32 +84,12 @@ def _check_document(data: Any, problems: Problems) -> None:
         problems.raise_if_any()
 
 
-def _slo_label(index: int, raw: Any) -> str:
-    name = raw.get("name") if isinstance(raw, dict) else None
-    return f"slos[{index}] ({name})" if isinstance(name, str) and name else f"slos[{index}]"
-
-
 def _slos(raw_slos: list[Any], problems: Problems) -> tuple[SloSpec, ...]:
     """Each SLO validated and mapped on its own (``slos[i] (name)`` in its problems); names must be unique."""
     slos: list[SloSpec] = []
-    first_use: dict[str, int] = {}
-    for i, raw in enumerate(raw_slos):
-        where = _slo_label(i, raw)
-
-        def report(loc: Loc, message: str, where: str = where) -> None:
-            problems.add(where, loc, message)
-
-        name = raw.get("name") if isinstance(raw, dict) else None
-        if isinstance(name, str):
-            if name in first_use:
-                report(("name",), f"duplicate SLO name; slos[{first_use[name]}] already uses it")
-            first_use.setdefault(name, i)
-        try:
-            model = SloModel.model_validate(raw)
-        except ValidationError as exc:
-            problems.add_validation(where, exc, SloModel)
-            continue
-        slos.append(mapping.slo(model, report))
+    for item in named_items(raw_slos, "slos", "SLO", problems):
+        if (model := validated(SloModel, item, problems)) is not None:
+            slos.append(mapping.slo(model, item.report))
     return tuple(slos)
 
 

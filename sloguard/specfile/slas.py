@@ -32,7 +32,7 @@ from sloguard.core.sla import (
     measure_name,
 )
 from sloguard.core.spec import DAY, HOUR, MINUTE, CalendarPeriod, SloSpec, format_duration
-from sloguard.specfile.errors import Loc, Problems, number, refusal
+from sloguard.specfile.errors import Loc, Problems, named_items, number, refusal
 from sloguard.specfile.schema import CalendarModel, _Schema
 from sloguard.specfile.sla_presets import PRESETS
 from sloguard.specfile.validators import Number, positive_duration, slo_name
@@ -113,19 +113,8 @@ def parse_slas(raw: Any, slos: tuple[SloSpec, ...], problems: Problems) -> tuple
         return ()
     names = {s.name for s in slos}
     out: list[SlaSpec] = []
-    seen: dict[str, int] = {}
-    for i, item in enumerate(raw):
-        label = f"slas[{i}]" + (f" ({item['name']})" if isinstance(item, dict) and item.get("name") else "")
-
-        def report(loc: Loc, message: str, label: str = label) -> None:
-            problems.add(label, loc, message)
-
-        name = item.get("name") if isinstance(item, dict) else None
-        if isinstance(name, str):
-            if name in seen:
-                report(("name",), f"duplicate SLA name; slas[{seen[name]}] already uses it")
-            seen.setdefault(name, i)
-        spec = _sla(item, names, report, problems, label)
+    for it in named_items(raw, "slas", "SLA", problems):
+        spec = _sla(it.raw, names, it.report, problems, it.label)
         if spec is not None:
             out.append(spec)
     return tuple(out)
