@@ -3,9 +3,13 @@
 Light at import (argparse only): `sloguard.cli` builds every command's parser at start-up; the decoder
 and numpy are imported when the command runs.
 
-Exit status: 0 the report is written; 2 a usage error, an unreadable input or SLO file, an SLO file
-without the SLA asked for, or --checkpoint (not supported yet); 3 no event of any reported SLA in
-the range.
+With --checkpoint DIR_OR_FILE (a daemon checkpoint directory: its newest good checkpoint), the report
+is of the period the checkpoint's live SLA counters hold, as of the checkpoint (--now: another time in
+that period); --month only checks that it is that month. The SLO file must be the one the daemon ran.
+
+Exit status: 0 the report is written; 2 a usage error, an unreadable input, SLO file or checkpoint,
+an SLO file without the SLA asked for, or a checkpoint without that SLA's counts (of that month); 3 no
+event of any reported SLA in the range.
 """
 
 from __future__ import annotations
@@ -19,16 +23,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sloguard.core.sla import SlaSpec
     from sloguard.core.spec import Config
+    from sloguard.report_sla.run import SlaReport
 
 #: No event of any SLA's SLO in the range: every customer would be missing, not 100 %.
 EXIT_NO_DATA = 3
 
-CHECKPOINT_UNSUPPORTED = (
-    "report sla --checkpoint: not supported yet: a daemon checkpoint holds each SLO's counts per series in "
-    "its coarse buckets over the SLO's own period (1 h buckets by default for an SLO grouped by customer, "
-    "and per customer only when it is grouped by customer), while an SLA counts per customer and per slice "
-    "of its measure (1 min for the compute presets, 5 min for aws-s3) over a calendar month. Run the "
-    "report from the request logs instead."
+CHECKPOINT_USAGE = (
+    "report sla --checkpoint: the report is of the period the checkpoint holds; give no request-log files "
+    "and no --from/--to (--month checks the month)"
 )
 
 
@@ -71,19 +73,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--format", choices=("json", "csv", "html"), default="json")
     p.add_argument("--output", "-o", help="write the report here (default: stdout)")
-    p.add_argument("--checkpoint", help="a daemon checkpoint directory instead of logs (not supported yet)")
+    p.add_argument(
+        "--checkpoint",
+        help="a daemon checkpoint directory (its newest) or file instead of logs: the period it holds",
+    )
 
 
 def command(args: argparse.Namespace) -> int:
     from sloguard.cli import _fail, _spec_error
 
     if args.checkpoint is not None:
-        return _fail(CHECKPOINT_UNSUPPORTED)
-    if not args.files:
+        if args.files or args.start is not None or args.end is not None:
+            return _fail(CHECKPOINT_USAGE)
+    elif not args.files:
         return _fail("report sla: give the request-log files to read (or - for stdin)")
-    if (args.month is None) == (args.start is None and args.end is None):
+    elif (args.month is None) == (args.start is None and args.end is None):
         return _fail("report sla: give either --month YYYY-MM or --from and --to")
-    if args.month is None and (args.start is None or args.end is None or args.end <= args.start):
+    elif args.month is None and (args.start is None or args.end is None or args.end <= args.start):
         return _fail("report sla: --from and --to are both needed, --to after --from")
     from sloguard.specfile import SpecError, load_config
 
@@ -100,31 +106,38 @@ def command(args: argparse.Namespace) -> int:
     return _report(args, config, slas)
 
 
+def _from_checkpoint(
+    args: argparse.Namespace, config: Config, specs: list[SlaSpec]
+) -> tuple[SlaReport, int] | str:
+    """The SLAs evaluated from the checkpoint's counters and the time they were evaluated at (``--now``,
+    default when the checkpoint was taken), or why not."""
+    from sloguard.core.model import Rejections
+    from sloguard.report_sla import from_checkpoint
+    from sloguard.report_sla.run import SlaReport
+
+    try:
+        where, cp = from_checkpoint.read(args.checkpoint)
+        counters = from_checkpoint.counters(where, cp, config, specs, args.month)
+    except from_checkpoint.CheckpointReportError as exc:
+        return f"report sla: {exc}"
+    now = args.now if args.now is not None else cp.created_ms
+    results = [c.evaluate(min(now, c.end_ms)) for c in counters]
+    # Records the daemon refused are in its metrics, not in a checkpoint.
+    return SlaReport(results, Rejections(), cp.state.events), now
+
+
 def _report(args: argparse.Namespace, config: Config, specs: list[SlaSpec]) -> int:
     import msgspec
 
     from sloguard.cli import _fail as fail
     from sloguard.cli import _write as write
-    from sloguard.ingest.source import FileSource, SourceError, check_paths
     from sloguard.report import rfc3339
     from sloguard.report_sla import html, render
-    from sloguard.report_sla.run import Range, run
-    from sloguard.settings import SettingsError, input_preset
 
-    span = Range(month=args.month) if args.month else Range(start_ms=args.start, end_ms=args.end)
-    try:
-        for sla in specs:
-            start, end = span.bounds(sla)
-            if (end - start) % (sla.measure.slice_seconds * 1000):
-                return fail(f"report sla: the range is not a whole number of {sla.name}'s slices")
-        preset = input_preset()
-        check_paths(args.files)
-        now = args.now if args.now is not None else int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-        result = run(FileSource(args.files), config, specs, span, now, preset)
-    except SourceError as exc:
-        return fail(str(exc))
-    except SettingsError as exc:
-        return fail(f"invalid settings: {exc}")
+    got = (_from_checkpoint if args.checkpoint is not None else _from_logs)(args, config, specs)
+    if isinstance(got, str):
+        return fail(got)
+    result, now = got
     doc = render.to_dict(result.results, result.invalid.counts, result.events)
     for r in result.results:
         for w in r.warnings:
@@ -139,3 +152,26 @@ def _report(args: argparse.Namespace, config: Config, specs: list[SlaSpec]) -> i
     if status == 0 and not any(r.events for r in result.results):
         return fail("report sla: no event of the SLAs' SLOs in the range", EXIT_NO_DATA)
     return status
+
+
+def _from_logs(args: argparse.Namespace, config: Config, specs: list[SlaSpec]) -> tuple[SlaReport, int] | str:
+    """The SLAs evaluated over the request logs and the time they were evaluated at, or why not."""
+    from sloguard.ingest.source import FileSource, SourceError, check_paths
+    from sloguard.report_sla.run import Range, run
+    from sloguard.settings import SettingsError, input_preset
+
+    span = Range(month=args.month) if args.month else Range(start_ms=args.start, end_ms=args.end)
+    try:
+        for sla in specs:
+            start, end = span.bounds(sla)
+            if (end - start) % (sla.measure.slice_seconds * 1000):
+                return f"report sla: the range is not a whole number of {sla.name}'s slices"
+        preset = input_preset()
+        check_paths(args.files)
+        now = args.now if args.now is not None else int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+        result = run(FileSource(args.files), config, specs, span, now, preset)
+    except SourceError as exc:
+        return str(exc)
+    except SettingsError as exc:
+        return f"invalid settings: {exc}"
+    return result, now

@@ -249,7 +249,8 @@ def test_html_renders_in_chromium(month: tuple[Path, dict[str, dict[str, Any]]],
         browser.save_screenshot(str(REPO / "docs" / "img" / "sla-report.png"))
 
 
-def test_checkpoint_is_refused_with_a_reason(month: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+def test_checkpoint_with_logs_is_refused_with_a_reason(month: tuple[Path, dict[str, dict[str, Any]]]) -> None:
+    # The report from a checkpoint: tests/unit/test_report_sla_checkpoint.py (equal to the one from logs).
     d, _ = month
     proc = report(d, "json", "--checkpoint", str(d))
-    assert proc.returncode == 2 and "not supported yet" in proc.stderr and proc.stdout == ""
+    assert proc.returncode == 2 and "give no request-log files" in proc.stderr and proc.stdout == ""

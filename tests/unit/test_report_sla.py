@@ -54,7 +54,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
         (["--month", "2026-11", "--from", "2026-11-01"], "give either --month"),
         (["--from", "2026-11-01"], "--from and --to are both needed"),
         (["--month", "2026-11", "--sla", "nope"], "no SLA named nope (SLAs in the file: compute, s3)"),
-        (["--month", "2026-11", "--checkpoint", "/tmp"], "--checkpoint: not supported yet"),
+        (["--month", "2026-11", "--checkpoint", "/tmp"], "give no request-log files"),
         (["--from", "2026-11-01T00:00:30Z", "--to", "2026-11-02"], "not a whole number of compute's slices"),
     ],
 )
