@@ -282,7 +282,11 @@ class Daemon:
         started = time.perf_counter()
         self._renders += 1
         try:
-            body = await asyncio.to_thread(exposition.render_body, snapshot, telemetry)
+            # Gzipped at once when the latest scrape asked for gzip (Prometheus): the next one likely will.
+            gz = self.http.last_scrape_gzip
+            body = await asyncio.to_thread(
+                functools.partial(exposition.render_body, gzip=gz), snapshot, telemetry
+            )
         finally:
             self._renders -= 1
         t.render_duration_seconds = time.perf_counter() - started

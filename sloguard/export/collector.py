@@ -164,8 +164,9 @@ class Exposition:
         self.collector.update(snapshot, telemetry)
         return render_chunks(self.collector.families)
 
-    def render_body(self, snapshot: Snapshot, telemetry: TelemetrySnapshot) -> Body:
+    def render_body(self, snapshot: Snapshot, telemetry: TelemetrySnapshot, *, gzip: bool = False) -> Body:
         """`render_chunks` and its gzip encoding, both reusing the pieces of the previous `render_body`
-        whose numbers did not change (`Renderer`): what the daemon serves."""
+        whose numbers did not change (`Renderer`): what the daemon serves. ``gzip``: gzip it now (else a
+        small body's pieces are gzipped when a scrape asks for it)."""
         self.collector.update(snapshot, telemetry)
-        return self.renderer.render(self.collector.families)
+        return self.renderer.render(self.collector.families, gzip=gzip)

@@ -116,17 +116,22 @@ def _gzip_chunks(chunks: Sequence[bytes]) -> tuple[bytes, ...]:
     return (out.getvalue(),)
 
 
+def _gzip_body(body: tuple[bytes, ...] | Body) -> tuple[bytes, ...]:
+    return body.members if isinstance(body, Body) else _gzip_chunks(body)
+
+
 #: Renders a body when it is first asked for (`HttpServer.set_metrics`).
 BodySource = Callable[[], Awaitable[Body]]
 
 
 class _Payload:
-    """One body (as chunks, or a `Body`) and its gzip encoding: given (a `Body`'s members), or made once
-    a client asks for it (once, off the loop). A `BodySource` is rendered by the first request that
+    """One body (as chunks, or a `Body`) and its gzip encoding: given (a `Body` whose pieces are all
+    gzipped), or made once a client asks for it (once, off the loop; for a `Body`, only the pieces not
+    gzipped yet). A `BodySource` is rendered by the first request that
     needs it, or by `start`; once, shared by every request waiting for it."""
 
     __slots__ = ("_gzip", "_members", "_source", "_task", "chunks", "length", "published")
-    #: The text: ``chunks``, or (a `Body`, kept only gzipped) ``text``, decompressed as it is sent.
+    #: The text: ``chunks``, or a `Body`'s ``text`` (a packed piece decompressed as it is sent).
 
     def __init__(self, body: bytes | Sequence[bytes] | Body | BodySource) -> None:
         self._gzip: asyncio.Future[tuple[bytes, ...]] | None = None
@@ -144,7 +149,8 @@ class _Payload:
     def _set(self, body: bytes | Sequence[bytes] | Body) -> None:
         if isinstance(body, Body):
             self.chunks = body
-            self._members = body.members
+            if body.gzipped:
+                self._members = body.members
             self.length = body.length
         else:
             self.chunks = (body,) if isinstance(body, bytes) else tuple(body)
@@ -175,9 +181,10 @@ class _Payload:
         if self._members is not None:
             return self._members
         if self._gzip is None:
-            # zlib releases the GIL while compressing, so the event loop keeps serving meanwhile.
-            assert not isinstance(self.chunks, Body)  # a Body has its members
-            self._gzip = asyncio.ensure_future(asyncio.to_thread(_gzip_chunks, self.chunks))
+            # zlib releases the GIL while compressing, so the event loop keeps serving meanwhile. A `Body`
+            # gzips only its pieces that have no member yet (those a gzip scrape of an earlier body made
+            # are kept with the piece).
+            self._gzip = asyncio.ensure_future(asyncio.to_thread(_gzip_body, self.chunks))
         return await asyncio.shield(self._gzip)
 
 
@@ -270,6 +277,9 @@ class HttpServer:
         self.metrics_max_age = 0.0
         #: When /metrics requests arrived (monotonic), the latest last: `scrape_times`.
         self._scrapes: collections.deque[float] = collections.deque(maxlen=8)
+        #: Whether the latest /metrics request accepted gzip (Prometheus's do): a render may then gzip
+        #: its body at once, for the next scrape.
+        self.last_scrape_gzip = False
         self._server: asyncio.Server | None = None
         self._in_flight = asyncio.Semaphore(max_in_flight)
         #: Open connections by state, each in the order it entered that state (oldest first).
@@ -296,12 +306,13 @@ class HttpServer:
         return {state: len(conns) for state, conns in self._open.items()}
 
     def set_metrics(self, body: bytes | Sequence[bytes] | Body | BodySource) -> None:
-        """Publish a new exposition; scrapes from now on get it. A `Body` comes with its gzip encoding;
-        other bodies are gzipped on the first scrape that asks. A `BodySource` is rendered on demand: by
-        the first scrape (which waits for it), or ahead of one by `prerender`; a source never asked for
-        is never rendered. While it is not, a scrape gets the newest rendered body if that one was
-        published at most ``metrics_max_age`` seconds ago (0: never), and the newest starts rendering in
-        the background (unless a background render is running), for the next scrape. On the loop."""
+        """Publish a new exposition; scrapes from now on get it. A `Body` gzips the pieces it has no member
+        for, other bodies gzip whole, on the first gzip scrape (in a worker thread). A `BodySource` is
+        rendered on demand: by the first scrape (which waits for it), or ahead of one by `prerender`; a
+        source never asked for is never rendered. While it is not, a scrape gets the newest rendered body
+        if that one was published at most ``metrics_max_age`` seconds ago (0: never), and the newest
+        starts rendering in the background (unless a background render is running), for the next scrape.
+        On the loop."""
         self._metrics = _Payload(body)
 
     def prerender(self) -> None:
@@ -568,13 +579,15 @@ class HttpServer:
         """/metrics or a mounted route (or 404), holding an in-flight slot."""
         if request.path == "/metrics":
             self._scrapes.append(time.monotonic())
+            gzipped = _accepts_gzip(request.headers.get("accept-encoding", ""))
+            self.last_scrape_gzip = gzipped
             metrics = await self._metrics_payload()
             if metrics is None:
                 await self._send(writer, 503, _TEXT, b"no snapshot rendered yet\n", keep_alive, head_only)
                 return
             extra: tuple[tuple[str, str], ...] = (("Vary", "Accept-Encoding"),)
             body: tuple[bytes, ...] | Body = metrics.chunks
-            if _accepts_gzip(request.headers.get("accept-encoding", "")):
+            if gzipped:
                 body = await metrics.gzipped()
                 extra += (("Content-Encoding", "gzip"),)
             await self._send(writer, 200, CONTENT_TYPE, body, keep_alive, head_only, extra)
@@ -625,7 +638,8 @@ class HttpServer:
     ) -> None:
         chunks: Iterable[bytes]
         if isinstance(body, Body):
-            # Kept gzipped: decompressed a member (a few tens of KB) at a time, between drains.
+            # A piece at a time (a packed one, kept only gzipped, decompressed: a few tens of KB), between
+            # drains.
             chunks, length = body.text(), body.length
         else:
             chunks = (body,) if isinstance(body, bytes) else body

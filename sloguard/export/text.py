@@ -160,27 +160,78 @@ def gzip_member(data: bytes) -> bytes:
     return zlib.compress(data, GZIP_LEVEL, wbits=31)
 
 
+#: Text kept next to (or instead of) its gzip members while a body is below this size: a plain scrape then
+#: sends it as it is, and the gzip members are made only when a gzip scrape asks (`Body.members`), once per
+#: piece. Above it (~20k series of a per-customer SLO), a render gzips its new pieces at once and keeps
+#: only those: at 100k series that is ~21 MB a body instead of 323 MB of text.
+TEXT_KEPT_BELOW = 64 << 20
+
+
+class _Piece:
+    """A run of the text: its length, and the text or its gzip member or both. `member` gzips it once (the
+    member is kept); `pack` keeps only the member. Safe across threads: ``gz`` is set before ``text`` is
+    dropped, and the readers read ``gz`` (or ``text``) first."""
+
+    __slots__ = ("gz", "size", "text")
+
+    def __init__(self, text: bytes | None, gz: bytes | None = None) -> None:
+        self.size = len(text) if text is not None else 0  # 0: not known (`Body.of_members`)
+        self.text = text
+        self.gz = gz
+
+    def plain(self) -> bytes:
+        text = self.text
+        if text is not None:
+            return text
+        assert self.gz is not None  # packed: the member was set before the text was dropped
+        return zlib.decompress(self.gz, wbits=31)
+
+    def member(self) -> bytes:
+        gz = self.gz
+        if gz is None:
+            text = self.text
+            if text is None:  # packed meanwhile, by another thread
+                assert self.gz is not None
+                return self.gz
+            gz = self.gz = gzip_member(text)
+        return gz
+
+    def pack(self) -> None:
+        self.member()
+        self.text = None
+
+
+_EMPTY = _Piece(b"")
+
+
 @dataclass(frozen=True, slots=True)
 class Body:
-    """A rendered exposition, kept only gzipped (a tenth of the text's memory): ``members`` concatenate
-    to its gzip encoding (a multi-member stream); `text` gives the text (`render`'s bytes, ``length`` of
-    them) member by member."""
+    """A rendered exposition (`render`'s bytes, ``length`` of them) in pieces, each kept as text, as a gzip
+    member, or both (see `TEXT_KEPT_BELOW`): `text` gives the text a piece at a time (decompressing a
+    packed piece), `members` the gzip encoding (a multi-member stream), gzipping what is not yet."""
 
-    members: tuple[bytes, ...]
+    pieces: tuple[_Piece, ...]
     length: int
 
+    @classmethod
+    def of_members(cls, members: Sequence[bytes], length: int) -> Body:
+        """A body given as its gzip members (which decompress to ``length`` bytes of text)."""
+        return cls(tuple(_Piece(None, m) for m in members), length)
+
     def text(self) -> Iterator[bytes]:
-        """The text, one decompressed member at a time."""
-        for member in self.members:
-            yield zlib.decompress(member, wbits=31)
+        """The text, one piece at a time."""
+        for piece in self.pieces:
+            yield piece.plain()
 
+    @property
+    def gzipped(self) -> bool:
+        """Whether `members` is ready (no piece left to gzip): else it costs CPU (call it off the loop)."""
+        return all(piece.gz is not None for piece in self.pieces)
 
-@dataclass(frozen=True, slots=True)
-class _Piece:
-    """One chunk of a block: its text's length, and that text as a gzip member."""
-
-    size: int
-    gz: bytes
+    @property
+    def members(self) -> tuple[bytes, ...]:
+        """The gzip members (gzipping, once each, the pieces that have none yet)."""
+        return tuple(piece.member() for piece in self.pieces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +248,10 @@ class _Rendered:
 
 
 class _Out:
-    """The body being assembled: cached pieces as they are, fresh text gzipped a run at a time."""
+    """The body being assembled: cached pieces as they are, fresh text joined into a piece a run at a time."""
 
     def __init__(self) -> None:
-        self.members: list[bytes] = []
+        self.pieces: list[_Piece] = []
         self.length = 0
         self._fresh: list[bytes] = []
 
@@ -212,40 +263,52 @@ class _Out:
         if piece.size:
             self._flush()
             self.length += piece.size
-            self.members.append(piece.gz)
+            self.pieces.append(piece)
 
     def _flush(self) -> None:
         if self._fresh:
-            self.members.append(gzip_member(b"".join(self._fresh)))
+            self.pieces.append(_Piece(b"".join(self._fresh)))
             self._fresh = []
 
-    def body(self) -> Body:
+    def body(self, text_kept_below: int, gzip: bool) -> Body:
         self._flush()
-        return Body(tuple(self.members), self.length)
+        packed = self.length >= text_kept_below
+        if packed or gzip:
+            for piece in self.pieces:
+                if packed:
+                    piece.pack()
+                else:
+                    piece.member()
+        return Body(tuple(self.pieces), self.length)
 
 
 class Renderer:
-    """`render_chunks` for a daemon that renders every tick: the same text, gzipped, at a cost that follows
-    what changed.
+    """`render_chunks` for a daemon that renders every tick: the same text, and its gzip encoding, at a cost
+    that follows what changed.
 
     Each block with at least `CHUNK_ROWS` series is rendered in pieces of `CHUNK_ROWS` series rows, each
-    kept with its gzip member until the next render. A piece is reused when the block (family, position,
-    constant labels) was in the previous render over series of the same lineage (`SeriesLabels.follow`:
-    same labels for these rows), and none of its rows' values (bit for bit) or presence changed; else it
-    is rendered again. The text is `render_chunks`' by construction: the same lines, cut at series rows.
-    Smaller blocks and the headers are rendered every time, and their runs gzipped together.
+    kept (as text, or its gzip member, or both: `TEXT_KEPT_BELOW`) until the next render. A piece is
+    reused when the block (family, position, constant labels) was in the previous render over series of
+    the same lineage (`SeriesLabels.follow`: same labels for these rows), and none of its rows' values
+    (bit for bit) or presence changed; else it is rendered again. The text is `render_chunks`' by
+    construction: the same lines, cut at series rows. Smaller blocks and the headers are rendered every
+    time, each run of them one piece. A piece's gzip
+    member, once made (by a gzip scrape of a small body, or by the render of a large one), is reused
+    with the piece.
 
     One render at a time (a lock): the cache is the previous render's.
     """
 
-    def __init__(self, chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(self, chunk_rows: int = CHUNK_ROWS, text_kept_below: int = TEXT_KEPT_BELOW) -> None:
         self.chunk_rows = chunk_rows
+        self.text_kept_below = text_kept_below
         self._cache: dict[tuple[object, ...], _Rendered] = {}
         self._lock = threading.Lock()
         #: Pieces rendered and reused by the last `render` (for tests and the benchmark).
         self.rendered = self.reused = 0
 
-    def render(self, families: Sequence[Family]) -> Body:
+    def render(self, families: Sequence[Family], *, gzip: bool = False) -> Body:
+        """The body of ``families``; ``gzip``: every piece gzipped now (a large body always is)."""
         with self._lock:
             out = _Out()
             cache: dict[tuple[object, ...], _Rendered] = {}
@@ -261,7 +324,7 @@ class Renderer:
                     key = (f.name, i, block.const)
                     cache[key] = self._block(f.name, block, self._cache.get(key), out)
             self._cache = cache
-            return out.body()
+            return out.body(self.text_kept_below, gzip)
 
     def _block(self, name: str, block: Block, before: _Rendered | None, out: _Out) -> _Rendered:
         c = self.chunk_rows
@@ -309,14 +372,13 @@ class Renderer:
 def _piece(texts: list[str], cols: list[list[str]], block: Block, lo: int, hi: int) -> _Piece:
     """Samples ``[lo, hi)`` of ``block`` (laid out as ``texts``, with the label runs ``cols``)."""
     if lo == hi:
-        return _Piece(0, b"")
+        return _EMPTY
     if block.rows is None:
         labels = [col[lo:hi] for col in cols]
     else:
         picked = block.rows[lo:hi].tolist()
         labels = [[col[r] for r in picked] for col in cols]
-    plain = "".join(_lines(texts, labels, format_values(block.values[lo:hi]))).encode()
-    return _Piece(len(plain), gzip_member(plain))
+    return _Piece("".join(_lines(texts, labels, format_values(block.values[lo:hi]))).encode())
 
 
 def _presence(present: Bools | None, m: int) -> Bools:

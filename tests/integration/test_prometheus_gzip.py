@@ -78,7 +78,7 @@ async def test_prometheus_reads_every_member_of_a_multi_member_gzip_body(tmp_pat
     assert len(zipped.members) > 10
     server = HttpServer("127.0.0.1", 0, health=lambda: True, ready=lambda: (True, ""))
     await server.start()
-    server.set_metrics(_TwoFaced(zipped.members, plain.length, plain))
+    server.set_metrics(_TwoFaced(zipped.pieces, plain.length, plain))
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(

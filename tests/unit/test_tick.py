@@ -91,9 +91,9 @@ async def test_the_exposition_is_rendered_when_asked_for_at_most_once_a_tick() -
     calls: list[int] = []
     real = renderer.render
 
-    def counted(families: Sequence[Family]) -> Body:
+    def counted(families: Sequence[Family], *, gzip: bool = False) -> Body:
         calls.append(1)
-        return real(families)
+        return real(families, gzip=gzip)
 
     renderer.render = counted  # type: ignore[method-assign]
     try:

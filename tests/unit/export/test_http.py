@@ -446,11 +446,12 @@ async def test_chunked_body_is_served_whole_and_gzipped_identically(server: Http
 async def test_a_body_with_its_gzip_members_is_served_as_they_are(server: HttpServer) -> None:
     chunks = (b"# HELP a x\n# TYPE a gauge\n", b"a 1.0\n" * 1000, b"b 2.0\n")
     members = (gzip_member(chunks[0] + chunks[1]), gzip_member(chunks[2]))
-    server.set_metrics(Body(members, sum(map(len, chunks))))
+    server.set_metrics(Body.of_members(members, sum(map(len, chunks))))
     plain = await get(server.port, "/metrics")
     assert plain.body == b"".join(chunks)
+    assert not server.last_scrape_gzip
     zipped = await get(server.port, "/metrics", "Accept-Encoding: gzip")
-    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["content-encoding"] == "gzip" and server.last_scrape_gzip
     assert zipped.body == b"".join(members)  # no compression per scrape
     assert gzip.decompress(zipped.body) == plain.body  # two members: one stream
 
@@ -463,7 +464,7 @@ async def test_a_body_source_is_rendered_once_when_first_asked_for(server: HttpS
             await asyncio.sleep(0.05)
             renders.append(n)
             text = f"a {n}.0\n".encode()
-            return Body((gzip_member(text),), len(text))
+            return Body.of_members((gzip_member(text),), len(text))
 
         return render
 

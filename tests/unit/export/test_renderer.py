@@ -76,6 +76,35 @@ def test_pieces_are_reused_only_where_nothing_changed() -> None:
     assert (renderer.rendered, renderer.reused) == (10, 0)
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["text-kept", "packed"])
+def test_gzip_members_are_made_once_per_piece(large: bool) -> None:
+    # A small body keeps its text and is gzipped only when asked (a gzip scrape), each piece once, the
+    # member kept with the piece; a body at least text_kept_below bytes long is gzipped by its render
+    # and kept only so. The bytes are the same either way.
+    renderer = Renderer(chunk_rows=4, text_kept_below=0 if large else 1 << 20)
+    series = SeriesLabels(("customer", "note"), [(f"c{j}", NASTY[j % len(NASTY)]) for j in range(18)])
+    a, b = np.arange(18, dtype=np.float64), np.full(18, 0.25)
+    first = renderer.render(_families(series, a, b))
+    assert first.gzipped is large
+    assert all((p.text is None) is large for p in first.pieces)
+    members = first.members  # gzips what was not gzipped
+    assert first.gzipped and first.members == members
+    assert _text(first) == render(_families(series, a, b))
+    a2 = a.copy()
+    a2[5] = 1.5
+    second = renderer.render(_families(series, a2, b))
+    reused = [p for p in second.pieces if p in first.pieces]
+    assert len(reused) == 9 and all(p.gz is not None for p in reused)  # 10 cached pieces, one rendered
+    assert second.gzipped is large
+    assert _text(second) == render(_families(series, a2, b))
+    assert gzip.decompress(b"".join(Body.of_members(second.members, second.length).members)) == _text(second)
+    # Asked to gzip at once (the daemon does when its latest scrape asked for gzip): every piece has its
+    # member, and a small body keeps its text too.
+    third = renderer.render(_families(series, a2 + 1, b), gzip=True)
+    assert third.gzipped and all((p.text is None) is large for p in third.pieces)
+    assert _text(third) == render(_families(series, a2 + 1, b))
+
+
 def test_follow_keeps_what_it_can() -> None:
     names = ("a", "b")
     first = SeriesLabels(names, (("1", 'q"'), ("2", "n\n")))
