@@ -7,8 +7,12 @@ the series this partition owns (`owns`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from sloguard._types import Bools
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.spec import Config
 from sloguard.scale.applied import Applied, RangeKey, Verdict
@@ -40,6 +44,11 @@ class Merger:
     applied: Applied = field(default_factory=Applied)
     #: Records per verdict (and refused), for self-metrics.
     counts: dict[str, int] = field(default_factory=dict)
+    #: Per SLO (None: latency groups): the key list last seen (the index's own, append-only) and which
+    #: of its keys this partition owns, so `owned_mask` hashes each key once, not at every tick.
+    _owned: dict[str | None, tuple[Sequence[tuple[str, ...]], list[bool], Bools]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self.aggregator = Aggregator(self.config)
@@ -75,3 +84,16 @@ class Merger:
         if slo is None:
             return latency_partition(key, self.partitions) == self.partition
         return series_partition(slo, key, self.partitions) == self.partition
+
+    def owned_mask(self, slo: str | None, keys: Sequence[tuple[str, ...]]) -> Bools:
+        """`owns` of each of ``keys`` (a series index's key list: it only grows, and a new index has a
+        new list), computed once per key."""
+        seen = self._owned.get(slo)
+        if seen is None or seen[0] is not keys:
+            seen = (keys, [], np.zeros(0, np.bool_))
+        flags, mask = seen[1], seen[2]
+        if len(mask) != len(keys):
+            flags.extend(self.owns(slo, k) for k in keys[len(flags) :])
+            mask = np.array(flags, np.bool_)
+        self._owned[slo] = (keys, flags, mask)
+        return mask

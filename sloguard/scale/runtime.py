@@ -2,8 +2,10 @@
 /metrics, signals, the consume loop's periodic commit, and the entry point `run_stage`.
 
 A stage is a `Stage`: it consumes in ``step`` (one fetch and what follows), says what to export in
-``export_snapshot`` (stage 1: no series, only self-metrics; stage 2: the series it owns) and whether it
-is ready. The single-process daemon (`sloguard.app`) is untouched by this.
+``export_counts`` (stage 1: no series, only self-metrics; stage 2: the series it owns) and whether it
+is ready. As in the single process, a tick copies the counts out on the event loop (where the state is
+written) and evaluates and renders them in a worker thread, so the loop goes on fetching, applying and
+answering /metrics meanwhile. The single-process daemon (`sloguard.app`) is untouched by this.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from sloguard.export.http import HttpServer
 from sloguard.ingest.kafka import KafkaSource
 from sloguard.logs import RateLimiter, get_logger
 from sloguard.scale import faults
+from sloguard.scale.view import OwnedCounts
 from sloguard.settings import Settings
-from sloguard.telemetry import Telemetry
+from sloguard.telemetry import Telemetry, TelemetrySnapshot
 
 __all__ = ["Stage", "StageProcess", "run_stage"]
 
@@ -47,7 +50,9 @@ class Stage(Protocol):
         """Last checkpoint or commit; stop the clients."""
         ...
 
-    def export_snapshot(self, now_ms: int) -> Snapshot: ...
+    def export_counts(self, now_ms: int) -> OwnedCounts:
+        """What to export at ``now_ms``, copied out of the state (on the event loop)."""
+        ...
 
     def ready(self) -> tuple[bool, str]: ...
 
@@ -118,18 +123,24 @@ class StageProcess:
                 await asyncio.wait_for(self.stopping.wait(), period)
 
     async def tick(self) -> None:
-        """Publish what the stage exports now, with its self-metrics."""
+        """Publish what the stage exports now, with its self-metrics: the counts are copied out here
+        (``tick_duration_seconds``: the time the event loop spends on it), evaluated and rendered in a
+        worker thread."""
         started = time.perf_counter()
-        snapshot = self.stage.export_snapshot(self.clock.now_ms())
+        counts = self.stage.export_counts(self.clock.now_ms())
         t = self.stage.telemetry
         t.consumer_lag = self.stage.source.lag()
         t.commit_failures = self.stage.source.commit_failures
         t.tick_duration_seconds = time.perf_counter() - started
-        body = await asyncio.to_thread(self.exposition.render_chunks, snapshot, t.snapshot())
+        snapshot, body = await asyncio.to_thread(self._evaluate, counts, t.snapshot())
         self.http.set_metrics(body)
         self.latest = snapshot
         self._heartbeat = time.monotonic()
         self.ticks += 1
+
+    def _evaluate(self, counts: OwnedCounts, telemetry: TelemetrySnapshot) -> tuple[Snapshot, list[bytes]]:
+        snapshot = counts.evaluate()
+        return snapshot, self.exposition.render_chunks(snapshot, telemetry)
 
 
 async def run_stage(settings: Settings, config: Config) -> int:

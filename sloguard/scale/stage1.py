@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, replace
 
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import EventBatch
-from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.ingest.decode import FUTURE_TIMESTAMP, Decoder
 from sloguard.ingest.kafka import TP, DeadLetterError, KafkaSource
@@ -41,7 +40,7 @@ from sloguard.scale import faults
 from sloguard.scale.codec import encode_pieces
 from sloguard.scale.cuts import Cutter, Intent, decode_intent, encode_intent, resume
 from sloguard.scale.partials import InputRange, config_fingerprint, split, summarise
-from sloguard.scale.view import owned_snapshot
+from sloguard.scale.view import OwnedCounts, owned_counts
 from sloguard.settings import Settings
 from sloguard.telemetry import Telemetry
 
@@ -131,8 +130,8 @@ class PartialStage:
     def ready(self) -> tuple[bool, str]:
         return self.source.ready()
 
-    def export_snapshot(self, now_ms: int) -> Snapshot:
-        return owned_snapshot(self._base, [], now_ms)
+    def export_counts(self, now_ms: int) -> OwnedCounts:
+        return owned_counts(self._base, [], now_ms)
 
     async def _on_revoke(self) -> None:
         # Wait for the step in flight (its produced ends become committable), then forget every cut:

@@ -1,9 +1,15 @@
-"""What a stage-2 process exports: the series it owns, from the snapshots of its partitions (pure).
+"""What a stage-2 process exports: the series it owns, from the state of its partitions (pure).
 
-Each partials partition's `Merger` has its own aggregator. At a tick, each is evaluated at the same
-``now`` and only the columns of the series that partition owns (`Merger.owns`) are kept, then the
-columns are put side by side in one `Snapshot` for the exposition: every series is computed exactly as
-in one process (its counts are all on its partition), and exported by exactly one process.
+Each partials partition's `Merger` has its own aggregator. At a tick (`owned_counts`, on the event loop,
+where the state is written) each aggregator is advanced to ``now`` as the single process's tick does,
+and the counts of the series its partition owns (`Merger.owned_mask`, cached per series) are copied out:
+per SLO, `SloCounts` (the core's `_SloState.capture`); per latency window, the dense HDR counts. A
+partition with no owned series of an SLO (or of the latency groups) costs no capture at all. The columns
+are put side by side into one `OwnedCounts`, whose `evaluate` (ratios, budgets, alert tiers,
+percentiles: once per SLO, whatever the number of partitions) needs nothing else and may run in a worker
+thread, as the single-process daemon's does (`Aggregator.capture` / `Counts.evaluate`). Every series is
+computed exactly as in one process (its counts are all on its partition), and exported by exactly one
+process.
 
 Counters that belong to no series (an SLO's ``events``/``too_old``) travel only in the home partition's
 pieces, so adding them over partitions counts each once. Overflow rows (``__overflow__`` past a series
@@ -14,103 +20,214 @@ not the single process's overflow row (docs/scaling.md: not part of the exactnes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from sloguard._types import Bools
-from sloguard.core.aggregator import Aggregator
-from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloSnapshot, Snapshot
+from sloguard._types import I64, Bools
+from sloguard.core.aggregator import Aggregator, _SloState
+from sloguard.core.histring import HistRing
+from sloguard.core.latency import HdrLayout
+from sloguard.core.slices import SliceSums
+from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloCounts, Snapshot
+from sloguard.core.spec import LatencySpec
 from sloguard.scale.merger import Merger
 
-__all__ = ["owned_snapshot"]
+__all__ = ["LatencyCounts", "OwnedCounts", "owned_counts", "owned_snapshot"]
 
 
-#: `SloSnapshot` arrays with one column per series (the last axis).
-_SERIES_COLUMNS = (
-    "total",
-    "bad",
-    "error_ratio",
-    "burn_rate",
-    "period_total",
-    "period_bad",
-    "period_error_ratio",
-    "period_burn_rate",
-    "budget_remaining",
-    "budget_consumed",
-    "exhaustion_eta",
-    "firing",
-)
+#: One partition's part of a latency window: its groups (rows), which of them it owns, and the window's
+#: non-empty slots as the ring holds them (``(keys, counts)``, arrays the ring replaces, never changes).
+_Part = tuple[int, Bools, tuple[tuple[I64, I64], ...]]
 
 
-def _slo(parts: Sequence[tuple[SloSnapshot, Bools]]) -> SloSnapshot:
-    first = parts[0][0]
-
-    # Any: replace() checks each keyword's type, and these are all arrays of the right kind.
-    columns: dict[str, Any] = {
-        name: np.concatenate([getattr(s, name)[..., m] for s, m in parts], -1) for name in _SERIES_COLUMNS
-    }
-    return replace(
-        first,
-        labels=tuple(k for s, m in parts for k, keep in zip(s.labels, m.tolist(), strict=True) if keep),
-        **columns,
-        overflow_events=sum(s.overflow_events for s, _ in parts),
-        too_old_events=sum(s.too_old_events for s, _ in parts),
-        events=sum(s.events for s, _ in parts),
-        evicted_series=sum(s.evicted_series for s, _ in parts),
-    )
+def _window_slots(ring: HistRing, now_ms: int) -> tuple[tuple[int, int], tuple[tuple[I64, I64], ...]]:
+    """The bounds of ``ring``'s window at ``now_ms`` and its non-empty slots (`HistRing.window_counts`
+    without making them dense: that is left to `LatencyCounts.evaluate`, off the event loop)."""
+    end = now_ms // ring.slot_ms
+    start = end - ring.k
+    slots = []
+    if ring.head is not None:
+        for b in range(max(start, ring.head - ring.n + 1), min(end, ring.head + 1)):
+            keys = ring.keys[b % ring.n]
+            if len(keys):
+                slots.append((keys, ring.counts[b % ring.n]))
+    return (start * ring.slot_ms, end * ring.slot_ms), tuple(slots)
 
 
-def _latency(parts: Sequence[tuple[LatencySnapshot, Bools]]) -> LatencySnapshot:
-    first = parts[0][0]
-    windows = tuple(
-        LatencyWindow(
-            window=w.window,
-            bounds=w.bounds,
-            count=np.concatenate([s.windows[i].count[m] for s, m in parts]),
-            percentiles_ms=np.concatenate([s.windows[i].percentiles_ms[m] for s, m in parts], axis=0),
+@dataclass(frozen=True, slots=True)
+class LatencyCounts:
+    """The owned latency groups' HDR counts per window, per partition, referenced out of the state."""
+
+    spec: LatencySpec
+    layout: HdrLayout
+    labels: tuple[tuple[str, ...], ...]
+    windows: tuple[tuple[int, tuple[int, int], tuple[_Part, ...]], ...]  # (window, bounds, parts)
+    overflow_events: int
+    too_old_events: int
+
+    def _window(self, window: int, bounds: tuple[int, int], parts: Sequence[_Part]) -> LatencyWindow:
+        cl = self.layout.counts_len
+        count, pct = [np.zeros(0, np.int64)], [np.zeros((0, len(self.spec.percentiles)))]
+        for rows, mask, slots in parts:
+            dense = np.zeros(rows * cl, np.int64)
+            for keys, counts in slots:
+                np.add.at(dense, keys, counts)
+            owned = _rows(dense.reshape(rows, cl), mask)
+            count.append(owned.sum(axis=1))
+            pct.append(self.layout.percentiles(owned, self.spec.percentiles) / 1000.0)
+        return LatencyWindow(
+            window=window, bounds=bounds, count=np.concatenate(count), percentiles_ms=np.concatenate(pct)
         )
-        for i, w in enumerate(first.windows)
+
+    def evaluate(self) -> LatencySnapshot:
+        return LatencySnapshot(
+            spec=self.spec,
+            labels=self.labels,
+            windows=tuple(self._window(*w) for w in self.windows),
+            overflow_events=self.overflow_events,
+            too_old_events=self.too_old_events,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedCounts:
+    """Everything `owned_counts` copied out at ``now_ms``; `evaluate` gives the `Snapshot`."""
+
+    now_ms: int
+    slos: tuple[SloCounts, ...]
+    latency: LatencyCounts | None
+    events: int
+    newest_event_ms: int | None
+
+    @property
+    def series(self) -> int:
+        """Series exported (SLO series and latency groups)."""
+        return sum(len(s.labels) for s in self.slos) + (len(self.latency.labels) if self.latency else 0)
+
+    def evaluate(self) -> Snapshot:
+        return Snapshot(
+            now_ms=self.now_ms,
+            slos=tuple(s.evaluate() for s in self.slos),
+            latency=self.latency.evaluate() if self.latency is not None else None,
+            events=self.events,
+            newest_event_ms=self.newest_event_ms,
+        )
+
+
+def _keep(a: I64, mask: Bools) -> I64:
+    """The columns (last axis) of ``a`` that ``mask`` keeps (``a`` itself if all)."""
+    return a if mask.all() else a[..., mask]
+
+
+def _rows(a: I64, mask: Bools) -> I64:
+    """The rows of ``a`` that ``mask`` keeps (``a`` itself if all)."""
+    return a if mask.all() else a[mask]
+
+
+def _cat(arrays: Sequence[I64]) -> I64:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, -1)
+
+
+def _slices(parts: Sequence[tuple[SloCounts, Bools]], pick: int | None) -> SliceSums | None:
+    """The `SliceSums` of window ``pick`` (None: the period) of every part, side by side."""
+    sums = []
+    for c, _ in parts:
+        s = c.period_slices if pick is None else (c.slices[pick] if c.slices is not None else None)
+        if s is None:
+            return None
+        sums.append(s)
+    masks = [m for _, m in parts]
+    return SliceSums(
+        *(
+            np.concatenate([_keep(getattr(s, f), m) for s, m in zip(sums, masks, strict=True)], -1)
+            for f in ("total", "bad", "judged", "bad_slices")
+        )
     )
+
+
+def _slo(
+    template: SloCounts, parts: Sequence[tuple[SloCounts, Bools]], states: Sequence[_SloState]
+) -> SloCounts:
+    """``parts`` (each part's owned columns) side by side; ``template`` gives the bounds when none."""
+    if not parts:
+        parts = [(template, np.zeros(len(template.labels), np.bool_))]
+    first = parts[0][0]
+    slices = None
+    if first.slices is not None:
+        per_window = [_slices(parts, i) for i in range(len(first.slices))]
+        slices = tuple(s for s in per_window if s is not None)
     return replace(
         first,
-        labels=tuple(k for s, m in parts for k, keep in zip(s.labels, m.tolist(), strict=True) if keep),
-        windows=windows,
-        overflow_events=sum(s.overflow_events for s, _ in parts),
-        too_old_events=sum(s.too_old_events for s, _ in parts),
+        labels=tuple(k for c, m in parts for k, keep in zip(c.labels, m.tolist(), strict=True) if keep),
+        total=_cat([_keep(c.total, m) for c, m in parts]),
+        bad=_cat([_keep(c.bad, m) for c, m in parts]),
+        period_total=_cat([_keep(c.period_total, m) for c, m in parts]),
+        period_bad=_cat([_keep(c.period_bad, m) for c, m in parts]),
+        slices=slices,
+        period_slices=_slices(parts, None) if first.period_slices is not None else None,
+        overflow_events=sum(s.series.overflow_events for s in states),
+        too_old_events=sum(s.too_old for s in states),
+        events=sum(s.events for s in states),
+        evicted_series=sum(s.evicted for s in states),
     )
 
 
-def _mask(merger: Merger | None, slo: str | None, labels: Sequence[tuple[str, ...]]) -> Bools:
-    if merger is None:
-        return np.zeros(len(labels), np.bool_)
-    return np.array([merger.owns(slo, k) for k in labels], np.bool_)
+def owned_counts(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> OwnedCounts:
+    """The counts at ``now_ms`` of the series ``mergers`` own. ``base`` is an empty aggregator of the
+    same config: it gives the bounds of an SLO no partition here has a series of. Every aggregator is
+    advanced to ``now_ms`` first, as the single process's tick does."""
+    aggs = [m.aggregator for m in mergers]
+    base.advance(now_ms)
+    for agg in aggs:
+        agg.advance(now_ms)
+    slos = []
+    for i, slo in enumerate(base.slos):
+        name = slo.spec.name
+        parts = []
+        for m, agg in zip(mergers, aggs, strict=True):
+            s = agg.slos[i]
+            mask = m.owned_mask(name, s.series.keys)
+            if mask.any():
+                parts.append((s.capture(now_ms), mask))
+        template = parts[0][0] if parts else slo.capture(now_ms)
+        slos.append(_slo(template, parts, [a.slos[i] for a in aggs]))
+    latency = None
+    if base.latency is not None:
+        lat = base.latency
+        lparts = []
+        for m, agg in zip(mergers, aggs, strict=True):
+            assert agg.latency is not None
+            keys = agg.latency.series.keys
+            mask = m.owned_mask(None, keys)
+            if mask.any():
+                lparts.append((agg.latency, mask))
+        windows = []
+        for r, ring in enumerate(lat.rings):
+            bounds, _ = _window_slots(ring, now_ms)
+            held = tuple((len(lp.series), m, _window_slots(lp.rings[r], now_ms)[1]) for lp, m in lparts)
+            windows.append((ring.window, bounds, held))
+        lstates = [a.latency for a in aggs if a.latency is not None]
+        latency = LatencyCounts(
+            spec=lat.spec,
+            layout=lat.layout,
+            labels=tuple(
+                k for lp, m in lparts for k, keep in zip(lp.series.keys, m.tolist(), strict=True) if keep
+            ),
+            windows=tuple(windows),
+            overflow_events=sum(s.series.overflow_events for s in lstates),
+            too_old_events=sum(s.too_old for s in lstates),
+        )
+    newest = [a.stats.newest_ms for a in aggs if a.stats.newest_ms is not None]
+    return OwnedCounts(
+        now_ms=now_ms,
+        slos=tuple(slos),
+        latency=latency,
+        events=sum(a.stats.events for a in aggs),
+        newest_event_ms=max(newest) if newest else None,
+    )
 
 
 def owned_snapshot(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> Snapshot:
-    """The snapshot at ``now_ms`` of the series ``mergers`` own. ``base`` is an empty aggregator of the
-    same config: it gives the shape when this process owns no partition (its columns are all left out).
-    Every aggregator is advanced to ``now_ms`` first, as the single process's tick does."""
-    sources: list[tuple[Aggregator, Merger | None]] = [(base, None)]
-    sources += [(m.aggregator, m) for m in mergers]
-    snaps = []
-    for agg, merger in sources:
-        agg.advance(now_ms)
-        snaps.append((agg.snapshot(now_ms), merger))
-    slos = tuple(
-        _slo([(snap.slos[i], _mask(m, s.spec.name, snap.slos[i].labels)) for snap, m in snaps])
-        for i, s in enumerate(snaps[0][0].slos)
-    )
-    latency = None
-    if snaps[0][0].latency is not None:
-        parts = [(snap.latency, _mask(m, None, snap.latency.labels)) for snap, m in snaps if snap.latency]
-        latency = _latency(parts)
-    newest = [snap.newest_event_ms for snap, _ in snaps if snap.newest_event_ms is not None]
-    return Snapshot(
-        now_ms=now_ms,
-        slos=slos,
-        latency=latency,
-        events=sum(snap.events for snap, _ in snaps),
-        newest_event_ms=max(newest) if newest else None,
-    )
+    """`owned_counts` evaluated (on this thread)."""
+    return owned_counts(base, mergers, now_ms).evaluate()
