@@ -393,6 +393,18 @@ class BucketRing(Ring):
         if other.low is not None:
             self.low = other.low if self.low is None else min(self.low, other.low)
 
+    def _held(self) -> list[tuple[int, int]]:
+        """The slots that may hold counts, as ascending runs ``[first, stop)``: those of the buckets
+        ``[max(low, head − n + 1), head]`` (no count is older than ``low``), so a ring that saw a few
+        buckets (a stage-1 range) is not scanned whole."""
+        if self.head is None or self.low is None:
+            return [(0, self.n)]  # (nothing offered: nothing to find, but do not rely on it)
+        lo = max(self.low, self.head - self.n + 1)
+        if self.head - lo + 1 >= self.n:
+            return [(0, self.n)]
+        a, z = lo % self.n, self.head % self.n
+        return [(a, z + 1)] if a <= z else [(0, z + 1), (a, self.n)]
+
     def dump(self, rows: int) -> RingState:
         """The non-zero cells of the first ``rows`` series (block by block: no dense copy)."""
         cells: list[I64] = []
@@ -403,10 +415,12 @@ class BucketRing(Ring):
             width = min(tot.shape[1], rows - offset)
             if width <= 0:
                 break
-            slots, cols = np.nonzero(tot[:, :width])
-            cells.append(slots.astype(np.int64) * rows + cols + offset)
-            totals.append(tot[slots, cols].astype(np.int64))
-            bads.append(bad[slots, cols].astype(np.int64))
+            for first, stop in self._held():
+                slots, cols = np.nonzero(tot[first:stop, :width])
+                slots += first
+                cells.append(slots.astype(np.int64) * rows + cols + offset)
+                totals.append(tot[slots, cols].astype(np.int64))
+                bads.append(bad[slots, cols].astype(np.int64))
             offset += tot.shape[1]
         head, low = self.head, self.low
         return RingState(self.res_ms, self.n, head, low, rows, _cat(cells), _cat(totals), _cat(bads))

@@ -30,6 +30,7 @@ process included (partitions interleave freely); it is not part of the exactness
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -39,7 +40,7 @@ import numpy as np
 from sloguard._types import I64, Intp
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.latency import HdrLayout
-from sloguard.core.model import EventBatch
+from sloguard.core.model import EventBatch, Vocabs
 from sloguard.core.spec import Config
 from sloguard.core.state import AggregatorState, HistRingState, LatencyState, RingState, SeriesState, SloState
 
@@ -132,6 +133,11 @@ def summarise(config: Config, batches: Sequence[EventBatch]) -> AggregatorState:
     batch, so even ``too_old`` does not depend on how the range was fetched)."""
     agg = fresh(config)
     batch = EventBatch.concat(list(batches)) if len(batches) != 1 else batches[0]
+    # Read the labels in the batch's own vocabularies (the decoder's, long-lived): re-coding them into
+    # fresh ones would intern every value the decoder has ever seen, at every range. Never reset them
+    # here: they are the decoder's (it bounds them itself).
+    agg.vocabs = Vocabs(batch.service.vocab, batch.endpoint.vocab, batch.customer.vocab)
+    agg.vocab_limit = NO_CAP
     agg.ingest(batch)
     return agg.export_state()
 
@@ -151,6 +157,25 @@ def _take_ring(r: RingState, rows: Intp) -> RingState:
     return RingState(
         r.res_ms, r.n, r.head, r.low, len(rows), cells[order], r.total[keep][order], r.bad[keep][order]
     )
+
+
+def _split_ring(r: RingState, of: I64, partitions: int) -> list[RingState]:
+    """`_take_ring` of each partition's rows at once (``of``: each row's partition): one sort for all
+    partitions, not a pass over the ring per partition."""
+    sizes = np.bincount(of, minlength=partitions).astype(np.int64)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    local = np.empty(len(of), np.int64)  # each row's number among its partition's rows (in row order)
+    local[np.argsort(of, kind="stable")] = np.arange(len(of)) - np.repeat(starts, sizes)
+    slots, row = np.divmod(r.cells, max(r.rows, 1))
+    part = of[row]
+    cells = slots * sizes[part] + local[row]
+    order = np.lexsort((cells, part))
+    cells, part, total, bad = cells[order], part[order], r.total[order], r.bad[order]
+    cut = np.searchsorted(part, np.arange(partitions + 1)).tolist()
+    return [
+        RingState(r.res_ms, r.n, r.head, r.low, int(sizes[q]), cells[a:z], total[a:z], bad[a:z])
+        for q, (a, z) in enumerate(itertools.pairwise(cut))
+    ]
 
 
 def _take_hist(h: HistRingState, rows: Intp, counts_len: int, n_rows: int) -> HistRingState:
@@ -187,19 +212,23 @@ def take(
     slo_rows: dict[str, Intp],
     latency_rows: Intp | None,
     counters: bool,
+    rings: dict[str, tuple[RingState, RingState]] | None = None,
 ) -> AggregatorState:
     """The part of ``state`` made of the given series rows of each SLO (and latency groups), every ring's
     head and low, and (``counters``) the counters that belong to no series. ``newest``/``oldest`` are
-    kept in every part: a minimum or maximum may be taken twice."""
+    kept in every part: a minimum or maximum may be taken twice. ``rings``: each SLO's fine and coarse
+    ring already cut to those rows (`_split_ring`)."""
     empty = np.zeros(0, np.intp)
     slos = {}
     for name, s in state.slos.items():
         rows = slo_rows.get(name, empty)
+        cut = rings.get(name) if rings is not None else None
+        fine, coarse = cut if cut is not None else (_take_ring(s.fine, rows), _take_ring(s.coarse, rows))
         slos[name] = SloState(
             fingerprint=s.fingerprint,
             series=_take_series(s.series, rows),
-            fine=_take_ring(s.fine, rows),
-            coarse=_take_ring(s.coarse, rows),
+            fine=fine,
+            coarse=coarse,
             too_old=s.too_old if counters else 0,
             events=s.events if counters else 0,
         )
@@ -225,24 +254,40 @@ def _counts_len(config: Config) -> int:
     return HdrLayout.create(int(lat.highest_ms * 1000), lat.significant_figures).counts_len
 
 
-def _rows_by(partition_of: list[int], partitions: int) -> list[Intp]:
+def _rows_by(of: I64, partitions: int) -> list[Intp]:
     """Rows per partition, given each row's partition."""
-    of = np.array(partition_of, np.int64)
     return [np.flatnonzero(of == p) for p in range(partitions)]
+
+
+def _partition_of(state: AggregatorState, partitions: int) -> tuple[dict[str, I64], I64 | None]:
+    """Each row's partials partition, per SLO and for the latency groups."""
+    slos = {
+        name: np.array([series_partition(name, k, partitions) for k in s.series.keys], np.int64)
+        for name, s in state.slos.items()
+    }
+    latency = None
+    if state.latency is not None:
+        latency = np.array([latency_partition(k, partitions) for k in state.latency.series.keys], np.int64)
+    return slos, latency
+
+
+def _split_rows(
+    of: tuple[dict[str, I64], I64 | None], partitions: int
+) -> list[tuple[dict[str, Intp], Intp | None]]:
+    out: list[tuple[dict[str, Intp], Intp | None]] = [({}, None) for _ in range(partitions)]
+    slos, latency = of
+    for name, parts in slos.items():
+        for p, rows in enumerate(_rows_by(parts, partitions)):
+            out[p][0][name] = rows
+    if latency is not None:
+        by = _rows_by(latency, partitions)
+        out = [(slo, rows) for (slo, _), rows in zip(out, by, strict=True)]
+    return out
 
 
 def split_rows(state: AggregatorState, partitions: int) -> list[tuple[dict[str, Intp], Intp | None]]:
     """Per partials partition, the rows of each SLO and of the latency state whose series land there."""
-    out: list[tuple[dict[str, Intp], Intp | None]] = [({}, None) for _ in range(partitions)]
-    for name, s in state.slos.items():
-        by = _rows_by([series_partition(name, k, partitions) for k in s.series.keys], partitions)
-        for p, rows in enumerate(by):
-            out[p][0][name] = rows
-    if state.latency is not None:
-        keys = state.latency.series.keys
-        by = _rows_by([latency_partition(k, partitions) for k in keys], partitions)
-        out = [(slo, rows) for (slo, _), rows in zip(out, by, strict=True)]
-    return out
+    return _split_rows(_partition_of(state, partitions), partitions)
 
 
 def split(config: Config, state: AggregatorState, partitions: int) -> list[AggregatorState]:
@@ -250,9 +295,20 @@ def split(config: Config, state: AggregatorState, partitions: int) -> list[Aggre
     even one without a series: it carries the ring heads, and it tells that partition's owner the range
     was read (so its set of applied ranges stays contiguous, docs/scaling.md)."""
     home = home_partition(partitions)
+    of = _partition_of(state, partitions)
+    cut = {
+        name: list(
+            zip(
+                _split_ring(s.fine, of[0][name], partitions),
+                _split_ring(s.coarse, of[0][name], partitions),
+                strict=True,
+            )
+        )
+        for name, s in state.slos.items()
+    }
     return [
-        take(config, state, slo_rows, lat_rows, counters=p == home)
-        for p, (slo_rows, lat_rows) in enumerate(split_rows(state, partitions))
+        take(config, state, slo_rows, lat_rows, p == home, {name: c[p] for name, c in cut.items()})
+        for p, (slo_rows, lat_rows) in enumerate(_split_rows(of, partitions))
     ]
 
 
