@@ -96,6 +96,18 @@ def expected(events: list[Event]) -> dict[str, dict[str, float]]:
     return out
 
 
+def assert_customer_samples(
+    metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], want: dict[str, dict[str, float]]
+) -> None:
+    """The per-customer ``sloguard_sla_*`` samples are exactly ``want`` (customer -> name -> value)."""
+    got = {
+        (name, dict(labels)["customer"]): value
+        for (name, labels), value in metrics.items()
+        if name.startswith("sloguard_sla_") and "customer" in dict(labels)
+    }
+    assert got == {(name, c): v for c, figures in want.items() for name, v in figures.items()}
+
+
 async def test_daemon_exports_sla_figures(broker: LocalBroker, new_topic: Callable[..., str]) -> None:
     topic = new_topic(partitions=2)
     events = traffic(seed=12)
@@ -131,12 +143,7 @@ async def test_daemon_exports_sla_figures(broker: LocalBroker, new_topic: Callab
     # Every tier is reached, and initech is heading for a higher one (what the alert rule looks for).
     assert [want[c]["sloguard_sla_credit_percent"] for c in sorted(want)] == [0, 10, 10, 100]
     assert want["initech"]["sloguard_sla_projected_credit_percent"] == 30
-    got = {
-        (name, dict(labels)["customer"]): value
-        for (name, labels), value in metrics.items()
-        if name.startswith("sloguard_sla_") and "customer" in dict(labels)
-    }
-    assert got == {(name, c): v for c, figures in want.items() for name, v in figures.items()}
+    assert_customer_samples(metrics, want)
     sla = (("sla", "api-sla"),)
     elapsed = (NOW - SETTLE_MS - MONTH) // 60_000
     assert metrics[("sloguard_sla_counted_until_timestamp_seconds", sla)] == (MONTH + elapsed * 60_000) / 1000
