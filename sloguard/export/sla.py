@@ -68,8 +68,8 @@ def sla_families(slas: Sequence[LiveSla]) -> Iterator[Family]:
         ),
         (
             "sloguard_sla_counted_since_timestamp_seconds",
-            "Since when this process has counted the period (later than its start after a restart: "
-            "SLA counts are not checkpointed).",
+            "Since when the period has been counted (later than its start after a start without "
+            "checkpointed SLA counts of it).",
             lambda s: s.since_ms / 1000,
         ),
         (
