@@ -126,16 +126,28 @@ def flag_positions(flags: U64, scratch: Bools) -> Intp:
         at = np.flatnonzero(word_hits[:n])
     w = flags.take(at)  # bytes are 0 or 1
     base = at << 3
-    parts = []
-    while True:
+    low = w & (~w + N1)
+    first: Intp = base + ((low * BYTE_INDEX) >> N56).view(np.intp)
+    w ^= low
+    more = np.flatnonzero(w != 0)
+    if len(more) == 0:  # one set byte a word (the usual case: newlines, quotes)
+        return first
+    # Words holding several: each word's positions go to its own run of the output, the k-th set byte
+    # at the run's start + k, so the result is in order without a sort (a sort of every position cost
+    # ~10 % of a plain decode). A word's set-byte count is the top byte of w * 0x0101..01 (bytes 0/1).
+    counts = ((flags.take(at) * C01) >> N56).view(np.intp)
+    start = np.cumsum(counts) - counts
+    out = np.empty(int(start[-1] + counts[-1]), np.intp)
+    out[start] = first
+    k = 0
+    while len(more):
+        k += 1
+        w, base, start = w[more], base[more], start[more]
         low = w & (~w + N1)
-        parts.append(base + ((low * BYTE_INDEX) >> N56).view(np.intp))
+        out[start + k] = base + ((low * BYTE_INDEX) >> N56).view(np.intp)
         w ^= low
         more = np.flatnonzero(w != 0)
-        if len(more) == 0:
-            break
-        w, base = w[more], base[more]
-    return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
+    return out
 
 
 def scratch_size(n_words: int) -> int:
