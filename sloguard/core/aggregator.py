@@ -157,14 +157,17 @@ class _SloState:
         rows = len(self.series)
         if spec.budgeting is not None:
             return self._capture_slices(spec.budgeting, now_ms, rows, excluded)
-        counts: dict[int, tuple[I64, I64]] = {}
+        # Each window's sums written straight into its row of the arrays handed out: one copy each.
+        at = {w: i for i, w in enumerate(spec.windows)}
+        total = np.empty((len(at), rows), np.int64)
+        bad = np.empty((len(at), rows), np.int64)
         bounds: dict[int, tuple[int, int]] = {}
         for ring, group in ((self.fine, self.fine_windows), (self.coarse, self.coarse_windows)):
             res_s = ring.res_ms // 1000
             end = now_ms // ring.res_ms
             for w in group:
                 ring.check_retained(end - w // res_s)
-                counts[w] = ring.span_sums(w, end - w // res_s, end, rows)
+                ring.span_sums(w, end - w // res_s, end, rows, out=(total[at[w]], bad[at[w]]))
                 bounds[w] = ((end * res_s - w) * 1000, end * ring.res_ms)
         p_start, p_end = self.period_bounds(now_ms)
         res, fine = self.coarse.res_ms, self.fine.res_ms
@@ -174,14 +177,14 @@ class _SloState:
         tail = p_end // res * res
         self.fine.check_retained(tail // fine)
         t_total, t_bad = self.fine.span_sums(PERIOD_SPAN, tail // fine, p_end // fine, rows)
-        p_total, p_bad = p_total + t_total, p_bad + t_bad
-        empty = np.zeros((len(spec.windows), 0), np.int64)
+        p_total += t_total  # both fresh copies
+        p_bad += t_bad
         return SloCounts(
             spec=spec,
             labels=tuple(self.series.keys),
             window_bounds=tuple(bounds[w] for w in spec.windows),
-            total=np.stack([counts[w][0] for w in spec.windows]) if rows else empty,
-            bad=np.stack([counts[w][1] for w in spec.windows]) if rows else empty,
+            total=total,
+            bad=bad,
             period_bounds=(p_start, p_end),
             period_total=p_total,
             period_bad=p_bad,

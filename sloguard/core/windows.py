@@ -321,8 +321,11 @@ class BucketRing(Ring):
             out[i] = (total, bad)
         return out
 
-    def span_sums(self, key: object, start: int, end: int, rows: int) -> tuple[I64, I64]:
-        """`sums` over ``[start, end)`` (copies), kept as a running sum under ``key`` between calls.
+    def span_sums(
+        self, key: object, start: int, end: int, rows: int, out: tuple[I64, I64] | None = None
+    ) -> tuple[I64, I64]:
+        """`sums` over ``[start, end)`` (copies, or written into ``out``: two arrays of ``rows``), kept as a
+        running sum under ``key`` between calls.
 
         The first read of a key sums every slot of the span; later ones only move it: the buckets that
         entered are added and those that left subtracted, and every write in between (`add`, a reused
@@ -346,7 +349,11 @@ class BucketRing(Ring):
                     span.total += sign * t
                     span.bad += sign * b
             span.lo, span.hi = start, end
-        return span.total[:rows].copy(), span.bad[:rows].copy()
+        if out is None:
+            return span.total[:rows].copy(), span.bad[:rows].copy()
+        out[0][...] = span.total[:rows]
+        out[1][...] = span.bad[:rows]
+        return out
 
     def _dense(self, which: list[npt.NDArray[np.signedinteger]]) -> npt.NDArray[np.signedinteger]:
         return which[0] if len(which) == 1 else np.concatenate(which, axis=1)
