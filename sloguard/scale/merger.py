@@ -14,6 +14,7 @@ import numpy as np
 
 from sloguard._types import Bools
 from sloguard.core.aggregator import Aggregator
+from sloguard.core.snapshot import SloCounts
 from sloguard.core.spec import Config
 from sloguard.scale.applied import Applied, RangeKey, Verdict
 from sloguard.scale.codec import Piece
@@ -49,6 +50,14 @@ class Merger:
     _owned: dict[str | None, tuple[Sequence[tuple[str, ...]], list[bool], Bools]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    #: Pieces applied so far: what changed the aggregator (`sloguard.scale.view` reuses a capture of
+    #: it while this and ``now`` aligned to the SLO's fine resolution are unchanged). Change the
+    #: aggregator only through `offer`.
+    version: int = field(default=0, compare=False)
+    #: Per SLO index: ``(version, fine bucket of now)`` and the counts captured then.
+    captured: dict[int, tuple[tuple[int, int], SloCounts]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self.aggregator = Aggregator(self.config)
@@ -76,6 +85,7 @@ class Merger:
         if verdict is Verdict.NEW:
             apply(self.aggregator, piece.state)
             self.applied.record(key)
+            self.version += 1
         return verdict
 
     def owns(self, slo: str | None, key: tuple[str, ...]) -> bool:

@@ -173,6 +173,20 @@ def _slo(
     )
 
 
+def _capture(merger: Merger, i: int, slo: _SloState, now_ms: int) -> SloCounts:
+    """SLO ``i``'s counts in ``merger``'s aggregator at ``now_ms``: the last capture again if nothing was
+    applied since and ``now`` is in the same fine bucket (every window, the period and the time slices
+    end at ``now`` aligned to the fine resolution, which divides the coarse one and the slice; so the
+    counts are the same). A quiet partition costs no capture for most ticks (fine: 10 s by default)."""
+    key = (merger.version, now_ms // (slo.spec.resolution.fine * 1000))
+    seen = merger.captured.get(i)
+    if seen is not None and seen[0] == key:
+        return seen[1]
+    counts = slo.capture(now_ms)
+    merger.captured[i] = (key, counts)
+    return counts
+
+
 def owned_counts(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> OwnedCounts:
     """The counts at ``now_ms`` of the series ``mergers`` own. ``base`` is an empty aggregator of the
     same config: it gives the bounds of an SLO no partition here has a series of. Every aggregator is
@@ -189,7 +203,7 @@ def owned_counts(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> Ow
             s = agg.slos[i]
             mask = m.owned_mask(name, s.series.keys)
             if mask.any():
-                parts.append((s.capture(now_ms), mask))
+                parts.append((_capture(m, i, s, now_ms), mask))
         template = parts[0][0] if parts else slo.capture(now_ms)
         slos.append(_slo(template, parts, [a.slos[i] for a in aggs]))
     latency = None

@@ -5,7 +5,9 @@
 * `BucketRing.dump` scans only the slots of ``[max(low, head − n + 1), head]``: identical to a scan of
   the whole ring, wrap-around included;
 * `summarise` reads labels in the batch's own vocabularies: the same state as with fresh ones;
-* `owned_counts` evaluated in another thread equals `owned_snapshot` (the tick's split).
+* `owned_counts` evaluated in another thread equals `owned_snapshot` (the tick's split), and a
+  partition's capture reused while nothing was applied and ``now`` stays in the fine bucket equals a
+  fresh one.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from hypothesis import strategies as st
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
 from sloguard.core.windows import BucketRing
+from sloguard.scale.applied import Verdict
+from sloguard.scale.codec import decode_piece, encode_pieces
 from sloguard.scale.merger import Merger
-from sloguard.scale.partials import apply, home_partition, split, split_rows, summarise, take
+from sloguard.scale.partials import InputRange, apply, home_partition, split, split_rows, summarise, take
 from sloguard.scale.view import owned_counts, owned_snapshot
 from tests.unit.scale.canon import comparable
 from tests.unit.scale.test_exactly_once import CONFIG, COUNTS_LEN, FP, events_strategy
@@ -29,7 +33,8 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 def _same(a: object, b: object) -> None:
     """Dataclass trees equal, arrays element by element (and dtype)."""
     if isinstance(a, np.ndarray):
-        assert isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
     elif hasattr(a, "__dataclass_fields__"):
         assert type(a) is type(b)
         for f in a.__dataclass_fields__:
@@ -124,3 +129,33 @@ def test_ring_dump_of_buckets_that_wrap_around_the_ring() -> None:
         (7, 0, 0),
         (8, 1, 1),
     ]
+
+
+def _offer_range(mergers: list[Merger], events: list[Event], start: int) -> None:
+    rng = InputRange("requests", 0, start, start + len(events))
+    state = summarise(CONFIG, [EventBatch.from_events(events)])
+    for p, piece in enumerate(split(CONFIG, state, len(mergers))):
+        for record in encode_pieces(CONFIG, rng, FP, p, len(mergers), piece):
+            assert mergers[p].offer(decode_piece(record)) is Verdict.NEW
+
+
+def test_a_capture_is_reused_only_while_nothing_changed_in_the_same_fine_bucket() -> None:
+    t0 = 1_767_225_600_000
+    first = [
+        Event(t0 + i * 3_000, "checkout", f"GET /{i % 4}", "c1", 500 if i % 5 else 200, 9.0)
+        for i in range(40)
+    ]
+    later = [Event(t0 + 200_000 + i, "checkout", "GET /new", "c2", 500, 9.0) for i in range(3)]
+    cached = [Merger(CONFIG, FP, p, 2) for p in range(2)]
+    _offer_range(cached, first, 0)
+    now = t0 + 300_000  # a fine (10 s) bucket's start: now + 1 s is in the same bucket
+    owned_snapshot(Aggregator(CONFIG), cached, now)
+    for step, events in ((1_000, []), (1_000, later), (20_000, [])):
+        now += step
+        if events:
+            _offer_range(cached, events, 100)
+        fresh = [Merger(CONFIG, FP, p, 2) for p in range(2)]
+        _offer_range(fresh, first, 0)
+        if now > t0 + 301_000:
+            _offer_range(fresh, later, 100)
+        _same(owned_snapshot(Aggregator(CONFIG), cached, now), owned_snapshot(Aggregator(CONFIG), fresh, now))
