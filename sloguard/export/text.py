@@ -248,12 +248,16 @@ class _Rendered:
 
 
 class _Out:
-    """The body being assembled: cached pieces as they are, fresh text joined into a piece a run at a time."""
+    """The body being assembled: cached pieces as they are, fresh text joined into a piece a run at a time.
+    Once it reaches ``text_kept_below`` bytes, every piece is packed as it comes (so a large body's text
+    is never all held at once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, text_kept_below: int) -> None:
         self.pieces: list[_Piece] = []
         self.length = 0
         self._fresh: list[bytes] = []
+        self._limit = text_kept_below
+        self._packed = 0  # pieces[:_packed] are packed
 
     def fresh(self, chunks: list[bytes]) -> None:
         self.length += sum(map(len, chunks))
@@ -264,21 +268,25 @@ class _Out:
             self._flush()
             self.length += piece.size
             self.pieces.append(piece)
+            self._pack()
 
     def _flush(self) -> None:
         if self._fresh:
             self.pieces.append(_Piece(b"".join(self._fresh)))
             self._fresh = []
+            self._pack()
 
-    def body(self, text_kept_below: int, gzip: bool) -> Body:
+    def _pack(self) -> None:
+        if self.length >= self._limit:
+            for piece in self.pieces[self._packed :]:
+                piece.pack()
+            self._packed = len(self.pieces)
+
+    def body(self, gzip: bool) -> Body:
         self._flush()
-        packed = self.length >= text_kept_below
-        if packed or gzip:
+        if gzip:
             for piece in self.pieces:
-                if packed:
-                    piece.pack()
-                else:
-                    piece.member()
+                piece.member()
         return Body(tuple(self.pieces), self.length)
 
 
@@ -310,7 +318,7 @@ class Renderer:
     def render(self, families: Sequence[Family], *, gzip: bool = False) -> Body:
         """The body of ``families``; ``gzip``: every piece gzipped now (a large body always is)."""
         with self._lock:
-            out = _Out()
+            out = _Out(self.text_kept_below)
             cache: dict[tuple[object, ...], _Rendered] = {}
             self.rendered = self.reused = 0
             for f in families:
@@ -324,7 +332,7 @@ class Renderer:
                     key = (f.name, i, block.const)
                     cache[key] = self._block(f.name, block, self._cache.get(key), out)
             self._cache = cache
-            return out.body(self.text_kept_below, gzip)
+            return out.body(gzip)
 
     def _block(self, name: str, block: Block, before: _Rendered | None, out: _Out) -> _Rendered:
         c = self.chunk_rows

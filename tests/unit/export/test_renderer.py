@@ -105,6 +105,15 @@ def test_gzip_members_are_made_once_per_piece(large: bool) -> None:
     assert _text(third) == render(_families(series, a2 + 1, b))
 
 
+def test_a_body_reaching_the_limit_mid_render_is_packed_whole() -> None:
+    # Pieces are packed from the moment the body reaches the limit, those before it included.
+    series = SeriesLabels(("customer",), [(f"c{j}",) for j in range(40)])
+    fams = _families(series, np.arange(40, dtype=np.float64), np.full(40, 0.5))
+    body = Renderer(chunk_rows=4, text_kept_below=300).render(fams)
+    assert len(body.pieces) > 10 and all(p.text is None for p in body.pieces)
+    assert _text(body) == render(fams)
+
+
 def test_follow_keeps_what_it_can() -> None:
     names = ("a", "b")
     first = SeriesLabels(names, (("1", 'q"'), ("2", "n\n")))
