@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import time
 from typing import Protocol
@@ -22,6 +23,7 @@ from sloguard.core.snapshot import Snapshot
 from sloguard.core.spec import Config
 from sloguard.export.collector import Exposition
 from sloguard.export.http import HttpServer
+from sloguard.export.text import Body
 from sloguard.ingest.kafka import KafkaSource
 from sloguard.logs import RateLimiter, get_logger
 from sloguard.scale import faults
@@ -124,23 +126,30 @@ class StageProcess:
 
     async def tick(self) -> None:
         """Publish what the stage exports now, with its self-metrics: the counts are copied out here
-        (``tick_duration_seconds``: the time the event loop spends on it), evaluated and rendered in a
-        worker thread."""
+        (``tick_duration_seconds``: the time the event loop spends on it) and evaluated in a worker
+        thread; the exposition is rendered when asked for (`_render`)."""
         started = time.perf_counter()
         counts = self.stage.export_counts(self.clock.now_ms())
         t = self.stage.telemetry
         t.consumer_lag = self.stage.source.lag()
         t.commit_failures = self.stage.source.commit_failures
         t.tick_duration_seconds = time.perf_counter() - started
-        snapshot, body = await asyncio.to_thread(self._evaluate, counts, t.snapshot())
-        self.http.set_metrics(body)
+        telemetry = t.snapshot()
+        snapshot = await asyncio.to_thread(counts.evaluate)
+        # Rendered when /metrics asks for it (at most once a tick), as the single process does: a 15 s
+        # scrape interval costs one render per 15 s, not fifteen.
+        self.http.set_metrics(functools.partial(self._render, snapshot, telemetry))
         self.latest = snapshot
         self._heartbeat = time.monotonic()
         self.ticks += 1
 
-    def _evaluate(self, counts: OwnedCounts, telemetry: TelemetrySnapshot) -> tuple[Snapshot, list[bytes]]:
-        snapshot = counts.evaluate()
-        return snapshot, self.exposition.render_chunks(snapshot, telemetry)
+    async def _render(self, snapshot: Snapshot, telemetry: TelemetrySnapshot) -> Body:
+        """One tick's exposition, in a worker thread, reusing the pieces of the previous render whose
+        numbers did not change (`Exposition.render_body`)."""
+        gz = self.http.last_scrape_gzip
+        return await asyncio.to_thread(
+            functools.partial(self.exposition.render_body, gzip=gz), snapshot, telemetry
+        )
 
 
 async def run_stage(settings: Settings, config: Config) -> int:
