@@ -255,7 +255,7 @@ class Daemon:
         t.tick_loop_blocked_seconds = max(t.tick_loop_blocked_seconds, time.perf_counter() - started)
         telemetry = t.snapshot()
         snapshot = await asyncio.to_thread(counts.evaluate)
-        if self.engine.slas:  # on the loop (live counters), throttled: `LiveSlas.results`
+        if self.engine.slas:  # evaluated in a worker thread, throttled: `LiveSlas.results`
             snapshot = dataclasses.replace(snapshot, slas=self.engine.slas.results(now))
         # The exposition is rendered when asked for (at most once per tick), or just before a scrape is
         # due: a 15 s scrape interval costs one render per 15 s, not fifteen.
