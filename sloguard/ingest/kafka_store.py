@@ -55,6 +55,10 @@ _CHUNK = struct.Struct("<8s16sIIQI")  # magic, checkpoint id, index, count, tota
 
 T = TypeVar("T")
 
+#: A scan asks only for records known to be there; a fetch left waiting for more holds up the requests
+#: queued behind it on the connection (the next offset request), so it must not wait long.
+_FETCH_WAIT_MS: Final = 50
+
 
 def chunk_records(data: bytes, checkpoint_id: bytes, chunk_bytes: int) -> list[bytes]:
     """The record values of one checkpoint: chunks of at most ``chunk_bytes`` bytes, header included."""
@@ -150,6 +154,8 @@ class KafkaCheckpointClient:
         self._thread = threading.Thread(target=self._loop.run_forever, name="ckpt-kafka", daemon=True)
         self._thread_lock = threading.Lock()
         self._closed = False
+        #: Records the scans have read (each is read once while it stays in the window).
+        self.records_read = 0
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         # Loop-side state (touched on the loop's thread only).
@@ -184,10 +190,13 @@ class KafkaCheckpointClient:
             self._closed = True
             running = self._thread.is_alive()
         if running:
-            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(self.timeout_s)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(self.timeout_s)
-        self._loop.close()
+            try:
+                asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(self.timeout_s)
+            finally:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(self.timeout_s)
+        if not self._loop.is_running():
+            self._loop.close()
 
     async def _stop(self) -> None:
         if self._scanner is not None:
@@ -214,7 +223,10 @@ class KafkaCheckpointClient:
                 client = AIOKafkaProducer(acks="all", max_request_size=self.chunk_bytes + 4096, **options)
             else:
                 client = AIOKafkaConsumer(
-                    enable_auto_commit=False, max_partition_fetch_bytes=4 * self.chunk_bytes, **options
+                    enable_auto_commit=False,
+                    max_partition_fetch_bytes=4 * self.chunk_bytes,
+                    fetch_max_wait_ms=_FETCH_WAIT_MS,
+                    **options,
                 )
             try:
                 await client.start()
@@ -279,7 +291,9 @@ class KafkaCheckpointClient:
         """Read each partition's new records within its last ``scan_records`` into `_seen`."""
         consumer = await self._started(producer=False)
         assert isinstance(consumer, AIOKafkaConsumer)
+        # Paused until sought: a fetch in flight holds up the offset requests behind it (one connection).
         consumer.assign(tps)
+        consumer.pause(*tps)
         ends, begins = await asyncio.gather(consumer.end_offsets(tps), consumer.beginning_offsets(tps))
         todo: dict[TopicPartition, int] = {}
         for tp in tps:
@@ -291,13 +305,13 @@ class KafkaCheckpointClient:
             seen.forget_before(start)
             if seen.end < ends[tp]:
                 consumer.seek(tp, max(seen.end, start))
+                consumer.resume(tp)
                 todo[tp] = ends[tp]
-            else:
-                consumer.pause(tp)
         while todo:
             batch = await consumer.getmany(*todo, timeout_ms=1000)
             for tp, records in batch.items():
                 seen = self._seen[tp]
+                self.records_read += len(records)
                 for rec in records:
                     if rec.key is not None and rec.value is not None:
                         seen.add(rec.key, rec.value, rec.offset, self.keep)
