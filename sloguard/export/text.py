@@ -10,12 +10,12 @@ once per tick (`SeriesLabels`), and each sample is one f-string. The tests check
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
+from isal import isal_zlib
 from prometheus_client.utils import floatToGoString
 
 from sloguard._types import F64, I64, Bools, Intp
@@ -24,7 +24,9 @@ from sloguard.export.model import Block, Family, escape_label_value
 #: Content type of what `render` produces (the classic text format; no OpenMetrics negotiation).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Level 1: an exposition shrinks ~10x at level 1 already; level 6 costs 2.5x the CPU for ~20 % fewer
-#: bytes (measured on a 55 MB exposition: 0.11 s vs 0.28 s).
+#: bytes (measured on a 55 MB exposition: 0.11 s vs 0.28 s). The daemon's gzip members are made with ISA-L
+#: (`gzip_member`), whose level 1 is ~3x faster than zlib's and ~10 % smaller (20 MB of exposition: 19 vs
+#: 55 ms, 2.4 vs 2.7 MB).
 GZIP_LEVEL = 1
 
 # prometheus_client's float formatting (untyped upstream): Go's spelling, e.g. 1.2e+06, +Inf, NaN.
@@ -36,18 +38,34 @@ def quantile_label(percentile: float) -> str:
     return _float_to_go(float(f"{percentile / 100:.12g}"))
 
 
+#: How prometheus_client spells the integers 0 .. 2**16 - 1 as floats ("0.0", "1.0", ...). Counts, 0/1
+#: flags and zero ratios are most of an exposition's values: a lookup is ~3x cheaper than ``repr``.
+_INTEGRAL = np.array([repr(float(i)) for i in range(1 << 16)], dtype=object)
+
+
 def format_values(values: F64) -> list[str]:
     """Sample values as prometheus_client writes them (``floatToGoString``), for a whole column.
 
-    ``repr`` is what ``floatToGoString`` returns for every finite value below 1e6 in magnitude; only the
-    rest (NaN, ±Inf, and large values, which Go writes with an exponent) go through the slow function.
+    Integral values in `_INTEGRAL`'s range (not -0.0) are looked up; ``repr`` is what ``floatToGoString``
+    returns for every other finite value below 1e6 in magnitude; only the rest (NaN, ±Inf, and large
+    values, which Go writes with an exponent) go through the slow function.
     """
-    floats: list[float] = values.tolist()
-    out = list(map(repr, floats))
+    with np.errstate(invalid="ignore"):  # NaN and ±Inf cast to garbage: never looked up
+        ints = values.astype(np.int64)
+    looked_up = (ints == values) & (ints >= 0) & (ints < len(_INTEGRAL)) & ~np.signbit(values)
+    if looked_up.all():
+        out: list[str] = _INTEGRAL[ints].tolist()
+        return out
+    table = _INTEGRAL[np.where(looked_up, ints, 0)]
+    rest = np.flatnonzero(~looked_up)
+    floats: list[float] = values[rest].tolist()
+    spelled = list(map(repr, floats))
     with np.errstate(invalid="ignore"):
-        odd = np.flatnonzero(~(np.abs(values) < 1e6))
+        odd = np.flatnonzero(~(np.abs(values[rest]) < 1e6))
     for i in odd.tolist():
-        out[i] = _float_to_go(floats[i])
+        spelled[i] = _float_to_go(floats[i])
+    table[rest] = spelled
+    out = table.tolist()
     return out
 
 
@@ -100,27 +118,35 @@ def _render_block(name: str, block: Block, out: list[bytes]) -> None:
         cols = [[c[j] for j in rows] for c in cols]
     for lo in range(0, len(values), _SLICE):
         hi = lo + _SLICE
-        out.append("".join(_lines(texts, [c[lo:hi] for c in cols], values[lo:hi])).encode())
+        out.append(_lines(texts, [c[lo:hi] for c in cols], values[lo:hi]).encode())
 
 
-def _lines(texts: list[str], cols: list[list[str]], values: list[str]) -> list[str]:
-    # One f-string per sample; the common layouts are spelled out (no per-sample join).
+def _lines(texts: list[str], cols: list[list[str]], values: list[str]) -> str:
+    """The sample lines of ``values`` (laid out as ``texts``, with the label runs ``cols``), joined.
+
+    Each line is ``texts[0] + cols[0][j] + texts[1] + ... + values[j] + "\n"``: the lines are joined with
+    ``"\n" + texts[0]`` and each is the rest of it, for the common layouts one ``str.join`` or f-string
+    (measured: ~20 % less than an f-string per whole line).
+    """
+    if not values:
+        return ""
+    t0 = texts[0]
+    between = "\n" + t0
     if not cols:
-        (t0,) = texts
-        return [f"{t0}{v}\n" for v in values]
-    if len(cols) == 1:
-        t0, t1 = texts
-        return [f"{t0}{a}{t1}{v}\n" for a, v in zip(cols[0], values, strict=True)]
-    if len(cols) == 2:
-        t0, t1, t2 = texts
-        return [f"{t0}{a}{t1}{b}{t2}{v}\n" for a, b, v in zip(cols[0], cols[1], values, strict=True)]
-    lines = []
-    for j, v in enumerate(values):
-        parts = [texts[0]]
-        for c, t in zip(cols, texts[1:], strict=True):
-            parts += (c[j], t)
-        lines.append("".join(parts) + v + "\n")
-    return lines
+        rest = values
+    elif len(cols) == 1:
+        rest = list(map(texts[1].join, zip(cols[0], values, strict=True)))
+    elif len(cols) == 2:
+        _, t1, t2 = texts
+        rest = [f"{a}{t1}{b}{t2}{v}" for a, b, v in zip(cols[0], cols[1], values, strict=True)]
+    else:
+        rest = []
+        for j, v in enumerate(values):
+            parts = [cols[0][j]]
+            for c, t in zip(cols[1:], texts[1:-1], strict=True):
+                parts += (t, c[j])
+            rest.append("".join(parts) + texts[-1] + v)
+    return t0 + between.join(rest) + "\n"
 
 
 def _header(f: Family) -> bytes:
@@ -157,7 +183,7 @@ def gzip_member(data: bytes) -> bytes:
     """``data`` as one gzip member (RFC 1952). Members concatenate into a valid gzip stream whose content
     is the concatenation of theirs: Go's ``gzip.Reader`` (Prometheus), Python's ``gzip`` and zcat read
     every member."""
-    return zlib.compress(data, GZIP_LEVEL, wbits=31)
+    return isal_zlib.compress(data, GZIP_LEVEL, wbits=31)
 
 
 #: Text kept next to (or instead of) its gzip members while a body is below this size: a plain scrape then
@@ -184,7 +210,7 @@ class _Piece:
         if text is not None:
             return text
         assert self.gz is not None  # packed: the member was set before the text was dropped
-        return zlib.decompress(self.gz, wbits=31)
+        return isal_zlib.decompress(self.gz, wbits=31)
 
     def member(self) -> bytes:
         gz = self.gz
@@ -386,7 +412,7 @@ def _piece(texts: list[str], cols: list[list[str]], block: Block, lo: int, hi: i
     else:
         picked = block.rows[lo:hi].tolist()
         labels = [[col[r] for r in picked] for col in cols]
-    return _Piece("".join(_lines(texts, labels, format_values(block.values[lo:hi]))).encode())
+    return _Piece(_lines(texts, labels, format_values(block.values[lo:hi])).encode())
 
 
 def _presence(present: Bools | None, m: int) -> Bools:

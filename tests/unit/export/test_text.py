@@ -76,6 +76,20 @@ def test_values_are_formatted_like_prometheus_client() -> None:
 
 
 @pytest.mark.parametrize(
+    "column",
+    [
+        [0.0, 1.0, 2.0, 65535.0],  # all looked up
+        [65535.0, 65536.0, 65537.0, -1.0, -0.0, 0.0, 7.0],  # the table's edges, negative and signed zero
+        [math.nan, math.inf, -math.inf, 3.0, 0.25, 1e6, 999999.0],
+        [math.nan, math.nan],
+        [],
+    ],
+)
+def test_integral_values_looked_up_are_spelled_like_prometheus_client(column: list[float]) -> None:
+    assert format_values(np.array(column, dtype=np.float64)) == [go(v) for v in column]
+
+
+@pytest.mark.parametrize(
     "p,label", [(50, "0.5"), (90.0, "0.9"), (99, "0.99"), (99.9, "0.999"), (99.99, "0.9999"), (100, "1.0")]
 )
 def test_quantile_label(p: float, label: str) -> None:
