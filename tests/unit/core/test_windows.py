@@ -35,6 +35,31 @@ def test_merge_widens_when_the_sum_would_not_fit() -> None:
     assert int(a.sums(0, 10, 1)[0][0]) == 2 * n
 
 
+@pytest.mark.parametrize("rows", [3, 300, 2500], ids=["narrow", "grown first block", "several blocks"])
+def test_widening_and_growing_keep_every_held_slot(rows: int) -> None:
+    """Widening and growing copy only the slots that may hold counts (``_held``): counts in slots that
+    wrap around the end of the ring, and in a ring that later grows, are all still there, exactly."""
+    rng = np.random.default_rng(5)
+    ring = BucketRing(1000, 10)
+    expected = np.zeros((30, rows), np.int64)
+    for lo in (15, 17):  # buckets 15 .. 20: slots 5 .. 9 and 0 (held in two runs)
+        n = 2000
+        r = rng.integers(0, rows, n).astype(np.intp)
+        b = rng.integers(lo, lo + 4, n).astype(np.int64)
+        ring.ensure_rows(rows)
+        ring.add(r, b, np.zeros(n, np.bool_))
+        np.add.at(expected, (b, r), 1)
+    head = 20
+    assert ring.dtype is np.uint16
+    hot = np.full(70_000, rows - 1, np.intp)
+    ring.add(hot, np.full(70_000, head, np.int64), np.zeros(70_000, np.bool_))
+    expected[head, rows - 1] += 70_000
+    assert ring.dtype is np.uint32
+    ring.ensure_rows(rows + 2000)
+    total, _ = ring.dense(0, 30, rows)
+    assert np.array_equal(total, expected)
+
+
 @pytest.mark.parametrize(
     ("head", "bucket", "expected"),
     [
