@@ -312,7 +312,8 @@ class HttpServer:
         source never asked for is never rendered. While it is not, a scrape gets the newest rendered body
         if that one was published at most ``metrics_max_age`` seconds ago (0: never), and the newest
         starts rendering in the background (unless a background render is running), for the next scrape.
-        On the loop."""
+        Else, while a background render runs, the scrape waits for that one (never for two renders, one
+        after the other); else it renders the newest. On the loop."""
         self._metrics = _Payload(body)
 
     def prerender(self) -> None:
@@ -343,6 +344,13 @@ class HttpServer:
         if rendered is not None and time.monotonic() - rendered.published <= self.metrics_max_age:
             self._background(metrics)
             return rendered
+        rendering = self._rendering
+        if rendering is not None and not rendering.rendered:
+            # A render is under way (`prerender`, ahead of this scrape): the newest would render after it
+            # (one render at a time), and this scrape would wait for both. It gets the body ready soonest.
+            await rendering.ready()
+            self._done(rendering)
+            return rendering
         await metrics.ready()
         self._done(metrics)
         return metrics

@@ -489,6 +489,30 @@ async def test_a_body_source_is_rendered_once_when_first_asked_for(server: HttpS
     assert len(server.scrape_times) == 5
 
 
+async def test_a_scrape_waits_for_the_render_under_way_not_for_two(server: HttpServer) -> None:
+    renders: list[int] = []
+    started = asyncio.Event()
+
+    def source(n: int) -> Callable[[], Awaitable[Body]]:
+        async def render() -> Body:
+            started.set()
+            await asyncio.sleep(0.2)
+            renders.append(n)
+            return Body.of_members((gzip_member(f"a {n}.0\n".encode()),), len(f"a {n}.0\n"))
+
+        return render
+
+    server.metrics_max_age = 0.0
+    server.set_metrics(source(1))
+    server.prerender()  # ahead of a scrape, which comes before that render is done
+    await started.wait()
+    server.set_metrics(source(2))
+    assert (await get(server.port, "/metrics")).body == b"a 1.0\n"
+    assert renders == [1]  # the newest was not rendered behind it
+    assert (await get(server.port, "/metrics")).body == b"a 2.0\n"  # the next scrape renders the newest
+    assert renders == [1, 2]
+
+
 async def test_mounted_routes_answer_with_their_query_and_headers() -> None:
     seen: list[tuple[str, str]] = []
 
