@@ -387,32 +387,41 @@ class Renderer:
         texts, runs = _layout(name, block.series.names, block.const)
         cols = [block.series.run(r) for r in runs]
         # The samples of chunk j: [starts[j], starts[j + 1]).
-        starts: list[int] = (
-            [*range(0, n, c), n] if rows is None else np.searchsorted(rows, np.arange(k + 1) * c).tolist()
-        )
+        bounds = np.arange(k + 1) * c
+        starts_at: Intp = np.minimum(bounds, n) if rows is None else np.searchsorted(rows, bounds)
+        starts: list[int] = starts_at.tolist()
+        # The values of the chunks rendered again, spelled in one call: numpy's fixed costs once a block,
+        # not once a chunk (most values are integral: looked up, a few ns each).
+        spelled = format_values(values[np.repeat(~reuse, np.diff(starts_at))])
+        at = 0
         pieces = []
         for j in range(k):
             if reuse[j] and before is not None:
                 piece = before.pieces[j]
                 self.reused += 1
             else:
-                piece = _piece(texts, cols, block, starts[j], starts[j + 1])
+                lo, hi = starts[j], starts[j + 1]
+                piece = _piece(texts, cols, rows, lo, hi, spelled[at : at + hi - lo])
+                at += hi - lo
                 self.rendered += 1
             out.piece(piece)
             pieces.append(piece)
         return _Rendered(block.series.lineage, n, bits, present, tuple(pieces))
 
 
-def _piece(texts: list[str], cols: list[list[str]], block: Block, lo: int, hi: int) -> _Piece:
-    """Samples ``[lo, hi)`` of ``block`` (laid out as ``texts``, with the label runs ``cols``)."""
+def _piece(
+    texts: list[str], cols: list[list[str]], rows: Intp | None, lo: int, hi: int, values: list[str]
+) -> _Piece:
+    """Samples ``[lo, hi)`` of a block (laid out as ``texts``, with the label runs ``cols``, of its
+    ``rows``), whose values are spelled ``values``."""
     if lo == hi:
         return _EMPTY
-    if block.rows is None:
+    if rows is None:
         labels = [col[lo:hi] for col in cols]
     else:
-        picked = block.rows[lo:hi].tolist()
+        picked = rows[lo:hi].tolist()
         labels = [[col[r] for r in picked] for col in cols]
-    return _Piece(_lines(texts, labels, format_values(block.values[lo:hi])).encode())
+    return _Piece(_lines(texts, labels, values).encode())
 
 
 def _presence(present: Bools | None, m: int) -> Bools:
