@@ -12,13 +12,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sloguard._types import Bools
-from sloguard.core.aggregator import Aggregator
+from sloguard._types import Bools, Intp
+from sloguard.core.aggregator import Aggregator, _LatencyState, _SloState
+from sloguard.core.exclusions import ExclusionCalendar
+from sloguard.core.histring import HistRing
 from sloguard.core.snapshot import SloCounts
 from sloguard.core.spec import Config
+from sloguard.core.state import (
+    AggregatorState,
+    HistRingState,
+    LatencyState,
+    RingState,
+    SeriesState,
+    SloState,
+    fingerprint,
+)
+from sloguard.core.windows import BLOCK, BucketRing
 from sloguard.scale.applied import Applied, RangeKey, Verdict
 from sloguard.scale.codec import Piece
-from sloguard.scale.partials import apply, latency_partition, series_partition
+from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, series_partition
 
 __all__ = ["Merger", "Refused"]
 
@@ -59,8 +71,19 @@ class Merger:
         default_factory=dict, repr=False, compare=False
     )
 
+    #: Per SLO index: the `version` at which that SLO's state last changed (a piece with no counts for
+    #: it and ring heads it already has leaves it as it was).
+    slo_versions: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
+    #: The state fingerprints of the config's SLOs and latency groups (``repr`` of each spec, once).
+    _fingerprints: tuple[dict[str, str], str | None] = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         self.aggregator = Aggregator(self.config)
+        latency = self.config.latency
+        self._fingerprints = (
+            {s.name: fingerprint(s) for s in self.config.slos},
+            fingerprint(latency) if latency is not None else None,
+        )
 
     def offer(self, piece: Piece) -> Verdict | Refused:
         """Apply ``piece`` unless it is a duplicate, a conflict, or refused (see `Verdict`, `Refused`)."""
@@ -83,10 +106,44 @@ class Merger:
         key = RangeKey((r.topic, r.partition), r.start, r.end, piece.index, piece.count)
         verdict = self.applied.check(key)
         if verdict is Verdict.NEW:
-            apply(self.aggregator, piece.state)
-            self.applied.record(key)
             self.version += 1
+            self._apply(piece.state)
+            self.applied.record(key)
         return verdict
+
+    def _apply(self, piece: AggregatorState) -> None:
+        """Add ``piece`` to the aggregator: what `sloguard.scale.partials.apply` does (restore the piece
+        into a fresh uncapped aggregator, merge that), SLO by SLO, and only where the piece holds counts
+        or moves the rings. Most SLOs of a small piece hold nothing for this partition (the piece only
+        carries their ring heads): for them, merging a restored empty state comes down to moving each
+        ring's head and low, which is done directly; the others are restored and merged as before, one
+        SLO at a time (a scratch `_SloState`, not a whole aggregator). Same state as `apply`, bucket by
+        bucket (tests/unit/scale/test_merger.py).
+
+        Raises `PartialError` if the piece was made for other SLO specs (it would restore as empty)."""
+        agg = self.aggregator
+        slo_fps, latency_fp = self._fingerprints
+        saved = piece.slos
+        if saved.keys() != slo_fps.keys() or any(saved[n].fingerprint != fp for n, fp in slo_fps.items()):
+            fresh = [n for n, fp in slo_fps.items() if n not in saved or saved[n].fingerprint != fp]
+            raise PartialError(
+                f"partial made for other SLOs: not restored {fresh}, unknown {sorted(saved.keys() - slo_fps)}"
+            )
+        lat = piece.latency
+        if (lat is not None) != (latency_fp is not None) or (
+            lat is not None and lat.fingerprint != latency_fp
+        ):
+            raise PartialError("partial made for other latency groups")
+        for i, slo in enumerate(agg.slos):
+            if _merge_slo(slo, saved[slo.spec.name], self.config):
+                self.slo_versions[i] = self.version
+        if lat is not None and agg.latency is not None:
+            _merge_latency(agg.latency, lat)
+        st = agg.stats
+        st.events += piece.events  # (a restored aggregator's ``unmatched`` is 0)
+        for attr, pick in (("newest_ms", max), ("oldest_ms", min)):
+            a, b = getattr(st, attr), getattr(piece, attr)
+            setattr(st, attr, b if a is None else a if b is None else pick(a, b))
 
     def owns(self, slo: str | None, key: tuple[str, ...]) -> bool:
         """Whether this partition exports series ``key`` of SLO ``slo`` (None: a latency group). Every
@@ -107,3 +164,132 @@ class Merger:
             mask = np.array(flags, np.bool_)
         self._owned[slo] = (keys, flags, mask)
         return mask
+
+
+def _known(series: SeriesState, index_keys: dict[tuple[str, ...], int]) -> bool:
+    """Whether ``series`` (a piece's) adds nothing to an index: no events, and every key already there."""
+    return not series.row_events.any() and all(k in index_keys for k in series.keys)
+
+
+def _move(ring: BucketRing | HistRing, state: RingState | HistRingState) -> bool:
+    """What merging a restored ring without counts does (``merge_from``): move to its head, take its low.
+    True if that changed the ring."""
+    if state.head is None:
+        return False
+    before = (ring.head, ring.low)
+    ring.advance(state.head)
+    if state.low is not None:
+        ring.low = state.low if ring.low is None else min(ring.low, state.low)
+    return (ring.head, ring.low) != before
+
+
+def _merge_slo(slo: _SloState, saved: SloState, config: Config) -> bool:
+    """Merge one SLO's part of a piece into ``slo`` (as `Aggregator.restore_state` then `merge` would);
+    True if its state changed."""
+    if (
+        not len(saved.fine.cells)
+        and not len(saved.coarse.cells)
+        and not saved.too_old
+        and not saved.events
+        and _known(saved.series, slo.series.rows_by_key)
+    ):
+        moved = _move(slo.fine, saved.fine)
+        return _move(slo.coarse, saved.coarse) or moved
+    calendar = ExclusionCalendar.for_slo(config.exclusions, slo.spec)
+    if calendar is not None:
+        # Maintenance windows drop the piece's buckets they cover: as `restore_state` would.
+        scratch = _SloState(slo.spec, calendar)
+        scratch.series.cap = NO_CAP
+        scratch.load(calendar.retroactive(saved))
+        slo.merge(scratch)
+        return True
+    # `_SloState.merge` of the piece restored, without restoring it: rings by their cells.
+    series = slo.series
+    row_map = np.array([series.row_for_key(k) for k in saved.series.keys], np.intp)
+    rows = len(series)
+    for ring, state in ((slo.fine, saved.fine), (slo.coarse, saved.coarse)):
+        ring.ensure_rows(rows)
+        add_cells(ring, state, row_map)
+    if len(series.row_events) < rows:
+        series.row_events = np.concatenate(
+            [series.row_events, np.zeros(rows - len(series.row_events), np.int64)]
+        )
+    np.add.at(series.row_events, row_map, saved.series.row_events[: len(row_map)])
+    slo.too_old += saved.too_old
+    slo.events += saved.events
+    if slo.judged is not None:
+        slo.judged.forget()
+    return True
+
+
+def add_cells(ring: BucketRing, state: RingState, row_map: Intp) -> None:
+    """Add a ring's saved cells into ``ring`` (same shape), row ``i`` of the state going to row
+    ``row_map[i]`` (rows there already): what ``ring.merge_from`` of a ring restored from ``state``
+    does, in time proportional to the cells rather than to the ring's slots times its rows. The ring
+    first moves to the state's head; cells of buckets it no longer keeps are dropped; a cell's type is
+    widened when a sum would not fit (checked per cell, as ingest does). Running span sums are dropped
+    (recomputed on the next read), as ``merge_from`` does.
+
+    It writes the ring's blocks directly: belongs in `sloguard.core.windows` (``BucketRing``)."""
+    if state.head is None:
+        return
+    if (state.res_ms, state.n) != (ring.res_ms, ring.n):
+        raise ValueError("cannot merge rings of different shape")
+    ring._spans.clear()
+    ring.advance(state.head)
+    assert ring.head is not None
+    if len(state.cells):
+        slot, row = np.divmod(state.cells, state.rows)
+        total, bad = state.total, state.bad
+        bucket = state.head - (state.head - slot) % state.n
+        keep = bucket > ring.head - ring.n
+        if not keep.all():
+            slot, row, total, bad = slot[keep], row[keep], total[keep], bad[keep]
+        np.add.at(ring.slot_total, slot, total)
+        np.add.at(ring.slot_bad, slot, bad)
+        # Several saved rows may land on one row (a capped target's overflow): one sum per cell.
+        width = ring.rows
+        cells, inverse = np.unique(slot * width + row_map[row], return_inverse=True)
+        add_total = np.zeros(len(cells), np.int64)
+        add_bad = np.zeros(len(cells), np.int64)
+        np.add.at(add_total, inverse, total)
+        np.add.at(add_bad, inverse, bad)
+        slots, cols = np.divmod(cells, width)
+        blocks = cols // BLOCK
+        parts = [(b, np.flatnonzero(blocks == b)) for b in np.unique(blocks).tolist()]
+        need = (
+            max(
+                int(
+                    (
+                        ring._total[b][slots[sel], cols[sel] - b * BLOCK].astype(np.int64) + add_total[sel]
+                    ).max()
+                )
+                for b, sel in parts
+            )
+            if parts
+            else 0
+        )
+        if ring.dtype is not np.int64 and need > int(np.iinfo(ring.dtype).max):
+            ring._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+        for b, sel in parts:
+            at = (slots[sel], cols[sel] - b * BLOCK)
+            ring._total[b][at] += add_total[sel].astype(ring.dtype)
+            ring._bad[b][at] += add_bad[sel].astype(ring.dtype)
+    if state.low is not None:
+        ring.low = state.low if ring.low is None else min(ring.low, state.low)
+
+
+def _merge_latency(lat: _LatencyState, saved: LatencyState) -> None:
+    """The latency groups' part of a piece, merged into ``lat`` (the same shortcut as `_merge_slo`)."""
+    if (
+        not saved.too_old
+        and not any(len(r.buckets) for r in saved.rings)
+        and _known(saved.series, lat.series.rows_by_key)
+    ):
+        for ring, state in zip(lat.rings, saved.rings, strict=True):
+            _move(ring, state)
+        return
+    scratch = _LatencyState(lat.spec)
+    scratch.series.cap = NO_CAP
+    scratch.load(saved)
+    lat.merge(scratch)

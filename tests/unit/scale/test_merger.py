@@ -1,0 +1,111 @@
+"""`Merger`'s way of applying a piece (SLO by SLO, rings by their cells, empty SLOs by their heads) gives
+exactly the state `sloguard.scale.partials.apply` gives (restore the piece into a fresh uncapped
+aggregator, merge it): same rows, same cells, same heads and lows, same counters; with series caps that
+overflow, rings already moved past the piece's buckets, and counts that widen a ring's type."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.model import Event, EventBatch
+from sloguard.core.spec import DAY
+from sloguard.core.state import AggregatorState, RingState
+from sloguard.core.windows import BucketRing
+from sloguard.scale.applied import Verdict
+from sloguard.scale.codec import decode_piece, encode_pieces
+from sloguard.scale.merger import Merger, add_cells
+from sloguard.scale.partials import InputRange, apply, config_fingerprint, split, summarise
+from tests.unit.scale.test_exactly_once import CONFIG, T0, events_strategy, ranges_of
+
+
+def assert_same(a: AggregatorState, b: AggregatorState) -> None:
+    assert (a.events, a.newest_ms, a.oldest_ms) == (b.events, b.newest_ms, b.oldest_ms)
+    assert a.slos.keys() == b.slos.keys()
+    for name, x in a.slos.items():
+        y = b.slos[name]
+        assert x.series.keys == y.series.keys, name
+        assert x.series.row_events.tolist() == y.series.row_events.tolist(), name
+        assert (x.too_old, x.events) == (y.too_old, y.events), name
+        for r, s in ((x.fine, y.fine), (x.coarse, y.coarse)):
+            assert (r.head, r.low, r.rows) == (s.head, s.low, s.rows), name
+            assert r.cells.tolist() == s.cells.tolist(), name
+            assert (r.total.tolist(), r.bad.tolist()) == (s.total.tolist(), s.bad.tolist()), name
+    assert (a.latency is None) == (b.latency is None)
+    if a.latency is not None and b.latency is not None:
+        assert a.latency.series.keys == b.latency.series.keys
+        assert a.latency.too_old == b.latency.too_old
+        for h, g in zip(a.latency.rings, b.latency.rings, strict=True):
+            assert (h.head, h.low, h.buckets.tolist()) == (g.head, g.low, g.buckets.tolist())
+            assert (h.keys.tolist(), h.counts.tolist()) == (g.keys.tolist(), g.counts.tolist())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=events_strategy,
+    partitions=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+    cap=st.sampled_from([1, 2, 10_000]),
+    advanced=st.sampled_from([None, 2 * DAY, 40 * DAY]),
+)
+def test_merger_applies_a_piece_as_restore_and_merge_would(
+    events: list[Event], partitions: int, seed: int, cap: int, advanced: int | None
+) -> None:
+    rnd = random.Random(seed)
+    cfg = replace(CONFIG, slos=tuple(replace(s, max_series=cap) for s in CONFIG.slos))
+    fp = config_fingerprint(cfg)
+    pieces: list[list[bytes]] = [[] for _ in range(partitions)]
+    for a, b in ranges_of(len(events), [rnd.randrange(1, 200) for _ in range(rnd.randrange(4))]):
+        state = summarise(cfg, [EventBatch.from_events(events[a:b])])
+        for p, piece in enumerate(split(cfg, state, partitions)):
+            pieces[p] += encode_pieces(cfg, InputRange("requests", 0, a, b), fp, p, partitions, piece)
+    for p in range(partitions):
+        merger, reference = Merger(cfg, fp, p, partitions), Aggregator(cfg)
+        if advanced is not None:  # a tick moved the rings on: older buckets of the pieces are dropped
+            merger.aggregator.advance(T0 + advanced * 1000)
+            reference.advance(T0 + advanced * 1000)
+        for record in pieces[p]:
+            got = decode_piece(record)
+            assert merger.offer(got) is Verdict.NEW
+            apply(reference, got.state)
+            assert_same(merger.aggregator.export_state(), reference.export_state())
+
+
+def _ring_state(rnd: random.Random, head: int, n: int, rows: int, big: bool) -> RingState:
+    buckets = sorted(rnd.sample(range(head - n + 1, head + 1), min(n, 5)))
+    cells = sorted({(b % n) * rows + rnd.randrange(rows) for b in buckets})
+    hi = 70_000 if big else 50
+    total = np.array([rnd.randrange(1, hi) for _ in cells], np.int64)
+    bad = np.array([rnd.randrange(0, int(t) + 1) for t in total], np.int64)
+    return RingState(10_000, n, head, head - n // 2, rows, np.array(cells, np.int64), total, bad)
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), big=st.booleans(), shift=st.integers(-30, 30))
+def test_add_cells_is_merge_from_of_the_restored_ring(seed: int, big: bool, shift: int) -> None:
+    """Widening (counts past uint16), rows landing on one row, the target ahead of or behind the state."""
+    rnd = random.Random(seed)
+    n, rows = 20, 4
+    mine = _ring_state(rnd, 1000, n, rows, big=False)
+    theirs = _ring_state(rnd, 1000 + shift, n, rows, big=big)
+    row_map = np.array([rnd.randrange(3) for _ in range(rows)], np.intp)  # rows may collide
+    expected, got, scratch = BucketRing(10_000, n), BucketRing(10_000, n), BucketRing(10_000, n)
+    expected.load(mine)
+    got.load(mine)
+    scratch.load(theirs)
+    expected.merge_from(scratch, row_map)
+    add_cells(got, theirs, row_map)
+    a, b = expected.dump(rows), got.dump(rows)
+    assert (a.head, a.low) == (b.head, b.low)
+    assert (a.cells.tolist(), a.total.tolist(), a.bad.tolist()) == (
+        b.cells.tolist(),
+        b.total.tolist(),
+        b.bad.tolist(),
+    )
+    assert expected.slot_total.tolist() == got.slot_total.tolist()
+    assert expected.slot_bad.tolist() == got.slot_bad.tolist()
