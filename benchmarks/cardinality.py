@@ -6,11 +6,13 @@ Tansu broker gets a backlog of ``--events`` events (100 per NDJSON message, 4 pa
 grouped by customer (its default 1m/1h buckets, ``max_series`` above N, every series exported): the first
 N events name every customer once, the rest follow a Zipf popularity over the N (as real tenants do), all
 stamped over the ten minutes before the run, so every tick has new counts in closed buckets (late data:
-the windows change every second). Then ``sloguard run`` starts as its own process pinned to one CPU (the
+the windows change every second). The backlog is made and produced a million events at a time. Then ``sloguard run`` starts as its own process pinned to one CPU (the
 harness and the broker keep to the others) and consumes the backlog, while the harness
 
-* scrapes the whole of ``/metrics`` every ``--scrape-every`` seconds, plain and gzip in turn, timed to the
-  last byte (what Prometheus waits), and reads from each its self-metrics: events processed (ingest rate
+* scrapes the whole of ``/metrics`` every ``--scrape-every`` seconds, plain and gzip in turn (``--plain-every
+  N``: every Nth plain, 0: gzip only, as Prometheus), timed to the last byte (what Prometheus waits); the
+  first two scrapes, before the daemon knows the interval and renders ahead of a scrape, are reported
+  apart. It reads from each scrape its self-metrics: events processed (ingest rate
   between the first and the last scrape while consuming), ``sloguard_tick_loop_blocked_seconds`` and
   ``sloguard_tick_interval_seconds`` (maxima over the ticks since the previous render),
   ``sloguard_render_duration_seconds``. Nothing else asks for ``/metrics``: the daemon renders on demand,
@@ -34,12 +36,14 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import math
 import statistics
 import sys
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +76,9 @@ GOAL_GZIP_S = 0.25
 GOAL_RSS_MIB = 1024.0
 GOAL_BLOCKED_S = 0.02
 POLL_S = 0.2
+#: Scrapes before the daemon knows the scrapers' interval (it renders ahead of the later ones): their times
+#: are reported apart from the gzip scrape figures and goal.
+WARMUP_SCRAPES = 2
 EVENTS_PER_MESSAGE = 100
 PARTITIONS = 4
 
@@ -174,6 +181,18 @@ def attack(argv: list[str]) -> int:
 def backlog_lines(n_series: int, events: int, now_ms: int, seed: int = 11) -> list[bytes]:
     """NDJSON messages of `EVENTS_PER_MESSAGE` events: every customer once, then Zipf over the N; event
     times spread over the ten minutes before ``now_ms``; ~0.5 % bad (5xx)."""
+    return [m for part in backlog_parts(n_series, events, now_ms, seed) for m in part]
+
+
+#: Events formatted at a time by `backlog_parts` (a few hundred MB of strings): a long backlog is produced
+#: a part at a time, never held whole.
+PART_EVENTS = 1_000_000
+
+
+def backlog_parts(
+    n_series: int, events: int, now_ms: int, seed: int = 11, part: int = PART_EVENTS
+) -> Iterator[list[bytes]]:
+    """`backlog_lines`' messages, ``part`` events' worth at a time."""
     rng = np.random.default_rng(seed)
     rest = max(0, events - n_series)
     pop = 1.0 / np.arange(1, n_series + 1)
@@ -183,26 +202,38 @@ def backlog_lines(n_series: int, events: int, now_ms: int, seed: int = 11) -> li
     names = rng.permutation(n_series)
     ts = now_ms - 600_000 + np.arange(len(cust), dtype=np.int64) * 600_000 // max(1, len(cust))
     status = np.where(rng.random(len(cust)) < 0.005, 503, 200)
-    lines = [
-        f'{{"ts": {t}, "service": "checkout", "endpoint": "GET /v1/cart", "customer": "c-{names[c]:06d}", '
-        f'"status": {st}, "latency_ms": 12.5, "trace": {{"id": "{t:x}"}}}}'
-        for t, c, st in zip(ts.tolist(), cust.tolist(), status.tolist(), strict=True)
-    ]
     k = EVENTS_PER_MESSAGE
-    return ["\n".join(lines[i : i + k]).encode() for i in range(0, len(lines), k)]
+    step = max(k, part // k * k)
+    where = '"service": "checkout", "endpoint": "GET /v1/cart"'
+    for lo in range(0, len(cust), step):
+        hi = lo + step
+        lines = [
+            f'{{"ts": {t}, {where}, "customer": "c-{names[c]:06d}", '
+            f'"status": {st}, "latency_ms": 12.5, "trace": {{"id": "{t:x}"}}}}'
+            for t, c, st in zip(ts[lo:hi].tolist(), cust[lo:hi].tolist(), status[lo:hi].tolist(), strict=True)
+        ]
+        yield ["\n".join(lines[i : i + k]).encode() for i in range(0, len(lines), k)]
 
 
-async def produce(bootstrap: str, topic: str, messages: list[bytes]) -> None:
+async def produce(bootstrap: str, topic: str, parts: Iterable[list[bytes]]) -> int:
+    """Send the messages, a part at a time (each part's sends acknowledged before the next is made);
+    returns how many."""
     from sloguard.ingest.kafka import KafkaConfig
     from sloguard.ingest.kafka_producer import BatchProducer
 
+    sent = 0
     async with BatchProducer(KafkaConfig(bootstrap, (topic,)), max_batch_bytes=1 << 20) as producer:
-        futures = []
         step = 2000
-        for lo in range(0, len(messages), step):
-            futures += await producer.send(topic, lo // step % PARTITIONS, messages[lo : lo + step])
-        await producer.flush()
-        await asyncio.gather(*futures)
+        for messages in parts:
+            futures = []
+            for lo in range(0, len(messages), step):
+                futures += await producer.send(
+                    topic, (sent + lo) // step % PARTITIONS, messages[lo : lo + step]
+                )
+            await producer.flush()
+            await asyncio.gather(*futures)
+            sent += len(messages)
+    return sent
 
 
 #: The self-metrics read from the head of every scrape.
@@ -270,8 +301,12 @@ class SizeRun:
         rate = (last[EVENTS] - first[EVENTS]) / (last[SNAPSHOT_TS] - first[SNAPSHOT_TS])
         t0, t1 = first["seen"], last["seen"]
         inside = [s for s in self.scrapes if t0 <= s[1] <= t1] or self.scrapes
-        plain = [s[2] for s in inside if not s[0]]
-        gz = [s[2] for s in inside if s[0]]
+        # The daemon renders ahead of a scrape once it knows the scrapers' interval, from two scrapes: the
+        # first ones wait for a render (as Prometheus's first scrapes of a new daemon do). Reported apart.
+        settled_at = self.scrapes[WARMUP_SCRAPES][1] if len(self.scrapes) > WARMUP_SCRAPES else math.inf
+        plain = [s[2] for s in inside if not s[0] and s[1] >= settled_at]
+        gz = [s[2] for s in inside if s[0] and s[1] >= settled_at]
+        first_two = [s[2] for s in self.scrapes[:WARMUP_SCRAPES]]
         med = statistics.median
         return {
             "series": self.series,
@@ -288,6 +323,8 @@ class SizeRun:
             "plain_max_s": max(plain, default=math.nan),
             "gzip_median_s": med(gz) if gz else math.nan,
             "gzip_max_s": max(gz, default=math.nan),
+            "gzip_scrapes": len(gz),
+            "first_scrapes_max_s": max(first_two, default=math.nan),
             "body_bytes": max((s[3] for s in inside if not s[0]), default=0),
             "gzip_bytes": max((s[3] for s in inside if s[0]), default=0),
             "rss_peak_mib": self.peak_rss_kib / 1024,
@@ -295,12 +332,13 @@ class SizeRun:
         }
 
 
-async def _scraper(run: SizeRun, port: int, every_s: float) -> None:
-    """Whole scrapes starting every ``every_s`` (as Prometheus would), plain and gzip in turn; each one's
-    self-metrics are a tick's. Nothing else asks for /metrics: the daemon renders only what is scraped."""
-    gzip_ok = False
+async def _scraper(run: SizeRun, port: int, every_s: float, plain_every: int) -> None:
+    """Whole scrapes starting every ``every_s`` (as Prometheus would), every ``plain_every``-th plain (0:
+    none, as Prometheus, which always asks for gzip), the others gzip; each one's self-metrics are a
+    tick's. Nothing else asks for /metrics: the daemon renders only what is scraped."""
     next_at = time.monotonic()
-    while True:
+    for i in itertools.count():
+        gzip_ok = not plain_every or i % plain_every != 0
         # A fixed rate, as Prometheus keeps: a slot still taken by a slow scrape is skipped.
         next_at += every_s
         while next_at < time.monotonic():
@@ -313,10 +351,11 @@ async def _scraper(run: SizeRun, port: int, every_s: float) -> None:
             if SNAPSHOT_TS in got and EVENTS in got:
                 run.ticks.setdefault(got[SNAPSHOT_TS], {**got, "seen": time.monotonic()})
                 run.done = max(run.done, got[EVENTS])
-        gzip_ok = not gzip_ok
 
 
-async def run_size(n: int, events: int, core: int | None, scrape_every: float) -> SizeRun:
+async def run_size(
+    n: int, events: int, core: int | None, scrape_every: float, plain_every: int = 2
+) -> SizeRun:
     """Backlog for ``n`` series, then the daemon consuming it, measured."""
     from sloguard.broker import LocalBroker, free_port
 
@@ -327,16 +366,15 @@ async def run_size(n: int, events: int, core: int | None, scrape_every: float) -
     with LocalBroker() as broker:
         topic = f"series-{n}"
         broker.create_topics([topic], PARTITIONS)
-        messages = backlog_lines(n, events, time.time_ns() // 1_000_000)
-        say(f"{n:,} series: producing {events:,} events in {len(messages):,} messages")
-        await produce(broker.bootstrap, topic, messages)
-        del messages
+        say(f"{n:,} series: producing {events:,} events")
+        sent = await produce(broker.bootstrap, topic, backlog_parts(n, events, time.time_ns() // 1_000_000))
+        say(f"{n:,} series: {sent:,} messages")
         port = free_port()
         say(f"{n:,} series: sloguard run pinned to CPU {core}, /metrics on :{port}")
         env = sloguard_env(broker.bootstrap, topic, name)
         with spawn(daemon_argv(config, port), name, core, env) as proc:
             await wait_ready(proc, name, port, 120)
-            scraper = asyncio.create_task(_scraper(run, port, scrape_every))
+            scraper = asyncio.create_task(_scraper(run, port, scrape_every, plain_every))
             try:
                 await _watch(run, proc, name, 120 + events / 20_000)
             finally:
@@ -369,7 +407,8 @@ def sweep_table(rows: list[dict[str, Any]]) -> str:
     base = rows[0]["ingest_ev_s"]
     head = (
         "series", "ingest ev/s", "x smallest", "loop blocked ms (max)", "render ms (med/max)",
-        "tick interval s (med/max)", "plain scrape ms", "gzip scrape ms (med/max)", "body MB (gz)", "RSS MiB",
+        "tick interval s (med/max)", "plain scrape ms", "gzip scrape ms (med/max; n)",
+        "first 2 scrapes ms (max)", "body MB (gz)", "RSS MiB",
     )  # fmt: skip
     lines = [
         (
@@ -380,7 +419,8 @@ def sweep_table(rows: list[dict[str, Any]]) -> str:
             f"{_ms(r['render_median_s'])} / {_ms(r['render_max_s'])}",
             f"{r['interval_median_s']:.2f} / {r['interval_max_s']:.2f}",
             f"{_ms(r['plain_median_s'])} / {_ms(r['plain_max_s'])}",
-            f"{_ms(r['gzip_median_s'])} / {_ms(r['gzip_max_s'])}",
+            f"{_ms(r['gzip_median_s'])} / {_ms(r['gzip_max_s'])}; {r['gzip_scrapes']}",
+            _ms(r["first_scrapes_max_s"]),
             f"{r['body_bytes'] / 1e6:,.1f} ({r['gzip_bytes'] / 1e6:,.1f})",
             f"{r['rss_peak_mib']:,.0f}",
         )
@@ -394,7 +434,7 @@ def sweep_table(rows: list[dict[str, Any]]) -> str:
         # A batch being absorbed when a tick is due delays it a little; a skipped tick is 2 s.
         ("tick interval holds 1 s (no tick skipped: max < 1.5 s)",
          all(r["interval_max_s"] < 1.5 for r in rows)),
-        (f"gzip scrape <= {GOAL_GZIP_S * 1000:.0f} ms (max)",
+        (f"gzip scrape <= {GOAL_GZIP_S * 1000:.0f} ms (max, after the first {WARMUP_SCRAPES} scrapes)",
          all(r["gzip_max_s"] <= GOAL_GZIP_S for r in rows)),
         (f"RSS <= {GOAL_RSS_MIB:.0f} MiB", all(r["rss_peak_mib"] <= GOAL_RSS_MIB for r in rows)),
         (f"event loop blocked per tick <= {GOAL_BLOCKED_S * 1000:.0f} ms",
@@ -417,6 +457,12 @@ def sweep(argv: list[str]) -> int:
     )
     p.add_argument("--events", type=int, default=4_000_000, help="backlog events per size (default 4M)")
     p.add_argument("--scrape-every", type=float, default=1.5, help="seconds between whole scrapes")
+    p.add_argument(
+        "--plain-every",
+        type=int,
+        default=2,
+        help="every Nth scrape plain, the others gzip (default 2: in turn; 0: gzip only, as Prometheus)",
+    )
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
     sizes = [_size(x) for x in args.sizes.split(",") if x.strip()]
@@ -425,7 +471,7 @@ def sweep(argv: list[str]) -> int:
     core = pin_harness()
     rows = []
     for n in sizes:
-        run = asyncio.run(run_size(n, args.events, core, args.scrape_every))
+        run = asyncio.run(run_size(n, args.events, core, args.scrape_every, args.plain_every))
         rows.append(run.summary())
         say(f"{n:,} series: {json.dumps(rows[-1])}")
         if args.json:
