@@ -76,7 +76,7 @@ class EvictedWindowError(ValueError):
 
 
 #: Series rows are stored in blocks of this many columns, so adding series never copies old ones.
-BLOCK = 1024
+BLOCK = 16384
 
 
 class BucketRing(Ring):
@@ -148,9 +148,9 @@ class BucketRing(Ring):
                     span.bad -= b
         slots = np.arange(buckets.start, buckets.stop) % self.n
         for blocks in (self._total, self._bad):
-            for blk in blocks:
+            for i, blk in enumerate(blocks):
                 if len(buckets) == self.n:
-                    blk.fill(0)
+                    blocks[i] = np.zeros_like(blk)  # fresh zeros: no page of them written (fill would)
                 else:
                     blk[slots] = 0
         self.slot_total[slots] = 0
@@ -309,7 +309,14 @@ class BucketRing(Ring):
         for blocks in (self._total, self._bad):
             acc = np.zeros(self.rows, np.int64)
             for s in slices:
-                acc += np.concatenate([blk[s].sum(axis=0, dtype=np.int64) for blk in blocks])
+                col = 0
+                for blk in blocks:
+                    part = acc[col : col + blk.shape[1]]
+                    if s.stop - s.start == 1:  # one bucket (a window moving): added as it is, no sum
+                        np.add(part, blk[s.start], out=part)
+                    else:
+                        np.add(part, blk[s].sum(axis=0, dtype=np.int64), out=part)
+                    col += blk.shape[1]
             out.append(acc[:rows])
         return out[0], out[1]
 
@@ -357,17 +364,36 @@ class BucketRing(Ring):
             total, bad = self.sums(start, end, self.rows)
             span = self._spans[key] = _Span(start, end, total, bad)
         else:
-            for lo, hi, sign in ((span.hi, end, 1), (span.lo, min(start, span.hi), -1)):
+            for lo, hi, move in ((span.hi, end, np.add), (span.lo, min(start, span.hi), np.subtract)):
                 if lo < hi:
-                    t, b = self.sums(lo, hi, self.rows)
-                    span.total += sign * t
-                    span.bad += sign * b
+                    self._move(span, lo, hi, move)
             span.lo, span.hi = start, end
         if out is None:
             return span.total[:rows].copy(), span.bad[:rows].copy()
         out[0][...] = span.total[:rows]
         out[1][...] = span.bad[:rows]
         return out
+
+    def _move(self, span: _Span, lo: int, hi: int, move: np.ufunc) -> None:
+        """Add (``np.add``) or subtract (``np.subtract``) buckets ``[lo, hi)`` into ``span``'s sums. One
+        bucket (a window moving by one, the usual tick) goes straight from each block's slot into the
+        span: no temporary array (each would be fresh pages, faulted in on the event loop) and no
+        reduction (numpy releases the GIL in one, and a render thread then holds it for a switch
+        interval)."""
+        if hi - lo == 1:
+            if self.head is None or not self.head - self.n < lo <= self.head:
+                return  # a bucket the ring does not hold counts 0
+            slot = lo % self.n
+            for blocks, acc in ((self._total, span.total), (self._bad, span.bad)):
+                col = 0
+                for blk in blocks:
+                    part = acc[col : col + blk.shape[1]]
+                    move(part, blk[slot], out=part)
+                    col += blk.shape[1]
+            return
+        t, b = self.sums(lo, hi, self.rows)
+        move(span.total, t, out=span.total)
+        move(span.bad, b, out=span.bad)
 
     def _dense(self, which: list[npt.NDArray[np.signedinteger]]) -> npt.NDArray[np.signedinteger]:
         return which[0] if len(which) == 1 else np.concatenate(which, axis=1)

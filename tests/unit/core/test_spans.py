@@ -11,7 +11,7 @@ import pytest
 
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
-from sloguard.core.windows import BucketRing
+from sloguard.core.windows import BLOCK, BucketRing
 from sloguard.specfile import parse_config
 
 
@@ -38,7 +38,7 @@ def test_span_sums_equal_fresh_sums_through_any_history(seed: int) -> None:
         action = rnd.random()
         if action < 0.5:
             if rnd.random() < 0.1:
-                rows += rnd.randrange(1, 1500)  # crosses a block now and then
+                rows += rnd.randrange(1, BLOCK // 3)  # crosses a block now and then
             ring.ensure_rows(rows)
             ring.add(*random_batch(rnd, end if ring.head is None else ring.head, rows))
         elif action < 0.6:
@@ -130,3 +130,16 @@ def test_a_head_jump_beyond_the_ring_empties_every_span() -> None:
     ring.add(zero[:1], np.array([45], np.int64), np.zeros(1, np.bool_))  # 35 buckets on: every slot reused
     assert [a.tolist() for a in ring.span_sums("w", 2, 10, 1)] == [[0], [0]]
     assert ring.span_sums("w", 40, 46, 1)[0].tolist() == [1]
+
+
+def test_a_span_moving_by_one_past_an_evicted_bucket() -> None:
+    """The bucket a span leaves was already dropped from the ring (its slot now holds a newer bucket): the
+    move subtracts nothing more, and the bucket that enters comes from its own slot."""
+    ring = BucketRing(1000, 4, rows=2)
+    rows = np.array([0, 1, 1, 0], np.intp)
+    ring.add(rows, np.array([10, 11, 12, 13], np.int64), np.array([True, False, True, False]))
+    assert ring.span_sums("w", 10, 14, 2)[0].tolist() == [2, 2]
+    ring.add(np.array([1, 1, 1], np.intp), np.array([14, 14, 14], np.int64), np.ones(3, np.bool_))
+    got = ring.span_sums("w", 11, 15, 2)  # bucket 10 left with the ring, 14 (in 10's slot) enters
+    want = ring.sums(11, 15, 2)
+    assert [a.tolist() for a in got] == [a.tolist() for a in want] == [[1, 5], [0, 4]]
