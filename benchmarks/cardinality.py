@@ -6,8 +6,9 @@ Tansu broker gets a backlog of ``--events`` events (100 per NDJSON message, 4 pa
 grouped by customer (its default 1m/1h buckets, ``max_series`` above N, every series exported): the first
 N events name every customer once, the rest follow a Zipf popularity over the N (as real tenants do), all
 stamped over the ten minutes before the run, so every tick has new counts in closed buckets (late data:
-the windows change every second). The backlog is made and produced a million events at a time. Then ``sloguard run`` starts as its own process pinned to one CPU (the
-harness and the broker keep to the others) and consumes the backlog, while the harness
+the windows change every second), made and produced a million events at a time. Then ``sloguard run``
+starts as its own process pinned to one CPU (the harness and the broker keep to the others) and consumes
+the backlog, while the harness
 
 * scrapes the whole of ``/metrics`` every ``--scrape-every`` seconds, plain and gzip in turn (``--plain-every
   N``: every Nth plain, 0: gzip only, as Prometheus), timed to the last byte (what Prometheus waits); the
