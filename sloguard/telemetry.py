@@ -8,7 +8,11 @@ differ only in how they hold the invalid-event counts.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import time
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from sloguard.core.model import Rejections
 
@@ -84,3 +88,32 @@ class Telemetry(TelemetryValues):
         values = {f.name: getattr(self, f.name) for f in fields(TelemetryValues)}
         values["consumer_lag"] = dict(self.consumer_lag)
         return TelemetrySnapshot(events_invalid=dict(self.invalid.counts), **values)
+
+
+class GcPauses:
+    """How long Python's garbage collector held the process since `install` (`gc.callbacks`): a collection
+    runs in whatever thread allocated when it came due, a tick's capture included, so the daemon's
+    slow-tick log line says how much of a tick it was. ``full``: collections of the oldest generation
+    (those scan every tracked object not frozen)."""
+
+    __slots__ = ("_started", "full", "seconds")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._started: float | None = None
+
+    def install(self) -> None:
+        gc.callbacks.append(self._observe)
+
+    def uninstall(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._observe)
+
+    def _observe(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.seconds += time.perf_counter() - self._started
+            self._started = None
+            self.full += info.get("generation") == 2

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 from collections.abc import Sequence
 
+import pytest
+import structlog
+
+from sloguard import app
 from sloguard.app import Daemon
 from sloguard.clock import ManualClock
 from sloguard.core.model import Event, EventBatch
@@ -12,6 +17,7 @@ from sloguard.export.model import Family
 from sloguard.export.text import Body, render
 from sloguard.settings import load_settings
 from sloguard.specfile import parse_config
+from sloguard.telemetry import GcPauses
 from tests.unit.export.httpclient import exchange
 
 SLOS = """\
@@ -112,3 +118,34 @@ async def test_the_exposition_is_rendered_when_asked_for_at_most_once_a_tick() -
         assert gauge(second, "sloguard_snapshot_timestamp_seconds") == d.latest.now_ms / 1000
     finally:
         await d.http.stop()
+
+
+async def test_a_slow_tick_logs_where_its_time_went(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past `SLOW_TICK_S` (here every tick), a tick logs its on-loop parts and the collector's share."""
+    monkeypatch.setattr(app, "SLOW_TICK_S", -1.0)
+    d = daemon()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await d.tick()
+    finally:
+        await d.http.stop()
+    (line,) = [e for e in logs if e["event"] == "slow_tick"]
+    parts = ("advance_ms", "evict_ms", "capture_ms", "gc_ms")
+    assert all(line[k] >= 0 for k in parts)
+    assert line["blocked_ms"] >= max(line[k] for k in parts)
+    assert line["full_collections"] == 0
+
+
+def test_gc_pauses_count_collections_while_installed() -> None:
+    pauses = GcPauses()
+    pauses.install()
+    try:
+        gc.collect()
+        gc.collect(1)
+    finally:
+        pauses.uninstall()
+    assert pauses.full == 1
+    assert pauses.seconds > 0
+    gc.collect()
+    assert pauses.full == 1  # uninstalled: no longer counted
+    pauses.uninstall()  # twice is harmless
