@@ -52,6 +52,8 @@ log = get_logger("sloguard.scale.merge")
 
 #: Complete checkpoints looked at on restore (the one with the highest partials offset wins).
 _RESTORE_CANDIDATES = 3
+#: Seconds of applying after which `MergeStage.step` lets other tasks run (the tick, /metrics).
+_APPLY_SLICE_S = 0.05
 
 
 @dataclass
@@ -63,6 +65,14 @@ class Owned:
     offset: int
     dirty: bool = False
     refused: str | None = None
+
+
+def _raise_in_loop(task: asyncio.Task[None]) -> None:
+    """A failed background checkpoint is not lost: the loop's exception handler reports it."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": "checkpoint task failed", "exception": exc, "task": task}
+        )
 
 
 class MergeStage:
@@ -89,6 +99,8 @@ class MergeStage:
         self._base = Aggregator(config)
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
+        #: The interval checkpoint in flight (`step` starts it, `close` waits for it through the lock).
+        self._saving: asyncio.Task[None] | None = None
         #: Per partition, the offset last sought back to (`_refetch`).
         self._refetched: dict[TP, int] = {}
 
@@ -206,11 +218,19 @@ class MergeStage:
     async def step(self, stopping: asyncio.Event) -> None:
         fetched = await self.source.fetch()
         current = self.source.offsets.current(fetched.offsets)
+        slice_end = time.perf_counter() + _APPLY_SLICE_S
         for tp, (offsets, _, values) in fetched.parts.items():
             owned = self.owned.get(tp[1])
             if tp not in current or owned is None:
                 continue
             for offset, value in zip(offsets, values, strict=True):
+                if time.perf_counter() > slice_end:
+                    # Let the tick and /metrics in between records (a fetch may hold many); the state
+                    # is whole between records. A rebalance meanwhile replaces `owned`: stop there.
+                    await asyncio.sleep(0)
+                    slice_end = time.perf_counter() + _APPLY_SLICE_S
+                    if self.owned.get(tp[1]) is not owned:
+                        break
                 if offset < owned.offset:
                     continue
                 if owned.refused is not None:
@@ -221,8 +241,12 @@ class MergeStage:
                     break
                 owned.offset = offset + 1
                 owned.dirty = True
-        if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint.interval:
-            await self.checkpoint("interval")
+        due = time.monotonic() - self._last_checkpoint >= self.settings.checkpoint.interval
+        if due and (self._saving is None or self._saving.done()):
+            # In its own task: applying goes on while the checkpoints are written.
+            self._last_checkpoint = time.monotonic()
+            self._saving = asyncio.create_task(self.checkpoint("interval"), name="sloguard-checkpoint")
+            self._saving.add_done_callback(_raise_in_loop)
 
     def _refetch(self, tp: TP, expected: int, got: int) -> bool:
         """Partials ``[expected, got)`` were fetched but dropped (a fetch that spanned a rebalance, or
@@ -269,36 +293,33 @@ class MergeStage:
         return True
 
     async def checkpoint(self, reason: str) -> None:
-        """Checkpoint every changed partition (state + applied + offset, one record), then commit."""
+        """Checkpoint every changed partition (state + applied + offset, one record), then commit.
+
+        The states are copied out together on the event loop (so each is consistent with its applied
+        set and offset); encoding and saving run in worker threads, all partitions at once, while
+        `step` may go on applying (from the interval checkpoint's task, or during a rebalance's): each
+        partition commits only the offset its checkpoint holds, and stays dirty if more came meanwhile.
+        """
         async with self._lock:
             self._last_checkpoint = time.monotonic()
+            taken = [
+                (p, owned, owned.offset, self._take(p, owned, reason))
+                for p, owned in list(self.owned.items())
+                if owned.dirty
+            ]
+            started = time.perf_counter()
             done: dict[TP, int] = {}
-            for p, owned in list(self.owned.items()):
-                if not owned.dirty:
+            saves = [self._save(p, cp) for p, _, _, cp in taken]
+            by_partition = {p: (owned, offset, cp) for p, owned, offset, cp in taken}
+            for next_done in asyncio.as_completed(saves):
+                p, size = await next_done
+                if size is None:
                     continue
-                # A rebalance checkpoints from another task while `step` may go on applying during the
-                # save: commit only what this checkpoint holds, and stay dirty if more came meanwhile.
-                offset = owned.offset
-                cp = Checkpoint(
-                    state=owned.merger.aggregator.export_state(),
-                    offsets={(self.partials_topic, p): offset},
-                    created_ms=self.clock.now_ms(),
-                    sloguard_version=__version__,
-                    info={"applied": json.dumps(owned.merger.applied.to_rows()), "reason": reason},
-                )
-                store = self._store(p)
-                started = time.perf_counter()
-                try:
-                    data = encode(cp)
-                    await asyncio.to_thread(store.save, data)
-                except OSError as exc:
-                    self.telemetry.checkpoint_failures += 1
-                    log.error("checkpoint_failed", partition=p, store=store.describe(), error=str(exc))
-                    continue
+                owned, offset, cp = by_partition[p]
                 owned.dirty = owned.offset != offset
                 t = self.telemetry
                 t.checkpoints_written += 1
-                t.checkpoint_bytes = len(data)
+                t.checkpoint_bytes = size
                 t.checkpoint_duration_seconds = time.perf_counter() - started
                 t.checkpoint_last_success_seconds = cp.created_ms / 1000
                 done[(self.partials_topic, p)] = offset
@@ -308,3 +329,29 @@ class MergeStage:
                 faults.point("stage2.after_checkpoint_before_commit")
                 self.source.absorbed(done)
                 await self.source.commit()
+
+    def _take(self, p: int, owned: Owned, reason: str) -> Checkpoint:
+        """Partition ``p``'s checkpoint: its state, applied ranges and offset as they are now."""
+        return Checkpoint(
+            state=owned.merger.aggregator.export_state(),
+            offsets={(self.partials_topic, p): owned.offset},
+            created_ms=self.clock.now_ms(),
+            sloguard_version=__version__,
+            info={"applied": json.dumps(owned.merger.applied.to_rows()), "reason": reason},
+        )
+
+    async def _save(self, p: int, cp: Checkpoint) -> tuple[int, int | None]:
+        """Encode and store ``cp`` in a worker thread; (partition, bytes written or None if it failed)."""
+        store = self._store(p)
+
+        def save() -> int:
+            data = encode(cp)
+            store.save(data)
+            return len(data)
+
+        try:
+            return p, await asyncio.to_thread(save)
+        except OSError as exc:
+            self.telemetry.checkpoint_failures += 1
+            log.error("checkpoint_failed", partition=p, store=store.describe(), error=str(exc))
+            return p, None
