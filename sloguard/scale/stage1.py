@@ -52,6 +52,11 @@ log = get_logger("sloguard.scale.partial")
 _VOCAB_LIMIT = 200_000
 #: Records of the cuts log read per look back, doubled until the chain's start is found.
 _CUTS_WINDOW = 1000
+#: A free cut waits until the partition's oldest uncut record was fetched this long ago (or a range is
+#: full): every range costs stage 2 one record per partials partition to apply whatever its size, so
+#: cutting at every fetch (several a second per partition under light load) made stage 2 the bottleneck.
+#: It bounds the delay stage 1 adds to freshness.
+RANGE_LINGER_S = 0.3
 
 
 def decode_fingerprint(config: Config, settings: Settings) -> bytes:
@@ -72,6 +77,8 @@ class _Buffer:
     offsets: list[int] = field(default_factory=list)
     timestamps: list[int] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
+    #: When the oldest record held was fetched (`time.monotonic`).
+    since: float = 0.0
 
     def end(self) -> int:
         return self.offsets[-1] + 1 if self.offsets else -1
@@ -157,6 +164,8 @@ class PartialStage:
                 if offsets[0] > expected and self._refetch(tp, expected, offsets[0]):
                     continue
                 keep = [i for i, o in enumerate(offsets) if o >= expected]
+                if keep and not buf.offsets:
+                    buf.since = time.monotonic()
                 buf.offsets += [offsets[i] for i in keep]
                 buf.timestamps += [timestamps[i] for i in keep]
                 buf.values += [values[i] for i in keep]
@@ -183,10 +192,13 @@ class PartialStage:
     def _ranges(self) -> list[InputRange]:
         out = []
         cap = self.settings.scale.range_max_records
+        now = time.monotonic()
         for tp, cutter in self.cutters.items():
             buf = self.buffers.get(tp)
             if buf is None or not buf.offsets:
                 continue
+            if not cutter.forced and len(buf.offsets) < cap and now - buf.since < RANGE_LINGER_S:
+                continue  # a free cut of a young buffer: let it grow (`RANGE_LINGER_S`)
             # Several ranges may be ready (forced cuts): walk them on the cutter, then put it back;
             # `produced` moves it on for real once they are acknowledged.
             saved = cutter.start, list(cutter.forced)
