@@ -118,11 +118,15 @@ class StageProcess:
                 log.error("shutdown_timeout", timeout_s=self.settings.shutdown_timeout_seconds)
 
     async def _tick_loop(self) -> None:
+        """A tick every ``tick_seconds`` from the start of the previous one (not from its end: the
+        evaluation's time would add to the age of what /metrics shows); none is made up when late."""
         period = self.settings.tick_seconds
+        due = time.monotonic()
         while not self.stopping.is_set():
             await self.tick()
+            due = max(due + period, time.monotonic())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), period)
+                await asyncio.wait_for(self.stopping.wait(), due - time.monotonic())
 
     async def tick(self) -> None:
         """Publish what the stage exports now, with its self-metrics: the counts are copied out here
