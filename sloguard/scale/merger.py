@@ -62,9 +62,7 @@ class Merger:
     _owned: dict[str | None, tuple[Sequence[tuple[str, ...]], list[bool], Bools]] = field(
         default_factory=dict, repr=False, compare=False
     )
-    #: Pieces applied so far: what changed the aggregator (`sloguard.scale.view` reuses a capture of
-    #: it while this and ``now`` aligned to the SLO's fine resolution are unchanged). Change the
-    #: aggregator only through `offer`.
+    #: Pieces applied so far. Change the aggregator only through `offer`.
     version: int = field(default=0, compare=False)
     #: Per SLO index: ``(version, fine bucket of now)`` and the counts captured then.
     captured: dict[int, tuple[tuple[int, int], SloCounts]] = field(
@@ -72,7 +70,8 @@ class Merger:
     )
 
     #: Per SLO index: the `version` at which that SLO's state last changed (a piece with no counts for
-    #: it and ring heads it already has leaves it as it was).
+    #: it and ring heads it already has leaves it as it was): `sloguard.scale.view` reuses a capture
+    #: of the SLO while this and ``now`` aligned to its fine resolution are unchanged.
     slo_versions: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
     #: The state fingerprints of the config's SLOs and latency groups (``repr`` of each spec, once).
     _fingerprints: tuple[dict[str, str], str | None] = field(init=False, repr=False, compare=False)

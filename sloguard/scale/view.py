@@ -175,10 +175,11 @@ def _slo(
 
 def _capture(merger: Merger, i: int, slo: _SloState, now_ms: int) -> SloCounts:
     """SLO ``i``'s counts in ``merger``'s aggregator at ``now_ms``: the last capture again if nothing was
-    applied since and ``now`` is in the same fine bucket (every window, the period and the time slices
-    end at ``now`` aligned to the fine resolution, which divides the coarse one and the slice; so the
-    counts are the same). A quiet partition costs no capture for most ticks (fine: 10 s by default)."""
-    key = (merger.version, now_ms // (slo.spec.resolution.fine * 1000))
+    applied to this SLO since (`Merger.slo_versions`) and ``now`` is in the same fine bucket (every
+    window, the period and the time slices end at ``now`` aligned to the fine resolution, which divides
+    the coarse one and the slice; so the counts are the same). A quiet SLO of a partition costs no
+    capture for most ticks (fine: 10 s by default), even while pieces for other SLOs are applied."""
+    key = (merger.slo_versions.get(i, 0), now_ms // (slo.spec.resolution.fine * 1000))
     seen = merger.captured.get(i)
     if seen is not None and seen[0] == key:
         return seen[1]

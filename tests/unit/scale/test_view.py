@@ -9,8 +9,9 @@ from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
 from sloguard.export.collector import Exposition
 from sloguard.export.self_metrics import SELF_METRICS, Sources
+from sloguard.scale.codec import decode_piece, encode_pieces
 from sloguard.scale.merger import Merger
-from sloguard.scale.partials import apply, split, summarise
+from sloguard.scale.partials import InputRange, apply, split, summarise
 from sloguard.scale.view import owned_snapshot
 from sloguard.telemetry import TelemetrySnapshot
 from tests.unit.scale.test_exactly_once import CONFIG, FP, T0
@@ -67,6 +68,31 @@ def test_merge_processes_together_export_the_single_process_samples() -> None:
         "sloguard_slo_burn_rate_thr",
     )
     assert all(line.startswith(constant) for line in a & b)
+
+
+def test_reused_captures_equal_fresh_ones_between_pieces() -> None:
+    """A tick reuses a partition's capture of an SLO no piece changed since (same fine bucket of now):
+    every tick's samples equal those of a capture made afresh, as pieces touching some SLOs and not
+    others come in (ranges of one service at a time) and now moves within and across fine buckets."""
+    events = sorted(_events(400), key=lambda e: e.service)  # a range touches one service's SLOs
+    mergers = [Merger(CONFIG, FP, p, PARTITIONS) for p in range(PARTITIONS)]
+    exposition, telemetry = Exposition(version="t"), TelemetrySnapshot()
+    base = Aggregator(CONFIG)
+    now = NOW
+    for i in range(0, len(events), 50):
+        state = summarise(CONFIG, [EventBatch.from_events(events[i : i + 50])])
+        rng = InputRange("requests", 0, i, i + 50)
+        for p, piece in enumerate(split(CONFIG, state, PARTITIONS)):
+            for record in encode_pieces(CONFIG, rng, FP, p, PARTITIONS, piece):
+                mergers[p].offer(decode_piece(record))
+        for step in (0, 3_000, 9_000):
+            now += step
+            cached = exposition.render(owned_snapshot(base, mergers, now), telemetry)
+            for m in mergers:
+                m.captured.clear()
+            assert _samples(cached) == _samples(
+                exposition.render(owned_snapshot(base, mergers, now), telemetry)
+            )
 
 
 def test_pipeline_self_metrics_only_in_their_stage() -> None:
