@@ -226,15 +226,14 @@ def add_cells(ring: BucketRing, state: RingState, row_map: Intp) -> None:
     ``row_map[i]`` (rows there already): what ``ring.merge_from`` of a ring restored from ``state``
     does, in time proportional to the cells rather than to the ring's slots times its rows. The ring
     first moves to the state's head; cells of buckets it no longer keeps are dropped; a cell's type is
-    widened when a sum would not fit (checked per cell, as ingest does). Running span sums are dropped
-    (recomputed on the next read), as ``merge_from`` does.
+    widened when a sum would not fit (checked per cell, as ingest does). The ring's running span sums
+    are kept up to date (``merge_from`` drops them: the next tick sums every slot again).
 
     It writes the ring's blocks directly: belongs in `sloguard.core.windows` (``BucketRing``)."""
     if state.head is None:
         return
     if (state.res_ms, state.n) != (ring.res_ms, ring.n):
         raise ValueError("cannot merge rings of different shape")
-    ring._spans.clear()
     ring.advance(state.head)
     assert ring.head is not None
     if len(state.cells):
@@ -243,9 +242,18 @@ def add_cells(ring: BucketRing, state: RingState, row_map: Intp) -> None:
         bucket = state.head - (state.head - slot) % state.n
         keep = bucket > ring.head - ring.n
         if not keep.all():
-            slot, row, total, bad = slot[keep], row[keep], total[keep], bad[keep]
+            slot, row, total, bad, bucket = slot[keep], row[keep], total[keep], bad[keep], bucket[keep]
         np.add.at(ring.slot_total, slot, total)
         np.add.at(ring.slot_bad, slot, bad)
+        if ring._spans:
+            # The running sums a tick reads move with the cells (as an ingest's do): a tick after a
+            # piece then costs the buckets its windows moved by, not a sum over every slot.
+            targets = row_map[row]
+            for span in ring._spans.values():
+                inside = (bucket >= span.lo) & (bucket < span.hi)
+                if inside.any():
+                    np.add.at(span.total, targets[inside], total[inside])
+                    np.add.at(span.bad, targets[inside], bad[inside])
         # Several saved rows may land on one row (a capped target's overflow): one sum per cell.
         width = ring.rows
         cells, inverse = np.unique(slot * width + row_map[row], return_inverse=True)
