@@ -271,9 +271,12 @@ class Daemon:
         # Everything above ran on the event loop: consumption and every request waited for it.
         blocked = time.perf_counter() - started
         t.tick_loop_blocked_seconds = max(t.tick_loop_blocked_seconds, blocked)
-        if blocked > SLOW_TICK_S and self._limiter.allow("slow_tick", started)[0]:
-            log.info(
+        slow = blocked > SLOW_TICK_S
+        allowed, suppressed = self._limiter.allow("slow_tick", started) if slow else (False, 0)
+        if allowed:
+            log.warning(
                 "slow_tick",
+                suppressed_lines=suppressed,
                 blocked_ms=round(blocked * 1000, 1),
                 advance_ms=round((advanced - started) * 1000, 1),
                 evict_ms=round((evicted_at - advanced) * 1000, 1),

@@ -305,7 +305,8 @@ class BucketRing(Ring):
     def sums(self, start: int, end: int, rows: int) -> tuple[I64, I64]:
         """Total and bad counts per row over buckets ``[start, end)``."""
         out = []
-        slices = self._slices(start, end)
+        # No count is older than ``low``: a ring that saw minutes of a 30-day span reads those minutes.
+        slices = self._slices(start if self.low is None else max(start, self.low), end)
         for blocks in (self._total, self._bad):
             acc = np.zeros(self.rows, np.int64)
             for s in slices:
