@@ -234,10 +234,12 @@ class Daemon:
     async def _tick_loop(self) -> None:
         period_ms = int(self.settings.tick_seconds * 1000)
         while not self._stopping.is_set():
-            await self.tick()
             # Tick just after each whole tick period of the wall clock: a bucket that closes at a whole
-            # second is then published within ~TICK_LAG, not up to a whole period later.
-            wait_ms = period_ms - self.clock.now_ms() % period_ms + TICK_LAG_MS
+            # second is then published within ~TICK_LAG, not up to a whole period later. A tick that ends
+            # past the next one's time is followed at once (waiting for the period after would skip one).
+            due = (self.clock.now_ms() // period_ms + 1) * period_ms + TICK_LAG_MS
+            await self.tick()
+            wait_ms = max(0, due - self.clock.now_ms())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), min(wait_ms, period_ms + TICK_LAG_MS) / 1000)
 

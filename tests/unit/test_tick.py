@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import gzip
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 
 import pytest
 import structlog
@@ -149,3 +150,34 @@ def test_gc_pauses_count_collections_while_installed() -> None:
     gc.collect()
     assert pauses.full == 1  # uninstalled: no longer counted
     pauses.uninstall()  # twice is harmless
+
+
+async def test_a_tick_past_the_next_ones_time_is_followed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ticks are due just after each whole period; one that ends past the next one's time does not make
+    the loop wait for the period after (a skipped tick), and a quick one waits for the next due time."""
+    d = daemon()
+    clock = d.clock
+    assert isinstance(clock, ManualClock)
+    took = iter([1_300, 200, 2_500, 100])  # ms each tick takes on the clock
+    waits: list[float] = []
+
+    async def tick() -> None:
+        clock.advance(next(took))
+        if len(waits) == 3:
+            d.stop()
+
+    real_wait_for = asyncio.wait_for
+
+    async def wait_for(aw: Coroutine[object, object, bool], seconds: float) -> bool:
+        waits.append(seconds)
+        return await real_wait_for(aw, 0)
+
+    monkeypatch.setattr(d, "tick", tick)
+    monkeypatch.setattr(asyncio, "wait_for", wait_for)
+    start = clock.now_ms()  # T0: 250 ms into a second
+    await d._tick_loop()
+    # Tick 1 ran 250 -> 1550 ms, past its successor's 1050: no wait. Tick 2 ran 1550 -> 1750, the next
+    # due at 2050: 0.3 s. Tick 3 (the manual clock stood still while waiting) ran 1750 -> 4250, past 2050:
+    # no wait. Tick 4 ran 4250 -> 4350, the next due at 5050: 0.7 s (then the loop sees the stop).
+    assert start % 1000 == 250
+    assert waits == [0.0, 0.3, 0.0, 0.7]
