@@ -181,7 +181,7 @@ class _SloState:
         p_bad += t_bad
         return SloCounts(
             spec=spec,
-            labels=tuple(self.series.keys),
+            labels=self.series.labels(),
             window_bounds=tuple(bounds[w] for w in spec.windows),
             total=total,
             bad=bad,
@@ -236,7 +236,7 @@ class _SloState:
         empty = np.zeros((len(spec.windows), 0), np.int64)
         return SloCounts(
             spec=spec,
-            labels=tuple(self.series.keys),
+            labels=self.series.labels(),
             window_bounds=tuple(((end - b.slices(w)) * s_ms, end * s_ms) for w in spec.windows),
             total=np.stack([c.total for c in by_window]) if rows else empty,
             bad=np.stack([c.bad for c in by_window]) if rows else empty,
@@ -441,7 +441,7 @@ class _LatencyState:
             )
         return LatencySnapshot(
             spec=self.spec,
-            labels=tuple(self.series.keys),
+            labels=self.series.labels(),
             windows=tuple(out),
             overflow_events=self.series.overflow_events,
             too_old_events=self.too_old,

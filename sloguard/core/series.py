@@ -75,6 +75,7 @@ class SeriesIndex:
         "_dense",
         "_dense_sizes",
         "_gens",
+        "_labels",
         "_lut",
         "cap",
         "dims",
@@ -88,6 +89,7 @@ class SeriesIndex:
         self.dims = dims
         self.cap = cap
         self.keys: list[tuple[str, ...]] = []
+        self._labels: tuple[tuple[str, ...], ...] = ()
         self.rows_by_key: dict[tuple[str, ...], int] = {}
         self.overflow_row: int | None = None
         self.row_events = np.zeros(0, np.int64)
@@ -102,6 +104,14 @@ class SeriesIndex:
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def labels(self) -> tuple[tuple[str, ...], ...]:
+        """``keys`` as a tuple: the same object until a key is added (keys are only ever appended), so a
+        capture per tick does not build a new 100k-element tuple, and a reader can tell "unchanged" by
+        identity (`export.model.SeriesLabels.follow`)."""
+        if len(self._labels) != len(self.keys):
+            self._labels = tuple(self.keys)
+        return self._labels
 
     @property
     def overflow_events(self) -> int:

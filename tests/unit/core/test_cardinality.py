@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Rejections
+from sloguard.core.series import SeriesIndex
 from sloguard.ingest.decode import Decoder
 from sloguard.rules import generate
 from sloguard.specfile import parse_config
@@ -44,3 +45,16 @@ def test_a_million_distinct_customers() -> None:
     alerts = [r for g in generate(config)["groups"] for r in g["rules"]]
     (overflow,) = [r for r in alerts if r["alert"] == "SloguardSeriesOverflow"]
     assert "sloguard_overflow_events_total" in overflow["expr"]
+
+
+def test_series_labels_are_one_tuple_until_a_key_is_added() -> None:
+    index = SeriesIndex(("customer",), 10)
+    assert index.labels() == ()
+    index.row_for_key(("a",))
+    first = index.labels()
+    assert first == (("a",),)
+    assert index.labels() is first  # unchanged: the same object
+    index.row_for_key(("a",))  # a known key adds nothing
+    assert index.labels() is first
+    index.row_for_key(("b",))
+    assert index.labels() == (("a",), ("b",))
