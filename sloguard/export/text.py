@@ -9,12 +9,14 @@ once per tick (`SeriesLabels`), and each sample is one f-string. The tests check
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 from isal import isal_zlib
 from prometheus_client.utils import floatToGoString
 
@@ -38,25 +40,29 @@ def quantile_label(percentile: float) -> str:
     return _float_to_go(float(f"{percentile / 100:.12g}"))
 
 
-#: How prometheus_client spells the integers 0 .. 2**16 - 1 as floats ("0.0", "1.0", ...). Counts, 0/1
-#: flags and zero ratios are most of an exposition's values: a lookup is ~3x cheaper than ``repr``.
-_INTEGRAL = np.array([repr(float(i)) for i in range(1 << 16)], dtype=object)
+@functools.cache
+def _integral() -> npt.NDArray[np.object_]:
+    """How prometheus_client spells the integers 0 .. 2**16 - 1 as floats ("0.0", "1.0", ...: ``repr``).
+    Counts, 0/1 flags and zero ratios are most of an exposition's values: a lookup is ~3x cheaper than
+    ``repr``. Made on first use (~5 ms), not at import: a replay that renders nothing does not pay it."""
+    return np.array([f"{i}.0" for i in range(1 << 16)], dtype=object)
 
 
 def format_values(values: F64) -> list[str]:
     """Sample values as prometheus_client writes them (``floatToGoString``), for a whole column.
 
-    Integral values in `_INTEGRAL`'s range (not -0.0) are looked up; ``repr`` is what ``floatToGoString``
+    Integral values in `_integral`'s range (not -0.0) are looked up; ``repr`` is what ``floatToGoString``
     returns for every other finite value below 1e6 in magnitude; only the rest (NaN, ±Inf, and large
     values, which Go writes with an exponent) go through the slow function.
     """
+    spellings = _integral()
     with np.errstate(invalid="ignore"):  # NaN and ±Inf cast to garbage: never looked up
         ints = values.astype(np.int64)
-    looked_up = (ints == values) & (ints >= 0) & (ints < len(_INTEGRAL)) & ~np.signbit(values)
+    looked_up = (ints == values) & (ints >= 0) & (ints < len(spellings)) & ~np.signbit(values)
     if looked_up.all():
-        out: list[str] = _INTEGRAL[ints].tolist()
+        out: list[str] = spellings[ints].tolist()
         return out
-    table = _INTEGRAL[np.where(looked_up, ints, 0)]
+    table = spellings[np.where(looked_up, ints, 0)]
     rest = np.flatnonzero(~looked_up)
     floats: list[float] = values[rest].tolist()
     spelled = list(map(repr, floats))
