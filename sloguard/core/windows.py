@@ -150,7 +150,7 @@ class BucketRing(Ring):
         for blocks in (self._total, self._bad):
             for i, blk in enumerate(blocks):
                 if len(buckets) == self.n:
-                    blocks[i] = np.zeros_like(blk)  # fresh zeros: no page of them written (fill would)
+                    blocks[i] = np.zeros(blk.shape, blk.dtype)  # calloc: no page written (fill, zeros_like would)
                 else:
                     blk[slots] = 0
         self.slot_total[slots] = 0
