@@ -149,8 +149,8 @@ class BucketRing(Ring):
         slots = np.arange(buckets.start, buckets.stop) % self.n
         for blocks in (self._total, self._bad):
             for i, blk in enumerate(blocks):
-                if len(buckets) == self.n:
-                    blocks[i] = np.zeros(blk.shape, blk.dtype)  # calloc: no page written (fill, zeros_like would)
+                if len(buckets) == self.n:  # fresh zeros (fill and zeros_like write every page)
+                    blocks[i] = np.zeros(blk.shape, blk.dtype)  # calloc: no page written
                 else:
                     blk[slots] = 0
         self.slot_total[slots] = 0
