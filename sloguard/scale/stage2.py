@@ -42,7 +42,7 @@ from sloguard.scale.applied import Applied, Verdict
 from sloguard.scale.codec import decode_piece
 from sloguard.scale.merger import Merger, Refused
 from sloguard.scale.stage1 import decode_fingerprint
-from sloguard.scale.view import OwnedCounts, owned_counts
+from sloguard.scale.view import OwnedCounts, ViewCache, owned_counts
 from sloguard.settings import Settings
 from sloguard.telemetry import Telemetry
 
@@ -97,6 +97,8 @@ class MergeStage:
         self.stores: dict[int, CheckpointStore] = {}
         self.restoring = False
         self._base = Aggregator(config)
+        #: What the ticks reuse from one to the next (`ViewCache`).
+        self._view = ViewCache()
         self._lock = asyncio.Lock()
         self._last_checkpoint = time.monotonic()
         #: The interval checkpoint in flight (`step` starts it, `close` waits for it through the lock).
@@ -134,7 +136,7 @@ class MergeStage:
 
     def export_counts(self, now_ms: int) -> OwnedCounts:
         mergers = [o.merger for _, o in sorted(self.owned.items())]
-        counts = owned_counts(self._base, mergers, now_ms)
+        counts = owned_counts(self._base, mergers, now_ms, self._view)
         t = self.telemetry
         t.partitions_owned = len(self.owned)
         t.series_owned = counts.series

@@ -20,20 +20,20 @@ not the single process's overflow row (docs/scaling.md: not part of the exactnes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from sloguard._types import I64, Bools
+from sloguard._types import F64, I64, Bools
 from sloguard.core.aggregator import Aggregator, _SloState
 from sloguard.core.histring import HistRing
 from sloguard.core.latency import HdrLayout
 from sloguard.core.slices import SliceSums
-from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloCounts, Snapshot
+from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloCounts, SloSnapshot, Snapshot
 from sloguard.core.spec import LatencySpec
 from sloguard.scale.merger import Merger
 
-__all__ = ["LatencyCounts", "OwnedCounts", "owned_counts", "owned_snapshot"]
+__all__ = ["LatencyCounts", "OwnedCounts", "ViewCache", "owned_counts", "owned_snapshot"]
 
 
 #: One partition's part of a latency window: its groups (rows), which of them it owns, and the window's
@@ -65,17 +65,40 @@ class LatencyCounts:
     windows: tuple[tuple[int, tuple[int, int], tuple[_Part, ...]], ...]  # (window, bounds, parts)
     overflow_events: int
     too_old_events: int
+    #: Per (window, part): the part as last evaluated and its counts and percentiles (`ViewCache`).
+    memo: dict[tuple[int, int], tuple[_Part, I64, F64]] | None = field(default=None, compare=False)
+
+    def _part(self, key: tuple[int, int], part: _Part) -> tuple[I64, F64]:
+        """One partition's counts and percentiles in one window; those of the last evaluation if the
+        part is the same (same rows, mask object and slot arrays: the ring replaces a slot's arrays,
+        never changes them)."""
+        rows, mask, slots = part
+        seen = self.memo.get(key) if self.memo is not None else None
+        if seen is not None:
+            was = seen[0]
+            if (
+                was[0] == rows
+                and was[1] is mask
+                and len(was[2]) == len(slots)
+                and all(a[0] is b[0] and a[1] is b[1] for a, b in zip(was[2], slots, strict=True))
+            ):
+                return seen[1], seen[2]
+        cl = self.layout.counts_len
+        dense = np.zeros(rows * cl, np.int64)
+        for keys, counts in slots:
+            np.add.at(dense, keys, counts)
+        owned = _rows(dense.reshape(rows, cl), mask)
+        count, pct = owned.sum(axis=1), self.layout.percentiles(owned, self.spec.percentiles) / 1000.0
+        if self.memo is not None:
+            self.memo[key] = (part, count, pct)
+        return count, pct
 
     def _window(self, window: int, bounds: tuple[int, int], parts: Sequence[_Part]) -> LatencyWindow:
-        cl = self.layout.counts_len
         count, pct = [np.zeros(0, np.int64)], [np.zeros((0, len(self.spec.percentiles)))]
-        for rows, mask, slots in parts:
-            dense = np.zeros(rows * cl, np.int64)
-            for keys, counts in slots:
-                np.add.at(dense, keys, counts)
-            owned = _rows(dense.reshape(rows, cl), mask)
-            count.append(owned.sum(axis=1))
-            pct.append(self.layout.percentiles(owned, self.spec.percentiles) / 1000.0)
+        for j, part in enumerate(parts):
+            c, q = self._part((window, j), part)
+            count.append(c)
+            pct.append(q)
         return LatencyWindow(
             window=window, bounds=bounds, count=np.concatenate(count), percentiles_ms=np.concatenate(pct)
         )
@@ -90,6 +113,23 @@ class LatencyCounts:
         )
 
 
+class ViewCache:
+    """What a stage-2 process's ticks reuse from one to the next (`owned_counts` with ``cache``): per SLO,
+    the parts it was made of and the `SloCounts` joined from them, and the `SloSnapshot` evaluated from
+    that. An SLO none of whose parts changed (same capture objects, same masks, same counters) keeps its
+    `SloCounts` object, and so its evaluation: `SloCounts.evaluate` is pure arithmetic on the counts.
+    Latency windows likewise, per partition: a window whose slots did not change keeps its counts and
+    percentiles (most ticks: a slot is 10 s to 5 min)."""
+
+    def __init__(self) -> None:
+        #: Per SLO index: (the parts' captures and masks, the counters) and the joined counts.
+        self.joined: dict[int, tuple[tuple[object, ...], tuple[int, ...], SloCounts]] = {}
+        #: Per SLO index: the counts last evaluated and their snapshot.
+        self.evaluated: dict[int, tuple[SloCounts, SloSnapshot]] = {}
+        #: Latency: per (window, part), the part last evaluated and its counts and percentiles.
+        self.latency: dict[tuple[int, int], tuple[_Part, I64, F64]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class OwnedCounts:
     """Everything `owned_counts` copied out at ``now_ms``; `evaluate` gives the `Snapshot`."""
@@ -99,6 +139,7 @@ class OwnedCounts:
     latency: LatencyCounts | None
     events: int
     newest_event_ms: int | None
+    cache: ViewCache | None = field(default=None, compare=False)
 
     @property
     def series(self) -> int:
@@ -108,11 +149,22 @@ class OwnedCounts:
     def evaluate(self) -> Snapshot:
         return Snapshot(
             now_ms=self.now_ms,
-            slos=tuple(s.evaluate() for s in self.slos),
+            slos=tuple(self._evaluate(i, s) for i, s in enumerate(self.slos)),
             latency=self.latency.evaluate() if self.latency is not None else None,
             events=self.events,
             newest_event_ms=self.newest_event_ms,
         )
+
+    def _evaluate(self, i: int, counts: SloCounts) -> SloSnapshot:
+        """``counts.evaluate()``, or the snapshot of the same counts object evaluated before."""
+        if self.cache is None:
+            return counts.evaluate()
+        seen = self.cache.evaluated.get(i)
+        if seen is not None and seen[0] is counts:
+            return seen[1]
+        snapshot = counts.evaluate()
+        self.cache.evaluated[i] = (counts, snapshot)
+        return snapshot
 
 
 def _keep(a: I64, mask: Bools) -> I64:
@@ -188,7 +240,9 @@ def _capture(merger: Merger, i: int, slo: _SloState, now_ms: int) -> SloCounts:
     return counts
 
 
-def owned_counts(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> OwnedCounts:
+def owned_counts(
+    base: Aggregator, mergers: Sequence[Merger], now_ms: int, cache: ViewCache | None = None
+) -> OwnedCounts:
     """The counts at ``now_ms`` of the series ``mergers`` own. ``base`` is an empty aggregator of the
     same config: it gives the bounds of an SLO no partition here has a series of. Every aggregator is
     advanced to ``now_ms`` first, as the single process's tick does."""
@@ -205,8 +259,26 @@ def owned_counts(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> Ow
             mask = m.owned_mask(name, s.series.keys)
             if mask.any():
                 parts.append((_capture(m, i, s, now_ms), mask))
-        template = parts[0][0] if parts else slo.capture(now_ms)
-        slos.append(_slo(template, parts, [a.slos[i] for a in aggs]))
+        states = [a.slos[i] for a in aggs]
+        if cache is None or not parts:
+            template = parts[0][0] if parts else slo.capture(now_ms)
+            slos.append(_slo(template, parts, states))
+            continue
+        refs = tuple(x for part in parts for x in part)
+        counters = tuple(
+            sum(values)
+            for values in zip(
+                *((s.series.overflow_events, s.too_old, s.events, s.evicted) for s in states), strict=True
+            )
+        )
+        seen = cache.joined.get(i)
+        same = seen is not None and len(seen[0]) == len(refs) and seen[1] == counters
+        if seen is not None and same and all(a is b for a, b in zip(seen[0], refs, strict=True)):
+            slos.append(seen[2])
+            continue
+        joined = _slo(parts[0][0], parts, states)
+        cache.joined[i] = (refs, counters, joined)
+        slos.append(joined)
     latency = None
     if base.latency is not None:
         lat = base.latency
@@ -232,6 +304,7 @@ def owned_counts(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> Ow
             windows=tuple(windows),
             overflow_events=sum(s.series.overflow_events for s in lstates),
             too_old_events=sum(s.too_old for s in lstates),
+            memo=cache.latency if cache is not None else None,
         )
     newest = [a.stats.newest_ms for a in aggs if a.stats.newest_ms is not None]
     return OwnedCounts(
@@ -240,6 +313,7 @@ def owned_counts(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> Ow
         latency=latency,
         events=sum(a.stats.events for a in aggs),
         newest_event_ms=max(newest) if newest else None,
+        cache=cache,
     )
 
 

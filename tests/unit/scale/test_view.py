@@ -12,7 +12,7 @@ from sloguard.export.self_metrics import SELF_METRICS, Sources
 from sloguard.scale.codec import decode_piece, encode_pieces
 from sloguard.scale.merger import Merger
 from sloguard.scale.partials import InputRange, apply, split, summarise
-from sloguard.scale.view import owned_snapshot
+from sloguard.scale.view import ViewCache, owned_counts, owned_snapshot
 from sloguard.telemetry import TelemetrySnapshot
 from tests.unit.scale.test_exactly_once import CONFIG, FP, T0
 
@@ -71,14 +71,16 @@ def test_merge_processes_together_export_the_single_process_samples() -> None:
 
 
 def test_reused_captures_equal_fresh_ones_between_pieces() -> None:
-    """A tick reuses a partition's capture of an SLO no piece changed since (same fine bucket of now):
+    """A tick reuses a partition's capture of an SLO no piece changed since (same fine bucket of now),
+    and the joined counts and their evaluation of an SLO none of whose parts changed (`ViewCache`):
     every tick's samples equal those of a capture made afresh, as pieces touching some SLOs and not
     others come in (ranges of one service at a time) and now moves within and across fine buckets."""
     events = sorted(_events(400), key=lambda e: e.service)  # a range touches one service's SLOs
     mergers = [Merger(CONFIG, FP, p, PARTITIONS) for p in range(PARTITIONS)]
     exposition, telemetry = Exposition(version="t"), TelemetrySnapshot()
     base = Aggregator(CONFIG)
-    now = NOW
+    cache = ViewCache()
+    now, reused = NOW, 0
     for i in range(0, len(events), 50):
         state = summarise(CONFIG, [EventBatch.from_events(events[i : i + 50])])
         rng = InputRange("requests", 0, i, i + 50)
@@ -87,12 +89,16 @@ def test_reused_captures_equal_fresh_ones_between_pieces() -> None:
                 mergers[p].offer(decode_piece(record))
         for step in (0, 3_000, 9_000):
             now += step
-            cached = exposition.render(owned_snapshot(base, mergers, now), telemetry)
+            counts = owned_counts(base, mergers, now, cache)
+            cached = exposition.render(counts.evaluate(), telemetry)
+            again = owned_counts(base, mergers, now, cache)  # nothing changed: the same counts objects
+            reused += sum(a is b for a, b in zip(counts.slos, again.slos, strict=True))
             for m in mergers:
                 m.captured.clear()
-            assert _samples(cached) == _samples(
-                exposition.render(owned_snapshot(base, mergers, now), telemetry)
-            )
+            fresh = _samples(exposition.render(owned_snapshot(base, mergers, now), telemetry))
+            assert _samples(cached) == fresh
+            assert _samples(exposition.render(again.evaluate(), telemetry)) == fresh
+    assert reused > 0
 
 
 def test_pipeline_self_metrics_only_in_their_stage() -> None:
