@@ -35,6 +35,9 @@ __all__ = ["Stage", "StageProcess", "run_stage"]
 
 log = get_logger("sloguard.scale")
 
+#: Ticks run this long after a whole period (as `sloguard.app.TICK_LAG_MS`).
+TICK_LAG_MS = 50
+
 
 class Stage(Protocol):
     """One stage's work; `StageProcess` runs it."""
@@ -118,15 +121,17 @@ class StageProcess:
                 log.error("shutdown_timeout", timeout_s=self.settings.shutdown_timeout_seconds)
 
     async def _tick_loop(self) -> None:
-        """A tick every ``tick_seconds`` from the start of the previous one (not from its end: the
-        evaluation's time would add to the age of what /metrics shows); none is made up when late."""
-        period = self.settings.tick_seconds
-        due = time.monotonic()
+        """A tick just after each whole ``tick_seconds`` of the wall clock, as the single process ticks
+        (`sloguard.app`): a fine bucket closes at a whole second, so what was applied by then is
+        published within `TICK_LAG_MS`, not up to a period later; a tick that ends past the next one's
+        time is followed at once."""
+        period_ms = int(self.settings.tick_seconds * 1000)
         while not self.stopping.is_set():
+            due = (self.clock.now_ms() // period_ms + 1) * period_ms + TICK_LAG_MS
             await self.tick()
-            due = max(due + period, time.monotonic())
+            wait_ms = max(0, due - self.clock.now_ms())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), due - time.monotonic())
+                await asyncio.wait_for(self.stopping.wait(), min(wait_ms, period_ms + TICK_LAG_MS) / 1000)
 
     async def tick(self) -> None:
         """Publish what the stage exports now, with its self-metrics: the counts are copied out here
