@@ -5,6 +5,9 @@ decode (rejects counted, optionally kept with their original bytes) -> refuse ev
 offsets are ingested into the `OffsetLedger`, which decides when they may be committed (at once, or once a
 checkpoint holds them: see `sloguard.ingest.offsets`).
 
+Decoding and ingesting wait while the tick copies the counts out in a worker thread (`CopyGate`): the
+decoder interns into the aggregator's vocabularies, the ingest writes its rings.
+
 Dead-lettering comes before the offsets are marked: a crash in between re-delivers, never loses.
 """
 
@@ -57,6 +60,9 @@ class Absorber:
     async def absorb(self, fetched: Fetched) -> None:
         """Decode, dead-letter what is rejected, ingest, then mark the offsets ingested."""
         t = self.telemetry
+        # Not while the tick copies the counts out in a worker thread; from here to the ingest nothing is
+        # awaited, so no copy starts in between (`CopyGate`).
+        await self.engine.gate.writable()
         dead_letter = self.settings.kafka.dead_letter_topic is not None
         rejected: list[tuple[str, bytes]] | None = [] if dead_letter else None
         before = t.invalid.total

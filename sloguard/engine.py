@@ -4,9 +4,18 @@ The aggregator holds all the state; the decoder writes label ids into that aggre
 exposition renders its snapshots. The absorb step, the checkpointer and the tick all read them from one
 `Engine`, so a reload (`reconfigure`, synchronous on the event loop) switches every reader at once and no
 batch is half-absorbed across the switch.
+
+The tick copies the aggregator's counts out (`Aggregator.capture`, ~15 MB at 100k series) in a worker
+thread, so the event loop stays free for requests and the Kafka client meanwhile. `CopyGate` keeps every
+writer of the aggregator out for that time: the absorb step awaits `CopyGate.writable` before it decodes
+(the decoder interns into the aggregator's vocabularies) and ingests, with no await in between.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sloguard import __version__
 from sloguard.core.aggregator import Aggregator
@@ -16,6 +25,54 @@ from sloguard.export.collector import Exposition
 from sloguard.ingest.decode import Decoder
 from sloguard.ingest.presets import effective_input
 from sloguard.sla_live import LiveSlas
+
+T = TypeVar("T")
+
+
+class CopyGate:
+    """Closed while a worker thread reads the live aggregator (`read_in_thread`); writers on the event loop
+    await `writable` and then write without awaiting anything before they are done.
+
+    The other users of the aggregator need not wait: the checkpoint's ``export_state``, the UI's
+    ``bucket_counts`` and a reload's ``export_state`` only read the rings' slots, which a capture does not
+    write (it moves the running span sums: `BucketRing.span_sums`); a reload then replaces the aggregator,
+    and the copy under way finishes on the old one. ``advance`` and ``evict_idle`` run in the tick before it
+    starts the copy (one coroutine: never during it).
+    """
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @property
+    def closed(self) -> bool:
+        """A worker thread is reading the aggregator."""
+        return not self._open.is_set()
+
+    async def writable(self) -> None:
+        """Return once no worker thread reads the aggregator (at once when none does)."""
+        while not self._open.is_set():
+            await self._open.wait()
+
+    async def read_in_thread(self, read: Callable[[], T]) -> T:
+        """Run ``read`` in a worker thread with the gate closed. Cancelled, it stays closed until the thread
+        has ended (a thread cannot be stopped: writers must not start while it reads)."""
+        if self.closed:
+            raise RuntimeError("one read of the aggregator at a time")
+        self._open.clear()
+        task = asyncio.ensure_future(asyncio.to_thread(read))
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._open.set()
+            else:
+                task.add_done_callback(self._reopen)
+
+    def _reopen(self, task: asyncio.Future[Any]) -> None:
+        self._open.set()
+        if not task.cancelled():
+            task.exception()  # retrieved: its caller was cancelled, nobody else will
 
 
 class Engine:
@@ -33,6 +90,8 @@ class Engine:
         self.slas = LiveSlas(config, background=True)
         self.decoder = self._decoder(config, self.aggregator)
         self.exposition = self._exposition(config)
+        #: Writers wait here while the tick copies the counts out in a worker thread.
+        self.gate = CopyGate()
 
     def _decoder(self, config: Config, aggregator: Aggregator) -> Decoder:
         return Decoder(vocabs=aggregator.vocabs, input=effective_input(config.input, self.input_preset))

@@ -128,3 +128,27 @@ async def test_records_too_large_for_the_dead_letter_topic_are_dropped_and_count
     await a.absorb(Fetched([b"{not json", b"{" + b"x" * 100], {P0: 2}))
     assert (a.telemetry.dead_lettered, a.telemetry.dead_letter_dropped) == (1, 1)
     assert a.offsets.pending == {P0: 2}
+
+
+async def test_absorb_waits_while_the_counts_are_copied_out() -> None:
+    """While the tick reads the aggregator in a worker thread (`CopyGate`), a batch is neither decoded nor
+    ingested; it is once the read is done."""
+    a = absorber()
+    gate = a.engine.gate
+    release = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def read() -> None:
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+
+    copy = asyncio.create_task(gate.read_in_thread(read))
+    await asyncio.sleep(0)
+    assert gate.closed
+    absorbing = asyncio.create_task(a.absorb(Fetched([record(NOW - 1000)], {P0: 1})))
+    await asyncio.sleep(0.01)
+    assert a.telemetry.records_consumed == 0 and not absorbing.done()
+    release.set()
+    await copy
+    await absorbing
+    assert a.telemetry.events_processed == 1
+    assert a.engine.aggregator.snapshot(NOW).slos[0].events == 1
