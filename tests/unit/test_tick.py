@@ -77,6 +77,7 @@ async def check_maxima(d: Daemon) -> None:
     assert isinstance(d.clock, ManualClock)
     d.clock.advance(1000)
     await d.tick()
+    d.http.metrics_max_age = 0.0  # the first body is young enough to be served: ask for the newest
     second = await scrape(d)
     assert gauge(second, "sloguard_tick_interval_seconds") > 0
     # Maxima since the previous exposition: handed over, then started over.
@@ -116,10 +117,41 @@ async def test_the_exposition_is_rendered_when_asked_for_at_most_once_a_tick() -
         assert await scrape(d, gzip_ok=True) == first and len(calls) == 1  # twice in a tick: one render
         d.clock.advance(1000)
         await d.tick()
+        assert await scrape(d) == first  # young enough (`test_scrapes_get_a_body_...`): served at once
+        await asyncio.wait_for(until_rendered(d), 10)  # while the newest renders for the next scrape
         second = await scrape(d)
         assert len(calls) == 2 and second == render(d.exposition.collector.families)
         # The snapshot's now in the body is the last tick's.
         assert gauge(second, "sloguard_snapshot_timestamp_seconds") == d.latest.now_ms / 1000
+    finally:
+        await d.http.stop()
+
+
+async def until_rendered(d: Daemon) -> None:
+    """Wait for the render the server started in the background."""
+    rendering = d.http._rendering
+    assert rendering is not None
+    await rendering.ready()
+
+
+async def test_scrapes_get_a_body_up_to_a_tick_and_two_of_the_longest_recent_renders_old() -> None:
+    d = daemon()
+    try:
+        await d.tick()
+        assert d.http.metrics_max_age == d.settings.tick_seconds  # no render yet
+        d._render_seconds.extend([0.4, 3.0, 0.2])  # renders vary under load: the longest counts
+        assert isinstance(d.clock, ManualClock)
+        d.clock.advance(1000)
+        await d.tick()
+        assert d.http.metrics_max_age == d.settings.tick_seconds + 6.0
+        # A scrape every 15 s, the next due 2.45 s from now: a render started at the next tick ends past it
+        # if it takes as long as the longest recent one (3 s), not the last (0.2 s); so it starts now.
+        now = 1000.0
+        d.http._scrapes.extend([now + 2.45 - 30, now + 2.45 - 15])
+        assert d._scrape_due(now)
+        d._render_seconds.clear()
+        d._render_seconds.append(0.2)
+        assert not d._scrape_due(now)
     finally:
         await d.http.stop()
 
