@@ -441,6 +441,68 @@ class BucketRing(Ring):
         if other.low is not None:
             self.low = other.low if self.low is None else min(self.low, other.low)
 
+    def add_cells(self, state: RingState, row_map: Intp) -> None:
+        """Add a ring's saved cells into this ring (same shape), row ``i`` of the state going to row
+        ``row_map[i]`` (rows here already): what `merge_from` of a ring restored from ``state`` does, in
+        time proportional to the cells rather than to the ring's slots times its rows. The ring first
+        moves to the state's head; cells of buckets it no longer keeps are dropped; a cell's type is
+        widened when a sum would not fit (checked per cell, as `add` does). The running span sums are
+        kept up to date (`merge_from` drops them: the next tick sums every slot again)."""
+        if state.head is None:
+            return
+        if (state.res_ms, state.n) != (self.res_ms, self.n):
+            raise ValueError("cannot merge rings of different shape")
+        self.advance(state.head)
+        assert self.head is not None
+        if len(state.cells):
+            slot, row = np.divmod(state.cells, state.rows)
+            total, bad = state.total, state.bad
+            bucket = state.head - (state.head - slot) % state.n
+            keep = bucket > self.head - self.n
+            if not keep.all():
+                slot, row, total, bad, bucket = slot[keep], row[keep], total[keep], bad[keep], bucket[keep]
+            np.add.at(self.slot_total, slot, total)
+            np.add.at(self.slot_bad, slot, bad)
+            if self._spans:
+                # The running sums a tick reads move with the cells (as an ingest's do): a tick after a
+                # merge then costs the buckets its windows moved by, not a sum over every slot.
+                targets = row_map[row]
+                for span in self._spans.values():
+                    inside = (bucket >= span.lo) & (bucket < span.hi)
+                    if inside.any():
+                        np.add.at(span.total, targets[inside], total[inside])
+                        np.add.at(span.bad, targets[inside], bad[inside])
+            # Several saved rows may land on one row (a capped target's overflow): one sum per cell.
+            width = self.rows
+            cells, inverse = np.unique(slot * width + row_map[row], return_inverse=True)
+            add_total = np.zeros(len(cells), np.int64)
+            add_bad = np.zeros(len(cells), np.int64)
+            np.add.at(add_total, inverse, total)
+            np.add.at(add_bad, inverse, bad)
+            slots, cols = np.divmod(cells, width)
+            blocks = cols // BLOCK
+            parts = [(b, np.flatnonzero(blocks == b)) for b in np.unique(blocks).tolist()]
+            need = max(
+                (
+                    int(
+                        (
+                            self._total[b][slots[sel], cols[sel] - b * BLOCK].astype(np.int64)
+                            + add_total[sel]
+                        ).max()
+                    )
+                    for b, sel in parts
+                ),
+                default=0,
+            )
+            if self.dtype is not np.int64 and need > int(np.iinfo(self.dtype).max):
+                self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+            for b, sel in parts:
+                at = (slots[sel], cols[sel] - b * BLOCK)
+                self._total[b][at] += add_total[sel].astype(self.dtype)
+                self._bad[b][at] += add_bad[sel].astype(self.dtype)
+        if state.low is not None:
+            self.low = state.low if self.low is None else min(self.low, state.low)
+
     def _held(self) -> list[tuple[int, int]]:
         """The slots that may hold counts, as ascending runs ``[first, stop)``: those of the buckets
         ``[max(low, head − n + 1), head]`` (no count is older than ``low``), so a ring that saw a few

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sloguard._types import Bools, Intp
+from sloguard._types import Bools
 from sloguard.core.aggregator import Aggregator, _LatencyState, _SloState
 from sloguard.core.exclusions import ExclusionCalendar
 from sloguard.core.histring import HistRing
@@ -27,7 +27,7 @@ from sloguard.core.state import (
     SloState,
     fingerprint,
 )
-from sloguard.core.windows import BLOCK, BucketRing
+from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Applied, RangeKey, Verdict
 from sloguard.scale.codec import Piece
 from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, series_partition
@@ -208,7 +208,7 @@ def _merge_slo(slo: _SloState, saved: SloState, config: Config) -> bool:
     rows = len(series)
     for ring, state in ((slo.fine, saved.fine), (slo.coarse, saved.coarse)):
         ring.ensure_rows(rows)
-        add_cells(ring, state, row_map)
+        ring.add_cells(state, row_map)
     if len(series.row_events) < rows:
         series.row_events = np.concatenate(
             [series.row_events, np.zeros(rows - len(series.row_events), np.int64)]
@@ -219,71 +219,6 @@ def _merge_slo(slo: _SloState, saved: SloState, config: Config) -> bool:
     if slo.judged is not None:
         slo.judged.forget()
     return True
-
-
-def add_cells(ring: BucketRing, state: RingState, row_map: Intp) -> None:
-    """Add a ring's saved cells into ``ring`` (same shape), row ``i`` of the state going to row
-    ``row_map[i]`` (rows there already): what ``ring.merge_from`` of a ring restored from ``state``
-    does, in time proportional to the cells rather than to the ring's slots times its rows. The ring
-    first moves to the state's head; cells of buckets it no longer keeps are dropped; a cell's type is
-    widened when a sum would not fit (checked per cell, as ingest does). The ring's running span sums
-    are kept up to date (``merge_from`` drops them: the next tick sums every slot again).
-
-    It writes the ring's blocks directly: belongs in `sloguard.core.windows` (``BucketRing``)."""
-    if state.head is None:
-        return
-    if (state.res_ms, state.n) != (ring.res_ms, ring.n):
-        raise ValueError("cannot merge rings of different shape")
-    ring.advance(state.head)
-    assert ring.head is not None
-    if len(state.cells):
-        slot, row = np.divmod(state.cells, state.rows)
-        total, bad = state.total, state.bad
-        bucket = state.head - (state.head - slot) % state.n
-        keep = bucket > ring.head - ring.n
-        if not keep.all():
-            slot, row, total, bad, bucket = slot[keep], row[keep], total[keep], bad[keep], bucket[keep]
-        np.add.at(ring.slot_total, slot, total)
-        np.add.at(ring.slot_bad, slot, bad)
-        if ring._spans:
-            # The running sums a tick reads move with the cells (as an ingest's do): a tick after a
-            # piece then costs the buckets its windows moved by, not a sum over every slot.
-            targets = row_map[row]
-            for span in ring._spans.values():
-                inside = (bucket >= span.lo) & (bucket < span.hi)
-                if inside.any():
-                    np.add.at(span.total, targets[inside], total[inside])
-                    np.add.at(span.bad, targets[inside], bad[inside])
-        # Several saved rows may land on one row (a capped target's overflow): one sum per cell.
-        width = ring.rows
-        cells, inverse = np.unique(slot * width + row_map[row], return_inverse=True)
-        add_total = np.zeros(len(cells), np.int64)
-        add_bad = np.zeros(len(cells), np.int64)
-        np.add.at(add_total, inverse, total)
-        np.add.at(add_bad, inverse, bad)
-        slots, cols = np.divmod(cells, width)
-        blocks = cols // BLOCK
-        parts = [(b, np.flatnonzero(blocks == b)) for b in np.unique(blocks).tolist()]
-        need = (
-            max(
-                int(
-                    (
-                        ring._total[b][slots[sel], cols[sel] - b * BLOCK].astype(np.int64) + add_total[sel]
-                    ).max()
-                )
-                for b, sel in parts
-            )
-            if parts
-            else 0
-        )
-        if ring.dtype is not np.int64 and need > int(np.iinfo(ring.dtype).max):
-            ring._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
-        for b, sel in parts:
-            at = (slots[sel], cols[sel] - b * BLOCK)
-            ring._total[b][at] += add_total[sel].astype(ring.dtype)
-            ring._bad[b][at] += add_bad[sel].astype(ring.dtype)
-    if state.low is not None:
-        ring.low = state.low if ring.low is None else min(ring.low, state.low)
 
 
 def _merge_latency(lat: _LatencyState, saved: LatencyState) -> None:

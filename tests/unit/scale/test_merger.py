@@ -19,7 +19,7 @@ from sloguard.core.state import AggregatorState, RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Verdict
 from sloguard.scale.codec import decode_piece, encode_pieces
-from sloguard.scale.merger import Merger, add_cells
+from sloguard.scale.merger import Merger
 from sloguard.scale.partials import InputRange, apply, config_fingerprint, split, summarise
 from tests.unit.scale.test_exactly_once import CONFIG, T0, events_strategy, ranges_of
 
@@ -103,7 +103,7 @@ def test_add_cells_is_merge_from_of_the_restored_ring(seed: int, big: bool, shif
     for lo, hi in spans:  # running sums a tick keeps: add_cells must move them with the cells
         got.span_sums((lo, hi), lo, hi, rows)
     expected.merge_from(scratch, row_map)
-    add_cells(got, theirs, row_map)
+    got.add_cells(theirs, row_map)
     for lo, hi in spans:
         if got.head is not None and lo > got.head - n:  # (a span past the ring: refused by both)
             sums = [a.tolist() for a in got.span_sums((lo, hi), lo, hi, rows)]
