@@ -5,10 +5,11 @@ exposition renders its snapshots. The absorb step, the checkpointer and the tick
 `Engine`, so a reload (`reconfigure`, synchronous on the event loop) switches every reader at once and no
 batch is half-absorbed across the switch.
 
-The tick copies the aggregator's counts out (`Aggregator.capture`, ~15 MB at 100k series) in a worker
-thread, so the event loop stays free for requests and the Kafka client meanwhile. `CopyGate` keeps every
-writer of the aggregator out for that time: the absorb step awaits `CopyGate.writable` before it decodes
-(the decoder interns into the aggregator's vocabularies) and ingests, with no await in between.
+The tick copies the aggregator's counts out (`Aggregator.capture`, ~15 MB at 100k series) and, once a
+minute, evicts idle series in a worker thread, so the event loop stays free for requests and the Kafka
+client meanwhile. `CopyGate` keeps every writer of the aggregator out for that time: the absorb step awaits
+`CopyGate.writable` before it decodes (the decoder interns into the aggregator's vocabularies) and
+ingests, with no await in between.
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ T = TypeVar("T")
 
 
 class CopyGate:
-    """Closed while a worker thread reads the live aggregator (`read_in_thread`); writers on the event loop
-    await `writable` and then write without awaiting anything before they are done.
+    """Closed while a worker thread works on the live aggregator (`run_in_thread`: the tick's eviction of idle
+    series and copy of the counts); writers on the event loop await `writable` and then write without
+    awaiting anything before they are done.
 
-    The other users of the aggregator need not wait: the checkpoint's ``export_state``, the UI's
-    ``bucket_counts`` and a reload's ``export_state`` only read the rings' slots, which a capture does not
-    write (it moves the running span sums: `BucketRing.span_sums`); a reload then replaces the aggregator,
-    and the copy under way finishes on the old one. ``advance`` and ``evict_idle`` run in the tick before it
-    starts the copy (one coroutine: never during it).
+    The other users of the aggregator on the loop need not wait: the checkpoint's ``export_state``, the UI's
+    ``bucket_counts`` and a reload's ``export_state`` only read the rings' slots and the series, which a
+    capture does not write (it moves the running span sums: `BucketRing.span_sums`), and an eviction leaves
+    an SLO's state as it is and replaces it whole in ``Aggregator.slos`` (a reader sees the SLO before or
+    after it: the same events either way). A reload then replaces the aggregator; the work under way ends
+    on the old one. ``advance`` runs in the tick before it starts the thread (one coroutine: never during
+    it).
     """
 
     def __init__(self) -> None:
@@ -46,21 +50,21 @@ class CopyGate:
 
     @property
     def closed(self) -> bool:
-        """A worker thread is reading the aggregator."""
+        """A worker thread works on the aggregator."""
         return not self._open.is_set()
 
     async def writable(self) -> None:
-        """Return once no worker thread reads the aggregator (at once when none does)."""
+        """Return once no worker thread works on the aggregator (at once when none does)."""
         while not self._open.is_set():
             await self._open.wait()
 
-    async def read_in_thread(self, read: Callable[[], T]) -> T:
-        """Run ``read`` in a worker thread with the gate closed. Cancelled, it stays closed until the thread
-        has ended (a thread cannot be stopped: writers must not start while it reads)."""
+    async def run_in_thread(self, work: Callable[[], T]) -> T:
+        """Run ``work`` in a worker thread with the gate closed. Cancelled, it stays closed until the thread
+        has ended (a thread cannot be stopped: writers must not start while it runs)."""
         if self.closed:
-            raise RuntimeError("one read of the aggregator at a time")
+            raise RuntimeError("one worker thread on the aggregator at a time")
         self._open.clear()
-        task = asyncio.ensure_future(asyncio.to_thread(read))
+        task = asyncio.ensure_future(asyncio.to_thread(work))
         try:
             return await asyncio.shield(task)
         finally:

@@ -141,7 +141,7 @@ async def test_absorb_waits_while_the_counts_are_copied_out() -> None:
     def read() -> None:
         asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
 
-    copy = asyncio.create_task(gate.read_in_thread(read))
+    copy = asyncio.create_task(gate.run_in_thread(read))
     await asyncio.sleep(0)
     assert gate.closed
     absorbing = asyncio.create_task(a.absorb(Fetched([record(NOW - 1000)], {P0: 1})))
