@@ -441,13 +441,15 @@ class BucketRing(Ring):
         if other.low is not None:
             self.low = other.low if self.low is None else min(self.low, other.low)
 
-    def add_cells(self, state: RingState, row_map: Intp) -> None:
+    def add_cells(self, state: RingState, row_map: Intp, distinct: bool | None = None) -> None:
         """Add a ring's saved cells into this ring (same shape), row ``i`` of the state going to row
         ``row_map[i]`` (rows here already): what `merge_from` of a ring restored from ``state`` does, in
         time proportional to the cells rather than to the ring's slots times its rows. The ring first
         moves to the state's head; cells of buckets it no longer keeps are dropped; a cell's type is
         widened when a sum would not fit (checked per cell, as `add` does). The running span sums are
-        kept up to date (`merge_from` drops them: the next tick sums every slot again)."""
+        kept up to date (`merge_from` drops them: the next tick sums every slot again). ``distinct``:
+        whether ``row_map`` sends no two rows to one (the caller may know: distinct keys and no overflow
+        row among them); None: ``row_map`` is taken as distinct only if it ascends."""
         if state.head is None:
             return
         if (state.res_ms, state.n) != (self.res_ms, self.n):
@@ -463,45 +465,52 @@ class BucketRing(Ring):
                 slot, row, total, bad, bucket = slot[keep], row[keep], total[keep], bad[keep], bucket[keep]
             np.add.at(self.slot_total, slot, total)
             np.add.at(self.slot_bad, slot, bad)
+            targets = row_map[row]
             if self._spans:
                 # The running sums a tick reads move with the cells (as an ingest's do): a tick after a
                 # merge then costs the buckets its windows moved by, not a sum over every slot.
-                targets = row_map[row]
                 for span in self._spans.values():
                     inside = (bucket >= span.lo) & (bucket < span.hi)
                     if inside.any():
                         np.add.at(span.total, targets[inside], total[inside])
                         np.add.at(span.bad, targets[inside], bad[inside])
-            # Several saved rows may land on one row (a capped target's overflow): one sum per cell.
-            width = self.rows
-            cells, inverse = np.unique(slot * width + row_map[row], return_inverse=True)
-            add_total = np.zeros(len(cells), np.int64)
-            add_bad = np.zeros(len(cells), np.int64)
-            np.add.at(add_total, inverse, total)
-            np.add.at(add_bad, inverse, bad)
-            slots, cols = np.divmod(cells, width)
-            blocks = cols // BLOCK
-            parts = [(b, np.flatnonzero(blocks == b)) for b in np.unique(blocks).tolist()]
-            need = max(
-                (
-                    int(
-                        (
-                            self._total[b][slots[sel], cols[sel] - b * BLOCK].astype(np.int64)
-                            + add_total[sel]
-                        ).max()
-                    )
-                    for b, sel in parts
-                ),
-                default=0,
-            )
-            if self.dtype is not np.int64 and need > int(np.iinfo(self.dtype).max):
-                self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
-            for b, sel in parts:
-                at = (slots[sel], cols[sel] - b * BLOCK)
-                self._total[b][at] += add_total[sel].astype(self.dtype)
-                self._bad[b][at] += add_bad[sel].astype(self.dtype)
+            if len(slot):
+                self._add_at(
+                    slot, targets, total, bad, len(row_map) <= 1 or bool((np.diff(row_map) > 0).all())
+                )
         if state.low is not None:
             self.low = state.low if self.low is None else min(self.low, state.low)
+
+    def _add_at(self, slot: I64, targets: Intp, total: I64, bad: I64, distinct: bool) -> None:
+        """`add_cells`' write: ``total``/``bad`` added at cells ``(slot, targets)`` (``distinct``: no cell
+        twice), widening the type first if a sum would not fit."""
+        if not distinct:
+            # Saved rows may land on one row (a capped target's overflow): one sum per cell.
+            flat, inverse = np.unique(slot * self.rows + targets, return_inverse=True)
+            add_total = np.zeros(len(flat), np.int64)
+            add_bad = np.zeros(len(flat), np.int64)
+            np.add.at(add_total, inverse, total)
+            np.add.at(add_bad, inverse, bad)
+            slot, targets = np.divmod(flat, self.rows)
+            total, bad = add_total, add_bad
+        # (else rows land on distinct rows, and the saved cells are distinct: one sum per cell)
+        parts: list[tuple[int, slice | Intp]]
+        if len(self._total) == 1:
+            parts = [(0, slice(None))]
+        else:
+            blocks = targets // BLOCK
+            parts = [(b, np.flatnonzero(blocks == b)) for b in np.unique(blocks).tolist()]
+        if self.dtype is not np.int64:
+            need = max(
+                int((self._total[b][slot[sel], targets[sel] - b * BLOCK].astype(np.int64) + total[sel]).max())
+                for b, sel in parts
+            )
+            if need > int(np.iinfo(self.dtype).max):
+                self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+        for b, sel in parts:
+            at = (slot[sel], targets[sel] - b * BLOCK)
+            self._total[b][at] += total[sel].astype(self.dtype)
+            self._bad[b][at] += bad[sel].astype(self.dtype)
 
     def _held(self) -> list[tuple[int, int]]:
         """The slots that may hold counts, as ascending runs ``[first, stop)``: those of the buckets

@@ -105,8 +105,12 @@ class Merger:
         key = RangeKey((r.topic, r.partition), r.start, r.end, piece.index, piece.count)
         verdict = self.applied.check(key)
         if verdict is Verdict.NEW:
+            try:
+                state = piece.state(self.config)  # (only a new piece is read past its header)
+            except PartialError as exc:
+                return Refused(str(exc))
             self.version += 1
-            self._apply(piece.state)
+            self._apply(state)
             self.applied.record(key)
         return verdict
 
@@ -206,9 +210,12 @@ def _merge_slo(slo: _SloState, saved: SloState, config: Config) -> bool:
     series = slo.series
     row_map = np.array([series.row_for_key(k) for k in saved.series.keys], np.intp)
     rows = len(series)
+    # The piece's keys are distinct, so are their rows, but for keys that share the overflow row.
+    over = series.overflow_row
+    distinct = over is None or int(np.count_nonzero(row_map == over)) <= 1
     for ring, state in ((slo.fine, saved.fine), (slo.coarse, saved.coarse)):
         ring.ensure_rows(rows)
-        ring.add_cells(state, row_map)
+        ring.add_cells(state, row_map, distinct)
     if len(series.row_events) < rows:
         series.row_events = np.concatenate(
             [series.row_events, np.zeros(rows - len(series.row_events), np.int64)]

@@ -38,10 +38,10 @@ EVENTS = [
 def test_pieces_round_trip_and_a_small_cap_cuts_by_series() -> None:
     state = summarise(CONFIG, [EventBatch.from_events(EVENTS)])
     whole = encode_pieces(CONFIG, RANGE, FP, 0, 1, state)
-    capped = encode_pieces(CONFIG, RANGE, FP, 0, 1, state, max_bytes=3000)
+    capped = encode_pieces(CONFIG, RANGE, FP, 0, 1, state, max_bytes=1500)
     assert len(whole) == 1 and len(capped) > 3
-    assert all(len(r) <= 3000 for r in capped)
-    assert capped == encode_pieces(CONFIG, RANGE, FP, 0, 1, state, max_bytes=3000), "deterministic"
+    assert all(len(r) <= 1500 for r in capped)
+    assert capped == encode_pieces(CONFIG, RANGE, FP, 0, 1, state, max_bytes=1500), "deterministic"
     pieces = [decode_piece(r) for r in capped]
     assert {(p.range, p.index, p.count, p.fingerprint) for p in pieces} == {
         (RANGE, i, len(capped), FP) for i in range(len(capped))
@@ -86,9 +86,10 @@ def test_another_slo_file_or_partition_layout_is_refused_not_applied() -> None:
         (lambda b: b[:20], "shorter than its header"),
         (lambda b: b"X" + b[1:], "bad magic"),
         (lambda b: b[:8] + b"\x09\x00" + b[10:], "format version 9"),
+        (lambda b: b[:8] + b"\x01\x00" + b[10:], "format version 1; this sloguard reads 2"),
         (lambda b: b[:-3], "truncated"),
     ],
-    ids=["short", "magic", "version", "truncated-body"],
+    ids=["short", "magic", "version", "version-1", "truncated-body"],
 )
 def test_damaged_records_are_refused_with_a_reason(damage: object, message: str) -> None:
     state = summarise(CONFIG, [EventBatch.from_events(EVENTS[:20])])

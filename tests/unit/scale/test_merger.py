@@ -18,7 +18,7 @@ from sloguard.core.spec import DAY
 from sloguard.core.state import AggregatorState, RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Verdict
-from sloguard.scale.codec import decode_piece, encode_pieces
+from sloguard.scale.codec import DEFAULT_MAX_BYTES, decode_piece, encode_pieces
 from sloguard.scale.merger import Merger
 from sloguard.scale.partials import InputRange, apply, config_fingerprint, split, summarise
 from tests.unit.scale.test_exactly_once import CONFIG, T0, events_strategy, ranges_of
@@ -72,7 +72,7 @@ def test_merger_applies_a_piece_as_restore_and_merge_would(
         for record in pieces[p]:
             got = decode_piece(record)
             assert merger.offer(got) is Verdict.NEW
-            apply(reference, got.state)
+            apply(reference, got.state(cfg))
             assert_same(merger.aggregator.export_state(), reference.export_state())
 
 
@@ -86,15 +86,21 @@ def _ring_state(rnd: random.Random, head: int, n: int, rows: int, big: bool) -> 
 
 
 @settings(max_examples=100, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), big=st.booleans(), shift=st.integers(-30, 30))
-def test_add_cells_is_merge_from_of_the_restored_ring(seed: int, big: bool, shift: int) -> None:
-    """Widening (counts past uint16), rows landing on one row, the target ahead of or behind the state;
-    the running span sums stay equal to sums over the slots."""
+@given(seed=st.integers(0, 2**32 - 1), big=st.booleans(), shift=st.integers(-30, 30), collide=st.booleans())
+def test_add_cells_is_merge_from_of_the_restored_ring(
+    seed: int, big: bool, shift: int, collide: bool
+) -> None:
+    """`BucketRing.add_cells`: widening (counts past uint16), rows landing on one row or each on its own
+    (in order), the target ahead of or behind the state; the running span sums stay equal to sums over
+    the slots."""
     rnd = random.Random(seed)
     n, rows = 20, 4
     mine = _ring_state(rnd, 1000, n, rows, big=False)
     theirs = _ring_state(rnd, 1000 + shift, n, rows, big=big)
-    row_map = np.array([rnd.randrange(3) for _ in range(rows)], np.intp)  # rows may collide
+    if collide:  # rows may collide
+        row_map = np.array([rnd.randrange(3) for _ in range(rows)], np.intp)
+    else:
+        row_map = np.array(sorted(rnd.sample(range(rows), rows)), np.intp)
     expected, got, scratch = BucketRing(10_000, n), BucketRing(10_000, n), BucketRing(10_000, n)
     expected.load(mine)
     got.load(mine)
@@ -117,3 +123,37 @@ def test_add_cells_is_merge_from_of_the_restored_ring(seed: int, big: bool, shif
     )
     assert expected.slot_total.tolist() == got.slot_total.tolist()
     assert expected.slot_bad.tolist() == got.slot_bad.tolist()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=events_strategy,
+    partitions=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+    cap=st.sampled_from([2000, 4000, DEFAULT_MAX_BYTES]),
+)
+def test_records_round_trip_and_apply_as_the_state_they_were_made_of(
+    events: list[Event], partitions: int, seed: int, cap: int
+) -> None:
+    """The record format carries a piece exactly: one record reads back as the very state it was made
+    of; the records of a piece cut by the size cap, applied (by `apply` or by `Merger`), give the state
+    `apply` of the whole piece gives."""
+    rnd = random.Random(seed)
+    fp = config_fingerprint(CONFIG)
+    for a, b in ranges_of(len(events), [rnd.randrange(1, 200) for _ in range(rnd.randrange(3))]):
+        rng = InputRange("requests", 0, a, b)
+        for p, piece in enumerate(
+            split(CONFIG, summarise(CONFIG, [EventBatch.from_events(events[a:b])]), partitions)
+        ):
+            records = encode_pieces(CONFIG, rng, fp, p, partitions, piece, max_bytes=cap)
+            assert all(len(r) <= cap for r in records)
+            read = [decode_piece(r) for r in records]
+            if len(read) == 1:
+                assert_same(read[0].state(CONFIG), piece)
+            whole, parts, merger = Aggregator(CONFIG), Aggregator(CONFIG), Merger(CONFIG, fp, p, partitions)
+            apply(whole, piece)
+            for got in read:
+                apply(parts, got.state(CONFIG))
+                assert merger.offer(got) is Verdict.NEW
+            assert_same(parts.export_state(), whole.export_state())
+            assert_same(merger.aggregator.export_state(), whole.export_state())
