@@ -103,13 +103,20 @@ class Checkpointer:
         store = self.store
         async with self._lock:
             started = time.perf_counter()
-            # Taken together, between two absorbs (one event loop): the state holds exactly the events
-            # before these offsets, and so do the live SLA counters (exported in the same step).
-            # Exporting copies, so ingesting may go on while the thread writes.
+            # Taken together, between two absorbs: the state holds exactly the events before these
+            # offsets, and so do the live SLA counters. The offsets and the counters are taken on the loop
+            # once no worker thread works on the aggregator; the aggregator's state is copied in a worker
+            # thread (~35 ms at 100k series, more with weeks of data), the absorb step waiting meanwhile
+            # (`CopyGate`: nothing runs between taking the offsets and closing it). Exporting copies, so
+            # ingesting goes on while the thread writes.
+            gate = self.engine.gate
+            await gate.writable()
             offsets = self.offsets.checkpoint_offsets()
+            slas = self.engine.slas.export_state()
+            state = await gate.run_in_thread(self.engine.aggregator.export_state)
             cp = Checkpoint(
-                state=self.engine.aggregator.export_state(),
-                slas=self.engine.slas.export_state(),
+                state=state,
+                slas=slas,
                 offsets=offsets,
                 created_ms=self.clock.now_ms(),
                 sloguard_version=__version__,

@@ -35,13 +35,16 @@ class CopyGate:
     series and copy of the counts); writers on the event loop await `writable` and then write without
     awaiting anything before they are done.
 
-    The other users of the aggregator on the loop need not wait: the checkpoint's ``export_state``, the UI's
+    The checkpoint's ``export_state`` runs in a worker thread too (`run_in_thread`: the tick's ``advance``
+    awaits `writable`). The other users of the aggregator on the loop need not wait: the UI's
     ``bucket_counts`` and a reload's ``export_state`` only read the rings' slots and the series, which a
     capture does not write (it moves the running span sums: `BucketRing.span_sums`), and an eviction leaves
     an SLO's state as it is and replaces it whole in ``Aggregator.slos`` (a reader sees the SLO before or
     after it: the same events either way). A reload then replaces the aggregator; the work under way ends
-    on the old one. ``advance`` runs in the tick before it starts the thread (one coroutine: never during
-    it).
+    on the old one.
+
+    Callers that take something on the loop that must match the state the thread sees (the checkpoint's
+    offsets) await `writable` first, take it, then call `run_in_thread`: nothing runs in between.
     """
 
     def __init__(self) -> None:
@@ -61,8 +64,7 @@ class CopyGate:
     async def run_in_thread(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a worker thread with the gate closed. Cancelled, it stays closed until the thread
         has ended (a thread cannot be stopped: writers must not start while it runs)."""
-        if self.closed:
-            raise RuntimeError("one worker thread on the aggregator at a time")
+        await self.writable()  # one at a time (returns at once, without yielding, when open)
         self._open.clear()
         task = asyncio.ensure_future(asyncio.to_thread(work))
         try:

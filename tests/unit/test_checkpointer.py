@@ -5,12 +5,14 @@ failing writes degrade to committing what the aggregator holds (and recover)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 from sloguard.checkpoint import DirectoryStore, load_latest
 from sloguard.checkpointer import Checkpointer
 from sloguard.clock import ManualClock
 from sloguard.core.model import Event, EventBatch
+from sloguard.core.state import AggregatorState
 from sloguard.engine import Engine
 from sloguard.ingest.offsets import OffsetLedger
 from sloguard.specfile import parse_config
@@ -140,3 +142,44 @@ async def test_the_loop_checkpoints_every_interval_and_shutdown_writes_the_last(
     found = load_latest(DirectoryStore(tmp_path), lambda name, why: None)
     assert found is not None and found[1].info["reason"] == "shutdown"
     assert h.telemetry.checkpoints_written == written + 1
+
+
+async def test_a_checkpoint_copies_the_state_in_a_worker_thread_with_the_offsets_it_holds(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint asked for while the tick copies the counts out waits for that copy; it then takes the
+    offsets and copies the state (in a worker thread) with no batch absorbed in between, whichever of it and
+    a batch waiting at the same gate goes first."""
+    h = Harness(DirectoryStore(tmp_path))
+    h.checkpointer.restore()
+    h.join(P0, P1)
+    h.ingest(10, {P0: 6, P1: 4})
+    aggregator = h.engine.aggregator
+    threads: list[bool] = []
+    real = aggregator.export_state
+
+    def export_state() -> AggregatorState:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real()
+
+    aggregator.export_state = export_state  # type: ignore[method-assign]
+    gate, release = h.engine.gate, threading.Event()
+    copy = asyncio.create_task(gate.run_in_thread(lambda: release.wait(10)))
+    await asyncio.sleep(0)
+    checkpoint = asyncio.create_task(h.checkpointer.checkpoint("interval"))
+
+    async def absorb() -> None:
+        await gate.writable()
+        h.ingest(5, {P0: 11, P1: 4})
+
+    absorbing = asyncio.create_task(absorb())
+    await asyncio.sleep(0.01)
+    assert not checkpoint.done() and not absorbing.done() and aggregator.stats.events == 10
+    release.set()
+    assert await copy and await checkpoint
+    await absorbing
+    assert threads == [False] and aggregator.stats.events == 15
+    found = load_latest(DirectoryStore(tmp_path), lambda name, why: None)
+    assert found is not None
+    _, cp = found
+    assert (cp.offsets, cp.state.events) in (({P0: 6, P1: 4}, 10), ({P0: 11, P1: 4}, 15))
