@@ -20,6 +20,7 @@ import numpy as np
 from sloguard._types import F64, I64, Bools, Intp
 from sloguard.core.model import EventBatch, LabelColumn, Vocab, Vocabs
 from sloguard.ingest.framing import LineReasons
+from sloguard.ingest.labelcache import LabelCache, StrLabels
 from sloguard.ingest.reasons import (
     BAD_TIMESTAMP,
     EMPTY_LABEL,
@@ -94,18 +95,20 @@ class Columns:
 class Assembler:
     """Builds batches from decoded objects under one `DecodeOptions` (see the module docstring)."""
 
-    __slots__ = ("_default_customer", "_max_label", "_scale")
+    __slots__ = ("_big", "_default_customer", "_max_label", "_scale")
 
     def __init__(self, options: DecodeOptions) -> None:
         self._default_customer: Final = options.default_customer
         self._max_label: Final = options.max_label_length
         self._scale: Final = LatencyScale(options.latency_unit)
+        # Per big vocabulary (id -> its `StrLabels`): ids through a label cache rather than its dict.
+        self._big: dict[int, StrLabels] = {}
 
     def columns(self, objs: list[Any], vocabs: Vocabs) -> Columns:
         """The columns of `objs`, their labels interned into `vocabs` in row order."""
         # map(attrgetter) rather than comprehensions: the loop over the rows runs in C.
-        service = _encode_attr(objs, "service", vocabs.service)
-        endpoint = _encode_attr(objs, "endpoint", vocabs.endpoint)
+        service = self._encode_attr(objs, "service", vocabs.service)
+        endpoint = self._encode_attr(objs, "endpoint", vocabs.endpoint)
         customer, missing, empty = self._customer_column(objs, vocabs.customer)
         latency = np.fromiter(map(_LATENCY, objs), np.float64, len(objs))
         self._scale.to_ms_inplace(latency)  # 1e308 s -> inf ms, rejected as bad_latency
@@ -148,14 +151,43 @@ class Assembler:
         rows where it is missing or null, and those where it is empty (None: no such row is possible)."""
         customer_raw: list[str | None] = list(map(_CUSTOMER, objs))
         if all(customer_raw):
-            return vocab.encode(customer_raw), None, None  # type: ignore[arg-type]  # all(): no None
+            return self._encode(customer_raw, vocab), None, None  # type: ignore[arg-type]  # all(): no None
         dflt = self._default_customer
         if dflt is not None:
-            return vocab.encode([c or dflt for c in customer_raw]), None, None
+            return self._encode([c or dflt for c in customer_raw], vocab), None, None
         n = len(customer_raw)
         missing = np.fromiter((c is None for c in customer_raw), np.bool_, n)
         empty = np.fromiter((c == "" for c in customer_raw), np.bool_, n)
-        return vocab.encode([c or "" for c in customer_raw]), missing, empty
+        return self._encode([c or "" for c in customer_raw], vocab), missing, empty
+
+    def _encode(self, values: list[str], vocab: Vocab) -> Intp:
+        """`vocab.encode(values)`; for a big vocabulary through its `StrLabels` (same ids, same order of
+        interning, fewer cache misses)."""
+        if len(vocab) >= StrLabels.MIN_NAMES:
+            ids = self._big_labels(vocab).ids(values)
+            if ids is not None:
+                return ids
+        return vocab.encode(values)
+
+    def _big_labels(self, vocab: Vocab) -> StrLabels:
+        labels = self._big.get(id(vocab))
+        if labels is None or labels.cache.vocab is not vocab:
+            if len(self._big) >= 3:
+                self._big.clear()  # vocabularies replaced (a reload): keep only the live ones
+            labels = self._big[id(vocab)] = StrLabels(LabelCache(vocab))
+        return labels
+
+    def _encode_attr(self, objs: list[Any], attr: str, vocab: Vocab) -> Intp:
+        """Ids of ``o.<attr>`` for every object, in one C-level pass (no intermediate list)."""
+        get = attrgetter(attr)
+        if len(vocab) >= StrLabels.MIN_NAMES:
+            return self._encode(list(map(get, objs)), vocab)
+        try:
+            return np.fromiter(map(vocab.ids.__getitem__, map(get, objs)), np.intp, len(objs))
+        except KeyError:
+            for value in dict.fromkeys(map(get, objs)):
+                vocab.intern(value)
+            return np.fromiter(map(vocab.ids.__getitem__, map(get, objs)), np.intp, len(objs))
 
     def _check_labels(self, cols: Columns, vocabs: Vocabs, unchecked: Sequence[int]) -> tuple[Bools, Bools]:
         """The label rules for the rows the relaxed Struct decoded: (empty, too long) masks."""
@@ -238,14 +270,3 @@ def _concat_masks(masks: list[Bools | None], lengths: list[int]) -> Bools | None
         return None
     parts = [np.zeros(n, np.bool_) if m is None else m for m, n in zip(masks, lengths, strict=True)]
     return np.concatenate(parts)
-
-
-def _encode_attr(objs: list[Any], attr: str, vocab: Vocab) -> Intp:
-    """Ids of ``o.<attr>`` for every object, in one C-level pass (no intermediate list)."""
-    get = attrgetter(attr)
-    try:
-        return np.fromiter(map(vocab.ids.__getitem__, map(get, objs)), np.intp, len(objs))
-    except KeyError:
-        for value in dict.fromkeys(map(get, objs)):
-            vocab.intern(value)
-        return np.fromiter(map(vocab.ids.__getitem__, map(get, objs)), np.intp, len(objs))
