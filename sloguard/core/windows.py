@@ -475,9 +475,9 @@ class BucketRing(Ring):
                         np.add.at(span.total, targets[inside], total[inside])
                         np.add.at(span.bad, targets[inside], bad[inside])
             if len(slot):
-                self._add_at(
-                    slot, targets, total, bad, len(row_map) <= 1 or bool((np.diff(row_map) > 0).all())
-                )
+                if distinct is None:
+                    distinct = len(row_map) <= 1 or bool((np.diff(row_map) > 0).all())
+                self._add_at(slot, targets, total, bad, distinct)
         if state.low is not None:
             self.low = state.low if self.low is None else min(self.low, state.low)
 
