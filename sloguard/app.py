@@ -113,7 +113,7 @@ class Daemon:
         self.reloader = Reloader(settings.config, self.engine, self.telemetry)
         host, port = settings.listen_address()
         # The web UI and /api/v1: read-only, from the published snapshot (and, for one series' history,
-        # the aggregator's buckets, read on the event loop like every other access to it).
+        # the aggregator's buckets, read on the event loop: reads only, see `CopyGate`).
         routes = Ui(lambda: self.latest, self._bucket_counts) if settings.ui else None
         self.http = HttpServer(host, port, health=self.healthy, ready=self.ready, routes=routes)
         self._heartbeat = time.monotonic()
