@@ -27,7 +27,6 @@ import contextlib
 import time
 from dataclasses import dataclass, field, replace
 
-from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import EventBatch
 from sloguard.core.spec import Config
 from sloguard.ingest.decode import FUTURE_TIMESTAMP, Decoder
@@ -40,7 +39,7 @@ from sloguard.scale import faults
 from sloguard.scale.codec import encode_pieces
 from sloguard.scale.cuts import Cutter, Intent, decode_intent, encode_intent, resume
 from sloguard.scale.partials import InputRange, config_fingerprint, split, summarise
-from sloguard.scale.view import OwnedCounts, owned_counts
+from sloguard.scale.view import OwnedCounts
 from sloguard.settings import Settings
 from sloguard.telemetry import Telemetry
 
@@ -113,7 +112,6 @@ class PartialStage:
         self.cuts_partitions = 0
         self.cutters: dict[TP, Cutter] = {}
         self.buffers: dict[TP, _Buffer] = {}
-        self._base = Aggregator(config)
         self._lock = asyncio.Lock()
         self._last_commit = time.monotonic()
         self._limiter = RateLimiter()
@@ -138,7 +136,10 @@ class PartialStage:
         return self.source.ready()
 
     def export_counts(self, now_ms: int) -> OwnedCounts:
-        return owned_counts(self._base, [], now_ms)
+        """Nothing per SLO, not even the constants (objective, info, thresholds): the rules' no-data
+        ticket is ``absent(sloguard_slo_objective_ratio{slo=...})``, which must fire when every merge
+        process is down, whatever the stage-1 processes still export. Only self-metrics."""
+        return OwnedCounts(now_ms=now_ms, slos=(), latency=None, events=0, newest_event_ms=None)
 
     async def _on_revoke(self) -> None:
         # Wait for the step in flight (its produced ends become committable), then forget every cut:
