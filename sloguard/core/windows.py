@@ -182,11 +182,42 @@ class BucketRing(Ring):
         if len(self._total) == 1 or int(rows.max()) < BLOCK:
             self._scatter(0, slots, rows, bad)
         else:
-            blk = rows // BLOCK
-            for b in np.unique(blk).tolist():
-                sel = blk == b
-                self._scatter(b, slots[sel], rows[sel] - b * BLOCK, bad[sel])
+            self._scatter_blocks(slots, rows, bad)
         return dropped
+
+    def _scatter_blocks(self, slots: I64, rows: Intp, bad: Bools) -> None:
+        """`_scatter` over several blocks (each ``BLOCK`` wide: only a lone first block is narrower) at
+        once: each event's cell is numbered across the blocks (block-major, then as in a block), counted
+        with one sort, and the counted cells are cut per block with ``searchsorted``: one pass over the
+        events, not a mask and a sort per block. Widens, as `_scatter` does, before any write."""
+        size = self.n * BLOCK  # cells per block
+        flat = rows // BLOCK * size + slots * BLOCK + rows % BLOCK
+        total_cells, total_add = _cells(flat)
+        bad_flat = flat[bad]
+        bad_cells, bad_add = _cells(bad_flat) if len(bad_flat) else (None, None)
+        blocks = range(int(total_cells[0]) // size, int(total_cells[-1]) // size + 1)
+        edges = np.arange(blocks.start, blocks.stop + 1, dtype=np.int64) * size
+        cuts = np.searchsorted(total_cells, edges).tolist()
+        news: list[tuple[int, I64, I64]] = []
+        need = 0
+        for i, b in enumerate(blocks):
+            lo, hi = cuts[i], cuts[i + 1]
+            if lo < hi:
+                at = total_cells[lo:hi] - b * size
+                new = self._total[b].reshape(-1)[at] + total_add[lo:hi]  # int64: cannot wrap
+                need = max(need, int(new.max()))
+                news.append((b, at, new))
+        if self.dtype is not np.int64 and need > int(np.iinfo(self.dtype).max):
+            # A cell's bad count never exceeds its total: checking the totals is enough.
+            self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+        for b, at, new in news:
+            self._total[b].reshape(-1)[at] = new.astype(self.dtype)
+        if bad_cells is not None and bad_add is not None:
+            cuts = np.searchsorted(bad_cells, edges).tolist()
+            for i, b in enumerate(blocks):
+                lo, hi = cuts[i], cuts[i + 1]
+                if lo < hi:
+                    self._bad[b].reshape(-1)[bad_cells[lo:hi] - b * size] += bad_add[lo:hi].astype(self.dtype)
 
     def _widen(self, dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]]) -> None:
         self.dtype = dtype
@@ -613,7 +644,21 @@ def _cell_counts(flat: I64) -> tuple[slice | I64, I64]:
     lo, hi = int(flat.min()), int(flat.max()) + 1
     if hi - lo <= 4 * len(flat) + 1024:
         return slice(lo, hi), np.bincount(flat - lo, minlength=hi - lo)
+    return _sorted_counts(flat)
+
+
+def _sorted_counts(flat: I64) -> tuple[I64, I64]:
+    """`_cell_counts` by sorting: the distinct cells ascending, and how many times each occurs."""
     s = np.sort(flat)
     starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-    counts = np.diff(np.append(starts, len(s)))
+    counts = np.diff(starts, append=len(s))
     return s[starts], counts
+
+
+def _cells(flat: I64) -> tuple[I64, I64]:
+    """`_cell_counts` with the cells always an ascending array of the distinct ones (no slice)."""
+    cells, counts = _cell_counts(flat)
+    if isinstance(cells, slice):
+        hit = np.flatnonzero(counts)
+        return hit + cells.start, counts[hit]
+    return cells, counts

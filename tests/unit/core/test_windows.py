@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sloguard.core.windows import BucketRing, reused
+from sloguard.core.windows import BLOCK, BucketRing, reused
 
 
 def test_counters_widen_instead_of_wrapping() -> None:
@@ -73,3 +73,41 @@ def test_widening_and_growing_keep_every_held_slot(rows: int) -> None:
 )
 def test_reused_buckets_when_the_head_moves(head: int | None, bucket: int, expected: range) -> None:
     assert reused(head, bucket, 4) == expected
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_several_blocks_count_exactly_and_widen(seed: int) -> None:
+    """Batches over several blocks (cells counted across blocks at once) match a count per cell, bad
+    counts and running span sums included; a cell of a later block passing uint16 widens the ring."""
+    rng = np.random.default_rng(seed)
+    rows_n, n = 3 * BLOCK + 100, 16
+    ring = BucketRing(1000, n, rows_n)
+    truth_total = np.zeros((1000, rows_n), np.int64)  # per bucket (buckets < 1000 here)
+    truth_bad = np.zeros((1000, rows_n), np.int64)
+    hot = 2 * BLOCK + 7  # a cell of the third block that will pass 65535
+    for step in range(12):
+        k = int(rng.integers(1, 6000))
+        rows = rng.integers(0, rows_n, k).astype(np.intp)
+        buckets = 20 + step + rng.integers(0, 3, k).astype(np.int64)
+        if step in (4, 5):  # 2 x 40_000 events in one cell of block 2
+            rows = np.concatenate([rows, np.full(40_000, hot, np.intp)])
+            buckets = np.concatenate([buckets, np.full(40_000, 20 + step, np.int64)])
+            buckets[-40_000:] = 25
+        bad = rng.random(len(rows)) < 0.3
+        np.add.at(truth_total, (buckets, rows), 1)
+        np.add.at(truth_bad, (buckets[bad], rows[bad]), 1)
+        assert ring.add(rows, buckets, bad) == 0
+        lo, hi = 20 + step - n + 1, 21 + step
+        total, nbad = ring.span_sums("w", lo, hi, rows_n)
+        assert np.array_equal(total, truth_total[lo:hi].sum(axis=0))
+        assert np.array_equal(nbad, truth_bad[lo:hi].sum(axis=0))
+    assert ring.dtype is np.uint32
+    head = ring.head
+    assert head is not None
+    for b in range(head - n + 1, head + 1):
+        got_total, got_bad = ring.dense(b, b + 1, rows_n)
+        assert np.array_equal(got_total[0], truth_total[b]) and np.array_equal(got_bad[0], truth_bad[b])
+    assert np.array_equal(
+        ring.slot_total[np.arange(head - n + 1, head + 1) % n],
+        truth_total[head - n + 1 : head + 1].sum(axis=1),
+    )
