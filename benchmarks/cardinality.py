@@ -456,13 +456,15 @@ def sweep(argv: list[str]) -> int:
     p.add_argument(
         "--sizes", default="1k,10k,50k,100k", help="customer series per run (default 1k,10k,50k,100k)"
     )
-    p.add_argument("--events", type=int, default=4_000_000, help="backlog events per size (default 4M)")
-    p.add_argument("--scrape-every", type=float, default=1.5, help="seconds between whole scrapes")
+    # Defaults as Prometheus scrapes (every 15 s, gzip; a plain scrape now and then for its figure), and
+    # a backlog long enough for several scrapes at 100k series (~2.5 min of consuming there).
+    p.add_argument("--events", type=int, default=36_000_000, help="backlog events per size (default 36M)")
+    p.add_argument("--scrape-every", type=float, default=15.0, help="seconds between whole scrapes (15)")
     p.add_argument(
         "--plain-every",
         type=int,
-        default=2,
-        help="every Nth scrape plain, the others gzip (default 2: in turn; 0: gzip only, as Prometheus)",
+        default=4,
+        help="every Nth scrape plain, the others gzip (default 4; 0: gzip only, as Prometheus)",
     )
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
