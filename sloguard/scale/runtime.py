@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import signal
 import time
 from typing import Protocol
@@ -37,6 +38,10 @@ log = get_logger("sloguard.scale")
 
 #: Ticks run this long after a whole period (as `sloguard.app.TICK_LAG_MS`).
 TICK_LAG_MS = 50
+#: While a stage applies a backlog (`Stage.behind`), its tick copies out and evaluates the series at
+#: most this often; the self-metrics are published every tick. Each such evaluation is of counts that
+#: the next record changes anyway, and it cost stage 2 about as much CPU as applying the backlog.
+BEHIND_REFRESH_S = 5.0
 
 
 class Stage(Protocol):
@@ -53,6 +58,10 @@ class Stage(Protocol):
 
     async def close(self) -> None:
         """Last checkpoint or commit; stop the clients."""
+        ...
+
+    def behind(self) -> bool:
+        """Whether the stage has been applying a backlog since the last call (and resets that)."""
         ...
 
     def export_counts(self, now_ms: int) -> OwnedCounts:
@@ -81,6 +90,8 @@ class StageProcess:
         self.latest: Snapshot | None = None
         self._heartbeat = time.monotonic()
         self._limiter = RateLimiter()
+        #: `time.monotonic` of the last tick that evaluated the series (`tick`).
+        self._evaluated = -math.inf
 
     def healthy(self) -> bool:
         return time.monotonic() - self._heartbeat < max(10.0, 10 * self.settings.tick_seconds)
@@ -136,19 +147,25 @@ class StageProcess:
     async def tick(self) -> None:
         """Publish what the stage exports now, with its self-metrics: the counts are copied out here
         (``tick_duration_seconds``: the time the event loop spends on it) and evaluated in a worker
-        thread; the exposition is rendered when asked for (`_render`)."""
+        thread; the exposition is rendered when asked for (`_render`). While the stage is applying a
+        backlog (`Stage.behind`), the series are refreshed every `BEHIND_REFRESH_S` only: the ticks in
+        between publish the self-metrics with the last snapshot."""
         started = time.perf_counter()
-        counts = self.stage.export_counts(self.clock.now_ms())
+        behind = self.stage.behind()
+        refresh = self.latest is None or not behind or time.monotonic() - self._evaluated >= BEHIND_REFRESH_S
+        counts = self.stage.export_counts(self.clock.now_ms()) if refresh else None
         t = self.stage.telemetry
         t.consumer_lag = self.stage.source.lag()
         t.commit_failures = self.stage.source.commit_failures
         t.tick_duration_seconds = time.perf_counter() - started
         telemetry = t.snapshot()
-        snapshot = await asyncio.to_thread(counts.evaluate)
+        if counts is not None:
+            self.latest = await asyncio.to_thread(counts.evaluate)
+            self._evaluated = time.monotonic()
+        assert self.latest is not None
         # Rendered when /metrics asks for it (at most once a tick), as the single process does: a 15 s
         # scrape interval costs one render per 15 s, not fifteen.
-        self.http.set_metrics(functools.partial(self._render, snapshot, telemetry))
-        self.latest = snapshot
+        self.http.set_metrics(functools.partial(self._render, self.latest, telemetry))
         self._heartbeat = time.monotonic()
         self.ticks += 1
 

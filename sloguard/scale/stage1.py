@@ -135,6 +135,10 @@ class PartialStage:
     def ready(self) -> tuple[bool, str]:
         return self.source.ready()
 
+    def behind(self) -> bool:
+        """Never: stage 1 exports no series, so its ticks are cheap anyway."""
+        return False
+
     def export_counts(self, now_ms: int) -> OwnedCounts:
         """Nothing per SLO, not even the constants (objective, info, thresholds): the rules' no-data
         ticket is ``absent(sloguard_slo_objective_ratio{slo=...})``, which must fire when every merge

@@ -54,6 +54,8 @@ log = get_logger("sloguard.scale.merge")
 _RESTORE_CANDIDATES = 3
 #: Seconds of applying after which `MergeStage.step` lets other tasks run (the tick, /metrics).
 _APPLY_SLICE_S = 0.05
+#: Slices of one fetch's records in a row after which the stage is applying a backlog (`behind`).
+_BEHIND_SLICES = 10
 
 
 @dataclass
@@ -105,6 +107,8 @@ class MergeStage:
         self._saving: asyncio.Task[None] | None = None
         #: Per partition, the offset last sought back to (`_refetch`).
         self._refetched: dict[TP, int] = {}
+        #: Whether a fetch took `_BEHIND_SLICES` slices to apply since `behind` was last asked.
+        self._behind = False
 
     async def start(self) -> None:
         topics = [self.partials_topic]
@@ -133,6 +137,12 @@ class MergeStage:
             p, why = min(refused.items())
             return False, f"partials partition {p} stopped: {why} (both stages must run the same SLO file)"
         return self.source.ready()
+
+    def behind(self) -> bool:
+        """Whether a fetch's records took `_BEHIND_SLICES` apply slices in a row (a backlog: the tick
+        then refreshes the series less often, `runtime.BEHIND_REFRESH_S`) since the last call."""
+        behind, self._behind = self._behind, False
+        return behind
 
     def export_counts(self, now_ms: int) -> OwnedCounts:
         mergers = [o.merger for _, o in sorted(self.owned.items())]
@@ -221,6 +231,7 @@ class MergeStage:
         fetched = await self.source.fetch()
         current = self.source.offsets.current(fetched.offsets)
         slice_end = time.perf_counter() + _APPLY_SLICE_S
+        slices = 0
         for tp, (offsets, _, values) in fetched.parts.items():
             owned = self.owned.get(tp[1])
             if tp not in current or owned is None:
@@ -229,6 +240,8 @@ class MergeStage:
                 if time.perf_counter() > slice_end:
                     # Let the tick and /metrics in between records (a fetch may hold many); the state
                     # is whole between records. A rebalance meanwhile replaces `owned`: stop there.
+                    slices += 1
+                    self._behind |= slices >= _BEHIND_SLICES
                     await asyncio.sleep(0)
                     slice_end = time.perf_counter() + _APPLY_SLICE_S
                     if self.owned.get(tp[1]) is not owned:
