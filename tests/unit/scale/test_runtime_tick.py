@@ -1,0 +1,62 @@
+"""The stage process's tick while a backlog is applied: the series are refreshed every
+`BEHIND_REFRESH_S` only, the self-metrics every tick, and at once when the stage caught up."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from sloguard.scale.runtime import StageProcess
+from sloguard.scale.stage1 import PartialStage
+from sloguard.scale.view import OwnedCounts
+from sloguard.settings import load_settings
+from tests.unit.scale.test_exactly_once import CONFIG
+
+SETTINGS = {"stage": "partial", "kafka": {"bootstrap_servers": "127.0.0.1:9", "topics": ["requests"]}}
+
+
+class Scripted(PartialStage):
+    """A stage-1 stage (no series) whose `behind` answers are scripted and whose exports are counted."""
+
+    answers: list[bool]
+    exported: int = 0
+
+    def behind(self) -> bool:
+        return self.answers.pop(0)
+
+    def export_counts(self, now_ms: int) -> OwnedCounts:
+        self.exported += 1
+        return super().export_counts(now_ms)
+
+
+async def test_tick_refreshes_series_every_refresh_interval_while_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (Async: the Kafka clients want a running loop; nothing connects.)
+    stage = Scripted(load_settings(SETTINGS), CONFIG)
+    stage.answers = [True, True, True, False, True, True]
+    proc = StageProcess(load_settings(SETTINGS), CONFIG, stage)
+    now = [0.0]
+    # The module's clock only: the event loop's stays the real one.
+    fake = SimpleNamespace(monotonic=lambda: now[0], perf_counter=time.perf_counter)
+    monkeypatch.setattr("sloguard.scale.runtime.time", fake)
+    published: list[object] = []
+    monkeypatch.setattr(proc.http, "set_metrics", published.append)
+    exported, latest = [], []
+    for second in (0, 1, 4, 5, 6, 11):
+        now[0] = float(second)
+        stage.telemetry.partials_produced = second  # the self-metrics of this tick
+        await proc.tick()
+        exported.append(stage.exported)
+        latest.append(proc.latest)
+    # 0 s: nothing published yet, evaluated though behind; 1 s, 4 s: behind, the last snapshot again;
+    # 5 s: caught up, evaluated at once; 6 s: behind, 1 s after; 11 s: behind, 6 s after: evaluated.
+    assert exported == [1, 1, 1, 2, 2, 3]
+    assert latest[1] is latest[0] and latest[2] is latest[0] and latest[4] is latest[3]
+    assert proc.ticks == 6
+    # The self-metrics are those of every tick, with the snapshot the tick kept.
+    assert [(b.args[0], b.args[1].partials_produced) for b in published] == list(  # type: ignore[attr-defined]
+        zip(latest, (0, 1, 4, 5, 6, 11), strict=True)
+    )
