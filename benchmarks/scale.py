@@ -364,11 +364,13 @@ async def backlog_phases(args: argparse.Namespace, config: Path, core: int | Non
         m.phase("stage 2", f"one sloguard run --stage merge pinned to CPU {core}")
         with started(config, "merge", "scale-merge", env, pinned) as p:
             m.stage2 = await until([p], APPLIED, m.partials[0], limit)
-            with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError):
-                m.series = (await scrape(p.port, (SERIES_OWNED,), families=True)).values[SERIES_OWNED]
             cpu0 = cpu_seconds(p.proc.pid)
             await asyncio.sleep(IDLE_S)
             m.stage2_idle = (cpu_seconds(p.proc.pid) - cpu0) / IDLE_S
+            # After the idle seconds: while applying a backlog, stage 2 refreshes its series (and
+            # sloguard_series_owned) every few seconds only (sloguard.scale.runtime.BEHIND_REFRESH_S).
+            with contextlib.suppress(OSError, TimeoutError, ValueError, IndexError):
+                m.series = (await scrape(p.port, (SERIES_OWNED,), families=True)).values[SERIES_OWNED]
 
         # Both join first (else the first takes every partition of the backlog), then the backlog is
         # produced again, to an input topic of their own.

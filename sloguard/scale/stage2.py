@@ -107,7 +107,7 @@ class MergeStage:
         self._saving: asyncio.Task[None] | None = None
         #: Per partition, the offset last sought back to (`_refetch`).
         self._refetched: dict[TP, int] = {}
-        #: Whether a fetch took `_BEHIND_SLICES` slices to apply since `behind` was last asked.
+        #: Whether a fetch took `_BEHIND_SLICES` slices to apply since the last fetch with no records.
         self._behind = False
 
     async def start(self) -> None:
@@ -139,10 +139,10 @@ class MergeStage:
         return self.source.ready()
 
     def behind(self) -> bool:
-        """Whether a fetch's records took `_BEHIND_SLICES` apply slices in a row (a backlog: the tick
-        then refreshes the series less often, `runtime.BEHIND_REFRESH_S`) since the last call."""
-        behind, self._behind = self._behind, False
-        return behind
+        """Whether the stage is applying a backlog: a fetch's records took `_BEHIND_SLICES` apply slices
+        in a row, and no fetch came back empty since (the tick then refreshes the series less often,
+        `runtime.BEHIND_REFRESH_S`; the first tick after an empty fetch refreshes them)."""
+        return self._behind
 
     def export_counts(self, now_ms: int) -> OwnedCounts:
         mergers = [o.merger for _, o in sorted(self.owned.items())]
@@ -230,6 +230,8 @@ class MergeStage:
     async def step(self, stopping: asyncio.Event) -> None:
         fetched = await self.source.fetch()
         current = self.source.offsets.current(fetched.offsets)
+        if not any(len(offsets) for offsets, _, _ in fetched.parts.values()):
+            self._behind = False  # caught up
         slice_end = time.perf_counter() + _APPLY_SLICE_S
         slices = 0
         for tp, (offsets, _, values) in fetched.parts.items():
