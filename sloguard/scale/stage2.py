@@ -56,6 +56,8 @@ _RESTORE_CANDIDATES = 3
 _APPLY_SLICE_S = 0.05
 #: Slices of one fetch's records in a row after which the stage is applying a backlog (`behind`).
 _BEHIND_SLICES = 10
+#: Slices within which a fetch is applied once the stage has caught up (`behind` is then False).
+_CAUGHT_UP_SLICES = 2
 
 
 @dataclass
@@ -107,7 +109,8 @@ class MergeStage:
         self._saving: asyncio.Task[None] | None = None
         #: Per partition, the offset last sought back to (`_refetch`).
         self._refetched: dict[TP, int] = {}
-        #: Whether a fetch took `_BEHIND_SLICES` slices to apply since the last fetch with no records.
+        #: Whether a fetch took `_BEHIND_SLICES` slices to apply and none since took fewer than
+        #: `_CAUGHT_UP_SLICES` (`behind`).
         self._behind = False
 
     async def start(self) -> None:
@@ -139,9 +142,9 @@ class MergeStage:
         return self.source.ready()
 
     def behind(self) -> bool:
-        """Whether the stage is applying a backlog: a fetch's records took `_BEHIND_SLICES` apply slices
-        in a row, and no fetch came back empty since (the tick then refreshes the series less often,
-        `runtime.BEHIND_REFRESH_S`; the first tick after an empty fetch refreshes them)."""
+        """Whether the stage is applying a backlog: a fetch took `_BEHIND_SLICES` apply slices and none
+        since was applied within `_CAUGHT_UP_SLICES` (the tick then refreshes the series less often,
+        `runtime.BEHIND_REFRESH_S`; the first tick after such a fetch refreshes them)."""
         return self._behind
 
     def export_counts(self, now_ms: int) -> OwnedCounts:
@@ -230,8 +233,6 @@ class MergeStage:
     async def step(self, stopping: asyncio.Event) -> None:
         fetched = await self.source.fetch()
         current = self.source.offsets.current(fetched.offsets)
-        if not any(len(offsets) for offsets, _, _ in fetched.parts.values()):
-            self._behind = False  # caught up
         slice_end = time.perf_counter() + _APPLY_SLICE_S
         slices = 0
         for tp, (offsets, _, values) in fetched.parts.items():
@@ -258,6 +259,13 @@ class MergeStage:
                     break
                 owned.offset = offset + 1
                 owned.dirty = True
+        # Caught up once a fetch applies within `_CAUGHT_UP_SLICES` (an empty one included): under live
+        # traffic that stage 2 keeps up with, fetches are small and the tick refreshes every second.
+        # Between the two marks it stays as it was: a backlog's fetches vary in size.
+        if slices >= _BEHIND_SLICES:
+            self._behind = True
+        elif slices < _CAUGHT_UP_SLICES:
+            self._behind = False
         due = time.monotonic() - self._last_checkpoint >= self.settings.checkpoint.interval
         if due and (self._saving is None or self._saving.done()):
             # In its own task: applying goes on while the checkpoints are written.
