@@ -61,7 +61,7 @@ class Stage(Protocol):
         ...
 
     def behind(self) -> bool:
-        """Whether the stage has been applying a backlog since the last call (and resets that)."""
+        """Whether the stage is applying a backlog (its tick then refreshes the series less often)."""
         ...
 
     def export_counts(self, now_ms: int) -> OwnedCounts:
