@@ -103,12 +103,13 @@ class Piece:
     count: int
     body: AggregatorState | Body
 
-    def state(self, config: Config) -> AggregatorState:
-        """The piece's counts read with ``config`` (the SLO file its ``fingerprint`` names). Raises
-        `PartialError` if the body does not fit ``config``'s SLOs."""
+    def state(self, config: Config, fingerprints: Fingerprints | None = None) -> AggregatorState:
+        """The piece's counts read with ``config`` (the SLO file its ``fingerprint`` names) and its
+        `spec_fingerprints` (computed here if not given). Raises `PartialError` if the body does not
+        fit ``config``'s SLOs."""
         if isinstance(self.body, AggregatorState):
             return self.body
-        return _read_body(self.body, config)
+        return _read_body(self.body, config, fingerprints or spec_fingerprints(config))
 
 
 def _head(p: Piece) -> bytes:
@@ -222,22 +223,20 @@ def _keys(keys: list[list[str]]) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(k) for k in keys)
 
 
-#: The spec fingerprints of the configs pieces were last read with (``repr`` of 60 specs is ~1 ms).
-_FINGERPRINTS: dict[int, tuple[Config, list[str], str | None]] = {}
+#: The state fingerprints of an SLO file's SLOs (by name) and latency groups (None without).
+Fingerprints = tuple[dict[str, str], str | None]
 
 
-def _fingerprints(config: Config) -> tuple[list[str], str | None]:
-    got = _FINGERPRINTS.get(id(config))
-    if got is None or got[0] is not config:
-        if len(_FINGERPRINTS) > 8:
-            _FINGERPRINTS.clear()
-        lat = fingerprint(config.latency) if config.latency is not None else None
-        got = (config, [fingerprint(s) for s in config.slos], lat)
-        _FINGERPRINTS[id(config)] = got
-    return got[1], got[2]
+def spec_fingerprints(config: Config) -> Fingerprints:
+    """The fingerprints a state of ``config`` carries (``repr`` of each spec: ~1 ms for 60 SLOs, so a
+    `sloguard.scale.merger.Merger` computes them once and hands them to `Piece.state`)."""
+    latency = config.latency
+    return {s.name: fingerprint(s) for s in config.slos}, (
+        fingerprint(latency) if latency is not None else None
+    )
 
 
-def _read_body(body: Body, config: Config) -> AggregatorState:
+def _read_body(body: Body, config: Config, fingerprints: Fingerprints) -> AggregatorState:
     events, newest, oldest, slos, latency = body.meta
     if len(slos) != len(config.slos) or (latency is None) != (config.latency is None):
         raise PartialError(
@@ -245,9 +244,10 @@ def _read_body(body: Body, config: Config) -> AggregatorState:
             f"this SLO file has {len(config.slos)}{'' if config.latency is None else ' and latency groups'}"
         )
     c = _Cursor(body.ints)
-    fps, lat_fp = _fingerprints(config)
+    fps, lat_fp = fingerprints
     states: dict[str, SloState] = {}
-    for spec, fp, (keys, too_old, slo_events) in zip(config.slos, fps, slos, strict=True):
+    for spec, (keys, too_old, slo_events) in zip(config.slos, slos, strict=True):
+        fp = fps[spec.name]
         h = c.head(13)
         series = SeriesState(_keys(keys), c.take(h[0]))
         fine = _ring(c, h[1:7])

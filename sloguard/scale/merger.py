@@ -25,11 +25,10 @@ from sloguard.core.state import (
     RingState,
     SeriesState,
     SloState,
-    fingerprint,
 )
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Applied, RangeKey, Verdict
-from sloguard.scale.codec import Piece
+from sloguard.scale.codec import Fingerprints, Piece, spec_fingerprints
 from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, series_partition
 
 __all__ = ["Merger", "Refused"]
@@ -74,15 +73,11 @@ class Merger:
     #: of the SLO while this and ``now`` aligned to its fine resolution are unchanged.
     slo_versions: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
     #: The state fingerprints of the config's SLOs and latency groups (``repr`` of each spec, once).
-    _fingerprints: tuple[dict[str, str], str | None] = field(init=False, repr=False, compare=False)
+    _fingerprints: Fingerprints = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.aggregator = Aggregator(self.config)
-        latency = self.config.latency
-        self._fingerprints = (
-            {s.name: fingerprint(s) for s in self.config.slos},
-            fingerprint(latency) if latency is not None else None,
-        )
+        self._fingerprints = spec_fingerprints(self.config)
 
     def offer(self, piece: Piece) -> Verdict | Refused:
         """Apply ``piece`` unless it is a duplicate, a conflict, or refused (see `Verdict`, `Refused`)."""
@@ -106,7 +101,8 @@ class Merger:
         verdict = self.applied.check(key)
         if verdict is Verdict.NEW:
             try:
-                state = piece.state(self.config)  # (only a new piece is read past its header)
+                # (only a new piece is read past its header)
+                state = piece.state(self.config, self._fingerprints)
             except PartialError as exc:
                 return Refused(str(exc))
             self.version += 1
