@@ -47,6 +47,13 @@ def test_span_sums_equal_fresh_sums_through_any_history(seed: int) -> None:
             other = BucketRing(1000, 24, rows)
             other.add(*random_batch(rnd, end, rows))
             ring.merge_from(other, np.arange(rows, dtype=np.intp))
+        elif action < 0.7:
+            # Saved cells added (the stage-2 merge): the spans move with them, and with `add`'s writes
+            # made before them but not yet read.
+            other = BucketRing(1000, 24, rows)
+            other.add(*random_batch(rnd, end if ring.head is None else ring.head, rows))
+            ring.ensure_rows(rows)  # (add_cells takes rows that exist)
+            ring.add_cells(other.dump(rows), np.arange(rows, dtype=np.intp))
         else:
             end += rnd.choice((0, 1, 1, 2, 7, 30, -3))
             for length in lengths:
@@ -143,3 +150,49 @@ def test_a_span_moving_by_one_past_an_evicted_bucket() -> None:
     got = ring.span_sums("w", 11, 15, 2)  # bucket 10 left with the ring, 14 (in 10's slot) enters
     want = ring.sums(11, 15, 2)
     assert [a.tolist() for a in got] == [a.tolist() for a in want] == [[1, 5], [0, 4]]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_writes_between_reads_reach_the_spans_through_reused_slots_and_saved_cells(seed: int) -> None:
+    """`add` leaves its counts out of the running sums until the next read (`BucketRing._defer`): a read after
+    writes into buckets inside the spans, after the head moved on and reused slots holding such buckets,
+    or after saved cells were added on top of them, still equals a fresh sum."""
+    rnd = random.Random(seed)
+    ring = BucketRing(1000, 12, 4)
+    rows = 4
+    head = 50
+    lengths = (1, 3, 8, 11)
+
+    def read() -> None:
+        end = head + rnd.choice((0, 1))
+        for length in lengths:
+            got = ring.span_sums(length, end - length, end, rows)
+            want = ring.sums(end - length, end, rows)
+            np.testing.assert_array_equal(got[0], want[0], err_msg=f"total, span {length}")
+            np.testing.assert_array_equal(got[1], want[1], err_msg=f"bad, span {length}")
+
+    read()
+    for _ in range(120):
+        for _ in range(rnd.randrange(1, 4)):
+            action = rnd.random()
+            if action < 0.6:
+                n = rnd.randrange(1, 30)
+                buckets = np.array([head - rnd.randrange(0, 11) for _ in range(n)], np.int64)
+                picked = np.array([rnd.randrange(rows) for _ in range(n)], np.intp)
+                ring.add(picked, buckets, np.array([rnd.random() < 0.3 for _ in range(n)], np.bool_))
+            elif action < 0.8:
+                head += rnd.choice((1, 1, 2, 5))
+                ring.advance(head)  # reuses the slots of the oldest buckets, pending writes among them
+            elif action < 0.9:
+                other = BucketRing(1000, 12, rows)
+                n = rnd.randrange(1, 10)
+                other.add(
+                    np.array([rnd.randrange(rows) for _ in range(n)], np.intp),
+                    np.array([head - rnd.randrange(0, 6) for _ in range(n)], np.int64),
+                    np.array([rnd.random() < 0.5 for _ in range(n)], np.bool_),
+                )
+                ring.add_cells(other.dump(rows), np.arange(rows, dtype=np.intp))
+            else:
+                rows += 1
+                ring.ensure_rows(rows)
+        read()
