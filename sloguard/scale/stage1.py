@@ -56,6 +56,19 @@ _CUTS_WINDOW = 1000
 #: cutting at every fetch (several a second per partition under light load) made stage 2 the bottleneck.
 #: It bounds the delay stage 1 adds to freshness.
 RANGE_LINGER_S = 0.3
+#: While a partition is behind (records beyond those fetched are already in its log), a free cut waits
+#: longer: stage 2 pays ~15-20 ms a record whatever the range's size (per SLO and ring, not per event),
+#: so a backlog cut at the linger (62.5k-event ranges in bench-scale) cost it ~3 us an event, and
+#: 250k-event ranges ~1 us. Freshness is lost anyway while behind. Bounded by the bytes held (all owned
+#: partitions' buffers share `RANGE_BEHIND_BYTES`, each at least `RANGE_BEHIND_MIN_BYTES`) and by the
+#: time a range may wait (`RANGE_BEHIND_MAX_S`: its input offsets are committed only once it is
+#: produced). Once the partition is caught up, the linger alone decides again.
+RANGE_BEHIND_BYTES = 128 << 20
+RANGE_BEHIND_MIN_BYTES = 8 << 20
+RANGE_BEHIND_MAX_S = 10.0
+#: Behind: more than this many records in the log past those fetched (one may be the marker of the last
+#: transaction of a transactional producer, which is never fetched as a record).
+RANGE_BEHIND_LAG = 1
 
 
 def decode_fingerprint(config: Config, settings: Settings) -> bytes:
@@ -78,6 +91,8 @@ class _Buffer:
     values: list[bytes | None] = field(default_factory=list)
     #: When the oldest record held was fetched (`time.monotonic`).
     since: float = 0.0
+    #: Bytes of the values held.
+    size: int = 0
 
     def end(self) -> int:
         return self.offsets[-1] + 1 if self.offsets else -1
@@ -87,7 +102,18 @@ class _Buffer:
         n = next((i for i, o in enumerate(self.offsets) if o >= end), len(self.offsets))
         ts, values = self.timestamps[:n], self.values[:n]
         del self.offsets[:n], self.timestamps[:n], self.values[:n]
+        self.size -= sum(len(v) for v in values if v is not None)
         return ts, values
+
+
+def _grows(buf: _Buffer, lag: int, now: float, behind_bytes: int) -> bool:
+    """Whether a free cut of ``buf`` waits: younger than `RANGE_LINGER_S`, or its partition is behind
+    (``lag`` records in the log past those fetched, more than `RANGE_BEHIND_LAG`) and it holds less
+    than ``behind_bytes`` and is younger than `RANGE_BEHIND_MAX_S`."""
+    age = now - buf.since
+    if age < RANGE_LINGER_S:
+        return True
+    return lag > RANGE_BEHIND_LAG and buf.size < behind_bytes and age < RANGE_BEHIND_MAX_S
 
 
 class PartialStage:
@@ -173,7 +199,9 @@ class PartialStage:
                     buf.since = time.monotonic()
                 buf.offsets += [offsets[i] for i in keep]
                 buf.timestamps += [timestamps[i] for i in keep]
-                buf.values += [values[i] for i in keep]
+                kept = [values[i] for i in keep]
+                buf.values += kept
+                buf.size += sum(len(v) for v in kept if v is not None)
                 self.telemetry.records_consumed += len(keep)
             ranges = self._ranges()
             if ranges:
@@ -198,12 +226,18 @@ class PartialStage:
         out = []
         cap = self.settings.scale.range_max_records
         now = time.monotonic()
+        lag = self.source.lag()
+        behind_bytes = max(RANGE_BEHIND_MIN_BYTES, RANGE_BEHIND_BYTES // max(1, len(self.cutters)))
         for tp, cutter in self.cutters.items():
             buf = self.buffers.get(tp)
             if buf is None or not buf.offsets:
                 continue
-            if not cutter.forced and len(buf.offsets) < cap and now - buf.since < RANGE_LINGER_S:
-                continue  # a free cut of a young buffer: let it grow (`RANGE_LINGER_S`)
+            if (
+                not cutter.forced
+                and len(buf.offsets) < cap
+                and _grows(buf, lag.get(tp, 0), now, behind_bytes)
+            ):
+                continue  # a free cut of a young buffer, or of one behind: let it grow
             # Several ranges may be ready (forced cuts): walk them on the cutter, then put it back;
             # `produced` moves it on for real once they are acknowledged.
             saved = cutter.start, list(cutter.forced)
