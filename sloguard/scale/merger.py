@@ -3,6 +3,13 @@
 Pure: `Merger.offer` takes a decoded `Piece` and says what it did with it; the stage-2 runtime consumes,
 checkpoints (`Merger.aggregator`'s state, `Merger.applied` and the partials offset, together) and exports
 the series this partition owns (`owns`).
+
+New pieces are held and added several at a time (`Merger.aggregator` adds the held ones before it hands
+the aggregator out, so no reader sees a state without them): adding a piece costs ~60 numpy calls per SLO
+whatever its size, on arrays of a few cells, so a batch of ``k`` pieces costs about what one did. The
+state is the one adding them one by one gives: a ring keeps the buckets ``(head − n, head]`` of every
+cell offered, ``head`` the newest offered, whatever the order (see `sloguard.scale.partials`); rows are
+given to new keys piece by piece in order; every other counter is a sum, a minimum or a maximum.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sloguard._types import Bools
+from sloguard._types import I64, Bools, Intp
 from sloguard.core.aggregator import Aggregator, _LatencyState, _SloState
 from sloguard.core.exclusions import ExclusionCalendar
 from sloguard.core.histring import HistRing
@@ -28,10 +35,17 @@ from sloguard.core.state import (
 )
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Applied, RangeKey, Verdict
-from sloguard.scale.codec import Fingerprints, Piece, spec_fingerprints
+from sloguard.scale.codec import Body, Fingerprints, Piece, spec_fingerprints
 from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, series_partition
 
 __all__ = ["Merger", "Refused"]
+
+#: Pieces held before they are added (`Merger.offer`): at most this many, and at most this many bytes of
+#: decoded bodies (a piece holds its body's buffer; ~270 KiB for bench-scale's 47 KiB records).
+HELD_PIECES = 32
+HELD_BYTES = 4 << 20
+
+_NO_CELLS = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +66,7 @@ class Merger:
     fingerprint: bytes
     partition: int
     partitions: int
-    aggregator: Aggregator = field(init=False)
+    _aggregator: Aggregator = field(init=False, repr=False, compare=False)
     applied: Applied = field(default_factory=Applied)
     #: Records per verdict (and refused), for self-metrics.
     counts: dict[str, int] = field(default_factory=dict)
@@ -74,10 +88,20 @@ class Merger:
     slo_versions: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
     #: The state fingerprints of the config's SLOs and latency groups (``repr`` of each spec, once).
     _fingerprints: Fingerprints = field(init=False, repr=False, compare=False)
+    #: New pieces not added yet (in order), and the bytes they hold.
+    _held: list[AggregatorState] = field(default_factory=list, repr=False, compare=False)
+    _held_bytes: int = field(default=0, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.aggregator = Aggregator(self.config)
+        self._aggregator = Aggregator(self.config)
         self._fingerprints = spec_fingerprints(self.config)
+
+    @property
+    def aggregator(self) -> Aggregator:
+        """The partition's aggregator, every piece offered so far added (held ones first). Read and change
+        the state only through this."""
+        self._flush()
+        return self._aggregator
 
     def offer(self, piece: Piece) -> Verdict | Refused:
         """Apply ``piece`` unless it is a duplicate, a conflict, or refused (see `Verdict`, `Refused`)."""
@@ -103,24 +127,19 @@ class Merger:
             try:
                 # (only a new piece is read past its header)
                 state = piece.state(self.config, self._fingerprints)
+                self._check(state)
             except PartialError as exc:
                 return Refused(str(exc))
             self.version += 1
-            self._apply(state)
+            self._held.append(state)
+            self._held_bytes += piece.body.ints.nbytes if isinstance(piece.body, Body) else 0
+            if len(self._held) >= HELD_PIECES or self._held_bytes >= HELD_BYTES:
+                self._flush()
             self.applied.record(key)
         return verdict
 
-    def _apply(self, piece: AggregatorState) -> None:
-        """Add ``piece`` to the aggregator: what `sloguard.scale.partials.apply` does (restore the piece
-        into a fresh uncapped aggregator, merge that), SLO by SLO, and only where the piece holds counts
-        or moves the rings. Most SLOs of a small piece hold nothing for this partition (the piece only
-        carries their ring heads): for them, merging a restored empty state comes down to moving each
-        ring's head and low, which is done directly; the others are restored and merged as before, one
-        SLO at a time (a scratch `_SloState`, not a whole aggregator). Same state as `apply`, bucket by
-        bucket (tests/unit/scale/test_merger.py).
-
-        Raises `PartialError` if the piece was made for other SLO specs (it would restore as empty)."""
-        agg = self.aggregator
+    def _check(self, piece: AggregatorState) -> None:
+        """Raises `PartialError` if ``piece`` was made for other SLO specs (it would restore as empty)."""
         slo_fps, latency_fp = self._fingerprints
         saved = piece.slos
         if saved.keys() != slo_fps.keys() or any(saved[n].fingerprint != fp for n, fp in slo_fps.items()):
@@ -133,16 +152,29 @@ class Merger:
             lat is not None and lat.fingerprint != latency_fp
         ):
             raise PartialError("partial made for other latency groups")
+
+    def _flush(self) -> None:
+        """Add the held pieces to the aggregator: what `sloguard.scale.partials.apply` of each in turn
+        does (restore the piece into a fresh uncapped aggregator, merge that), SLO by SLO, all held
+        pieces at once, and only where they hold counts or move the rings (`_merge_slo`). Same state as
+        `apply`, bucket by bucket (tests/unit/scale/test_merger.py)."""
+        held = self._held
+        if not held:
+            return
+        self._held, self._held_bytes = [], 0
+        agg = self._aggregator
         for i, slo in enumerate(agg.slos):
-            if _merge_slo(slo, saved[slo.spec.name], self.config):
+            name = slo.spec.name
+            if _merge_slo(slo, [p.slos[name] for p in held], self.config):
                 self.slo_versions[i] = self.version
-        if lat is not None and agg.latency is not None:
-            _merge_latency(agg.latency, lat)
+        if agg.latency is not None:
+            _merge_latency(agg.latency, [p.latency for p in held if p.latency is not None])
         st = agg.stats
-        st.events += piece.events  # (a restored aggregator's ``unmatched`` is 0)
-        for attr, pick in (("newest_ms", max), ("oldest_ms", min)):
-            a, b = getattr(st, attr), getattr(piece, attr)
-            setattr(st, attr, b if a is None else a if b is None else pick(a, b))
+        for piece in held:
+            st.events += piece.events  # (a restored aggregator's ``unmatched`` is 0)
+            for attr, pick in (("newest_ms", max), ("oldest_ms", min)):
+                a, b = getattr(st, attr), getattr(piece, attr)
+                setattr(st, attr, b if a is None else a if b is None else pick(a, b))
 
     def owns(self, slo: str | None, key: tuple[str, ...]) -> bool:
         """Whether this partition exports series ``key`` of SLO ``slo`` (None: a latency group). Every
@@ -170,6 +202,17 @@ def _known(series: SeriesState, index_keys: dict[tuple[str, ...], int]) -> bool:
     return not series.row_events.any() and all(k in index_keys for k in series.keys)
 
 
+def _empty(saved: SloState, index_keys: dict[tuple[str, ...], int]) -> bool:
+    """Whether an SLO's part of a piece only moves the rings: no cells, no counters, no new key."""
+    return (
+        not len(saved.fine.cells)
+        and not len(saved.coarse.cells)
+        and not saved.too_old
+        and not saved.events
+        and _known(saved.series, index_keys)
+    )
+
+
 def _move(ring: BucketRing | HistRing, state: RingState | HistRingState) -> bool:
     """What merging a restored ring without counts does (``merge_from``): move to its head, take its low.
     True if that changed the ring."""
@@ -182,59 +225,148 @@ def _move(ring: BucketRing | HistRing, state: RingState | HistRingState) -> bool
     return (ring.head, ring.low) != before
 
 
-def _merge_slo(slo: _SloState, saved: SloState, config: Config) -> bool:
-    """Merge one SLO's part of a piece into ``slo`` (as `Aggregator.restore_state` then `merge` would);
-    True if its state changed."""
-    if (
-        not len(saved.fine.cells)
-        and not len(saved.coarse.cells)
-        and not saved.too_old
-        and not saved.events
-        and _known(saved.series, slo.series.rows_by_key)
-    ):
-        moved = _move(slo.fine, saved.fine)
-        return _move(slo.coarse, saved.coarse) or moved
+def _span(states: Sequence[RingState | HistRingState]) -> tuple[int | None, int | None]:
+    """The newest head and the oldest low of ``states`` (None where none has one)."""
+    heads = [s.head for s in states if s.head is not None]
+    lows = [s.low for s in states if s.low is not None]
+    return (max(heads) if heads else None), (min(lows) if lows else None)
+
+
+def _merge_slo(slo: _SloState, parts: list[SloState], config: Config) -> bool:
+    """Merge one SLO's parts of the held pieces into ``slo`` (as `Aggregator.restore_state` then `merge`
+    of each in turn would); True if its state changed."""
     calendar = ExclusionCalendar.for_slo(config.exclusions, slo.spec)
     if calendar is not None:
-        # Maintenance windows drop the piece's buckets they cover: as `restore_state` would.
-        scratch = _SloState(slo.spec, calendar)
-        scratch.series.cap = NO_CAP
-        scratch.load(calendar.retroactive(saved))
-        slo.merge(scratch)
-        return True
-    # `_SloState.merge` of the piece restored, without restoring it: rings by their cells.
+        # Maintenance windows drop the pieces' buckets they cover: as `restore_state` would (rare: one
+        # piece at a time).
+        changed = False
+        for saved in parts:
+            changed = _merge_one(slo, saved, config) or changed
+        return changed
     series = slo.series
-    row_map = np.array([series.row_for_key(k) for k in saved.series.keys], np.intp)
+    full = [s for s in parts if not _empty(s, series.rows_by_key)]
+    if not full:
+        moved = [_move(slo.fine, s.fine) for s in parts] + [_move(slo.coarse, s.coarse) for s in parts]
+        return any(moved)
+    # `_SloState.merge` of each piece restored, without restoring them: rings by their cells, all
+    # pieces' cells at once. New keys get rows piece by piece, in order, as one merge after another.
+    maps = [np.array([series.row_for_key(k) for k in s.series.keys], np.intp) for s in full]
     rows = len(series)
-    # The piece's keys are distinct, so are their rows, but for keys that share the overflow row.
     over = series.overflow_row
-    distinct = over is None or int(np.count_nonzero(row_map == over)) <= 1
-    for ring, state in ((slo.fine, saved.fine), (slo.coarse, saved.coarse)):
+    # One piece's keys are distinct, so are their rows, but for keys that share the overflow row.
+    distinct = len(full) == 1 and (over is None or int(np.count_nonzero(maps[0] == over)) <= 1)
+    for ring, states, with_cells in (
+        (slo.fine, [s.fine for s in parts], [s.fine for s in full]),
+        (slo.coarse, [s.coarse for s in parts], [s.coarse for s in full]),
+    ):
         ring.ensure_rows(rows)
-        ring.add_cells(state, row_map, distinct)
+        ring.add_cells(_joined(ring.n, states, with_cells, maps, rows), _identity(rows), distinct)
     if len(series.row_events) < rows:
         series.row_events = np.concatenate(
             [series.row_events, np.zeros(rows - len(series.row_events), np.int64)]
         )
-    np.add.at(series.row_events, row_map, saved.series.row_events[: len(row_map)])
-    slo.too_old += saved.too_old
-    slo.events += saved.events
+    row_map = maps[0] if len(maps) == 1 else np.concatenate(maps)
+    events = [s.series.row_events[: len(m)] for s, m in zip(full, maps, strict=True)]
+    np.add.at(series.row_events, row_map, events[0] if len(events) == 1 else np.concatenate(events))
+    slo.too_old += sum(s.too_old for s in full)
+    slo.events += sum(s.events for s in full)
     if slo.judged is not None:
         slo.judged.forget()
     return True
 
 
-def _merge_latency(lat: _LatencyState, saved: LatencyState) -> None:
-    """The latency groups' part of a piece, merged into ``lat`` (the same shortcut as `_merge_slo`)."""
-    if (
-        not saved.too_old
-        and not any(len(r.buckets) for r in saved.rings)
-        and _known(saved.series, lat.series.rows_by_key)
-    ):
-        for ring, state in zip(lat.rings, saved.rings, strict=True):
-            _move(ring, state)
-        return
-    scratch = _LatencyState(lat.spec)
+def _identity(rows: int) -> Intp:
+    return np.arange(rows, dtype=np.intp)
+
+
+def _joined(
+    n: int, states: list[RingState], with_cells: list[RingState], maps: list[Intp], rows: int
+) -> RingState:
+    """One ring state of ``rows`` rows (this SLO's) holding the cells of ``with_cells`` (row ``i`` of the
+    ``j``-th going to ``maps[j][i]``), its head the newest of ``states``' and its low the oldest: what
+    adding each of ``states`` in turn leaves. A cell of a bucket older than that head's ring is dropped
+    here (any ring at that head has dropped it); the others keep their bucket (``head − slot`` taken
+    modulo ``n`` from their own piece's head, then from the joined one)."""
+    first = states[0]
+    head, low = _span(states)
+    parts = [(s, m) for s, m in zip(with_cells, maps, strict=True) if len(s.cells)]
+    if head is None or not parts:
+        return RingState(first.res_ms, n, head, low, rows, _NO_CELLS, _NO_CELLS, _NO_CELLS)
+    if len(parts) == 1:
+        s, row_map = parts[0]
+        cells, total, bad = s.cells, s.total, s.bad
+        own_rows: I64 | int = s.rows
+        own_head: I64 | int = s.head if s.head is not None else head
+    else:
+        sizes = [len(s.cells) for s, _ in parts]
+        cells = np.concatenate([s.cells for s, _ in parts])
+        total = np.concatenate([s.total for s, _ in parts])
+        bad = np.concatenate([s.bad for s, _ in parts])
+        own_rows = np.repeat(np.array([s.rows for s, _ in parts], np.int64), sizes)
+        own_head = np.repeat(np.array([s.head for s, _ in parts], np.int64), sizes)
+        offsets = np.cumsum([0] + [len(m) for _, m in parts[:-1]])
+        row_map = np.concatenate([m for _, m in parts])
+    slot, row = np.divmod(cells, own_rows)
+    bucket = own_head - (own_head - slot) % n
+    if len(parts) > 1:
+        row = row + np.repeat(offsets, sizes)
+    keep = bucket > head - n
+    if not keep.all():
+        bucket, row, total, bad = bucket[keep], row[keep], total[keep], bad[keep]
+    return RingState(first.res_ms, n, head, low, rows, bucket % n * rows + row_map[row], total, bad)
+
+
+def _merge_one(slo: _SloState, saved: SloState, config: Config) -> bool:
+    """One piece's part, for an SLO with maintenance windows: restored (the windows drop the buckets
+    they cover) and merged."""
+    if _empty(saved, slo.series.rows_by_key):
+        moved = _move(slo.fine, saved.fine)
+        return _move(slo.coarse, saved.coarse) or moved
+    calendar = ExclusionCalendar.for_slo(config.exclusions, slo.spec)
+    assert calendar is not None
+    scratch = _SloState(slo.spec, calendar)
     scratch.series.cap = NO_CAP
-    scratch.load(saved)
-    lat.merge(scratch)
+    scratch.load(calendar.retroactive(saved))
+    slo.merge(scratch)
+    return True
+
+
+def _merge_latency(lat: _LatencyState, parts: list[LatencyState]) -> None:
+    """The latency groups' parts of the held pieces, merged into ``lat`` (as `_merge_slo`: restoring
+    each and merging it, ``HistRing.merge_from``, comes down to moving each ring to the piece's head and
+    adding its cells, rows renumbered; here all pieces' cells at once, one ``add`` per ring)."""
+    series = lat.series
+    full = [
+        s
+        for s in parts
+        if s.too_old or any(len(r.buckets) for r in s.rings) or not _known(s.series, series.rows_by_key)
+    ]
+    maps = [np.array([series.row_for_key(k) for k in s.series.keys], np.intp) for s in full]
+    for r, ring in enumerate(lat.rings):
+        head, low = _span([s.rings[r] for s in parts])
+        if head is None:
+            continue
+        ring.advance(head)
+        hists = [(s.rings[r], m) for s, m in zip(full, maps, strict=True) if len(s.rings[r].buckets)]
+        if hists:
+            sizes = [len(h.keys) for h, _ in hists]
+            buckets = np.concatenate([np.repeat(h.buckets, h.lengths) for h, _ in hists])
+            keys = np.concatenate([h.keys for h, _ in hists])
+            counts = np.concatenate([h.counts for h, _ in hists])
+            row, cell = np.divmod(keys, ring.counts_len)
+            row_map = np.concatenate([m for _, m in hists])
+            row += np.repeat(np.cumsum([0] + [len(m) for _, m in hists[:-1]]), sizes)
+            ring.add(buckets, row_map[row].astype(np.int64) * ring.counts_len + cell, counts)
+        if low is not None:
+            ring.low = low if ring.low is None else min(ring.low, low)
+    if full:
+        if len(series.row_events) < len(series.keys):
+            grow = len(series.keys) - len(series.row_events)
+            series.row_events = np.concatenate([series.row_events, np.zeros(grow, np.int64)])
+        row_map = np.concatenate(maps)
+        np.add.at(
+            series.row_events,
+            row_map,
+            np.concatenate([s.series.row_events[: len(m)] for s, m in zip(full, maps, strict=True)]),
+        )
+        lat.too_old += sum(s.too_old for s in full)

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sloguard.core.aggregator import Aggregator
+from sloguard.core.exclusions import Exclusion
 from sloguard.core.model import Event, EventBatch
-from sloguard.core.spec import DAY
+from sloguard.core.spec import DAY, Config
 from sloguard.core.state import AggregatorState, RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Verdict
@@ -45,30 +46,47 @@ def assert_same(a: AggregatorState, b: AggregatorState) -> None:
             assert (h.keys.tolist(), h.counts.tolist()) == (g.keys.tolist(), g.counts.tolist())
 
 
+def _records(cfg: Config, events: list[Event], partitions: int, cuts: list[int]) -> list[list[bytes]]:
+    """Per partials partition, the records of ``events`` cut into ranges at ``cuts``."""
+    fp = config_fingerprint(cfg)
+    pieces: list[list[bytes]] = [[] for _ in range(partitions)]
+    for a, b in ranges_of(len(events), cuts):
+        state = summarise(cfg, [EventBatch.from_events(events[a:b])])
+        for p, piece in enumerate(split(cfg, state, partitions)):
+            pieces[p] += encode_pieces(cfg, InputRange("requests", 0, a, b), fp, p, partitions, piece)
+    return pieces
+
+
+def _pair(cfg: Config, p: int, partitions: int, advanced: int | None) -> tuple[Merger, Aggregator]:
+    """A merger of partition ``p`` and a reference aggregator, both moved on to ``advanced`` (a tick moved
+    the rings on: older buckets of the pieces are dropped)."""
+    merger, reference = Merger(cfg, config_fingerprint(cfg), p, partitions), Aggregator(cfg)
+    if advanced is not None:
+        merger.aggregator.advance(T0 + advanced * 1000)
+        reference.advance(T0 + advanced * 1000)
+    return merger, reference
+
+
+#: Events, partitions, cuts (seed), series caps that overflow, rings moved past the pieces' buckets.
+CASES = {
+    "events": events_strategy,
+    "partitions": st.integers(1, 3),
+    "seed": st.integers(0, 2**32 - 1),
+    "cap": st.sampled_from([1, 2, 10_000]),
+    "advanced": st.sampled_from([None, 2 * DAY, 40 * DAY]),
+}
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    events=events_strategy,
-    partitions=st.integers(1, 3),
-    seed=st.integers(0, 2**32 - 1),
-    cap=st.sampled_from([1, 2, 10_000]),
-    advanced=st.sampled_from([None, 2 * DAY, 40 * DAY]),
-)
+@given(**CASES)
 def test_merger_applies_a_piece_as_restore_and_merge_would(
     events: list[Event], partitions: int, seed: int, cap: int, advanced: int | None
 ) -> None:
     rnd = random.Random(seed)
     cfg = replace(CONFIG, slos=tuple(replace(s, max_series=cap) for s in CONFIG.slos))
-    fp = config_fingerprint(cfg)
-    pieces: list[list[bytes]] = [[] for _ in range(partitions)]
-    for a, b in ranges_of(len(events), [rnd.randrange(1, 200) for _ in range(rnd.randrange(4))]):
-        state = summarise(cfg, [EventBatch.from_events(events[a:b])])
-        for p, piece in enumerate(split(cfg, state, partitions)):
-            pieces[p] += encode_pieces(cfg, InputRange("requests", 0, a, b), fp, p, partitions, piece)
+    pieces = _records(cfg, events, partitions, [rnd.randrange(1, 200) for _ in range(rnd.randrange(4))])
     for p in range(partitions):
-        merger, reference = Merger(cfg, fp, p, partitions), Aggregator(cfg)
-        if advanced is not None:  # a tick moved the rings on: older buckets of the pieces are dropped
-            merger.aggregator.advance(T0 + advanced * 1000)
-            reference.advance(T0 + advanced * 1000)
+        merger, reference = _pair(cfg, p, partitions, advanced)
         for record in pieces[p]:
             got = decode_piece(record)
             assert merger.offer(got) is Verdict.NEW
@@ -157,3 +175,47 @@ def test_records_round_trip_and_apply_as_the_state_they_were_made_of(
                 assert merger.offer(got) is Verdict.NEW
             assert_same(parts.export_state(), whole.export_state())
             assert_same(merger.aggregator.export_state(), whole.export_state())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(**CASES, excluded=st.booleans())
+def test_held_pieces_added_together_give_the_state_of_one_after_another(
+    events: list[Event], partitions: int, seed: int, cap: int, advanced: int | None, excluded: bool
+) -> None:
+    """`Merger` holds new pieces and adds them several at once when its aggregator is read (or enough
+    are held): whatever the batch (any number of pieces, from any ranges, rings read by a tick between
+    batches so they keep running span sums, an SLO with a maintenance window), the state equals `apply`
+    of each piece in turn, and an SLO's version moves when its state did."""
+    rnd = random.Random(seed)
+    cfg = replace(CONFIG, slos=tuple(replace(s, max_series=cap) for s in CONFIG.slos))
+    if excluded:  # a maintenance window over part of the events' days, for one SLO
+        window = Exclusion("m", T0 + DAY * 1000, DAY * 500, slos=(cfg.slos[0].name,))
+        cfg = replace(cfg, exclusions=(window,))
+    pieces = _records(cfg, events, partitions, [rnd.randrange(1, 100) for _ in range(rnd.randrange(8))])
+    newest = max((e.ts_ms for e in events), default=T0)  # (every piece moves the rings up to its range's)
+    for p in range(partitions):
+        merger, reference = _pair(cfg, p, partitions, advanced)
+        clock, last = max(newest, T0 + (advanced or 0) * 1000), merger.aggregator.export_state()
+        for i, record in enumerate(pieces[p]):
+            got = decode_piece(record)
+            assert merger.offer(got) is Verdict.NEW
+            apply(reference, got.state(cfg))
+            if rnd.random() < 0.3 or i == len(pieces[p]) - 1:
+                before = dict(merger.slo_versions)
+                agg = merger.aggregator
+                state = agg.export_state()
+                assert_same(state, reference.export_state())
+                for j, spec in enumerate(cfg.slos):
+                    if merger.slo_versions.get(j) == before.get(j):  # its version kept: its counts too
+                        was, now_ = last.slos[spec.name], state.slos[spec.name]
+                        assert was.series.keys == now_.series.keys
+                        assert [was.fine.cells.tolist(), was.coarse.cells.tolist()] == [
+                            now_.fine.cells.tolist(),
+                            now_.coarse.cells.tolist(),
+                        ]
+                if rnd.random() < 0.5:  # a tick (as the view's): its windows are running sums from here on
+                    clock += rnd.randrange(3600) * 1000
+                    for a in (agg, reference):
+                        a.advance(clock)
+                        a.capture(clock)
+                last = agg.export_state()
