@@ -21,6 +21,10 @@ Hostile or broken clients cost a bounded amount, and cannot starve the scrapes a
   else one lingering in its close), never one being answered. So slow clients cannot lock others out:
   they are the ones that make room.
 
+A response of a MB or more (a large ``/metrics``) is written from a thread (`sloguard.export.bulk`), under
+the same ``write_timeout``: written by the loop, it would take a turn of the loop per few MB the kernel
+takes, and under a Kafka backlog a turn is as long as an absorb step.
+
 Every socket is counted (`connection_counts`, `open_connections`: the daemon exports them), and the log
 lines a connection can cause are rate-limited, so a flood of connections cannot flood the log.
 """
@@ -32,12 +36,14 @@ import collections
 import contextlib
 import gzip
 import io
+import itertools
 import logging
 import resource
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from sloguard.export.bulk import can_hand_over, send_off_loop
 from sloguard.export.text import CONTENT_TYPE, GZIP_LEVEL, Body
 from sloguard.logs import RateLimiter
 
@@ -56,6 +62,9 @@ _REASONS = {
     505: "HTTP Version Not Supported",
 }
 _WRITE_SLICE = 1 << 20  # bytes handed to the transport between drains
+#: Bodies from this size on are written from a thread (`HttpServer.threaded_send_min`): about what the
+#: kernel takes in one write, so smaller ones go out in a turn of the loop anyway.
+_THREADED_SEND_MIN = 1 << 20
 #: Keep-alive connections serve at most this many requests (the last response says close), so no client
 #: holds one connection forever.
 _MAX_REQUESTS_PER_CONNECTION = 100
@@ -291,6 +300,9 @@ class HttpServer:
         #: ``rejected``: closed at once, at the cap with nothing to evict (never accepted).
         self.connection_counts: dict[str, int] = dict.fromkeys(CONNECTION_OUTCOMES, 0)
         self._limiter = RateLimiter(interval=60.0, burst=3)
+        #: Responses of at least this many bytes are written from a thread (`sloguard.export.bulk`); None:
+        #: all by the loop.
+        self.threaded_send_min: int | None = _THREADED_SEND_MIN
 
     @property
     def port(self) -> int:
@@ -660,7 +672,14 @@ class HttpServer:
             *(f"{k}: {v}" for k, v in extra),
             f"Connection: {'keep-alive' if keep_alive else 'close'}",
         ]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        threaded = self.threaded_send_min
+        if not head_only and threaded is not None and length >= threaded and can_hand_over(writer):
+            # From a thread: written by the loop, a large body takes a turn of it per few MB the kernel
+            # takes, and a turn is as long as an absorb step (see `sloguard.export.bulk`).
+            await send_off_loop(writer, itertools.chain((head,), chunks), self.write_timeout)
+            return
+        writer.write(head)
         async with asyncio.timeout(self.write_timeout):
             if not head_only:
                 # In slices with a drain between: the transport's buffer copies what it is given, so
