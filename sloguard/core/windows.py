@@ -12,7 +12,7 @@ scatter-add touches a few contiguous rows of memory instead of jumping across ev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -170,24 +170,56 @@ class BucketRing(Ring):
         """
         if len(buckets) == 0:
             return 0
+        return self.add_counts(count_cells(rows, buckets, bad, int(rows.max()) + 1))
+
+    def add_counts(self, cells: Cells) -> int:
+        """`add` of events already counted per cell (`count_cells`, `coarser`); returns how many events
+        were too old for the ring (and dropped). Counters widen, as `add` says, before any write."""
+        rows, buckets, total, bad = cells
+        if len(buckets) == 0:
+            return 0
         floor, low = self._open(buckets)
         dropped = 0
         if low < floor:
             keep = buckets >= floor
-            dropped = int(len(buckets) - np.count_nonzero(keep))
-            rows, buckets, bad = rows[keep], buckets[keep], bad[keep]
+            dropped = int(total[~keep].sum())
+            rows, buckets, total, bad = rows[keep], buckets[keep], total[keep], bad[keep]
             if len(buckets) == 0:
                 return dropped
         self._defer(buckets)
         # buckets % n, spelled with a floor division: numpy divides by a scalar several times faster
         # than it takes a remainder.
         slots = buckets - buckets // self.n * self.n
-        self.slot_total += np.bincount(slots, minlength=self.n)
-        self.slot_bad += np.bincount(slots[bad], minlength=self.n)
-        if len(self._total) == 1 or int(rows.max()) < BLOCK:
-            self._scatter(0, slots, rows, bad)
+        # (float weights: exact, the sums are far below 2**53)
+        self.slot_total += np.bincount(slots, total, self.n).astype(np.int64)
+        hit = np.flatnonzero(bad)
+        if len(hit):
+            self.slot_bad += np.bincount(slots[hit], bad[hit], self.n).astype(np.int64)
+        # The cells ascend by row: each block's are a run (every block but a lone first one is BLOCK wide).
+        if len(self._total) == 1:
+            cuts = [0, len(rows)]
+            blocks = range(1)
         else:
-            self._scatter_blocks(slots, rows, bad)
+            blocks = range(int(rows[0]) // BLOCK, int(rows[-1]) // BLOCK + 1)
+            edges = np.arange(blocks.start, blocks.stop + 1, dtype=np.int64) * BLOCK
+            cuts = np.searchsorted(rows, edges).tolist()
+        writes: list[tuple[int, I64, I64, I64]] = []
+        need = 0
+        for i, b in enumerate(blocks):
+            lo, hi = cuts[i], cuts[i + 1]
+            if lo < hi:
+                at = slots[lo:hi] * self._total[b].shape[1] + (rows[lo:hi] - b * BLOCK)
+                new = self._total[b].reshape(-1)[at] + total[lo:hi]  # int64: cannot wrap
+                need = max(need, int(new.max()))
+                writes.append((b, at, new, bad[lo:hi]))
+        if self.dtype is not np.int64 and need > int(np.iinfo(self.dtype).max):
+            # A cell's bad count never exceeds its total: checking the totals is enough.
+            self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+        for b, at, new, add_bad in writes:
+            self._total[b].reshape(-1)[at] = new.astype(self.dtype)
+            hit = np.flatnonzero(add_bad)
+            if len(hit):
+                self._bad[b].reshape(-1)[at[hit]] += add_bad[hit].astype(self.dtype)
         return dropped
 
     def _defer(self, buckets: I64) -> None:
@@ -235,40 +267,6 @@ class BucketRing(Ring):
             out.append(acc)
         return out[0], out[1]
 
-    def _scatter_blocks(self, slots: I64, rows: Intp, bad: Bools) -> None:
-        """`_scatter` over several blocks (each ``BLOCK`` wide: only a lone first block is narrower) at
-        once: each event's cell is numbered across the blocks (block-major, then as in a block), counted
-        with one sort, and the counted cells are cut per block with ``searchsorted``: one pass over the
-        events, not a mask and a sort per block. Widens, as `_scatter` does, before any write."""
-        size = self.n * BLOCK  # cells per block
-        flat = rows // BLOCK * size + slots * BLOCK + rows % BLOCK
-        total_cells, total_add = _cells(flat)
-        bad_flat = flat[bad]
-        bad_cells, bad_add = _cells(bad_flat) if len(bad_flat) else (None, None)
-        blocks = range(int(total_cells[0]) // size, int(total_cells[-1]) // size + 1)
-        edges = np.arange(blocks.start, blocks.stop + 1, dtype=np.int64) * size
-        cuts = np.searchsorted(total_cells, edges).tolist()
-        news: list[tuple[int, I64, I64]] = []
-        need = 0
-        for i, b in enumerate(blocks):
-            lo, hi = cuts[i], cuts[i + 1]
-            if lo < hi:
-                at = total_cells[lo:hi] - b * size
-                new = self._total[b].reshape(-1)[at] + total_add[lo:hi]  # int64: cannot wrap
-                need = max(need, int(new.max()))
-                news.append((b, at, new))
-        if self.dtype is not np.int64 and need > int(np.iinfo(self.dtype).max):
-            # A cell's bad count never exceeds its total: checking the totals is enough.
-            self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
-        for b, at, new in news:
-            self._total[b].reshape(-1)[at] = new.astype(self.dtype)
-        if bad_cells is not None and bad_add is not None:
-            cuts = np.searchsorted(bad_cells, edges).tolist()
-            for i, b in enumerate(blocks):
-                lo, hi = cuts[i], cuts[i + 1]
-                if lo < hi:
-                    self._bad[b].reshape(-1)[bad_cells[lo:hi] - b * size] += bad_add[lo:hi].astype(self.dtype)
-
     def _widen(self, dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]]) -> None:
         self.dtype = dtype
         self._total = [self._copied(blk, blk.shape[1], dtype) for blk in self._total]
@@ -289,26 +287,6 @@ class BucketRing(Ring):
             for first, stop in self._held():
                 grown[first:stop, : blk.shape[1]] = blk[first:stop]
         return grown
-
-    def _scatter(self, block: int, slots: I64, cols: Intp, bad: Bools) -> None:
-        """Count the events into ``block``, widening the counters first if a cell would overflow.
-
-        Events are counted per cell with one ``bincount`` over the span of cells they touch when that is
-        dense, else by sorting them (both several times faster than ``np.add.at``).
-        """
-        flat = slots * self._total[block].shape[1] + cols
-        total_cells, total_add = _cell_counts(flat)
-        bad_flat = flat[bad]
-        bad_cells, bad_add = _cell_counts(bad_flat) if len(bad_flat) else (None, None)
-        if self.dtype is not np.int64:
-            # A cell's bad count never exceeds its total: checking the totals is enough.
-            now = self._total[block].reshape(-1)[total_cells]
-            need = int((now + total_add).max())  # int64: cannot wrap
-            if need > int(np.iinfo(self.dtype).max):
-                self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
-        self._total[block].reshape(-1)[total_cells] += total_add.astype(self.dtype)
-        if bad_cells is not None and bad_add is not None:
-            self._bad[block].reshape(-1)[bad_cells] += bad_add.astype(self.dtype)
 
     def _slices(self, start: int, end: int) -> list[slice]:
         """Ring slot slices covering buckets ``[start, end)`` clipped to what the ring holds."""
@@ -668,30 +646,80 @@ class _Span:
             self.bad = np.concatenate([self.bad, extra])
 
 
-def _cell_counts(flat: I64) -> tuple[slice | I64, I64]:
-    """How many times each cell occurs in ``flat``: (cells, counts), cells a slice or unique indices.
+class Cells(NamedTuple):
+    """A batch's events counted per cell: distinct ``(row, bucket)`` pairs ascending by row, then bucket,
+    with how many events (``total``) and bad events (``bad``) each holds."""
 
-    A dense span (at most a few cells per event) is counted with one ``bincount`` over it; a sparse one
-    (events spread over many series and buckets) by sorting.
+    rows: Intp
+    buckets: I64
+    total: I64
+    bad: I64
+
+
+#: Below this a batch's cell keys are counted with one ``bincount`` over their span (dense), not sorted.
+_DENSE_PER_EVENT = 4
+
+
+def count_cells(rows: Intp, buckets: I64, bad: Bools, n_rows: int) -> Cells:
+    """Count the events of a batch (one per element; rows below ``n_rows``) per cell (`Cells`).
+
+    Each event gets the key ``(row · width + bucket − lo) · 2 + bad`` (``width``: the batch's buckets from
+    the oldest, ``lo``, on), so that sorting the keys groups a cell's events, bad ones next to good ones,
+    and orders the cells by row then bucket. The keys are counted with one ``bincount`` when their span is
+    dense (few series), else by one sort (as 32-bit keys when they fit: twice as fast as 64-bit), once a
+    batch: `coarser` derives a coarser ring's cells from these without another sort.
     """
-    lo, hi = int(flat.min()), int(flat.max()) + 1
-    if hi - lo <= 4 * len(flat) + 1024:
-        return slice(lo, hi), np.bincount(flat - lo, minlength=hi - lo)
-    return _sorted_counts(flat)
+    lo = int(buckets.min())
+    width = int(buckets.max()) - lo + 1
+    span = n_rows * width * 2
+    if span >= 1 << 62:  # (timestamps ages apart: never in practice) keys would not fit
+        order = np.lexsort((bad, buckets, rows))
+        r, b, x = rows[order], buckets[order], bad[order]
+        new = np.concatenate(([True], (r[1:] != r[:-1]) | (b[1:] != b[:-1]) | (x[1:] != x[:-1])))
+        starts = np.flatnonzero(new)
+        counts = np.diff(starts, append=len(r))
+        cell_rows, cell_buckets, is_bad = r[starts].astype(np.intp), b[starts], x[starts]
+    else:
+        key = (rows.astype(np.int64) * width + (buckets - lo)) * 2 + bad
+        if span <= _DENSE_PER_EVENT * len(key) + 1024:
+            per_key = np.bincount(key)
+            keys = np.flatnonzero(per_key)
+            counts = per_key[keys]
+        else:
+            s = np.sort(key.astype(np.int32) if span <= 1 << 31 else key)
+            starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+            counts = np.diff(starts, append=len(s))
+            keys = s[starts].astype(np.int64)
+        is_bad = (keys & 1).astype(np.bool_)
+        cell = keys >> 1
+        cell_rows = cell // width
+        cell_buckets = cell - cell_rows * width + lo
+        cell_rows = cell_rows.astype(np.intp)
+    bad_counts = np.where(is_bad, counts, 0)
+    first = np.concatenate(
+        ([True], (cell_rows[1:] != cell_rows[:-1]) | (cell_buckets[1:] != cell_buckets[:-1]))
+    )
+    return _grouped(cell_rows, cell_buckets, counts, bad_counts, first)
 
 
-def _sorted_counts(flat: I64) -> tuple[I64, I64]:
-    """`_cell_counts` by sorting: the distinct cells ascending, and how many times each occurs."""
-    s = np.sort(flat)
-    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-    counts = np.diff(starts, append=len(s))
-    return s[starts], counts
+def coarser(cells: Cells, ratio: int) -> Cells:
+    """``cells`` of a ring in the cells of a ring whose buckets are ``ratio`` of theirs (``⌊b / ratio⌋``:
+    ``⌊⌊t / r⌋ / ratio⌋ = ⌊t / (r · ratio)⌋``): a row's buckets ascend, so its cells that merge are
+    adjacent and are summed in one pass, with no sort."""
+    buckets = cells.buckets // ratio
+    rows = cells.rows
+    first = np.concatenate(([True], (rows[1:] != rows[:-1]) | (buckets[1:] != buckets[:-1])))
+    return _grouped(rows, buckets, cells.total, cells.bad, first)
 
 
-def _cells(flat: I64) -> tuple[I64, I64]:
-    """`_cell_counts` with the cells always an ascending array of the distinct ones (no slice)."""
-    cells, counts = _cell_counts(flat)
-    if isinstance(cells, slice):
-        hit = np.flatnonzero(counts)
-        return hit + cells.start, counts[hit]
-    return cells, counts
+def _grouped(rows: Intp, buckets: I64, total: I64, bad: I64, first: Bools) -> Cells:
+    """Runs of entries (each starting where ``first``) summed into one cell each."""
+    if first.all():
+        return Cells(rows, buckets, total.astype(np.int64), bad.astype(np.int64))
+    starts = np.flatnonzero(first)
+    return Cells(
+        rows[starts],
+        buckets[starts],
+        np.add.reduceat(total, starts).astype(np.int64),
+        np.add.reduceat(bad, starts).astype(np.int64),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sloguard.core.windows import BLOCK, BucketRing, reused
+from sloguard.core.windows import BLOCK, BucketRing, coarser, count_cells, reused
 
 
 def test_counters_widen_instead_of_wrapping() -> None:
@@ -111,3 +111,31 @@ def test_several_blocks_count_exactly_and_widen(seed: int) -> None:
         ring.slot_total[np.arange(head - n + 1, head + 1) % n],
         truth_total[head - n + 1 : head + 1].sum(axis=1),
     )
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "spread", "n"),
+    [
+        (50, 3, 5000),  # dense: one bincount over the keys
+        (100_000, 3, 5000),  # sorted as 32-bit keys
+        (100_000, 20_000, 5000),  # sorted as 64-bit keys (a late event far back)
+        (1 << 40, 1 << 30, 300),  # keys that would not fit: lexsort
+    ],
+)
+def test_count_cells_and_coarser_count_every_event_per_cell(n_rows: int, spread: int, n: int) -> None:
+    rng = np.random.default_rng(n_rows % 97 + spread)
+    rows = rng.integers(0, min(n_rows, 2000), n).astype(np.intp) * (n_rows // min(n_rows, 2000))
+    buckets = rng.integers(-spread, spread, n).astype(np.int64) + 10**9
+    bad = rng.random(n) < 0.2
+    for ratio, cells in ((1, count_cells(rows, buckets, bad, n_rows)), (7, None)):
+        if cells is None:
+            cells = coarser(count_cells(rows, buckets, bad, n_rows), ratio)
+        want_total: dict[tuple[int, int], int] = {}
+        want_bad: dict[tuple[int, int], int] = {}
+        for r, b, x in zip(rows.tolist(), (buckets // ratio).tolist(), bad.tolist(), strict=True):
+            want_total[r, b] = want_total.get((r, b), 0) + 1
+            want_bad[r, b] = want_bad.get((r, b), 0) + x
+        got = list(zip(cells.rows.tolist(), cells.buckets.tolist(), strict=True))
+        assert got == sorted(want_total)  # distinct cells, by row then bucket
+        assert cells.total.tolist() == [want_total[c] for c in got]
+        assert cells.bad.tolist() == [want_bad[c] for c in got]
