@@ -1,9 +1,10 @@
 """The partial record: one piece of a partial, for one partials partition, as Kafka record bytes.
 
-Format (version 2)::
+Format (version 3)::
 
     magic       b"SLGPART\\n"            8 bytes
-    version     u16 little-endian       2 (a reader refuses any other: version 1's body was a checkpoint)
+    version     u16 little-endian       3 (a reader refuses any other: version 1's body was a checkpoint,
+                                        version 2 laid each SLO's arrays out one SLO after another)
     index       u32                     this record is piece ``index`` of ``count`` for its partition
     count       u32
     partition   u32                     the partials partition it was made for
@@ -18,10 +19,13 @@ Format (version 2)::
                                         one ``[keys, too_old, events]`` per SLO of the file, in its order
                                         (``keys``: the series' label values; ``[]`` when the range
                                         touched none), ``latency`` ``[keys, too_old]`` or null
-      ints      little-endian int64s    per SLO: ``len(row_events)``, then per ring (fine, coarse)
-                                        ``res_ms, n, head, low, rows, cells``; then its ``row_events``
-                                        and each ring's ``cells``, ``total``, ``bad`` (sparse, as
-                                        `RingState`). Latency: ``len(row_events)``, rings, per ring
+      ints      little-endian int64s    per SLO, 13 ints: ``len(row_events)``, then per ring (fine,
+                                        coarse) ``res_ms, n, head, low, rows, cells``; then every SLO's
+                                        ``row_events`` end to end, then the fine rings' ``cells``, their
+                                        ``total``, their ``bad`` (sparse, as `RingState`), each run
+                                        every SLO's end to end, then the coarse rings' likewise (`Runs`:
+                                        stage 2 adds a run of every SLO in a few numpy calls, not a few
+                                        per SLO). Latency: ``len(row_events)``, rings, per ring
                                         ``slot_ms, n, head, low, buckets, keys``; then ``row_events`` and
                                         each ring's ``buckets``, ``lengths``, ``keys``, ``counts``
                                         (`HistRingState`). None (a ring never moved) is INT64_MIN.
@@ -29,8 +33,8 @@ Format (version 2)::
 The body names no SLO and no spec fingerprint: the header's ``fingerprint`` names the SLO file, and a
 piece is read into an `AggregatorState` (`Piece.state`) only with that file's `Config`, after the
 fingerprint is checked. Decoding is one zlib call, one JSON parse and one ``np.frombuffer``; the arrays
-are slices of that buffer, so reading a piece costs its cells and its SLOs' few header ints, not a
-checkpoint's per-array decoding.
+are slices of that buffer, so reading a piece (`Piece.parts`) costs a few slices, not one per SLO and
+array.
 
 A piece larger than ``max_bytes`` is cut by series into several records, all naming the same range, each
 with its ``index``/``count``: halving the series list until each half fits, so the cut depends only on
@@ -62,10 +66,24 @@ from sloguard.core.state import (
 )
 from sloguard.scale.partials import InputRange, PartialError, take
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "Body", "Piece", "decode_piece", "encode_piece", "encode_pieces"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "Body",
+    "Parts",
+    "Piece",
+    "Runs",
+    "decode_piece",
+    "encode_piece",
+    "encode_pieces",
+]
 
 MAGIC = b"SLGPART\n"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: Why an older version is refused.
+_OLDER = {1: "its body was a checkpoint", 2: "it laid each SLO's arrays out one SLO after another"}
+#: Ints per SLO in a body's header block; a ring's six begin at `FINE` and `COARSE`.
+HEAD_INTS, FINE, COARSE = 13, 1, 7
 _HEAD = struct.Struct("<8sHIIIIIQQ16sH")
 
 #: Default record cap: below Kafka's default max.message.bytes (1 MiB + 12 bytes) with room for the
@@ -91,6 +109,49 @@ class Body:
 
 
 @dataclass(frozen=True, slots=True)
+class Runs:
+    """The SLOs' part of a piece, every SLO of the SLO file end to end (in its order): ``heads`` one row
+    of `HEAD_INTS` per SLO (``len(row_events)``, then per ring, fine at `FINE` and coarse at `COARSE`,
+    ``res_ms, n, head, low, rows, cells``; None as ``INT64_MIN``); ``row_events`` and each ring's
+    ``cells``, ``total``, ``bad`` (as `RingState`), every SLO's in turn; per SLO its series keys (label
+    values as lists), ``too_old`` and ``events``."""
+
+    heads: I64
+    row_events: I64
+    fine: tuple[I64, I64, I64]
+    coarse: tuple[I64, I64, I64]
+    keys: list[list[list[str]]]
+    too_old: list[int]
+    events: list[int]
+
+    def slo(self, i: int, fingerprint: str) -> SloState:
+        """SLO ``i``'s part as a `SloState` (its arrays slices of the runs)."""
+        events_at, fine_at, coarse_at = self.heads[:i, [0, FINE + 5, COARSE + 5]].sum(axis=0).tolist()
+        h = self.heads[i].tolist()
+        series = SeriesState(_keys(self.keys[i]), self.row_events[events_at : events_at + h[0]])
+        rings = []
+        for at, a, (cells, total, bad) in ((FINE, fine_at, self.fine), (COARSE, coarse_at, self.coarse)):
+            res_ms, n, head, low, rows, count = h[at : at + 6]
+            z = a + count
+            rings.append(
+                RingState(res_ms, n, _none(head), _none(low), rows, cells[a:z], total[a:z], bad[a:z])
+            )
+        return SloState(fingerprint, series, rings[0], rings[1], self.too_old[i], self.events[i])
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """A piece read for stage 2 (`Piece.parts`): its SLOs' `Runs`, its latency groups' state, and the
+    counters of the aggregator state it was made of."""
+
+    slos: Runs
+    latency: LatencyState | None
+    events: int
+    newest_ms: int | None
+    oldest_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Piece:
     """One record's worth of a partial: piece ``index`` of ``count`` for partials ``partition``; its
     counts are ``body`` (a `Body` when decoded, an `AggregatorState` when made to be encoded)."""
@@ -109,7 +170,19 @@ class Piece:
         fit ``config``'s SLOs."""
         if isinstance(self.body, AggregatorState):
             return self.body
-        return _read_body(self.body, config, fingerprints or spec_fingerprints(config))
+        parts = self.parts(config, fingerprints)
+        fps = (fingerprints or spec_fingerprints(config))[0]
+        slos = {spec.name: parts.slos.slo(i, fps[spec.name]) for i, spec in enumerate(config.slos)}
+        return AggregatorState(slos, parts.latency, parts.events, parts.newest_ms, parts.oldest_ms)
+
+    def parts(self, config: Config, fingerprints: Fingerprints | None = None) -> Parts:
+        """The piece's counts as `Parts`, read with ``config`` (the SLO file its ``fingerprint`` names) and
+        its `spec_fingerprints` (computed here if not given). Raises `PartialError` if the counts do not
+        fit ``config``'s SLOs (a piece made in this process: specs of another fingerprint)."""
+        fps = fingerprints or spec_fingerprints(config)
+        if isinstance(self.body, AggregatorState):
+            return _parts_of(config, fps, self.body)
+        return _read_body(self.body, config, fps)
 
 
 def _head(p: Piece) -> bytes:
@@ -139,16 +212,51 @@ def _ring_ints(r: RingState) -> list[int]:
     return [r.res_ms, r.n, _opt(r.head), _opt(r.low), r.rows, len(r.cells)]
 
 
+def _cat(arrays: list[I64]) -> I64:
+    return np.concatenate(arrays) if arrays else _EMPTY
+
+
+def _runs_of(config: Config, state: AggregatorState) -> Runs:
+    """``state``'s SLOs (a state of ``config``) as `Runs`."""
+    slos = [state.slos[spec.name] for spec in config.slos]
+    heads = np.array(
+        [[len(s.series.row_events), *_ring_ints(s.fine), *_ring_ints(s.coarse)] for s in slos], np.int64
+    ).reshape(len(slos), HEAD_INTS)
+    rings = [
+        tuple(_cat([getattr(getattr(s, ring), a) for s in slos]) for a in ("cells", "total", "bad"))
+        for ring in ("fine", "coarse")
+    ]
+    return Runs(
+        heads,
+        _cat([s.series.row_events for s in slos]),
+        (rings[0][0], rings[0][1], rings[0][2]),
+        (rings[1][0], rings[1][1], rings[1][2]),
+        [[list(k) for k in s.series.keys] for s in slos],
+        [s.too_old for s in slos],
+        [s.events for s in slos],
+    )
+
+
+def _parts_of(config: Config, fingerprints: Fingerprints, state: AggregatorState) -> Parts:
+    """A state made in this process as `Parts`; raises `PartialError` if it was made for other specs."""
+    slo_fps, latency_fp = fingerprints
+    saved = state.slos
+    if saved.keys() != slo_fps.keys() or any(saved[n].fingerprint != fp for n, fp in slo_fps.items()):
+        fresh = [n for n, fp in slo_fps.items() if n not in saved or saved[n].fingerprint != fp]
+        raise PartialError(
+            f"partial made for other SLOs: not restored {fresh}, unknown {sorted(saved.keys() - slo_fps)}"
+        )
+    lat = state.latency
+    if (lat is not None) != (latency_fp is not None) or (lat is not None and lat.fingerprint != latency_fp):
+        raise PartialError("partial made for other latency groups")
+    return Parts(_runs_of(config, state), lat, state.events, state.newest_ms, state.oldest_ms)
+
+
 def _body(config: Config, state: AggregatorState) -> bytes:
     """The body (format in the module docstring) of ``state``, a state of ``config``."""
-    arrays: list[I64] = []  # header ints and arrays, in the order they are read
-    slos: list[list[Any]] = []
-    for spec in config.slos:
-        s = state.slos[spec.name]
-        slos.append([[list(k) for k in s.series.keys], s.too_old, s.events])
-        head = [len(s.series.row_events), *_ring_ints(s.fine), *_ring_ints(s.coarse)]
-        arrays += [np.array(head, np.int64), s.series.row_events, s.fine.cells, s.fine.total, s.fine.bad]
-        arrays += [s.coarse.cells, s.coarse.total, s.coarse.bad]
+    runs = _runs_of(config, state)
+    slos = [[keys, t, e] for keys, t, e in zip(runs.keys, runs.too_old, runs.events, strict=True)]
+    arrays: list[I64] = [runs.heads.reshape(-1), runs.row_events, *runs.fine, *runs.coarse]
     lat = state.latency
     latency: list[Any] | None = None
     if lat is not None:
@@ -214,11 +322,6 @@ def _none(v: int) -> int | None:
     return None if v == _NONE else v
 
 
-def _ring(c: _Cursor, h: list[int]) -> RingState:
-    res_ms, n, head, low, rows, cells = h
-    return RingState(res_ms, n, _none(head), _none(low), rows, c.take(cells), c.take(cells), c.take(cells))
-
-
 def _keys(keys: list[list[str]]) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(k) for k in keys)
 
@@ -236,34 +339,61 @@ def spec_fingerprints(config: Config) -> Fingerprints:
     )
 
 
-def _read_body(body: Body, config: Config, fingerprints: Fingerprints) -> AggregatorState:
+def _check_runs(runs: Runs) -> None:
+    """Raises `PartialError` unless every row a body's cells and events name is one of its series (stage 2
+    adds all SLOs' cells at once: a bad row is refused here, with the piece, not met while adding)."""
+    heads = runs.heads
+    keys = np.array([len(k) for k in runs.keys], np.int64)
+    if (heads[:, 0] > keys).any():
+        raise PartialError("partial body with events for rows it has no series of")
+    for at, (cells, _, _) in ((FINE, runs.fine), (COARSE, runs.coarse)):
+        count = heads[:, at + 5]
+        held = count > 0
+        if not len(cells) or not held.any():
+            continue
+        rows = heads[held, at + 4]
+        starts = (np.cumsum(count) - count)[held]
+        if (
+            (rows != keys[held]).any()
+            or int(cells.min()) < 0
+            or (np.maximum.reduceat(cells, starts) >= rows * heads[held, at + 1]).any()
+        ):
+            raise PartialError("partial body with cells outside its rings or series")
+
+
+def _read_body(body: Body, config: Config, fingerprints: Fingerprints) -> Parts:
     events, newest, oldest, slos, latency = body.meta
-    if len(slos) != len(config.slos) or (latency is None) != (config.latency is None):
+    n = len(config.slos)
+    if len(slos) != n or (latency is None) != (config.latency is None):
         raise PartialError(
             f"partial of {len(slos)} SLOs{'' if latency is None else ' and latency groups'}, "
-            f"this SLO file has {len(config.slos)}{'' if config.latency is None else ' and latency groups'}"
+            f"this SLO file has {n}{'' if config.latency is None else ' and latency groups'}"
         )
     c = _Cursor(body.ints)
-    fps, lat_fp = fingerprints
-    states: dict[str, SloState] = {}
-    for spec, (keys, too_old, slo_events) in zip(config.slos, slos, strict=True):
-        fp = fps[spec.name]
-        h = c.head(13)
-        series = SeriesState(_keys(keys), c.take(h[0]))
-        fine = _ring(c, h[1:7])
-        coarse = _ring(c, h[7:13])
-        states[spec.name] = SloState(fp, series, fine, coarse, too_old, slo_events)
+    heads = c.take(n * HEAD_INTS).reshape(n, HEAD_INTS)
+    sizes = heads[:, [0, FINE + 5, COARSE + 5]]
+    if n and int(sizes.min()) < 0:
+        raise PartialError("partial body header with a negative length")
+    events_n, fine_n, coarse_n = sizes.sum(axis=0).tolist() if n else (0, 0, 0)
+    row_events = c.take(events_n)
+    fine = (c.take(fine_n), c.take(fine_n), c.take(fine_n))
+    coarse = (c.take(coarse_n), c.take(coarse_n), c.take(coarse_n))
+    runs = Runs(
+        heads, row_events, fine, coarse, [s[0] for s in slos], [s[1] for s in slos], [s[2] for s in slos]
+    )
+    _check_runs(runs)
     lat_state = None
+    lat_fp = fingerprints[1]
     if latency is not None and lat_fp is not None:
         n_events, n_rings = c.head(2)
         row_events = c.take(n_events)
         rings = []
         for _ in range(n_rings):
-            slot_ms, n, head, low, buckets, keys_len = c.head(6)
+            slot_ms, ring_n, head, low, buckets, keys_len = c.head(6)
             rings.append(
                 HistRingState(
                     slot_ms,
-                    n,
+                    ring_n,
                     _none(head),
                     _none(low),
                     c.take(buckets),
@@ -275,7 +405,7 @@ def _read_body(body: Body, config: Config, fingerprints: Fingerprints) -> Aggreg
         lat_state = LatencyState(lat_fp, SeriesState(_keys(latency[0]), row_events), tuple(rings), latency[1])
     if c.at != len(body.ints):
         raise PartialError("partial body longer than its header says")
-    return AggregatorState(states, lat_state, events, newest, oldest)
+    return Parts(runs, lat_state, events, newest, oldest)
 
 
 def decode_piece(data: bytes) -> Piece:
@@ -288,7 +418,8 @@ def decode_piece(data: bytes) -> Piece:
     if magic != MAGIC:
         raise CheckpointError("not a sloguard partial (bad magic)")
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"partial format version {version}; this sloguard reads {FORMAT_VERSION}")
+        why = f" ({_OLDER[version]}): run both stages at one sloguard version" if version in _OLDER else ""
+        raise CheckpointError(f"partial format version {version}; this sloguard reads {FORMAT_VERSION}{why}")
     if not (index < count and partition < partitions and start < end):
         raise CheckpointError(f"inconsistent partial header (piece {index}/{count}, range [{start}, {end}))")
     topic_end = _HEAD.size + tlen

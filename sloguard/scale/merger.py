@@ -5,8 +5,9 @@ checkpoints (`Merger.aggregator`'s state, `Merger.applied` and the partials offs
 the series this partition owns (`owns`).
 
 New pieces are held and added several at a time (`Merger.aggregator` adds the held ones before it hands
-the aggregator out, so no reader sees a state without them): adding a piece costs ~60 numpy calls per SLO
-whatever its size, on arrays of a few cells, so a batch of ``k`` pieces costs about what one did. The
+the aggregator out, so no reader sees a state without them): adding costs a few numpy calls per ring
+whatever the number of pieces (`sloguard.scale.batch`: the cells of every SLO of every held piece are
+worked out together, then one add per ring), so a batch of ``k`` pieces costs little more than one. The
 state is the one adding them one by one gives: a ring keeps the buckets ``(head − n, head]`` of every
 cell offered, ``head`` the newest offered, whatever the order (see `sloguard.scale.partials`); rows are
 given to new keys piece by piece in order; every other counter is a sum, a minimum or a maximum.
@@ -19,23 +20,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sloguard._types import I64, Bools, Intp
+from sloguard._types import I64, Bools
 from sloguard.core.aggregator import Aggregator, _LatencyState, _SloState
 from sloguard.core.exclusions import ExclusionCalendar
 from sloguard.core.histring import HistRing
 from sloguard.core.snapshot import SloCounts
 from sloguard.core.spec import Config
-from sloguard.core.state import (
-    AggregatorState,
-    HistRingState,
-    LatencyState,
-    RingState,
-    SeriesState,
-    SloState,
-)
+from sloguard.core.state import HistRingState, LatencyState, RingState, SeriesState, SloState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Applied, RangeKey, Verdict
-from sloguard.scale.codec import Body, Fingerprints, Piece, spec_fingerprints
+from sloguard.scale.batch import add_hist, add_runs
+from sloguard.scale.codec import COARSE, FINE, Body, Fingerprints, Parts, Piece, spec_fingerprints
 from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, series_partition
 
 __all__ = ["Merger", "Refused"]
@@ -44,8 +39,6 @@ __all__ = ["Merger", "Refused"]
 #: decoded bodies (a piece holds its body's buffer; ~270 KiB for bench-scale's 47 KiB records).
 HELD_PIECES = 32
 HELD_BYTES = 4 << 20
-
-_NO_CELLS = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +82,25 @@ class Merger:
     #: The state fingerprints of the config's SLOs and latency groups (``repr`` of each spec, once).
     _fingerprints: Fingerprints = field(init=False, repr=False, compare=False)
     #: New pieces not added yet (in order), and the bytes they hold.
-    _held: list[AggregatorState] = field(default_factory=list, repr=False, compare=False)
+    _held: list[Parts] = field(default_factory=list, repr=False, compare=False)
     _held_bytes: int = field(default=0, repr=False, compare=False)
+
+    #: Per SLO, its rings' ``res_ms`` and ``n`` (fine, coarse): a piece's must be the same.
+    _shapes: I64 = field(init=False, repr=False, compare=False)
+    #: The SLOs with maintenance windows (their pieces are restored and merged one at a time).
+    _calendared: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._aggregator = Aggregator(self.config)
         self._fingerprints = spec_fingerprints(self.config)
+        slos = self._aggregator.slos
+        shapes = [[s.fine.res_ms, s.fine.n, s.coarse.res_ms, s.coarse.n] for s in slos]
+        self._shapes = np.array(shapes, np.int64).reshape(len(slos), 4)
+        self._calendared = frozenset(
+            i
+            for i, s in enumerate(slos)
+            if ExclusionCalendar.for_slo(self.config.exclusions, s.spec) is not None
+        )
 
     @property
     def aggregator(self) -> Aggregator:
@@ -126,47 +132,39 @@ class Merger:
         if verdict is Verdict.NEW:
             try:
                 # (only a new piece is read past its header)
-                state = piece.state(self.config, self._fingerprints)
-                self._check(state)
+                parts = piece.parts(self.config, self._fingerprints)
+                shapes = parts.slos.heads[:, [FINE, FINE + 1, COARSE, COARSE + 1]]
+                if not np.array_equal(shapes, self._shapes):
+                    raise PartialError("partial made for SLO rings of other resolutions or lengths")
             except PartialError as exc:
                 return Refused(str(exc))
             self.version += 1
-            self._held.append(state)
+            self._held.append(parts)
             self._held_bytes += piece.body.ints.nbytes if isinstance(piece.body, Body) else 0
             if len(self._held) >= HELD_PIECES or self._held_bytes >= HELD_BYTES:
                 self._flush()
             self.applied.record(key)
         return verdict
 
-    def _check(self, piece: AggregatorState) -> None:
-        """Raises `PartialError` if ``piece`` was made for other SLO specs (it would restore as empty)."""
-        slo_fps, latency_fp = self._fingerprints
-        saved = piece.slos
-        if saved.keys() != slo_fps.keys() or any(saved[n].fingerprint != fp for n, fp in slo_fps.items()):
-            fresh = [n for n, fp in slo_fps.items() if n not in saved or saved[n].fingerprint != fp]
-            raise PartialError(
-                f"partial made for other SLOs: not restored {fresh}, unknown {sorted(saved.keys() - slo_fps)}"
-            )
-        lat = piece.latency
-        if (lat is not None) != (latency_fp is not None) or (
-            lat is not None and lat.fingerprint != latency_fp
-        ):
-            raise PartialError("partial made for other latency groups")
-
     def _flush(self) -> None:
         """Add the held pieces to the aggregator: what `sloguard.scale.partials.apply` of each in turn
-        does (restore the piece into a fresh uncapped aggregator, merge that), SLO by SLO, all held
-        pieces at once, and only where they hold counts or move the rings (`_merge_slo`). Same state as
-        `apply`, bucket by bucket (tests/unit/scale/test_merger.py)."""
+        does (restore the piece into a fresh uncapped aggregator, merge that), all SLOs of all held
+        pieces at once (`sloguard.scale.batch.add_runs`; an SLO with maintenance windows piece by piece,
+        `_merge_one`), the latency groups one ``add`` per ring. Same state as `apply`, bucket by bucket
+        (tests/unit/scale/test_merger.py)."""
         held = self._held
         if not held:
             return
         self._held, self._held_bytes = [], 0
         agg = self._aggregator
-        for i, slo in enumerate(agg.slos):
-            name = slo.spec.name
-            if _merge_slo(slo, [p.slos[name] for p in held], self.config):
-                self.slo_versions[i] = self.version
+        changed = add_runs(agg.slos, [p.slos for p in held], self._calendared)
+        fps = self._fingerprints[0]
+        for i in sorted(self._calendared):
+            slo = agg.slos[i]
+            for p in held:
+                changed[i] = _merge_one(slo, p.slos.slo(i, fps[slo.spec.name]), self.config) or changed[i]
+        for i in np.flatnonzero(changed).tolist():
+            self.slo_versions[i] = self.version
         if agg.latency is not None:
             _merge_latency(agg.latency, [p.latency for p in held if p.latency is not None])
         st = agg.stats
@@ -232,93 +230,9 @@ def _span(states: Sequence[RingState | HistRingState]) -> tuple[int | None, int 
     return (max(heads) if heads else None), (min(lows) if lows else None)
 
 
-def _merge_slo(slo: _SloState, parts: list[SloState], config: Config) -> bool:
-    """Merge one SLO's parts of the held pieces into ``slo`` (as `Aggregator.restore_state` then `merge`
-    of each in turn would); True if its state changed."""
-    calendar = ExclusionCalendar.for_slo(config.exclusions, slo.spec)
-    if calendar is not None:
-        # Maintenance windows drop the pieces' buckets they cover: as `restore_state` would (rare: one
-        # piece at a time).
-        changed = False
-        for saved in parts:
-            changed = _merge_one(slo, saved, config) or changed
-        return changed
-    series = slo.series
-    full = [s for s in parts if not _empty(s, series.rows_by_key)]
-    if not full:
-        moved = [_move(slo.fine, s.fine) for s in parts] + [_move(slo.coarse, s.coarse) for s in parts]
-        return any(moved)
-    # `_SloState.merge` of each piece restored, without restoring them: rings by their cells, all
-    # pieces' cells at once. New keys get rows piece by piece, in order, as one merge after another.
-    maps = [np.array([series.row_for_key(k) for k in s.series.keys], np.intp) for s in full]
-    rows = len(series)
-    over = series.overflow_row
-    # One piece's keys are distinct, so are their rows, but for keys that share the overflow row.
-    distinct = len(full) == 1 and (over is None or int(np.count_nonzero(maps[0] == over)) <= 1)
-    for ring, states, with_cells in (
-        (slo.fine, [s.fine for s in parts], [s.fine for s in full]),
-        (slo.coarse, [s.coarse for s in parts], [s.coarse for s in full]),
-    ):
-        ring.ensure_rows(rows)
-        ring.add_cells(_joined(ring.n, states, with_cells, maps, rows), _identity(rows), distinct)
-    if len(series.row_events) < rows:
-        series.row_events = np.concatenate(
-            [series.row_events, np.zeros(rows - len(series.row_events), np.int64)]
-        )
-    row_map = maps[0] if len(maps) == 1 else np.concatenate(maps)
-    events = [s.series.row_events[: len(m)] for s, m in zip(full, maps, strict=True)]
-    np.add.at(series.row_events, row_map, events[0] if len(events) == 1 else np.concatenate(events))
-    slo.too_old += sum(s.too_old for s in full)
-    slo.events += sum(s.events for s in full)
-    if slo.judged is not None:
-        slo.judged.forget()
-    return True
-
-
-def _identity(rows: int) -> Intp:
-    return np.arange(rows, dtype=np.intp)
-
-
-def _joined(
-    n: int, states: list[RingState], with_cells: list[RingState], maps: list[Intp], rows: int
-) -> RingState:
-    """One ring state of ``rows`` rows (this SLO's) holding the cells of ``with_cells`` (row ``i`` of the
-    ``j``-th going to ``maps[j][i]``), its head the newest of ``states``' and its low the oldest: what
-    adding each of ``states`` in turn leaves. A cell of a bucket older than that head's ring is dropped
-    here (any ring at that head has dropped it); the others keep their bucket (``head − slot`` taken
-    modulo ``n`` from their own piece's head, then from the joined one)."""
-    first = states[0]
-    head, low = _span(states)
-    parts = [(s, m) for s, m in zip(with_cells, maps, strict=True) if len(s.cells)]
-    if head is None or not parts:
-        return RingState(first.res_ms, n, head, low, rows, _NO_CELLS, _NO_CELLS, _NO_CELLS)
-    if len(parts) == 1:
-        s, row_map = parts[0]
-        cells, total, bad = s.cells, s.total, s.bad
-        own_rows: I64 | int = s.rows
-        own_head: I64 | int = s.head if s.head is not None else head
-    else:
-        sizes = [len(s.cells) for s, _ in parts]
-        cells = np.concatenate([s.cells for s, _ in parts])
-        total = np.concatenate([s.total for s, _ in parts])
-        bad = np.concatenate([s.bad for s, _ in parts])
-        own_rows = np.repeat(np.array([s.rows for s, _ in parts], np.int64), sizes)
-        own_head = np.repeat(np.array([s.head for s, _ in parts], np.int64), sizes)
-        offsets = np.cumsum([0] + [len(m) for _, m in parts[:-1]])
-        row_map = np.concatenate([m for _, m in parts])
-    slot, row = np.divmod(cells, own_rows)
-    bucket = own_head - (own_head - slot) % n
-    if len(parts) > 1:
-        row = row + np.repeat(offsets, sizes)
-    keep = bucket > head - n
-    if not keep.all():
-        bucket, row, total, bad = bucket[keep], row[keep], total[keep], bad[keep]
-    return RingState(first.res_ms, n, head, low, rows, bucket % n * rows + row_map[row], total, bad)
-
-
 def _merge_one(slo: _SloState, saved: SloState, config: Config) -> bool:
-    """One piece's part, for an SLO with maintenance windows: restored (the windows drop the buckets
-    they cover) and merged."""
+    """One piece's part, for an SLO with maintenance windows, added as `Aggregator.restore_state` then
+    `merge` would (the windows drop the buckets they cover); True if the SLO's state changed."""
     if _empty(saved, slo.series.rows_by_key):
         moved = _move(slo.fine, saved.fine)
         return _move(slo.coarse, saved.coarse) or moved
@@ -356,7 +270,7 @@ def _merge_latency(lat: _LatencyState, parts: list[LatencyState]) -> None:
             row, cell = np.divmod(keys, ring.counts_len)
             row_map = np.concatenate([m for _, m in hists])
             row += np.repeat(np.cumsum([0] + [len(m) for _, m in hists[:-1]]), sizes)
-            ring.add(buckets, row_map[row].astype(np.int64) * ring.counts_len + cell, counts)
+            add_hist(ring, buckets, row_map[row].astype(np.int64) * ring.counts_len + cell, counts)
         if low is not None:
             ring.low = low if ring.low is None else min(ring.low, low)
     if full:

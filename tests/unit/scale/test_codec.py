@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from sloguard.checkpoint import CheckpointError
@@ -9,7 +11,7 @@ from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
 from sloguard.core.spec import LatencySpec
 from sloguard.scale.applied import Verdict
-from sloguard.scale.codec import PieceTooLargeError, decode_piece, encode_pieces
+from sloguard.scale.codec import FINE, HEAD_INTS, Body, PieceTooLargeError, decode_piece, encode_pieces
 from sloguard.scale.merger import Merger, Refused
 from sloguard.scale.partials import (
     InputRange,
@@ -86,10 +88,11 @@ def test_another_slo_file_or_partition_layout_is_refused_not_applied() -> None:
         (lambda b: b[:20], "shorter than its header"),
         (lambda b: b"X" + b[1:], "bad magic"),
         (lambda b: b[:8] + b"\x09\x00" + b[10:], "format version 9"),
-        (lambda b: b[:8] + b"\x01\x00" + b[10:], "format version 1; this sloguard reads 2"),
+        (lambda b: b[:8] + b"\x01\x00" + b[10:], "format version 1; this sloguard reads 3"),
+        (lambda b: b[:8] + b"\x02\x00" + b[10:], r"version 2; this sloguard reads 3 \(it laid each SLO"),
         (lambda b: b[:-3], "truncated"),
     ],
-    ids=["short", "magic", "version", "version-1", "truncated-body"],
+    ids=["short", "magic", "version", "version-1", "version-2", "truncated-body"],
 )
 def test_damaged_records_are_refused_with_a_reason(damage: object, message: str) -> None:
     state = summarise(CONFIG, [EventBatch.from_events(EVENTS[:20])])
@@ -109,3 +112,18 @@ def test_series_partition_is_pinned() -> None:
     assert latency_partition(("checkout", "GET /a"), 1000) == 689
     assert home_partition(1000) == 112
     assert series_partition("a", ("bc",), 1 << 30) != series_partition("ab", ("c",), 1 << 30)
+
+
+def test_a_body_naming_rows_outside_its_series_is_refused() -> None:
+    """Stage 2 adds every SLO's cells at once: a cell past its ring's rows is refused with the piece."""
+    state = summarise(CONFIG, [EventBatch.from_events(EVENTS)])
+    (record,) = encode_pieces(CONFIG, RANGE, FP, 0, 1, state)
+    piece = decode_piece(record)
+    assert isinstance(piece.body, Body)
+    ints = piece.body.ints.copy()
+    heads = ints[: len(CONFIG.slos) * HEAD_INTS].reshape(-1, HEAD_INTS)
+    first_cell = len(heads) * HEAD_INTS + int(heads[:, 0].sum())
+    ints[first_cell] = int(heads[0, FINE + 4]) * int(heads[0, FINE + 1])  # one past the ring's last cell
+    bad = replace(piece, body=Body(piece.body.meta, ints))
+    outcome = Merger(CONFIG, FP, 0, 1).offer(bad)
+    assert isinstance(outcome, Refused) and "outside its rings" in outcome.reason
