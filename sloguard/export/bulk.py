@@ -9,7 +9,8 @@ needs the GIL only between calls (one per `_IOV_MAX` buffers or `_BATCH_BYTES`).
 How: the asyncio transport is made idle first (its write buffer empty, reading paused), so that the loop
 does not touch the socket meanwhile. A duplicate of the descriptor is switched to blocking (O_NONBLOCK
 belongs to the open file, so asyncio's descriptor is blocking too: harmless while the transport is idle)
-and written with ``sendmsg``; then it is non-blocking again, the duplicate is closed and reading resumes.
+and written with ``sendmsg``; then it is non-blocking again, the loop closes the duplicate and reading
+resumes.
 
 Bounded like the loop's writes: the caller's timeout, or its cancellation, shuts the socket down, which
 ends a blocked ``sendmsg`` at once; ``SO_SNDTIMEO`` makes each call return within `_POLL_S` anyway, and
@@ -59,13 +60,16 @@ async def send_off_loop(writer: asyncio.StreamWriter, chunks: Iterable[bytes], l
     done: asyncio.Future[None] = loop.create_future()
     abandoned = threading.Event()
     deadline = time.monotonic() + limit_s
+    # Closed on the loop (`finish`), not by the thread: the loop may shut it down until then, and must
+    # never reach a descriptor number that was closed and reused meanwhile.
     sock = socket.socket(fileno=os.dup(raw.fileno()))
     reading = transport.is_reading()
     if reading:
         transport.pause_reading()  # the loop must not read from a blocking descriptor
 
     def finish(error: BaseException | None) -> None:
-        if done.done():  # the caller gave up on it
+        sock.close()
+        if done.done() or abandoned.is_set():  # the caller gave up on it
             return
         if error is None:
             done.set_result(None)
@@ -78,8 +82,10 @@ async def send_off_loop(writer: asyncio.StreamWriter, chunks: Iterable[bytes], l
             _send_blocking(sock, chunks, deadline, abandoned)
         except Exception as e:  # noqa: BLE001 - handed to the loop, which raises it
             error = e
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        try:
             loop.call_soon_threadsafe(finish, error)
+        except RuntimeError:  # the loop is closed: nobody else uses the socket any more
+            sock.close()
 
     threading.Thread(target=work, name="http-send", daemon=True).start()
     try:
@@ -87,10 +93,9 @@ async def send_off_loop(writer: asyncio.StreamWriter, chunks: Iterable[bytes], l
             await done
     except BaseException:
         abandoned.set()
-        # Wakes a blocked sendmsg at once (on asyncio's descriptor, which only the loop closes: the
-        # thread's may be closed and reused by now).
-        with contextlib.suppress(OSError):
-            raw.shutdown(socket.SHUT_RDWR)
+        if sock.fileno() != -1:  # the thread still sends: this ends a blocked sendmsg at once
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         raise
     if reading and not transport.is_closing():
         transport.resume_reading()
@@ -117,7 +122,6 @@ def _send_blocking(
     finally:
         with contextlib.suppress(OSError):
             sock.setblocking(False)  # before the loop may use the socket again
-        sock.close()
 
 
 def _send_all(sock: socket.socket, batch: list[bytes], deadline: float, abandoned: threading.Event) -> None:
