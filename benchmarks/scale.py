@@ -23,11 +23,13 @@ run. One table; the machine is shared, so compare ratios within a run.
    Then the same for the single process, for the part the second hop adds. The live partial records
    per input event and both stages' live CPU per event come from here.
 
-CPU is each process's user+system time from ``/proc`` (all threads), from the last poll (every 0.2 s)
-that saw it answer with nothing processed yet (a poll it did not answer does not count: a busy loop is
-not idle) to the first poll that saw it done: per-tick work (render, checkpoint)
-is included. The capacity rows turn the per-event costs into processes, partitions and Kafka bytes per
-second (``capacity``; docs/scaling.md#capacity).
+CPU is each process's user+system time from ``/proc`` (all threads), from the poll (every 0.2 s) before
+the tick whose /metrics last said nothing was processed yet to the first poll that saw it done: per-tick
+work (render, checkpoint) is included. A poll it did not answer does not count as idle (a busy loop is
+not idle), and an answer is a tick's, which may be older than the poll (a tick a second, fewer while
+the loop is busy): the window starts at the poll before the first that read that tick's answer (told
+apart by ``sloguard_tick_duration_seconds``). The capacity rows turn the per-event costs into processes,
+partitions and Kafka bytes per second (``capacity``; docs/scaling.md#capacity).
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ PRODUCED = "sloguard_partials_produced_total"
 RANGES = "sloguard_partial_ranges_total"
 SERIES_OWNED = "sloguard_series_owned"
 LAG = "sloguard_consumer_lag"
+#: Differs from one tick's /metrics to the next: tells which tick a poll's answer came from (`until`).
+TICK = "sloguard_tick_duration_seconds"
+#: When the series a process exports were evaluated (`until`).
+SNAPSHOT = "sloguard_snapshot_timestamp_seconds"
 #: Partials partitions (`sloguard topics create`'s default).
 PARTIALS = 12
 POLL_S = 0.2
@@ -251,35 +257,53 @@ def started(
 
 
 async def until(procs: Sequence[Proc], metric: str, target: float, limit_s: float) -> Run:
-    """Poll every `POLL_S` until the sum of ``metric`` over ``procs`` reaches ``target``."""
-    for p in procs:
-        await wait_ready(p.proc, p.name, p.port, 120)
-    # (wall, CPU of all, metric per process, whether every process answered)
-    samples: list[tuple[float, float, list[float], bool]] = []
+    """Poll every `POLL_S` until the sum of ``metric`` over ``procs`` reaches ``target`` and every process
+    has published a snapshot evaluated after that (stage 2 applying a backlog evaluates its series every
+    few seconds only, `sloguard.scale.runtime.BEHIND_REFRESH_S`: exporting what it applied is its work).
+
+    Polling starts at once, not once the processes are ready: a process may begin its work the moment
+    it is (stage 2 applies the partials backlog as soon as its partitions are restored), before a first
+    poll after a readiness wait, which would then miss that work."""
+    # (wall, CPU of all, metric per process, whether every process answered, the tick of each answer)
+    samples: list[tuple[float, float, list[float], bool, tuple[float, ...]]] = []
     seen: list[dict[str, float]] = [{} for _ in procs]  # the latest values read from each
     deadline = time.monotonic() + limit_s
+    polled, reached = -math.inf, math.inf  # wall clock: the previous poll; the poll before the target
     while True:
         answered = True
+        wall, polled = polled, time.time()
         for p, values in zip(procs, seen, strict=True):
             check_alive(p.proc, p.name)
             # A scrape that fails (a busy event loop) keeps the previous values, and its poll does not
             # count as idle: a process that holds its loop while it works would otherwise look idle
             # until it is done, and the window would miss its work.
             try:
-                got = await scrape(p.port, (metric, EVENTS, PRODUCED, RANGES), families=True)
+                got = await scrape(p.port, (metric, EVENTS, PRODUCED, RANGES, TICK, SNAPSHOT), families=True)
             except (OSError, TimeoutError, ValueError, IndexError):
                 answered = False
             else:
                 values.update(got.values)
         counts = [values.get(metric, 0.0) for values in seen]
-        samples.append((time.monotonic(), sum(cpu_seconds(p.proc.pid) for p in procs), counts, answered))
+        ticks = tuple(values.get(TICK, math.nan) for values in seen)
+        samples.append(
+            (time.monotonic(), sum(cpu_seconds(p.proc.pid) for p in procs), counts, answered, ticks)
+        )
         if sum(counts) >= target:
-            break
+            # The answer that reached it is a tick's after the previous poll at the latest.
+            reached = min(reached, wall)
+            if min(values.get(SNAPSHOT, math.inf) for values in seen) > reached:
+                break
         if time.monotonic() > deadline:
             raise TimeoutError(f"{procs[0].name}: {sum(counts):,.0f} of {target:,.0f} after {limit_s:g} s")
         await asyncio.sleep(POLL_S)
-    idle = [s for s in samples if sum(s[2]) == 0 and s[3]]
-    a = idle[-1] if idle else samples[0]
+    idle = [i for i, s in enumerate(samples) if sum(s[2]) == 0 and s[3]]
+    # The last idle answer is a tick's /metrics, which may be older than the poll that read it (ticks
+    # are a second apart, more while the loop is busy): the work may have begun right after that tick.
+    # So the window starts at the poll before the first one that read the same ticks' answers.
+    first = idle[-1] if idle else 0
+    while first > 0 and samples[first - 1][4] == samples[first][4]:
+        first -= 1
+    a = samples[max(0, first - 1)]
     b = samples[-1]
     all_on = next((s for s in samples if min(s[2]) > 0), a)  # one may have had nothing to do
     totals = {k: sum(v.get(k, 0.0) for v in seen) for k in seen[0]}
