@@ -130,29 +130,27 @@ def _render_block(name: str, block: Block, out: list[bytes]) -> None:
 def _lines(texts: list[str], cols: list[list[str]], values: list[str]) -> str:
     """The sample lines of ``values`` (laid out as ``texts``, with the label runs ``cols``), joined.
 
-    Each line is ``texts[0] + cols[0][j] + texts[1] + ... + values[j] + "\n"``: the lines are joined with
-    ``"\n" + texts[0]`` and each is the rest of it, for the common layouts one ``str.join`` or f-string
-    (measured: ~20 % less than an f-string per whole line).
+    Each line is ``texts[0] + cols[0][j] + texts[1] + ... + values[j] + "\n"``. The parts of every line
+    are laid side by side in one list, a column at a time by slice assignment (the constant texts as
+    one string repeated, the line break carried by the next line's first text), and joined once: no
+    string or tuple made per line (measured: ~2x less than a ``str.join`` per line, which was ~20 % less
+    than an f-string per line).
     """
-    if not values:
+    n = len(values)
+    if not n:
         return ""
-    t0 = texts[0]
-    between = "\n" + t0
-    if not cols:
-        rest = values
-    elif len(cols) == 1:
-        rest = list(map(texts[1].join, zip(cols[0], values, strict=True)))
-    elif len(cols) == 2:
-        _, t1, t2 = texts
-        rest = [f"{a}{t1}{b}{t2}{v}" for a, b, v in zip(cols[0], cols[1], values, strict=True)]
-    else:
-        rest = []
-        for j, v in enumerate(values):
-            parts = [cols[0][j]]
-            for c, t in zip(cols[1:], texts[1:-1], strict=True):
-                parts += (t, c[j])
-            rest.append("".join(parts) + texts[-1] + v)
-    return t0 + between.join(rest) + "\n"
+    if not cols:  # (one join is less still)
+        return texts[0] + ("\n" + texts[0]).join(values) + "\n"
+    stride = 2 * len(cols) + 2
+    parts: list[str] = [""] * (n * stride)
+    parts[0::stride] = ["\n" + texts[0]] * n
+    parts[0] = texts[0]
+    for k, col in enumerate(cols):
+        parts[2 * k + 1 :: stride] = col
+        parts[2 * k + 2 :: stride] = [texts[k + 1]] * n
+    parts[stride - 1 :: stride] = values
+    parts.append("\n")
+    return "".join(parts)
 
 
 def _header(f: Family) -> bytes:

@@ -12,7 +12,7 @@ from prometheus_client.utils import floatToGoString
 
 from sloguard.export.collector import Exposition, SnapshotCollector
 from sloguard.export.model import Block, Family, SeriesLabels, escape_label_value
-from sloguard.export.text import format_values, quantile_label
+from sloguard.export.text import _lines, format_values, quantile_label
 from sloguard.export.text import render as render_families
 from tests.unit.export.scrape import TELEMETRY, parse, render
 from tests.unit.export.snapshots import NASTY, aggregated, synthetic
@@ -148,3 +148,19 @@ def test_chunks_concatenate_to_the_rendered_bytes() -> None:
     chunks = exposition.render_chunks(snap, TELEMETRY)
     assert len(chunks) > 10
     assert b"".join(chunks) == exposition.render(snap, TELEMETRY) == generate_latest(exposition.registry)
+
+
+@pytest.mark.parametrize("runs", [0, 1, 2, 3])
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_lines_lays_out_every_sample_line(runs: int, n: int) -> None:
+    """`_lines` (parts laid side by side, joined once) is the plain concatenation, line by line."""
+    texts = ['m{a="'] + [f'",k{i}="' for i in range(runs - 1)] + ['"} '] if runs else ["m "]
+    cols = [[f"v{k}-{j}" for j in range(n)] for k in range(runs)]
+    values = [f"{j}.5" for j in range(n)]
+    want = ""
+    for j in range(n):
+        line = texts[0]
+        for k in range(runs):
+            line += cols[k][j] + texts[k + 1]
+        want += line + values[j] + "\n"
+    assert _lines(texts, cols, values) == want
