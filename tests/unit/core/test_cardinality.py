@@ -58,3 +58,44 @@ def test_series_labels_are_one_tuple_until_a_key_is_added() -> None:
     assert index.labels() is first
     index.row_for_key(("b",))
     assert index.labels() == (("a",), ("b",))
+
+
+def test_events_per_series_row_count_every_event_once() -> None:
+    """Each row's event count (what ``overflow_events`` reads) counts every event once, past the cap
+    included; a customer literally named ``__overflow__`` shares the overflow row, and its events are not
+    counted as overflow."""
+    import random
+
+    from sloguard.core.model import OVERFLOW, Event, EventBatch
+
+    config = parse_config(
+        """\
+apiVersion: sloguard/v1
+slos:
+  - {name: capped, service: checkout, objective: 99.9, sli: {type: availability}, window: 30d,
+     group_by: [customer], max_series: 4}
+  - {name: whole, service: checkout, objective: 99.9, sli: {type: availability}, window: 30d}
+""",
+        "slos.yaml",
+    )
+    agg = Aggregator(config)
+    rnd = random.Random(5)
+    names = [f"c{i}" for i in range(8)] + [OVERFLOW]
+    seen: list[str] = []
+    for _ in range(6):
+        batch = [
+            Event(T0 + rnd.randrange(-3_600_000, 60_000), "checkout", "GET /", rnd.choice(names), 200, 1.0)
+            for _ in range(rnd.randrange(1, 300))
+        ]
+        agg.ingest(EventBatch.from_events(batch))
+        seen += [e.customer for e in batch]
+    capped, whole = (s.series for s in agg.slos)
+    first: list[str] = []
+    for c in seen:
+        if c not in first and c != OVERFLOW and len(first) < 4:
+            first.append(c)
+    for key, row in capped.rows_by_key.items():
+        want = sum(c == key[0] for c in seen) if key[0] != OVERFLOW else sum(c not in first for c in seen)
+        literal = seen.count(OVERFLOW) if key[0] == OVERFLOW else 0
+        assert int(capped.row_events[row]) == want - literal, key
+    assert int(whole.row_events[0]) == len(seen)
