@@ -83,8 +83,10 @@ def add_runs(slos: Sequence[_SloState], held: Sequence[Runs], skip: frozenset[in
     )
     before = [(s.fine.head, s.fine.low, s.coarse.head, s.coarse.low) for s in slos]
     for i in np.flatnonzero(full).tolist():
-        slos[i].fine.ensure_rows(int(series_rows[i]))
-        slos[i].coarse.ensure_rows(int(series_rows[i]))
+        needed = int(series_rows[i])
+        for ring in (slos[i].fine, slos[i].coarse):
+            if ring.rows < needed:  # (else `ensure_rows` changes nothing: skip its pass over the spans)
+                ring.ensure_rows(needed)
     for at, fine in ((FINE, True), (COARSE, False)):
         rings = [s.fine if fine else s.coarse for s in slos]
         cells = [r.fine if fine else r.coarse for r in held]
@@ -150,15 +152,20 @@ def _add_ring(
         total = np.add.reduceat(cell_total[order], first) if len(first) else unique
         bad = np.add.reduceat(cell_bad[order], first) if len(first) else unique
     cuts = np.searchsorted(unique, np.append(base, _MAX)).tolist()
+    heads_at, lows_at = newest.tolist(), oldest.tolist()
     for i in np.flatnonzero(active & (newest != _NONE)).tolist():
-        ring = rings[i]
-        low = int(oldest[i])
+        ring, head, low = rings[i], heads_at[i], lows_at[i]
         a, z = cuts[i], cuts[i + 1]
+        if a == z:  # no cells: `add_cells` would only move the ring (most SLOs of a small piece)
+            ring.advance(head)
+            if low != _MAX:
+                ring.low = low if ring.low is None else min(ring.low, low)
+            continue
         rows = int(series_rows[i])
         state = RingState(
             ring.res_ms,
             ring.n,
-            int(newest[i]),
+            head,
             None if low == _MAX else low,
             rows,
             unique[a:z] - base[i],
