@@ -253,7 +253,8 @@ class Daemon:
         """One evaluation: advance to now (on the loop), copy the counts out in a worker thread while the
         absorb step waits (`CopyGate`), evaluate them in a worker thread, and publish the snapshot and its
         exposition (rendered on demand: `_render`)."""
-        # Not while a checkpoint's copy of the state runs in a worker thread (`CopyGate`): advance writes.
+        # Not while a checkpoint's copy of the state runs in a worker thread, nor between two slices of a
+        # fetch being absorbed (`CopyGate`): advance writes.
         await self.engine.gate.writable()
         started = time.perf_counter()
         t = self.telemetry

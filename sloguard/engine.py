@@ -3,19 +3,22 @@
 The aggregator holds all the state; the decoder writes label ids into that aggregator's vocabularies; the
 exposition renders its snapshots. The absorb step, the checkpointer and the tick all read them from one
 `Engine`, so a reload (`reconfigure`, synchronous on the event loop) switches every reader at once and no
-batch is half-absorbed across the switch.
+slice of a fetch is half-absorbed across the switch (a fetch may be: its earlier slices are in the state
+the new aggregator takes over, as the fetches before it are).
 
 The tick copies the aggregator's counts out (`Aggregator.capture`, ~15 MB at 100k series) and, once a
 minute, evicts idle series in a worker thread, so the event loop stays free for requests and the Kafka
 client meanwhile. `CopyGate` keeps every writer of the aggregator out for that time: the absorb step awaits
 `CopyGate.writable` before it decodes (the decoder interns into the aggregator's vocabularies) and
-ingests, with no await in between.
+ingests, with no await in between; it holds the gate for a whole fetch (`CopyGate.writing`) while it
+absorbs it a slice at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from sloguard import __version__
@@ -50,6 +53,9 @@ class CopyGate:
     def __init__(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
+        #: Clear while a write in steps (`writing`) is under way.
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     @property
     def closed(self) -> bool:
@@ -57,9 +63,29 @@ class CopyGate:
         return not self._open.is_set()
 
     async def writable(self) -> None:
-        """Return once no worker thread works on the aggregator (at once when none does)."""
-        while not self._open.is_set():
+        """Return once no worker thread works on the aggregator and no write in steps is under way (at once
+        when none is)."""
+        while not (self._open.is_set() and self._idle.is_set()):
             await self._open.wait()
+            await self._idle.wait()
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Hold the aggregator for a write made in steps, the loop served between them (the absorb step,
+        a slice of a fetch at a time): meanwhile `writable` waits, so no worker thread starts, and nobody
+        takes the state and the offsets (the checkpoint) with part of a fetch ingested and its offsets not
+        yet marked. Within it nothing else waits on the gate: no thread runs.
+
+        It yields the loop once first, so that those who waited for the previous one run before it (the
+        consumer may fetch its next batch without yielding), and not on the way out: what the writer does
+        right after (the absorb step marks the fetch's offsets) is done before they run."""
+        await asyncio.sleep(0)
+        await self.writable()
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._idle.set()
 
     async def run_in_thread(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a worker thread with the gate closed. Cancelled, it stays closed until the thread

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from sloguard.absorb import Absorber
+from sloguard import absorb as absorb_module
+from sloguard.absorb import Absorber, _slices
 from sloguard.clock import ManualClock
 from sloguard.engine import Engine
 from sloguard.ingest.decode import FUTURE_TIMESTAMP
@@ -152,3 +153,56 @@ async def test_absorb_waits_while_the_counts_are_copied_out() -> None:
     await absorbing
     assert a.telemetry.events_processed == 1
     assert a.engine.aggregator.snapshot(NOW).slos[0].events == 1
+
+
+def test_slices_hold_at_most_the_limit_and_every_record_once() -> None:
+    records = [b"a" * n for n in (3, 4, 10, 1, 1, 2)]
+    assert [list(map(len, s)) for s in _slices(records, 5)] == [[3], [4], [10], [1, 1, 2]]
+    assert list(_slices([], 5)) == []
+    assert [b"".join(s) for s in _slices(records, 1 << 20)] == [b"".join(records)]
+
+
+async def test_a_large_fetch_is_absorbed_a_slice_at_a_time_and_whole_for_the_gate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between slices the loop serves others; the checkpoint (and the tick) waiting on the gate see the
+    whole fetch ingested and its offsets marked, never part of it."""
+    monkeypatch.setattr(absorb_module, "SLICE_BYTES", 1)  # a record a slice
+    a = absorber()
+    records = [record(NOW - 1000), record(NOW - 2000), record(NOW - 120_000, 500), record(NOW - 3000)]
+    absorbing = asyncio.create_task(a.absorb(Fetched(records, {P0: 4})))
+    seen: list[tuple[int, dict[tuple[str, int], int]]] = []
+
+    async def checkpoint() -> None:
+        await a.engine.gate.writable()
+        seen.append((a.telemetry.events_processed, dict(a.offsets.pending)))
+
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    mid = a.telemetry.records_consumed
+    assert 0 < mid < 4  # part of the fetch absorbed, and the loop served this task
+    await asyncio.gather(absorbing, checkpoint())
+    assert seen == [(4, {P0: 4})]
+    t = a.telemetry
+    assert (t.records_consumed, t.events_processed, t.events_late) == (4, 4, 1)
+    assert a.engine.aggregator.snapshot(NOW).slos[0].events == 4
+
+
+async def test_those_waiting_on_the_gate_go_before_the_next_fetch() -> None:
+    """The consumer may fetch again without yielding: the tick waiting on the gate is not starved."""
+    a = absorber()
+    order: list[str] = []
+
+    async def consume() -> None:
+        for i in range(3):
+            await a.absorb(Fetched([record(NOW - 1000)], {P0: i + 1}))
+            order.append("absorbed")
+
+    async def tick() -> None:
+        await a.engine.gate.writable()
+        order.append("tick")
+
+    consuming = asyncio.create_task(consume())
+    await asyncio.sleep(0)  # the first absorb holds the gate
+    await asyncio.gather(consuming, tick())
+    assert order.index("tick") < 2
