@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -69,8 +70,17 @@ def add_runs(slos: Sequence[_SloState], held: Sequence[Runs], skip: frozenset[in
     for j, runs in enumerate(held):
         for i, keys in enumerate(runs.keys):
             if keys and active[i]:
-                row_for = slos[i].series.row_for_key
-                rows += [row_for(tuple(key)) for key in keys]
+                series = slos[i].series
+                # Known keys looked up in C (``map``); new ones given rows in order, as merges would: a
+                # lookup changes nothing, so only the new keys' turns matter.
+                tuples = list(map(tuple, keys))
+                found = list(map(series.rows_by_key.get, tuples))
+                if None in found:
+                    rows += [
+                        series.row_for_key(t) if r is None else r for t, r in zip(tuples, found, strict=True)
+                    ]
+                else:
+                    rows += cast("list[int]", found)
                 counts[j, i] = len(keys)
     row_map = np.array(rows, np.intp)
     key_at = _starts(counts.reshape(-1))  # where each (piece, SLO)'s rows begin in row_map
