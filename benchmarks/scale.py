@@ -190,9 +190,10 @@ class Proc:
 @dataclass(frozen=True)
 class Run:
     """Processes run until their ``metric`` adds up to a target: CPU seconds (all of them) and the wall
-    window, from the last poll where none had counted anything to the first where their sum reached the
-    target; ``both_*``: from the first poll where every one had counted something (the same window if
-    one never did)."""
+    window, from before the last answer where none had counted anything to the first where their sum
+    reached the target and each had published a snapshot evaluated since (`until`); ``both_*`` (the
+    rate): from the first poll where every one had counted something (the same start if one never did)
+    to the first where the sum reached the target."""
 
     cpu_s: float
     wall_s: float
@@ -305,10 +306,12 @@ async def until(procs: Sequence[Proc], metric: str, target: float, limit_s: floa
         first -= 1
     a = samples[max(0, first - 1)]
     b = samples[-1]
+    # The rate's window ends where the target was reached (not after the wait for a fresh snapshot).
+    r = next(s for s in samples if sum(s[2]) >= target)
     all_on = next((s for s in samples if min(s[2]) > 0), a)  # one may have had nothing to do
     totals = {k: sum(v.get(k, 0.0) for v in seen) for k in seen[0]}
-    return Run(b[1] - a[1], b[0] - a[0], sum(b[2]) - sum(a[2]), b[2], b[1] - all_on[1], b[0] - all_on[0],
-               sum(b[2]) - sum(all_on[2]), totals)  # fmt: skip
+    return Run(b[1] - a[1], b[0] - a[0], sum(b[2]) - sum(a[2]), b[2], r[1] - all_on[1], r[0] - all_on[0],
+               sum(r[2]) - sum(all_on[2]), totals)  # fmt: skip
 
 
 async def topic_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
