@@ -43,8 +43,18 @@ class FakeDeadLetters:
         self.failures = failures
         self.max_bytes = max_bytes
         self.written: list[tuple[str, bytes]] = []
+        self.tries = 0
+        self._tried = asyncio.Event()
+
+    async def tried(self, n: int) -> None:
+        """Until ``n`` writes were tried in all."""
+        while self.tries < n:
+            self._tried.clear()
+            await self._tried.wait()
 
     async def dead_letter(self, items: Sequence[tuple[str, bytes]]) -> int:
+        self.tries += 1
+        self._tried.set()
         if self.failures:
             self.failures -= 1
             raise DeadLetterError("dlq unreachable")
@@ -103,13 +113,56 @@ async def test_a_failing_dead_letter_topic_is_retried_until_it_works() -> None:
     assert len(dlq.written) == 1 and a.offsets.pending == {P0: 1}
 
 
-async def test_stopping_with_the_dead_letter_topic_away_leaves_the_offsets_unmarked() -> None:
+async def test_stopping_with_the_dead_letter_topic_away_leaves_the_fetch_out() -> None:
     a = absorber(FakeDeadLetters(failures=1_000))
     a.stopping.set()
     await a.absorb(Fetched([record(NOW - 1000), b"{not json"], {P0: 2}))
-    # Ingested, but neither held nor committable: after a restart the records are read again.
-    assert a.telemetry.events_processed == 1 and a.telemetry.dead_lettered == 0
+    # Neither counted nor held nor committable: after a restart the records are read again, once.
+    assert a.telemetry.events_processed == 0 and a.telemetry.dead_lettered == 0
+    assert a.engine.aggregator.snapshot(NOW).slos[0].events == 0
     assert a.offsets.held == {} and a.offsets.pending == {}
+
+
+async def test_while_the_dead_letter_topic_is_retried_the_gate_is_open_and_the_fetch_not_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tick and the checkpoint go on meanwhile (the gate is open) and find the fetch neither counted
+    nor marked; once the rejects are written, both at once."""
+    monkeypatch.setattr(absorb_module, "DEAD_LETTER_BACKOFF_S", (0.001, 0.001))
+    dlq = FakeDeadLetters(failures=1_000)
+    a = absorber(dlq)
+    absorbing = asyncio.create_task(a.absorb(Fetched([record(NOW - 1000), b"{not json"], {P0: 2})))
+    await asyncio.wait_for(dlq.tried(3), 5)
+    await a.engine.gate.writable()
+    assert a.engine.aggregator.snapshot(NOW).slos[0].events == 0 and a.offsets.held == {}
+    assert a.telemetry.records_consumed == 2 and not absorbing.done()
+    dlq.failures = 0
+    await asyncio.wait_for(absorbing, 5)
+    assert a.engine.aggregator.snapshot(NOW).slos[0].events == 1 and a.offsets.held == {P0: (2, 0)}
+    assert a.telemetry.dead_lettered == 1 and a.telemetry.events_processed == 1
+
+
+async def test_a_slice_whose_vocabulary_was_reset_before_its_ingest_is_decoded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fetch is decoded whole before it is ingested; the ingest of one slice may reset a vocabulary
+    grown past its limit, and the later slices' ids with it: they are decoded again, counted once."""
+    monkeypatch.setattr(absorb_module, "SLICE_BYTES", 1)  # a record a slice
+    by_customer = SLOS.replace("window: 30d}", "window: 30d, group_by: [customer]}")
+    a = absorber()
+    a.engine = Engine(parse_config(by_customer, "slos.yaml"))
+    a.engine.aggregator.vocab_limit = 1
+    customers = ["a", "b", "c", "a"]
+    records = [
+        record(NOW - 1000).replace(b'"customer": "c"', b'"customer": "%s"' % c.encode()) for c in customers
+    ]
+    await a.absorb(Fetched([*records, b"{not json"], {P0: 5}))
+    snap = a.engine.aggregator.snapshot(NOW).slos[0]
+    assert snap.events == 4 and a.engine.aggregator.vocab_resets > 0
+    per_customer = {labels[-1]: int(n) for labels, n in zip(snap.labels, snap.total[-1], strict=True)}
+    assert per_customer == {"a": 2, "b": 1, "c": 1}
+    assert a.telemetry.invalid.total == 1 and a.telemetry.events_processed == 4
+    assert a.offsets.held == {P0: (5, 0)}
 
 
 @pytest.mark.parametrize("stale", [False, True], ids=["current", "fetched-before-a-rebalance"])
