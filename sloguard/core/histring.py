@@ -9,6 +9,8 @@ per window, transient) only when it is evaluated.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from sloguard._types import I64, Intp
@@ -18,11 +20,39 @@ from sloguard.core.windows import Ring
 _EMPTY = np.zeros(0, np.int64)
 
 
-def _compact(keys: I64, counts: I64) -> tuple[I64, I64]:
-    """Sum counts of equal keys; keys come out sorted and unique."""
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    summed = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(uniq))
-    return uniq, summed.astype(np.int64)
+def _summed(offsets: I64, keys: I64, counts: I64) -> tuple[I64, I64, I64]:
+    """Cells ``(offsets, keys)`` (offsets ``>= 0``) in ascending order, equal ones summed: their offsets,
+    keys and counts. One sort of ``offset · span + key`` (``span``: past the largest key) when that fits
+    in 63 bits, else of the pairs."""
+    span = int(keys.max()) + 1
+    if (int(offsets.max()) + 1) * span < 1 << 63:
+        code = offsets * span + keys
+        order = np.argsort(code, kind="stable")
+        code = code[order]
+        first = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
+        code = code[first]
+        off = code // span  # (np.divmod: its remainder is several times slower than this)
+        return off, code - off * span, np.add.reduceat(counts[order], first, dtype=np.int64)
+    order = np.lexsort((keys, offsets))
+    o, k = offsets[order], keys[order]
+    first = np.flatnonzero(np.concatenate(([True], (o[1:] != o[:-1]) | (k[1:] != k[:-1]))))
+    return o[first], k[first], np.add.reduceat(counts[order], first, dtype=np.int64)
+
+
+def _merged(old_keys: I64, old_counts: I64, keys: I64, counts: I64) -> tuple[I64, I64]:
+    """Sorted unique ``keys`` with their ``counts`` added into a slot's (sorted unique). The counts are
+    a new array; so are the keys, unless none is new (then the slot's, which nothing writes in place)."""
+    if not len(old_keys):
+        return keys.copy(), counts.copy()
+    at = np.searchsorted(old_keys, keys)
+    hit = at < len(old_keys)
+    hit[hit] = old_keys[at[hit]] == keys[hit]
+    summed = old_counts.copy()
+    summed[at[hit]] += counts[hit]
+    if hit.all():
+        return old_keys, summed
+    miss = ~hit
+    return np.insert(old_keys, at[miss], keys[miss]), np.insert(summed, at[miss], counts[miss])
 
 
 class HistRing(Ring):
@@ -50,20 +80,29 @@ class HistRing(Ring):
             self.counts[b % self.n] = _EMPTY
 
     def add(self, buckets: I64, keys: I64, counts: I64) -> int:
-        """Add ``counts`` at cell ``keys`` of slot ``buckets``; returns events dropped as too old."""
+        """Add ``counts`` at cell ``keys`` of slot ``buckets``; returns events dropped as too old.
+
+        The new cells are put in ``(bucket, key)`` order and equal ones summed (one sort for every slot),
+        then merged into each slot's sorted keys (``searchsorted``; ``insert`` for keys it lacked), not
+        sorted again with them: a slot of a long window holds every group's cells, a batch adds a few.
+        A slot written gets a new counts array (a reader may hold the old one), and a new keys array
+        unless it gained no key (keys are never written in place); both stay sorted and unique."""
         if len(buckets) == 0:
             return 0
-        keep = buckets >= self._open(buckets)[0]
-        dropped = int(counts[~keep].sum())
-        if dropped:
+        floor, low = self._open(buckets)
+        dropped = 0
+        if low < floor:
+            keep = buckets >= floor
+            dropped = int(counts[~keep].sum())
             buckets, keys, counts = buckets[keep], keys[keep], counts[keep]
-        if len(buckets) == 0:
-            return dropped
-        for b in np.unique(buckets).tolist():
-            sel = buckets == b
-            slot = b % self.n
-            self.keys[slot], self.counts[slot] = _compact(
-                np.concatenate([self.keys[slot], keys[sel]]), np.concatenate([self.counts[slot], counts[sel]])
+            if len(buckets) == 0:
+                return dropped
+        bucket, cell, added = _summed(buckets - floor, keys, counts)
+        edges = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1], [True]))).tolist()
+        for a, z in itertools.pairwise(edges):
+            slot = (int(bucket[a]) + floor) % self.n
+            self.keys[slot], self.counts[slot] = _merged(
+                self.keys[slot], self.counts[slot], cell[a:z], added[a:z]
             )
         return dropped
 

@@ -20,7 +20,6 @@ Why the state is the one adding each piece in turn gives:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from typing import cast
 
@@ -223,48 +222,6 @@ def _add_events(
 
 
 def add_hist(ring: HistRing, buckets: I64, keys: I64, counts: I64) -> None:
-    """`HistRing.add` (``counts`` at cell ``keys`` of slot ``buckets``; too old ones dropped), each slot's
-    sorted keys merged with the new ones (``searchsorted``, ``insert``) instead of both sorted again: a
-    slot of a long window holds every group's cells, and a piece adds a few. Slots get new arrays (a
-    reader may hold the old ones), sorted and unique, as `HistRing.add` leaves them."""
-    if not len(buckets):
-        return
-    ring.advance(int(buckets.max()))
-    assert ring.head is not None
-    low = int(buckets.min())
-    ring.low = low if ring.low is None else min(ring.low, low)
-    floor = ring.head - ring.n + 1
-    if low < floor:
-        keep = buckets >= floor
-        buckets, keys, counts = buckets[keep], keys[keep], counts[keep]
-        if not len(buckets):
-            return
-    # The new cells in order of (bucket, key), equal ones summed: one sort for every slot.
-    span = int(keys.max()) + 1
-    code = (buckets - floor) * span + keys
-    order = np.argsort(code, kind="stable")
-    code = code[order]
-    first = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
-    added = np.add.reduceat(counts[order], first)
-    code = code[first]
-    bucket = code // span
-    cell = code - bucket * span
-    edges = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1], [True]))).tolist()
-    for a, z in itertools.pairwise(edges):
-        slot = (int(bucket[a]) + floor) % ring.n
-        new_keys, new_counts = cell[a:z].copy(), added[a:z].copy()
-        old_keys, old_counts = ring.keys[slot], ring.counts[slot]
-        if not len(old_keys):
-            ring.keys[slot], ring.counts[slot] = new_keys, new_counts
-            continue
-        at = np.searchsorted(old_keys, new_keys)
-        hit = at < len(old_keys)
-        hit[hit] = old_keys[at[hit]] == new_keys[hit]
-        summed = old_counts.copy()
-        summed[at[hit]] += new_counts[hit]
-        miss = ~hit
-        if miss.any():
-            ring.keys[slot] = np.insert(old_keys, at[miss], new_keys[miss])
-            ring.counts[slot] = np.insert(summed, at[miss], new_counts[miss])
-        else:
-            ring.counts[slot] = summed
+    """`HistRing.add` (``counts`` at cell ``keys`` of slot ``buckets``); its count of too-old events is
+    not wanted here: a piece's own ``too_old`` says how many its cells lacked."""
+    ring.add(buckets, keys, counts)

@@ -1,5 +1,7 @@
 """`sloguard.scale.batch.add_hist` leaves a latency ring as `HistRing.add` does (slot by slot: the same
-sorted keys and counts, head and low), whatever the ring held, the head's moves and the cells' repeats."""
+sorted keys and counts, head and low), whatever the ring held, the head's moves and the cells' repeats.
+(It now calls `HistRing.add`, whose sorted merge tests/unit/core/test_histring.py checks against the
+re-sorting rule.)"""
 
 from __future__ import annotations
 
