@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 from isal import isal_zlib
@@ -51,28 +52,49 @@ def _integral() -> npt.NDArray[np.object_]:
 def format_values(values: F64) -> list[str]:
     """Sample values as prometheus_client writes them (``floatToGoString``), for a whole column.
 
-    Integral values in `_integral`'s range (not -0.0) are looked up; ``repr`` is what ``floatToGoString``
-    returns for every other finite value below 1e6 in magnitude; only the rest (NaN, ±Inf, and large
-    values, which Go writes with an exponent) go through the slow function.
+    Integral values in `_integral`'s range (not -0.0) are looked up. ``floatToGoString`` returns
+    ``repr`` for every other finite value below 1e6 in magnitude; of those, the ones that ``repr``
+    writes without an exponent (0 and 1e-4 <= |v| < 1e6) are spelled by msgspec's JSON encoder in one
+    call for the column: its Ryu shortest round-trip digits are ``repr``'s (both the shortest digits
+    that read back as the value, the nearest of them, ties to even; checked on 54M values and by the
+    tests), and it writes that range without an exponent too, ~5x cheaper than ``repr`` per value.
+    Only the rest (NaN, ±Inf, tiny values, and large ones, which Go writes with an exponent) go
+    through the slow function.
     """
     spellings = _integral()
     with np.errstate(invalid="ignore"):  # NaN and ±Inf cast to garbage: never looked up
         ints = values.astype(np.int64)
-    looked_up = (ints == values) & (ints >= 0) & (ints < len(spellings)) & ~np.signbit(values)
+    # (a negative int is a huge uint64: one comparison checks both ends of the table)
+    looked_up = (ints == values) & (ints.view(np.uint64) < len(spellings)) & ~np.signbit(values)
     if looked_up.all():
         out: list[str] = spellings[ints].tolist()
         return out
     table = spellings[np.where(looked_up, ints, 0)]
     rest = np.flatnonzero(~looked_up)
-    floats: list[float] = values[rest].tolist()
-    spelled = list(map(repr, floats))
+    odd = values[rest]
     with np.errstate(invalid="ignore"):
-        odd = np.flatnonzero(~(np.abs(values[rest]) < 1e6))
-    for i in odd.tolist():
-        spelled[i] = _float_to_go(floats[i])
+        mag = np.abs(odd)
+        positional = (mag < 1e6) & ((mag >= 1e-4) | (mag == 0))
+    # An object array: assigning a list of str to ``table[rest]`` would go through a '<U' array.
+    spelled = np.empty(len(rest), object)
+    if positional.all():
+        spelled[:] = _json_floats(odd)
+    else:
+        p = np.flatnonzero(positional)
+        spelled[p] = _json_floats(odd[p])
+        q = np.flatnonzero(~positional)
+        spelled[q] = [_float_to_go(v) for v in odd[q].tolist()]
     table[rest] = spelled
     out = table.tolist()
     return out
+
+
+def _json_floats(values: F64) -> list[str]:
+    """Finite floats as msgspec writes them in JSON (``repr``'s digits; see `format_values`)."""
+    if not len(values):
+        return []
+    text = msgspec.json.encode(values.tolist()).decode()
+    return text[1:-1].split(",")
 
 
 def _layout(

@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
@@ -87,6 +89,28 @@ def test_values_are_formatted_like_prometheus_client() -> None:
 )
 def test_integral_values_looked_up_are_spelled_like_prometheus_client(column: list[float]) -> None:
     assert format_values(np.array(column, dtype=np.float64)) == [go(v) for v in column]
+
+
+def test_values_spelled_without_repr_are_repr_across_the_positional_range() -> None:
+    # format_values spells 1e-4 <= |v| < 1e6 with msgspec's encoder (Ryu), not repr: every bit pattern
+    # region of that range, the ends, their neighbours and ratios of small integers (error ratios, burn
+    # rates, budgets) must come out as repr does.
+    rng = np.random.default_rng(3)
+    lo, hi = np.array([1e-4, 1e6]).view(np.int64)
+    bits = rng.integers(lo, hi, 200_000).view(np.float64)
+    ends = np.array([1e-4, 999999.9999999999, 0.5, 1 / 3, 2.0**-13, 65535.5, 65536.0, 1e5 + 0.1])
+    ratios = (np.arange(1, 400)[:, None] / np.arange(1, 400)[None, :]).ravel()
+    column = np.concatenate([bits, -bits, ends, np.nextafter(ends, 0), np.nextafter(ends, 2e6), ratios])
+    column = np.concatenate([column, column / (1 - 0.999), 1 - column[column < 1] / (1 - 0.999)])
+    values: list[float] = column.tolist()
+    assert format_values(column) == [go(v) for v in values]
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True))
+@settings(max_examples=2000, deadline=None)
+def test_any_value_is_formatted_like_prometheus_client(value: float) -> None:
+    column = np.array([value, 1.0, value, 0.5])
+    assert format_values(column) == [go(v) for v in column.tolist()]
 
 
 @pytest.mark.parametrize(
