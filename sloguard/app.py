@@ -127,6 +127,8 @@ class Daemon:
         #: Renders running (`_render`), and how long the last few took (`_longest_render`).
         self._renders = 0
         self._render_seconds: collections.deque[float] = collections.deque(maxlen=RECENT_RENDERS)
+        #: When (``time.monotonic``) the tick last rendered ahead of a scrape (`_prerender_due`).
+        self._prerendered_at: float | None = None
         #: The snapshot published by the last tick (what /metrics shows).
         self.latest: Snapshot | None = None
 
@@ -324,8 +326,14 @@ class Daemon:
         # after 5 minutes without a sample, and its scrape interval (15-60 s) is many times this age. A
         # scrape that waited for a fresh render instead took a render (~0.5 s at 100k series, idle).
         self.http.metrics_max_age = self.settings.tick_seconds + 2 * self._longest_render()
-        if self._scrape_due(time.monotonic()):
+        # Once the scrapers' interval is known, a render ahead of each scrape (`_prerender_due`) is the one
+        # it is served; a render of the newest started when it is served (the server's `render_behind`)
+        # would run through its transfer, contending for the core, and be replaced before the next scrape.
+        self.http.render_behind = len(self.http.scrape_times) < 2
+        now_s = time.monotonic()
+        if self._prerender_due(now_s):
             self.http.prerender()
+            self._prerendered_at = now_s
         self.latest = snapshot
         self._heartbeat = time.monotonic()
         self.ticks += 1
@@ -354,6 +362,25 @@ class Daemon:
         """The longest of the recent renders (they vary 2-3x under load: a scrape planned on the last one
         alone often came before the render was done)."""
         return max(self._render_seconds, default=0.0)
+
+    def _prerender_due(self, now: float) -> bool:
+        """Whether to render ahead of the next scrape now: it is due soon (`_scrape_due`), and no body
+        rendered ahead since the last scrape will be young enough (``metrics_max_age``) to be served by
+        it: when it is due, or, if it is late, when a render started now could be done. So one render
+        per scrape when renders are slow (the body rendered ahead at the last tick that leaves time
+        for one stays young enough: a tick and a render, plus the margin, against a tick and two); where a
+        render is cheap (shorter than the margin), at most a second one, a tick later. Rendering back to
+        back instead, until the scrape came, cost two or three renders per scrape at 100k series (~1.4 s
+        each), the last one running through the scrape."""
+        if not self._scrape_due(now):
+            return False
+        times = self.http.scrape_times
+        at = self._prerendered_at
+        if at is None or at < times[-1]:
+            return True
+        due = times[-1] + statistics.median(b - a for a, b in itertools.pairwise(times))
+        served = due if due >= now else now + self._longest_render()
+        return served - at > self.http.metrics_max_age
 
     def _scrape_due(self, now: float) -> bool:
         """Whether a scrape is expected before a render started at the next tick could be done (the longest

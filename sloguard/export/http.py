@@ -284,6 +284,10 @@ class HttpServer:
         self._rendered: _Payload | None = None
         self._rendering: _Payload | None = None
         self.metrics_max_age = 0.0
+        #: Whether a scrape served an older rendered body starts rendering the newest in the background, for
+        #: the next scrape. A daemon that renders ahead of each expected scrape (`prerender`) turns it off:
+        #: that render would run during the transfer and be replaced before the next scrape.
+        self.render_behind = True
         #: When /metrics requests arrived (monotonic), the latest last: `scrape_times`.
         self._scrapes: collections.deque[float] = collections.deque(maxlen=8)
         #: Whether the latest /metrics request accepted gzip (Prometheus's do): a render may then gzip
@@ -322,10 +326,10 @@ class HttpServer:
         for, other bodies gzip whole, on the first gzip scrape (in a worker thread). A `BodySource` is
         rendered on demand: by the first scrape (which waits for it), or ahead of one by `prerender`; a
         source never asked for is never rendered. While it is not, a scrape gets the newest rendered body
-        if that one was published at most ``metrics_max_age`` seconds ago (0: never), and the newest
-        starts rendering in the background (unless a background render is running), for the next scrape.
-        Else, while a background render runs, the scrape waits for that one (never for two renders, one
-        after the other); else it renders the newest. On the loop."""
+        if that one was published at most ``metrics_max_age`` seconds ago (0: never), and (`render_behind`)
+        the newest starts rendering in the background (unless a background render is running), for the
+        next scrape. Else, while a background render runs, the scrape waits for that one (never for two
+        renders, one after the other); else it renders the newest. On the loop."""
         self._metrics = _Payload(body)
 
     def prerender(self) -> None:
@@ -354,7 +358,8 @@ class HttpServer:
         if metrics is None or metrics.rendered:
             return metrics
         if rendered is not None and time.monotonic() - rendered.published <= self.metrics_max_age:
-            self._background(metrics)
+            if self.render_behind:
+                self._background(metrics)
             return rendered
         rendering = self._rendering
         if rendering is not None and not rendering.rendered:

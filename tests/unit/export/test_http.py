@@ -487,6 +487,12 @@ async def test_a_body_source_is_rendered_once_when_first_asked_for(server: HttpS
     assert (await get(server.port, "/metrics")).body == b"a 5.0\n"
     assert renders == [2, 3, 4, 5]
     assert len(server.scrape_times) == 5
+    # Without `render_behind` (a daemon rendering ahead of each scrape), serving it renders nothing.
+    server.metrics_max_age, server.render_behind = 60.0, False
+    server.set_metrics(source(6))
+    assert (await get(server.port, "/metrics")).body == b"a 5.0\n"
+    await asyncio.sleep(0.1)
+    assert renders == [2, 3, 4, 5]
 
 
 async def test_a_scrape_waits_for_the_render_under_way_not_for_two(server: HttpServer) -> None:
