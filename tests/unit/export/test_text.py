@@ -14,7 +14,7 @@ from prometheus_client.utils import floatToGoString
 
 from sloguard.export.collector import Exposition, SnapshotCollector
 from sloguard.export.model import Block, Family, SeriesLabels, escape_label_value
-from sloguard.export.text import _lines, format_values, quantile_label
+from sloguard.export.text import _affixes, _lines, _spell, format_values, quantile_label
 from sloguard.export.text import render as render_families
 from tests.unit.export.scrape import TELEMETRY, parse, render
 from tests.unit.export.snapshots import NASTY, aggregated, synthetic
@@ -106,6 +106,18 @@ def test_values_spelled_without_repr_are_repr_across_the_positional_range() -> N
     assert format_values(column) == [go(v) for v in values]
 
 
+@pytest.mark.parametrize("before,after", [("", ""), ('x="1"} ', "\nm{"), ("a\0b", "\n\0"), ("} ", "\n")])
+def test_values_spelled_between_affixes(before: str, after: str) -> None:
+    # Integral values (affixed once per distinct value), encoder-spelled ones (affixed around the
+    # encoder's commas, or one by one when an affix holds the NUL used to split) and the slow ones.
+    column = np.array([*VALUES, 3.0, 3.0, 0.25, 0.25, 1e-5, 65536.0, 7.0, 0.0, 2.5, 1e-4])
+    assert _spell(column, before, after) == [before + go(v) + after for v in column.tolist()]
+    whole = np.array([5.0, 0.0, 5.0, 65535.0])
+    assert _spell(whole, before, after) == [before + go(v) + after for v in whole.tolist()]
+    assert _spell(np.array([0.5, 0.125]), before, after) == [before + "0.5" + after, before + "0.125" + after]
+    assert _spell(np.array([]), before, after) == []
+
+
 @given(st.floats(allow_nan=True, allow_infinity=True))
 @settings(max_examples=2000, deadline=None)
 def test_any_value_is_formatted_like_prometheus_client(value: float) -> None:
@@ -181,10 +193,13 @@ def test_lines_lays_out_every_sample_line(runs: int, n: int) -> None:
     texts = ['m{a="'] + [f'",k{i}="' for i in range(runs - 1)] + ['"} '] if runs else ["m "]
     cols = [[f"v{k}-{j}" for j in range(n)] for k in range(runs)]
     values = [f"{j}.5" for j in range(n)]
+    # With label runs, _lines takes each value between its affixes (_spell writes them so).
+    before, after = _affixes(texts, [(k,) for k in range(runs)])
+    affixed = [before + v + after for v in values]
     want = ""
     for j in range(n):
         line = texts[0]
         for k in range(runs):
             line += cols[k][j] + texts[k + 1]
         want += line + values[j] + "\n"
-    assert _lines(texts, cols, values) == want
+    assert _lines(texts, cols, affixed) == want
