@@ -27,7 +27,7 @@ import numpy as np
 from sloguard._types import F64, I64, Bools
 from sloguard.core.aggregator import Aggregator, _SloState
 from sloguard.core.histring import HistRing
-from sloguard.core.latency import HdrLayout
+from sloguard.core.latency import HdrLayout, nearest_ranks
 from sloguard.core.slices import SliceSums
 from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloCounts, SloSnapshot, Snapshot
 from sloguard.core.spec import LatencySpec
@@ -53,6 +53,56 @@ def _window_slots(ring: HistRing, now_ms: int) -> tuple[tuple[int, int], tuple[t
             if len(keys):
                 slots.append((keys, ring.counts[b % ring.n]))
     return (start * ring.slot_ms, end * ring.slot_ms), tuple(slots)
+
+
+def _sparse_percentiles(
+    layout: HdrLayout,
+    percentiles: tuple[float, ...],
+    rows: int,
+    mask: Bools,
+    slots: Sequence[tuple[I64, I64]],
+) -> tuple[I64, F64]:
+    """Per owned row (``mask`` over ``rows``), the events and the percentiles (ms) of the cells of
+    ``slots`` (``row · counts_len + index`` keys, their counts) added together: what
+    `HdrLayout.percentiles` of the dense ``(rows, counts_len)`` sums gives, from the non-empty cells only.
+
+    Sorted by key, the cells of row ``r`` are a run; with ``C`` the running count over all of them and
+    ``C₀(r)`` its value before the run, the ``k``-th smallest value of row ``r`` is in the first cell
+    where ``C ≥ C₀(r) + k`` (``k = max(1, ⌈p/100 · n⌉) ≤ n``, `nearest_ranks`): the first dense slot
+    whose running count reaches ``k``, as `HdrLayout.percentiles` searches (cells of equal key, or of
+    count 0, cannot move it). A window holds thousands of non-empty cells, not ``rows · counts_len``
+    (~500k a partition): ~20x less work than making it dense."""
+    owned = int(mask.sum())
+    out = np.zeros((owned, len(percentiles)), np.float64)
+    count = np.zeros(owned, np.int64)
+    if not slots or owned == 0:
+        return count, out
+    cl = layout.counts_len
+    keys = np.concatenate([k for k, _ in slots])
+    counts = np.concatenate([c for _, c in slots])
+    if owned != rows:
+        # Renumber the owned rows 0..owned-1 (their order kept) and drop the others' cells.
+        row = keys // cl
+        keep = mask[row]
+        renumber = np.cumsum(mask, dtype=np.int64) - 1
+        keys = renumber[row[keep]] * cl + (keys[keep] - row[keep] * cl)
+        counts = counts[keep]
+    order = np.argsort(keys, kind="stable")
+    keys, counts = keys[order], counts[order]
+    cum = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+    bounds = np.searchsorted(keys, np.arange(owned + 1, dtype=np.int64) * cl, side="left")
+    before = cum[bounds[:-1]]
+    count = cum[bounds[1:]] - before
+    live = np.flatnonzero(count)
+    if not percentiles or not len(live):
+        return count, out
+    targets = np.stack([nearest_ranks(p, count[live]) for p in percentiles], axis=1) + before[live, None]
+    # cum[i + 1] is the running count through cell i: the first cell reaching the target.
+    at = np.searchsorted(cum[1:], targets.reshape(-1), side="left")
+    index = keys[at] - np.repeat(live.astype(np.int64) * cl, len(percentiles))
+    values = layout.highest_equivalent(layout.value_from_index(index))
+    out[live] = values.reshape(len(live), len(percentiles))
+    return count, out / 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +133,7 @@ class LatencyCounts:
                 and all(a[0] is b[0] and a[1] is b[1] for a, b in zip(was[2], slots, strict=True))
             ):
                 return seen[1], seen[2]
-        cl = self.layout.counts_len
-        dense = np.zeros(rows * cl, np.int64)
-        for keys, counts in slots:
-            np.add.at(dense, keys, counts)
-        owned = _rows(dense.reshape(rows, cl), mask)
-        count, pct = owned.sum(axis=1), self.layout.percentiles(owned, self.spec.percentiles) / 1000.0
+        count, pct = _sparse_percentiles(self.layout, self.spec.percentiles, rows, mask, slots)
         if self.memo is not None:
             self.memo[key] = (part, count, pct)
         return count, pct
@@ -170,11 +215,6 @@ class OwnedCounts:
 def _keep(a: I64, mask: Bools) -> I64:
     """The columns (last axis) of ``a`` that ``mask`` keeps (``a`` itself if all)."""
     return a if mask.all() else a[..., mask]
-
-
-def _rows(a: I64, mask: Bools) -> I64:
-    """The rows of ``a`` that ``mask`` keeps (``a`` itself if all)."""
-    return a if mask.all() else a[mask]
 
 
 def _cat(arrays: Sequence[I64]) -> I64:
