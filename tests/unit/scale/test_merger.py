@@ -46,6 +46,16 @@ def assert_same(a: AggregatorState, b: AggregatorState) -> None:
             assert (h.keys.tolist(), h.counts.tolist()) == (g.keys.tolist(), g.counts.tolist())
 
 
+def assert_owned_masks_hashed(merger: Merger) -> None:
+    """`Merger.owned_mask` (no hash for the keys a flush added from pieces) is `Merger.owns` of each key."""
+    agg = merger.aggregator
+    lists: list[tuple[str | None, list[tuple[str, ...]]]] = [(s.spec.name, s.series.keys) for s in agg.slos]
+    if agg.latency is not None:
+        lists.append((None, agg.latency.series.keys))
+    for name, keys in lists:
+        assert merger.owned_mask(name, keys).tolist() == [merger.owns(name, k) for k in keys], name
+
+
 def _records(cfg: Config, events: list[Event], partitions: int, cuts: list[int]) -> list[list[bytes]]:
     """Per partials partition, the records of ``events`` cut into ranges at ``cuts``."""
     fp = config_fingerprint(cfg)
@@ -213,9 +223,42 @@ def test_held_pieces_added_together_give_the_state_of_one_after_another(
                             now_.fine.cells.tolist(),
                             now_.coarse.cells.tolist(),
                         ]
+                assert_owned_masks_hashed(merger)
                 if rnd.random() < 0.5:  # a tick (as the view's): its windows are running sums from here on
                     clock += rnd.randrange(3600) * 1000
                     for a in (agg, reference):
                         a.advance(clock)
                         a.capture(clock)
                 last = agg.export_state()
+
+
+def test_owned_masks_of_keys_from_pieces_from_restores_and_overflow_are_the_hash() -> None:
+    """The keys a flush adds from pieces are owned without a hash; every other key is hashed: the
+    ``__overflow__`` key a cap makes (every partition past its cap has one), a key whose values really
+    are ``__overflow__`` (it came in a piece, but is hashed anyway), the ungrouped SLO's ``()``, and keys
+    a checkpoint restored (which may come from another partition layout)."""
+    cfg = replace(CONFIG, slos=tuple(replace(s, max_series=2) for s in CONFIG.slos))
+    rnd = random.Random(3)
+    events = [
+        Event(
+            ts_ms=T0 + rnd.randrange(3_600_000),
+            service=rnd.choice(("checkout", "search")),
+            endpoint=rnd.choice(("GET /a", "POST /b", "GET /c", "__overflow__")),
+            customer=rnd.choice([f"c{i}" for i in range(8)] + ["__overflow__"]),
+            status=rnd.choice((200, 500)),
+            latency_ms=float(rnd.randrange(1, 900)),
+        )
+        for _ in range(300)
+    ]
+    partitions = 3
+    pieces = _records(cfg, events, partitions, [100, 200])
+    for p in range(partitions):
+        merger = Merger(cfg, config_fingerprint(cfg), p, partitions)
+        for record in pieces[p]:
+            assert merger.offer(decode_piece(record)) is Verdict.NEW
+        assert_owned_masks_hashed(merger)
+        assert merger._from_pieces  # (the path without a hash ran)
+        # Restored into a merger of another layout: nothing is taken on trust.
+        other = Merger(cfg, config_fingerprint(cfg), p, partitions + 1)
+        other.aggregator.restore_state(merger.aggregator.export_state())
+        assert_owned_masks_hashed(other)
