@@ -8,11 +8,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from sloguard.scale.merger import Merger
 from sloguard.scale.runtime import StageProcess
 from sloguard.scale.stage1 import PartialStage
+from sloguard.scale.stage2 import MergeStage, Owned
 from sloguard.scale.view import OwnedCounts
 from sloguard.settings import load_settings
-from tests.unit.scale.test_exactly_once import CONFIG
+from tests.unit.scale.test_exactly_once import CONFIG, FP
 
 SETTINGS = {"stage": "partial", "kafka": {"bootstrap_servers": "127.0.0.1:9", "topics": ["requests"]}}
 
@@ -60,3 +62,26 @@ async def test_tick_refreshes_series_every_refresh_interval_while_behind(
     assert [(b.args[0], b.args[1].partials_produced) for b in published] == list(  # type: ignore[attr-defined]
         zip(latest, (0, 1, 4, 5, 6, 11), strict=True)
     )
+
+
+async def test_merge_stage_is_behind_while_records_wait_or_a_fetch_is_in_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stage 2 is behind (its tick skips the series' refresh) while more than one record of a partition
+    it applies is known to wait past the last fetch, or while a fetch is applied in slices; a stopped
+    partition's lag does not count (it never shrinks)."""
+    settings = load_settings({**SETTINGS, "stage": "merge"})
+    stage = MergeStage(settings, CONFIG)
+    topic = stage.partials_topic
+    lag: dict[tuple[str, int], int] = {}
+    monkeypatch.setattr(stage.source, "lag", lambda: lag)
+    stage.owned = {p: Owned(Merger(CONFIG, FP, p, 3), 0) for p in range(3)}
+    assert not stage.behind()
+    lag.update({(topic, 0): 1, (topic, 1): 0})  # a log's end may be one past its last record
+    assert not stage.behind()
+    lag[(topic, 2)] = 40
+    assert stage.behind()
+    stage.owned[2].refused = "another SLO file"
+    assert not stage.behind()
+    stage._applying = True
+    assert stage.behind()
