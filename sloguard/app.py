@@ -326,14 +326,16 @@ class Daemon:
         # after 5 minutes without a sample, and its scrape interval (15-60 s) is many times this age. A
         # scrape that waited for a fresh render instead took a render (~0.5 s at 100k series, idle).
         self.http.metrics_max_age = self.settings.tick_seconds + 2 * self._longest_render()
-        # Once the scrapers' interval is known, a render ahead of each scrape (`_prerender_due`) is the one
-        # it is served; a render of the newest started when it is served (the server's `render_behind`)
-        # would run through its transfer, contending for the core, and be replaced before the next scrape.
-        self.http.render_behind = len(self.http.scrape_times) < 2
         now_s = time.monotonic()
         if self._prerender_due(now_s):
             self.http.prerender()
             self._prerendered_at = now_s
+        # A scrape that came as expected (rendered ahead of since the previous one) is served that body; a
+        # render of the newest started then (the server's `render_behind`) would run through its transfer,
+        # contending for the core, and be replaced by the render ahead of the next scrape. One that was
+        # not expected starts it, for the next.
+        times, at = self.http.scrape_times, self._prerendered_at
+        self.http.render_behind = not times or at is None or at < times[-1]
         self.latest = snapshot
         self._heartbeat = time.monotonic()
         self.ticks += 1

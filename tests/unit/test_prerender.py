@@ -22,12 +22,15 @@ async def test_slow_renders_one_render_ahead_of_each_scrape_and_none_when_it_is_
             await d.tick()
             await until_rendered(d)
         assert len(d._render_seconds) == 2  # each render adds its duration: one render
-        assert not d.http.render_behind  # the scrapers' interval is known
+        assert not d.http.render_behind  # rendered ahead of the scrape expected
         ahead = render(d.exposition.collector.families)
         # The scrape gets the body rendered ahead; the newest is not rendered behind it.
         assert await scrape(d, gzip_ok=True) == ahead
         await until_rendered(d)
         assert len(d._render_seconds) == 2
+        d.clock.advance(1000)
+        await d.tick()  # the next scrape is not due soon: none rendered ahead of it yet
+        assert d.http.render_behind and len(d._render_seconds) == 2
     finally:
         await d.http.stop()
 
