@@ -44,7 +44,7 @@ def _families(series: SeriesLabels, a: np.ndarray, b: np.ndarray) -> list[Family
 
 
 def test_pieces_are_reused_only_where_nothing_changed() -> None:
-    renderer = Renderer(chunk_rows=4)
+    renderer = Renderer(chunk_rows=4, merged_chunks=1)
     names = [(f"c{j}", NASTY[j % len(NASTY)]) for j in range(18)]
     series = SeriesLabels(("customer", "note"), names)
     a = np.arange(18, dtype=np.float64)
@@ -76,12 +76,48 @@ def test_pieces_are_reused_only_where_nothing_changed() -> None:
     assert (renderer.rendered, renderer.reused) == (10, 0)
 
 
+def test_changed_chunks_are_rendered_together_and_split_back_when_quieter() -> None:
+    # Chunks that changed side by side make one piece (up to merged_chunks); a merged piece is reused
+    # only when none of its chunks changed, and its unchanged chunks are then rendered one by one.
+    renderer = Renderer(chunk_rows=4, merged_chunks=3)
+    series = SeriesLabels(("customer", "note"), [(f"c{j}", NASTY[j % len(NASTY)]) for j in range(30)])
+    a, b = np.arange(30, dtype=np.float64), np.full(30, np.nan)
+    b[[2, 9, 21]] = [0.5, 1e7, -0.0]
+
+    def body(a: np.ndarray, b: np.ndarray) -> Body:
+        fams = _families(series, a, b)
+        out = renderer.render(fams)
+        assert _text(out) == render(fams)
+        return out
+
+    # 8 chunks a block: pieces of 3, 3 and 2 chunks, after each family's header (a piece of its own);
+    # the sparse block's last piece has no sample (no piece in the body).
+    first = body(a, b)
+    assert (renderer.rendered, renderer.reused) == (16, 0)
+    assert len(first.pieces) == (1 + 3) + (1 + 2)
+    again = body(a.copy(), b.copy())
+    assert (renderer.rendered, renderer.reused) == (0, 16)
+    assert [p for p in again.pieces if p in first.pieces] == [first.pieces[i] for i in (1, 2, 3, 5, 6)]
+    a2 = a.copy()
+    a2[5] = 1.5  # chunk 1: the first piece (chunks 0-2) is rendered again, one piece a chunk
+    second = body(a2, b)
+    assert (renderer.rendered, renderer.reused) == (3, 13)
+    a3 = a2.copy()
+    a3[1] = 2.5  # chunk 0 alone now: chunks 1 and 2 are reused
+    body(a3, b)
+    assert (renderer.rendered, renderer.reused) == (1, 15)
+    assert len(second.pieces) == len(first.pieces) + 2
+    a4 = a3 + 1  # everything: merged again
+    body(a4, b)
+    assert (renderer.rendered, renderer.reused) == (8, 8)
+
+
 @pytest.mark.parametrize("large", [False, True], ids=["text-kept", "packed"])
 def test_gzip_members_are_made_once_per_piece(large: bool) -> None:
     # A small body keeps its text and is gzipped only when asked (a gzip scrape), each piece once, the
     # member kept with the piece; a body at least text_kept_below bytes long is gzipped by its render
     # and kept only so. The bytes are the same either way.
-    renderer = Renderer(chunk_rows=4, text_kept_below=0 if large else 1 << 20)
+    renderer = Renderer(chunk_rows=4, text_kept_below=0 if large else 1 << 20, merged_chunks=1)
     series = SeriesLabels(("customer", "note"), [(f"c{j}", NASTY[j % len(NASTY)]) for j in range(18)])
     a, b = np.arange(18, dtype=np.float64), np.full(18, 0.25)
     first = renderer.render(_families(series, a, b))
@@ -109,7 +145,7 @@ def test_a_body_reaching_the_limit_mid_render_is_packed_whole() -> None:
     # Pieces are packed from the moment the body reaches the limit, those before it included.
     series = SeriesLabels(("customer",), [(f"c{j}",) for j in range(40)])
     fams = _families(series, np.arange(40, dtype=np.float64), np.full(40, 0.5))
-    body = Renderer(chunk_rows=4, text_kept_below=300).render(fams)
+    body = Renderer(chunk_rows=4, text_kept_below=300, merged_chunks=1).render(fams)
     assert len(body.pieces) > 10 and all(p.text is None for p in body.pieces)
     assert _text(body) == render(fams)
 
@@ -146,14 +182,17 @@ def _events(rnd: random.Random, start_ms: int, n: int, customers: int) -> EventB
     )
 
 
+@pytest.mark.parametrize("merged", [1, 3], ids=["chunk-pieces", "merged-pieces"])
 @pytest.mark.parametrize("top_k", [None, {"search-latency": 5}], ids=["all", "top-k"])
 @pytest.mark.parametrize("sloth", [False, True], ids=["native", "sloth-compat"])
-def test_tick_after_tick_the_body_is_generate_latest(sloth: bool, top_k: dict[str, int] | None) -> None:
+def test_tick_after_tick_the_body_is_generate_latest(
+    sloth: bool, top_k: dict[str, int] | None, merged: int
+) -> None:
     # A live aggregator over a few minutes: new customers, late events, windows moving, series growing.
     rnd = random.Random(7)
     agg = Aggregator(config(*AGGREGATED_SPECS, latency=LatencySpec()))
     exposition = Exposition(sloth_compat=sloth, top_k=top_k)
-    exposition.renderer = Renderer(chunk_rows=8)
+    exposition.renderer = Renderer(chunk_rows=8, merged_chunks=merged)
     reused = 0
     for tick in range(12):
         now = T0 + 3_600_000 + tick * 20_000
