@@ -78,6 +78,11 @@ class EvictedWindowError(ValueError):
 #: Series rows are stored in blocks of this many columns, so adding series never copies old ones.
 BLOCK = 16384
 
+#: Up to this many cells `add_cells` wrote since a read are added to the spans one by one (`_settle_cells`).
+_FEW_CELLS = 32
+#: `add_cells` batches held for the spans at most (then added to them at once): a bound on the memory.
+_PENDING_BATCHES = 64
+
 
 class BucketRing(Ring):
     """Good/bad event counts per (series row, time bucket) for the last ``n`` buckets.
@@ -92,7 +97,17 @@ class BucketRing(Ring):
     updated by every write, so the SLO as a whole reads its history in O(slots), not O(slots x series).
     """
 
-    __slots__ = ("_bad", "_before", "_spans", "_total", "dtype", "res_ms", "slot_bad", "slot_total")
+    __slots__ = (
+        "_bad",
+        "_before",
+        "_pending",
+        "_spans",
+        "_total",
+        "dtype",
+        "res_ms",
+        "slot_bad",
+        "slot_total",
+    )
 
     def __init__(self, res_ms: int, n: int, rows: int = 1) -> None:
         if res_ms <= 0 or n <= 0:
@@ -113,6 +128,10 @@ class BucketRing(Ring):
         #: span, each with its per-row counts as they were before its first such write: the spans do not
         #: hold these writes yet. See `_defer`.
         self._before: dict[int, tuple[I64, I64]] = {}
+        #: Cells `add_cells` wrote since the running sums were last brought up to date, as ``(buckets,
+        #: rows, totals, bads)``, but those of a bucket in ``_before`` (its column's difference holds them):
+        #: the spans learn them at the next read too (`_settle`), once for every batch since.
+        self._pending: list[tuple[I64, Intp, I64, I64]] = []
         self.ensure_rows(max(1, rows))
 
     @property
@@ -245,7 +264,10 @@ class BucketRing(Ring):
 
     def _settle(self) -> None:
         """Add to every span what `add` wrote since `_defer` noted it: per bucket, its counts now minus
-        those before (integers: exactly what counting each event into the spans gave)."""
+        those before (integers: exactly what counting each event into the spans gave); and the cells
+        `add_cells` wrote since (`_pending`), each into the spans holding its bucket."""
+        if self._pending:
+            self._settle_cells()
         if not self._before:
             return
         before, self._before = self._before, {}
@@ -258,6 +280,45 @@ class BucketRing(Ring):
                 if span.lo <= b < span.hi:
                     span.total += t1
                     span.bad += b1
+
+    def _settle_cells(self) -> None:
+        """`_settle`'s part for `add_cells`' cells: each into the spans holding its bucket. Spans mostly
+        hold all of them, or the same part (those before the open bucket): a part is picked once for
+        the spans it is the same for (by its bucket range), and the cells with bad events once each."""
+        pending, self._pending = self._pending, []
+        bucket, rows, total, bad = (
+            pending[0] if len(pending) == 1 else (np.concatenate(p) for p in zip(*pending, strict=True))
+        )
+        if len(bucket) <= _FEW_CELLS:
+            # A few cells (a piece adds ~4 to a ring): one Python step per cell and span costs less than
+            # the numpy calls below, a few microseconds each whatever their size.
+            cells = list(zip(bucket.tolist(), rows.tolist(), total.tolist(), bad.tolist(), strict=True))
+            for span in self._spans.values():
+                lo, hi, span_total, span_bad = span.lo, span.hi, span.total, span.bad
+                for b, r, t, x in cells:
+                    if lo <= b < hi:
+                        span_total[r] += t
+                        if x:
+                            span_bad[r] += x
+            return
+        first, last = int(bucket.min()), int(bucket.max()) + 1
+        parts: dict[tuple[int, int], tuple[Intp, I64, Intp, I64]] = {}
+        for span in self._spans.values():
+            lo, hi = max(span.lo, first), min(span.hi, last)
+            if lo >= hi:
+                continue
+            part = parts.get((lo, hi))
+            if part is None:
+                if (lo, hi) == (first, last):
+                    r, t, b = rows, total, bad
+                else:
+                    inside = (bucket >= lo) & (bucket < hi)
+                    r, t, b = rows[inside], total[inside], bad[inside]
+                hit = np.flatnonzero(b)
+                part = parts[lo, hi] = (r, t, r[hit], b[hit])
+            np.add.at(span.total, part[0], part[1])
+            if len(part[2]):
+                np.add.at(span.bad, part[2], part[3])
 
     def _column(self, bucket: int) -> tuple[I64, I64]:
         """Total and bad counts of ``bucket`` (one the ring holds) per row, as int64 copies."""
@@ -476,6 +537,7 @@ class BucketRing(Ring):
             return
         self._spans.clear()  # recomputed on the next read
         self._before.clear()
+        self._pending.clear()
         self.advance(other.head)
         assert self.head is not None
         m = len(row_map)
@@ -512,15 +574,15 @@ class BucketRing(Ring):
         ``row_map[i]`` (rows here already): what `merge_from` of a ring restored from ``state`` does, in
         time proportional to the cells rather than to the ring's slots times its rows. The ring first
         moves to the state's head; cells of buckets it no longer keeps are dropped; a cell's type is
-        widened when a sum would not fit (checked per cell, as `add` does). The running span sums are
-        kept up to date (`merge_from` drops them: the next tick sums every slot again). ``distinct``:
-        whether ``row_map`` sends no two rows to one (the caller may know: distinct keys and no overflow
-        row among them); None: ``row_map`` is taken as distinct only if it ascends."""
+        widened when a sum would not fit (checked per cell, as `add` does). The running span sums learn
+        the cells at their next read, as they learn `add`'s writes (`merge_from` drops them: the next tick
+        sums every slot again). ``distinct``: whether ``row_map`` sends no two rows to one (the caller may
+        know: distinct keys and no overflow row among them); None: ``row_map`` is taken as distinct only
+        if it ascends."""
         if state.head is None:
             return
         if (state.res_ms, state.n) != (self.res_ms, self.n):
             raise ValueError("cannot merge rings of different shape")
-        self._settle()  # the spans are updated per cell below: what `add` wrote must be in them first
         self.advance(state.head)
         assert self.head is not None
         if len(state.cells):
@@ -534,13 +596,21 @@ class BucketRing(Ring):
             np.add.at(self.slot_bad, slot, bad)
             targets = row_map[row]
             if self._spans:
-                # The running sums a tick reads move with the cells (as an ingest's do): a tick after a
-                # merge then costs the buckets its windows moved by, not a sum over every slot.
-                for span in self._spans.values():
-                    inside = (bucket >= span.lo) & (bucket < span.hi)
-                    if inside.any():
-                        np.add.at(span.total, targets[inside], total[inside])
-                        np.add.at(span.bad, targets[inside], bad[inside])
+                # The running sums a tick reads move with the cells (as an ingest's do), at the next read
+                # (`_settle`): a tick after a merge then costs the buckets its windows moved by, not a sum
+                # over every slot, and a batch does not pay a pass per span. A bucket `add` wrote since
+                # the last read is left out: the difference of its column will hold these cells too.
+                # (Copies: the caller's arrays are not held past this call.)
+                noted = [b for b in self._before if state.head - self.n < b <= state.head]
+                if noted:
+                    cell = np.ones(len(bucket), np.bool_)
+                    for b in noted:
+                        cell &= bucket != b
+                    self._pending.append((bucket[cell], targets[cell], total[cell], bad[cell]))
+                else:
+                    self._pending.append((bucket, targets, total.copy(), bad.copy()))
+                if len(self._pending) >= _PENDING_BATCHES:  # (a ring written often and seldom read)
+                    self._settle_cells()
             if len(slot):
                 if distinct is None:
                     distinct = len(row_map) <= 1 or bool((np.diff(row_map) > 0).all())
@@ -619,6 +689,7 @@ class BucketRing(Ring):
             raise ValueError("load() needs an empty ring")
         self._spans.clear()
         self._before.clear()
+        self._pending.clear()
         self.ensure_rows(max(1, state.rows))
         peak = int(state.total.max(initial=0))
         if peak > int(np.iinfo(self.dtype).max):

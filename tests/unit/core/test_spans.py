@@ -9,9 +9,11 @@ import random
 import numpy as np
 import pytest
 
+from sloguard.core import windows
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
-from sloguard.core.windows import BLOCK, BucketRing
+from sloguard.core.state import RingState
+from sloguard.core.windows import BLOCK, BucketRing, coarser, count_cells
 from sloguard.specfile import parse_config
 
 
@@ -196,3 +198,131 @@ def test_writes_between_reads_reach_the_spans_through_reused_slots_and_saved_cel
                 rows += 1
                 ring.ensure_rows(rows)
         read()
+
+
+class NaiveRing:
+    """The rule a `BucketRing` keeps, spelled out: a count per (bucket, row) cell; the head the newest
+    bucket offered; cells of buckets ``<= head − n`` gone (dropped when offered)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.head: int | None = None
+        self.cells: dict[tuple[int, int], list[int]] = {}
+
+    def offer(self, cells: list[tuple[int, int, int, int]]) -> None:
+        """Cells ``(bucket, row, total, bad)`` of one write."""
+        if not cells:
+            return
+        top = max(c[0] for c in cells)
+        self.advance(top)
+        assert self.head is not None
+        for bucket, row, total, bad in cells:
+            if bucket > self.head - self.n:
+                cell = self.cells.setdefault((bucket, row), [0, 0])
+                cell[0] += total
+                cell[1] += bad
+
+    def advance(self, bucket: int) -> None:
+        self.head = bucket if self.head is None else max(self.head, bucket)
+        self.cells = {k: v for k, v in self.cells.items() if k[0] > self.head - self.n}
+
+    def sums(self, start: int, end: int, rows: int) -> tuple[list[int], list[int]]:
+        total, bad = [0] * rows, [0] * rows
+        for (bucket, row), (t, b) in self.cells.items():
+            if start <= bucket < end:
+                total[row] += t
+                bad[row] += b
+        return total, bad
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_span_sums_equal_a_naive_ring_through_interleaved_writes(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`add`, `add_counts` (cells counted once for two rings: `count_cells`, `coarser`), `add_cells` (saved
+    cells, rows landing on one or each on its own), head moves and reads, in any order: each write leaves
+    the running sums to the next read (`_defer`, `_pending`), a bucket may be written by several kinds of
+    write between two reads, and every read equals the sum the rule gives (bit for bit). A third of the
+    seeds add every pending cell with numpy and settle them every other `add_cells` batch."""
+    if seed % 3 == 2:
+        monkeypatch.setattr(windows, "_FEW_CELLS", 0)
+        monkeypatch.setattr(windows, "_PENDING_BATCHES", 2)
+    rnd = random.Random(seed)
+    n = 16
+    ring, coarse = BucketRing(1000, n, 2), BucketRing(4000, n, 2)
+    naive, naive_coarse = NaiveRing(n), NaiveRing(n)
+    rows = 2
+    head = 100
+    spans = ((1, 0), (4, 0), (9, 1), (15, 2))  # (length, how far the span ends before the head + 1)
+
+    def events(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            np.array([rnd.randrange(rows) for _ in range(k)], np.intp),
+            np.array([head + rnd.choice((-20, -9, -3, -1, 0, 0, 0, 1, 2)) for _ in range(k)], np.int64),
+            np.array([rnd.random() < 0.3 for _ in range(k)], np.bool_),
+        )
+
+    for step in range(200):
+        action = rnd.random()
+        if action < 0.25:
+            r, b, bad = events(rnd.randrange(1, 30))
+            ring.add(r, b, bad)
+            naive.offer([(int(x), int(y), 1, int(z)) for x, y, z in zip(b, r, bad, strict=True)])
+        elif action < 0.45:
+            r, b, bad = events(rnd.randrange(1, 30))
+            fine = count_cells(r, b, bad, rows)
+            ring.add_counts(fine)
+            coarse.add_counts(coarser(fine, 4))
+            cells = list(zip(b.tolist(), r.tolist(), [1] * len(b), bad.astype(int).tolist(), strict=True))
+            naive.offer(cells)
+            naive_coarse.offer([(x // 4, y, t, z) for x, y, t, z in cells])
+        elif action < 0.7:
+            # Saved cells of another ring (a piece), its rows mapped onto ours (on one, now and then).
+            theirs = rnd.randrange(1, 5)
+            row_map = np.array([rnd.randrange(rows) for _ in range(theirs)], np.intp)
+            if rnd.random() < 0.5:
+                row_map = np.sort(rnd.sample(range(rows), min(theirs, rows))).astype(np.intp)
+                theirs = len(row_map)
+            their_head = head + rnd.choice((-5, -1, 0, 0, 1, 3))
+            offered = {
+                (their_head - rnd.randrange(0, n + 4), rnd.randrange(theirs)): rnd.randrange(1, 9)
+                for _ in range(rnd.randrange(0, rnd.choice((6, 12, 60))))
+            }
+            picked = {k: (t, rnd.randrange(0, t + 1)) for k, t in offered.items() if k[0] > their_head - n}
+            keys = sorted(picked)
+            state = RingState(
+                1000,
+                n,
+                their_head,
+                min((k[0] for k in keys), default=their_head),
+                theirs,
+                np.array([(b % n) * theirs + r for b, r in keys], np.int64),
+                np.array([picked[k][0] for k in keys], np.int64),
+                np.array([picked[k][1] for k in keys], np.int64),
+            )
+            ring.add_cells(
+                state, row_map, rnd.choice((None, bool(len(set(row_map.tolist())) == len(row_map))))
+            )
+            naive.advance(their_head)
+            naive.offer([(b, int(row_map[r]), *picked[(b, r)]) for b, r in keys])
+        elif action < 0.8:
+            head += rnd.choice((1, 1, 2, 5, n + 1))
+            ring.advance(head)
+            coarse.advance(head // 4)
+            naive.advance(head)
+            naive_coarse.advance(head // 4)
+        elif action < 0.85:
+            rows += rnd.choice((1, 1, 3))
+            ring.ensure_rows(rows)
+            coarse.ensure_rows(rows)
+        else:
+            assert ring.head is not None or naive.head is None
+            for read, nv, scale in ((ring, naive, 1), (coarse, naive_coarse, 4)):
+                if nv.head is None:
+                    continue
+                for length, back in spans:
+                    end = nv.head + 1 - back
+                    got = read.span_sums((length, back), end - length, end, rows)
+                    want = nv.sums(end - length, end, rows)
+                    assert [a.tolist() for a in got] == list(want), (seed, step, scale, length)
+                assert read.head == nv.head
