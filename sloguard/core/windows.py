@@ -631,23 +631,27 @@ class BucketRing(Ring):
             slot, targets = np.divmod(flat, self.rows)
             total, bad = add_total, add_bad
         # (else rows land on distinct rows, and the saved cells are distinct: one sum per cell)
-        parts: list[tuple[int, slice | Intp]]
+        # Flat indices into each block's cells (one-dimensional fancy indexing: several times cheaper
+        # than a (slot, column) pair of index arrays for the few cells a piece adds).
+        parts: list[tuple[int, Intp, I64, I64]]
         if len(self._total) == 1:
-            parts = [(0, slice(None))]
+            parts = [(0, slot * self._total[0].shape[1] + targets, total, bad)]
         else:
             blocks = targets // BLOCK
-            parts = [(b, np.flatnonzero(blocks == b)) for b in np.unique(blocks).tolist()]
+            parts = []
+            for b in np.unique(blocks).tolist():
+                sel = np.flatnonzero(blocks == b)
+                parts.append((b, slot[sel] * BLOCK + (targets[sel] - b * BLOCK), total[sel], bad[sel]))
         if self.dtype is not np.int64:
-            need = max(
-                int((self._total[b][slot[sel], targets[sel] - b * BLOCK].astype(np.int64) + total[sel]).max())
-                for b, sel in parts
-            )
+            # (a block's counts are unsigned below int64: their sum with int64 counts is int64)
+            need = max(int((self._total[b].reshape(-1).take(at) + t).max()) for b, at, t, _ in parts)
             if need > int(np.iinfo(self.dtype).max):
                 self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
-        for b, sel in parts:
-            at = (slot[sel], targets[sel] - b * BLOCK)
-            self._total[b][at] += total[sel].astype(self.dtype)
-            self._bad[b][at] += bad[sel].astype(self.dtype)
+        for b, at, t, x in parts:
+            cells = self._total[b].reshape(-1)  # (blocks are C-contiguous: a view)
+            cells[at] += t.astype(self.dtype)
+            cells = self._bad[b].reshape(-1)
+            cells[at] += x.astype(self.dtype)
 
     def _held(self) -> list[tuple[int, int]]:
         """The slots that may hold counts, as ascending runs ``[first, stop)``: those of the buckets

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sloguard.core.state import RingState
 from sloguard.core.windows import BLOCK, BucketRing, coarser, count_cells, reused
 
 
@@ -139,3 +140,27 @@ def test_count_cells_and_coarser_count_every_event_per_cell(n_rows: int, spread:
         assert got == sorted(want_total)  # distinct cells, by row then bucket
         assert cells.total.tolist() == [want_total[c] for c in got]
         assert cells.bad.tolist() == [want_bad[c] for c in got]
+
+
+@pytest.mark.parametrize("distinct", [True, False])
+def test_add_cells_across_blocks_widens_and_lands_on_each_block(distinct: bool) -> None:
+    """Saved cells in two blocks of rows, one of them past what uint16 and then uint32 hold: every cell
+    lands on its own block's row and slot, the type widens first, and the other cells keep their counts."""
+    rows = BLOCK + 10
+    ring = BucketRing(1000, 8, rows)
+    ring.add(np.array([3, BLOCK + 4], np.intp), np.array([100, 100], np.int64), np.array([True, False]))
+    targets = np.array([3, BLOCK + 4, BLOCK + 9, 7], np.intp)
+    slots = np.array([100, 100, 99, 98], np.int64) % 8
+    for big, dtype in ((70_000, np.uint32), (5_000_000_000, np.int64)):
+        total = np.array([1, big, 2, 3], np.int64)
+        bad = np.array([1, 0, 2, 0], np.int64)
+        order = np.argsort(slots * rows + targets)
+        state = RingState(1000, 8, 100, 98, rows, (slots * rows + targets)[order], total[order], bad[order])
+        row_map = np.arange(rows, dtype=np.intp)
+        ring.add_cells(state, row_map, distinct)  # (False: the path summing cells that collide)
+        assert ring.dtype is dtype
+    t, b = ring.sums(98, 101, rows)
+    assert t[[3, 7, BLOCK + 4, BLOCK + 9]].tolist() == [3, 6, 5_000_070_001, 4]
+    assert b[[3, 7, BLOCK + 4, BLOCK + 9]].tolist() == [3, 0, 0, 4]
+    assert int(t.sum()) == 3 + 6 + 5_000_070_001 + 4
+    assert ring.bucket_counts(100, 101, BLOCK + 4)[0].tolist() == [5_000_070_001]
