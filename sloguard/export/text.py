@@ -65,11 +65,23 @@ def format_values(values: F64) -> list[str]:
     return _spell(values, "", "")
 
 
+#: Columns shorter than this get their spellings affixed one by one (~50 ns a value): the distinct-value
+#: table's numpy calls cost ~10-20 µs a column, which small blocks (latency groups, tests) would pay.
+_AFFIXED_ONE_BY_ONE = 256
+#: Columns shorter than this are spelled by ``floatToGoString`` itself, a value at a time (~0.3-0.5 µs):
+#: less than the column's numpy calls (most blocks of a small exposition hold 1 or 2 samples).
+_SPELLED_ONE_BY_ONE = 16
+
+
 def _spell(values: F64, before: str, after: str) -> list[str]:
     """`format_values`, each spelling written between ``before`` and ``after`` (`_lines` lays a line's
     value and the constant texts around it as one part). The affixed spellings of the integral values
     are made once per distinct value of the column (a few hundred at most, for counts), the others in
     the one string the encoder wrote for them."""
+    if len(values) < _SPELLED_ONE_BY_ONE:
+        return [before + _float_to_go(v) + after for v in values.tolist()]
+    if (before or after) and len(values) < _AFFIXED_ONE_BY_ONE:
+        return [before + t + after for t in _spell(values, "", "")]
     spellings = _integral()
     with np.errstate(invalid="ignore"):  # NaN and ±Inf cast to garbage: never looked up
         ints = values.astype(np.int64)
@@ -78,12 +90,10 @@ def _spell(values: F64, before: str, after: str) -> list[str]:
     every = bool(looked_up.all())
     keys = ints if every else np.where(looked_up, ints, 0)
     if before or after:
-        if not len(keys):
-            return []
         seen = np.flatnonzero(np.bincount(keys))
         affixed = np.empty(len(seen), object)
         affixed[:] = [before + t + after for t in spellings[seen].tolist()]
-        at = np.empty(len(spellings), np.intp)  # only the seen values' entries are read
+        at = np.empty(int(seen[-1]) + 1, np.intp)  # only the seen values' entries are read
         at[seen] = np.arange(len(seen))
         table = affixed[at[keys]]
     else:

@@ -87,7 +87,12 @@ def test_values_are_formatted_like_prometheus_client() -> None:
         [],
     ],
 )
-def test_integral_values_looked_up_are_spelled_like_prometheus_client(column: list[float]) -> None:
+@pytest.mark.parametrize("repeat", [1, 20], ids=["one-by-one", "column"])
+def test_integral_values_looked_up_are_spelled_like_prometheus_client(
+    column: list[float], repeat: int
+) -> None:
+    # Short columns are spelled a value at a time; long ones (repeated) through the table and the encoder.
+    column = column * repeat
     assert format_values(np.array(column, dtype=np.float64)) == [go(v) for v in column]
 
 
@@ -107,12 +112,14 @@ def test_values_spelled_without_repr_are_repr_across_the_positional_range() -> N
 
 
 @pytest.mark.parametrize("before,after", [("", ""), ('x="1"} ', "\nm{"), ("a\0b", "\n\0"), ("} ", "\n")])
-def test_values_spelled_between_affixes(before: str, after: str) -> None:
+@pytest.mark.parametrize("repeat", [1, 10], ids=["short", "long"])
+def test_values_spelled_between_affixes(before: str, after: str, repeat: int) -> None:
     # Integral values (affixed once per distinct value), encoder-spelled ones (affixed around the
-    # encoder's commas, or one by one when an affix holds the NUL used to split) and the slow ones.
-    column = np.array([*VALUES, 3.0, 3.0, 0.25, 0.25, 1e-5, 65536.0, 7.0, 0.0, 2.5, 1e-4])
+    # encoder's commas, or one by one when an affix holds the NUL used to split) and the slow ones;
+    # short columns affixed a value at a time.
+    column = np.array([*VALUES, 3.0, 3.0, 0.25, 0.25, 1e-5, 65536.0, 7.0, 0.0, 2.5, 1e-4] * repeat)
     assert _spell(column, before, after) == [before + go(v) + after for v in column.tolist()]
-    whole = np.array([5.0, 0.0, 5.0, 65535.0])
+    whole = np.array([5.0, 0.0, 5.0, 65535.0] * 70 * repeat)
     assert _spell(whole, before, after) == [before + go(v) + after for v in whole.tolist()]
     assert _spell(np.array([0.5, 0.125]), before, after) == [before + "0.5" + after, before + "0.125" + after]
     assert _spell(np.array([]), before, after) == []
@@ -121,8 +128,9 @@ def test_values_spelled_between_affixes(before: str, after: str) -> None:
 @given(st.floats(allow_nan=True, allow_infinity=True))
 @settings(max_examples=2000, deadline=None)
 def test_any_value_is_formatted_like_prometheus_client(value: float) -> None:
-    column = np.array([value, 1.0, value, 0.5])
+    column = np.array([value, 1.0, value, 0.5] * 5)  # long enough for the column path
     assert format_values(column) == [go(v) for v in column.tolist()]
+    assert _spell(column[:3], "a", "b") == [f"a{go(v)}b" for v in column[:3].tolist()]
 
 
 @pytest.mark.parametrize(
