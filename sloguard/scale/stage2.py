@@ -117,6 +117,8 @@ class MergeStage:
         self._behind = False
         #: Whether `step` is between two apply slices of a fetch (`behind`).
         self._applying = False
+        #: The partitions whose series the last `export_counts` exported (`behind`).
+        self._exported: frozenset[int] = frozenset()
 
     async def start(self) -> None:
         topics = [self.partials_topic]
@@ -151,21 +153,31 @@ class MergeStage:
         `runtime.BEHIND_REFRESH_S` only; the first tick once it is not refreshes them): a fetch took
         `_BEHIND_SLICES` apply slices and none since was applied within `_CAUGHT_UP_SLICES`; or the
         tick runs between two slices of a fetch, or more than `_BEHIND_LAG` records of a partition
-        that is not stopped are known to wait past the last fetch (`KafkaSource.lag`). In the last two
+        that is not stopped are known to wait past the last fetch, or may (`KafkaSource.lag` does not
+        know the partition yet). In the last two
         cases the next record changes the counts anyway: a refresh then cost bench-scale's stage 2 an
         evaluation and a render of every owned series (~0.5 s) for a state already stale. Once
-        caught up, the lag is 0 after every fetch and no fetch is in slices: refreshed every tick."""
+        caught up, the lag is 0 after every fetch and no fetch is in slices: refreshed every tick.
+        Never behind while the partitions owned are not those last exported (revoked ones must stop
+        being exported here within a tick)."""
+        if frozenset(self.owned) != self._exported:
+            # Partitions came or went (a rebalance): publish at once, so the series of a revoked one stop
+            # being exported here within a tick, however far behind the others are.
+            return False
         if self._behind or self._applying:
             return True
         lag = self.source.lag()
+        # A partition no fetch answered for yet (just assigned) is taken as behind: its log's end is not
+        # known, and on a restart it is where a backlog waits. An answer, records or not, tells it.
         return any(
-            lag.get((self.partials_topic, p), 0) > _BEHIND_LAG
+            lag.get((self.partials_topic, p), _BEHIND_LAG + 1) > _BEHIND_LAG
             for p, o in self.owned.items()
             if o.refused is None
         )
 
     def export_counts(self, now_ms: int) -> OwnedCounts:
         mergers = [o.merger for _, o in sorted(self.owned.items())]
+        self._exported = frozenset(self.owned)
         counts = owned_counts(self._base, mergers, now_ms, self._view)
         t = self.telemetry
         t.partitions_owned = len(self.owned)

@@ -14,7 +14,7 @@ from sloguard.scale.stage1 import PartialStage
 from sloguard.scale.stage2 import MergeStage, Owned
 from sloguard.scale.view import OwnedCounts
 from sloguard.settings import load_settings
-from tests.unit.scale.test_exactly_once import CONFIG, FP
+from tests.unit.scale.test_exactly_once import CONFIG, FP, T0
 
 SETTINGS = {"stage": "partial", "kafka": {"bootstrap_servers": "127.0.0.1:9", "topics": ["requests"]}}
 
@@ -68,20 +68,28 @@ async def test_merge_stage_is_behind_while_records_wait_or_a_fetch_is_in_slices(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Stage 2 is behind (its tick skips the series' refresh) while more than one record of a partition
-    it applies is known to wait past the last fetch, or while a fetch is applied in slices; a stopped
-    partition's lag does not count (it never shrinks)."""
+    it applies is known to wait past the last fetch (or no fetch answered for it yet), or while a fetch
+    is applied in slices; a stopped partition's lag does not count (it never shrinks); never while the
+    partitions owned are not those its last export had (a revoked one's series must go at once)."""
     settings = load_settings({**SETTINGS, "stage": "merge"})
     stage = MergeStage(settings, CONFIG)
     topic = stage.partials_topic
     lag: dict[tuple[str, int], int] = {}
     monkeypatch.setattr(stage.source, "lag", lambda: lag)
     stage.owned = {p: Owned(Merger(CONFIG, FP, p, 3), 0) for p in range(3)}
-    assert not stage.behind()
-    lag.update({(topic, 0): 1, (topic, 1): 0})  # a log's end may be one past its last record
+    assert not stage.behind()  # partitions not exported yet: published at once
+    stage.export_counts(T0)
+    assert stage.behind()  # no fetch answered for them yet: their ends are not known
+    lag.update({(topic, 0): 1, (topic, 1): 0, (topic, 2): 0})  # an end may be one past the last record
     assert not stage.behind()
     lag[(topic, 2)] = 40
     assert stage.behind()
     stage.owned[2].refused = "another SLO file"
     assert not stage.behind()
     stage._applying = True
+    assert stage.behind()
+    # A rebalance took partition 1 away: the next tick publishes without its series, behind or not.
+    del stage.owned[1]
+    assert not stage.behind()
+    stage.export_counts(T0)
     assert stage.behind()
