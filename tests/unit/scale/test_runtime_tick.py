@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from sloguard.scale.merger import Merger
-from sloguard.scale.runtime import StageProcess
+from sloguard.scale.runtime import BEHIND_REFRESH_S, StageProcess
 from sloguard.scale.stage1 import PartialStage
 from sloguard.scale.stage2 import MergeStage, Owned
 from sloguard.scale.view import OwnedCounts
@@ -47,20 +47,22 @@ async def test_tick_refreshes_series_every_refresh_interval_while_behind(
     published: list[object] = []
     monkeypatch.setattr(proc.http, "set_metrics", published.append)
     exported, latest = [], []
-    for second in (0, 1, 4, 5, 6, 11):
+    r = int(BEHIND_REFRESH_S)
+    seconds = (0, 1, r - 1, r, r + 1, 2 * r + 1)
+    for second in seconds:
         now[0] = float(second)
         stage.telemetry.partials_produced = second  # the self-metrics of this tick
         await proc.tick()
         exported.append(stage.exported)
         latest.append(proc.latest)
-    # 0 s: nothing published yet, evaluated though behind; 1 s, 4 s: behind, the last snapshot again;
-    # 5 s: caught up, evaluated at once; 6 s: behind, 1 s after; 11 s: behind, 6 s after: evaluated.
+    # 0 s: nothing published yet, evaluated though behind; 1 s, r - 1: behind, the last snapshot again;
+    # r: caught up, evaluated at once; r + 1: behind, 1 s after; 2r + 1: behind, r + 1 after: evaluated.
     assert exported == [1, 1, 1, 2, 2, 3]
     assert latest[1] is latest[0] and latest[2] is latest[0] and latest[4] is latest[3]
     assert proc.ticks == 6
     # The self-metrics are those of every tick, with the snapshot the tick kept.
     assert [(b.args[0], b.args[1].partials_produced) for b in published] == list(  # type: ignore[attr-defined]
-        zip(latest, (0, 1, 4, 5, 6, 11), strict=True)
+        zip(latest, seconds, strict=True)
     )
 
 
