@@ -41,6 +41,18 @@ __all__ = ["Merger", "Refused"]
 HELD_PIECES = 32
 HELD_BYTES = 4 << 20
 
+#: The config `_spec_fingerprints` last saw and its fingerprints.
+_last_fingerprints: list[tuple[Config, Fingerprints]] = []
+
+
+def _spec_fingerprints(config: Config) -> Fingerprints:
+    """`spec_fingerprints` of ``config``, once for all the mergers of one config (a stage-2 process makes
+    one per partition it is assigned, at each rebalance: ``repr`` of every spec costs ~6 ms for
+    bench-scale's 63 SLOs). The same object only: a reloaded config is another one."""
+    if not _last_fingerprints or _last_fingerprints[0][0] is not config:
+        _last_fingerprints[:] = [(config, spec_fingerprints(config))]
+    return _last_fingerprints[0][1]
+
 
 @dataclass(frozen=True, slots=True)
 class Refused:
@@ -98,7 +110,7 @@ class Merger:
 
     def __post_init__(self) -> None:
         self._aggregator = Aggregator(self.config)
-        self._fingerprints = spec_fingerprints(self.config)
+        self._fingerprints = _spec_fingerprints(self.config)
         slos = self._aggregator.slos
         shapes = [[s.fine.res_ms, s.fine.n, s.coarse.res_ms, s.coarse.n] for s in slos]
         self._shapes = np.array(shapes, np.int64).reshape(len(slos), 4)

@@ -19,7 +19,7 @@ from sloguard.core.spec import DAY, Config
 from sloguard.core.state import AggregatorState, RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Verdict
-from sloguard.scale.codec import DEFAULT_MAX_BYTES, decode_piece, encode_pieces
+from sloguard.scale.codec import DEFAULT_MAX_BYTES, decode_piece, encode_pieces, spec_fingerprints
 from sloguard.scale.merger import Merger
 from sloguard.scale.partials import InputRange, apply, config_fingerprint, split, summarise
 from tests.unit.scale.test_exactly_once import CONFIG, T0, events_strategy, ranges_of
@@ -262,3 +262,13 @@ def test_owned_masks_of_keys_from_pieces_from_restores_and_overflow_are_the_hash
         other = Merger(cfg, config_fingerprint(cfg), p, partitions + 1)
         other.aggregator.restore_state(merger.aggregator.export_state())
         assert_owned_masks_hashed(other)
+
+
+def test_mergers_of_one_config_share_its_spec_fingerprints() -> None:
+    """The spec fingerprints are worked out once per config object, not once per partition's merger;
+    another config (a reload) gets its own."""
+    a, b = Merger(CONFIG, config_fingerprint(CONFIG), 0, 2), Merger(CONFIG, config_fingerprint(CONFIG), 1, 2)
+    assert a._fingerprints is b._fingerprints and a._fingerprints == spec_fingerprints(CONFIG)
+    other = replace(CONFIG, slos=CONFIG.slos[:1])
+    c = Merger(other, config_fingerprint(other), 0, 2)
+    assert c._fingerprints == spec_fingerprints(other) != a._fingerprints
