@@ -26,7 +26,7 @@ from sloguard._types import F64, I64
 
 def error_ratio(bad: I64 | F64, total: I64 | F64) -> F64:
     """``bad / total`` with 0 for empty windows (any shape)."""
-    out = np.zeros(np.shape(total), np.float64)
+    out = np.zeros(total.shape, np.float64)
     # One division where the total is positive, written in place: the same IEEE quotients as dividing
     # the gathered non-empty entries, without the gathers and the scatter (a tick divides every series).
     np.divide(bad, total, out=out, where=total > 0)
@@ -36,7 +36,7 @@ def error_ratio(bad: I64 | F64, total: I64 | F64) -> F64:
 def burn_rate(bad: I64 | F64, total: I64 | F64, budget: Fraction) -> F64:
     """``(bad / total) / (1 − O)`` = ``bad·q / (total·p)``, correctly rounded; 0 for empty windows."""
     p, q = budget.numerator, budget.denominator
-    out = np.zeros(np.shape(total), np.float64)
+    out = np.zeros(total.shape, np.float64)
     # (p is 1 for the usual objectives, 99.9 % -> 1/1000: ``total·1`` would be a copy of the same values)
     np.divide(bad * q, total if p == 1 else total * p, out=out, where=total > 0)
     return out
@@ -45,7 +45,7 @@ def burn_rate(bad: I64 | F64, total: I64 | F64, budget: Fraction) -> F64:
 def budget_remaining(bad: I64 | F64, total: I64 | F64, budget: Fraction) -> F64:
     """``1 − bad / ((1 − O)·total)`` = ``(total·p − bad·q) / (total·p)``; 1 for an empty period."""
     p, q = budget.numerator, budget.denominator
-    out = np.ones(np.shape(total), np.float64)
+    out = np.ones(total.shape, np.float64)
     tp = total if p == 1 else total * p
     np.divide(tp - bad * q, tp, out=out, where=total > 0)
     return out
