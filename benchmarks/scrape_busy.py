@@ -6,16 +6,22 @@ its event loop absorbs a fetch: the request waits several turns for its first by
 the loop takes a turn per few MB the kernel takes. This reproduces that without Kafka: a child process
 pinned to the last CPU runs the real `Absorber` on fetches of ``--fetch`` backlog records (100 events
 each, `benchmarks.cardinality`'s backlog at ``--series`` series), one per turn of its loop, and the real
-`HttpServer` serving a gzip body of ``--body-mb`` MB (random members of 2.8 KB, as a rendered body's). This
-process (on another CPU) scrapes it with a cheap blocking client, switching the child between
+`HttpServer` serving a gzip body of ``--body-mb`` MB (members of ~2.5 KB, each ~40 KB of exposition text,
+as a rendered body's: one member repeated). This process (on another CPU) scrapes it with a cheap blocking
+client, reading to the last byte of the Content-Length (as Prometheus; not to the close), switching the
+child between
 
 * ``loop``: the body written by the loop, and a fetch absorbed whole;
 * ``thread``: the body written from a thread (`sloguard.export.bulk`), a fetch absorbed whole;
 * ``both``: from a thread, and a fetch absorbed a slice at a time (`sloguard.absorb.SLICE_BYTES`, as the
-  daemon does),
+  daemon does);
+* ``fine``: as ``both`` with 512 KiB slices;
+* ``plain``: as ``both``, a plain scrape (the text decompressed a member at a time as it is sent: ~15x the
+  bytes),
 
 in turn before every scrape, and prints per variant the median and max of the wall time to the last byte
-and to the first byte, and the child's loop turns (median, p99) while it ran.
+and to the first byte, the CPU time of the thread that sent the body (none for ``loop``), and the child's loop
+turns (median, p99) while it ran.
 """
 
 from __future__ import annotations
@@ -28,13 +34,22 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 from benchmarks.harness import pin_harness
 
-VARIANTS = ("loop", "thread", "both")
+#: Per variant: written from a thread, absorb slice bytes (None: whole fetches), gzip.
+VARIANTS: dict[str, tuple[bool, int | None, bool]] = {
+    "loop": (False, None, True),
+    "thread": (True, None, True),
+    "both": (True, 0, True),  # 0: `sloguard.absorb.SLICE_BYTES`
+    "fine": (True, 512 << 10, True),
+    "plain": (True, 0, False),
+}
 
 
 def serve(series: int, fetch: int, body_mb: float) -> None:
@@ -43,12 +58,13 @@ def serve(series: int, fetch: int, body_mb: float) -> None:
     import numpy as np
 
     import sloguard.absorb as absorb_module
+    import sloguard.export.bulk as bulk
     from benchmarks.cardinality import SWEEP_SLOS, backlog_parts
     from sloguard.absorb import Absorber
     from sloguard.clock import ManualClock
     from sloguard.engine import Engine
     from sloguard.export.http import HttpServer, Response
-    from sloguard.export.text import Body
+    from sloguard.export.text import Body, gzip_member
     from sloguard.ingest.kafka import Fetched
     from sloguard.ingest.offsets import OffsetLedger
     from sloguard.settings import load_settings
@@ -63,6 +79,21 @@ def serve(series: int, fetch: int, body_mb: float) -> None:
     turns: dict[str, list[float]] = {v: [] for v in VARIANTS}
     variant = ["both"]
     stopping: list[bool] = []
+    # The sender thread's CPU time, summed over the scrapes (the scrape's own cost on the core: the
+    # decompression of a plain body, the copies into the socket).
+    sender_cpu = [0.0]
+    send_blocking = bulk._send_blocking
+
+    def timed_send(
+        sock: socket.socket, chunks: Iterable[bytes], deadline: float, abandoned: threading.Event
+    ) -> None:
+        start = time.thread_time()
+        try:
+            send_blocking(sock, chunks, deadline, abandoned)
+        finally:
+            sender_cpu[0] += time.thread_time() - start
+
+    bulk._send_blocking = timed_send
 
     async def main() -> None:
         now = time.time_ns() // 1_000_000
@@ -74,24 +105,31 @@ def serve(series: int, fetch: int, body_mb: float) -> None:
         )  # fmt: skip
         first = series // 100 + 1  # every series once: the steady state
         await absorber.absorb(Fetched(records[:first], {("t", 0): first}))
-        rng = np.random.default_rng(1)
-        n_members = int(body_mb * 1e6 / 2800)
-        members = [rng.integers(0, 256, 2800, dtype=np.uint8).tobytes() for _ in range(n_members)]
+        values = np.random.default_rng(1).integers(0, 1000, 512).tolist()
+        text = "".join(
+            f'slo_events_total{{customer="c-{i:06d}",slo="per-customer",window="5m"}} {v}.0\n'
+            for i, v in enumerate(values)
+        ).encode()
+        member = gzip_member(text)
+        n_members = int(body_mb * 1e6 / len(member))
 
         def route(path: str, query: str) -> Response | None:
             if path == "/stop":
                 stopping.append(True)
+            elif path == "/cpu":
+                return Response(200, "text/plain", f"{sender_cpu[0]!r}\n".encode())
             elif path == "/variant" and query in VARIANTS:
                 variant[0] = query
-                server.threaded_send_min = None if query == "loop" else 1 << 20
-                absorb_module.SLICE_BYTES = slice_bytes if query == "both" else 1 << 62
+                threaded, size, _ = VARIANTS[query]
+                server.threaded_send_min = 1 << 20 if threaded else None
+                absorb_module.SLICE_BYTES = 1 << 62 if size is None else size or slice_bytes
             else:
                 return None
             return Response(200, "text/plain", b"ok\n")
 
         server = HttpServer("127.0.0.1", 0, lambda: True, lambda: (True, ""), routes=route)
         await server.start()
-        server.set_metrics(Body.of_members(members, 15 * n_members * 2800))
+        server.set_metrics(Body.of_members([member] * n_members, n_members * len(text)))
         print(json.dumps({"port": server.port}), flush=True)
         loop = asyncio.get_running_loop()
         last = [time.perf_counter()]
@@ -115,16 +153,34 @@ def serve(series: int, fetch: int, body_mb: float) -> None:
     asyncio.run(main())
 
 
-def scrape(port: int, buf: bytearray) -> tuple[float, float]:
-    """A gzip GET of /metrics, read to the last byte: wall seconds to it and to the first byte."""
+def scrape(port: int, gzip_ok: bool, buf: bytearray) -> tuple[float, float]:
+    """A GET of /metrics (gzip or not), read to the last byte of its Content-Length (into ``buf``, over
+    and over): wall seconds to it and to the first byte."""
     t0 = time.perf_counter()
+    enc = b"Accept-Encoding: gzip\r\n" if gzip_ok else b""
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
-        view, got, first = memoryview(buf), 0, 0.0
-        while n := s.recv_into(view[got:], 1 << 22):
-            first = first or time.perf_counter() - t0
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + enc + b"Connection: close\r\n\r\n")
+        view, got, first, end = memoryview(buf), 0, 0.0, -1
+        while end < 0 or got < end:
+            n = s.recv_into(view)
+            if not n:
+                raise ConnectionError("closed before the end of the body")
+            if end < 0:
+                first = time.perf_counter() - t0
+                head, sep, _ = bytes(view[:n]).partition(b"\r\n\r\n")
+                length = next(
+                    int(v)
+                    for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+                    if k.lower() == b"content-length"
+                )
+                end = len(head) + len(sep) + length
             got += n
     return time.perf_counter() - t0, first
+
+
+def sender_cpu(port: int) -> float:
+    """The child's sender threads' CPU seconds so far."""
+    return float(urllib.request.urlopen(f"http://127.0.0.1:{port}/cpu").read())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,17 +199,22 @@ def main(argv: list[str] | None = None) -> int:
     argv_child += ["--series", str(args.series), "--fetch", str(args.fetch), "--body-mb", str(args.body_mb)]
     pin = ["taskset", "-c", str(core)] if core is not None else []
     root = Path(__file__).parent.parent
-    results: dict[str, list[tuple[float, float]]] = {v: [] for v in VARIANTS}
+    results: dict[str, list[tuple[float, float, float]]] = {v: [] for v in VARIANTS}
+    names = list(VARIANTS)
     with subprocess.Popen(pin + argv_child, cwd=root, stdout=subprocess.PIPE, text=True) as child:
         try:
             assert child.stdout is not None
             port = json.loads(child.stdout.readline())["port"]
-            buf = bytearray(int(args.body_mb * 2e6))
+            buf = bytearray(1 << 22)
             for i in range(args.scrapes):
-                for v in VARIANTS[i % 3 :] + VARIANTS[: i % 3]:  # each variant first in turn
+                k = i % len(names)
+                for v in names[k:] + names[:k]:  # each variant first in turn
                     urllib.request.urlopen(f"http://127.0.0.1:{port}/variant?{v}").read()
                     time.sleep(0.3)
-                    results[v].append(scrape(port, buf))
+                    cpu = sender_cpu(port)
+                    wall, first = scrape(port, VARIANTS[v][2], buf)
+                    time.sleep(0.05)  # the thread's last instructions
+                    results[v].append((wall, first, sender_cpu(port) - cpu))
             urllib.request.urlopen(f"http://127.0.0.1:{port}/stop").read()
             turns = json.loads(child.stdout.readline())
         finally:
@@ -163,13 +224,17 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.series:,} series, fetches of {args.fetch} records, {args.body_mb:g} MB gzip, load {load:.2f}"
     )
-    print("variant   wall ms (med/max)   first byte ms (med/max)   loop turn ms (med/p99)")
+    print(
+        "variant   wall ms (med/max)   first byte ms (med/max)   sender CPU ms (med)   loop turn ms (med/p99)"
+    )
     for v, r in results.items():
-        wall, first = [x[0] * 1000 for x in r], [x[1] * 1000 for x in r]
+        walls, firsts = [x[0] * 1000 for x in r], [x[1] * 1000 for x in r]
         med, p99 = (x * 1000 for x in turns.get(v, [float("nan")] * 2))
+        cpu = statistics.median(x[2] * 1000 for x in r)
+        wall, first = statistics.median(walls), statistics.median(firsts)
         print(
-            f"{v:8} {statistics.median(wall):>9.0f} / {max(wall):<6.0f} {statistics.median(first):>15.0f} / "
-            f"{max(first):<8.0f} {med:>15.1f} / {p99:<6.1f}"
+            f"{v:8} {wall:>9.0f} / {max(walls):<6.0f} {first:>15.0f} / "
+            f"{max(firsts):<8.0f} {cpu:>18.0f} {med:>15.1f} / {p99:<6.1f}"
         )
     return 0
 
