@@ -295,19 +295,30 @@ class StrLabels:
         n = len(values)
         if n == 0:
             return None
-        lengths = np.fromiter(map(len, values), np.intp, n)
+        try:
+            # ASCII: one byte per character. NUL-separated, so that the lengths come from the
+            # separators' places, found by numpy, rather than a len() per row in Python (~30-45 ns a
+            # row at 100k distinct labels in-process, more than the lookup).
+            joined = "\x00".join(values).encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        raw = np.frombuffer(joined, np.uint8)
+        starts = np.zeros(n, np.intp)
+        if joined.count(0) == n - 1:
+            seps = np.flatnonzero(raw == 0)
+            starts[1:] = seps + 1
+            lengths = np.empty(n, np.intp)
+            lengths[:-1] = seps - starts[:-1]
+            lengths[-1] = len(joined) - starts[-1]
+        else:  # a label holds a NUL
+            lengths = np.fromiter(map(len, values), np.intp, n)
+            np.cumsum(lengths[:-1] + 1, out=starts[1:])
         top = int(lengths.max())
         if top > 8 * LABEL_WORDS:
             return None
-        try:
-            joined = "".join(values).encode("ascii")  # ASCII: one byte per character
-        except UnicodeEncodeError:
-            return None
-        starts = np.zeros(n, np.intp)
-        np.cumsum(lengths[:-1], out=starts[1:])
         # Zero padding: a row's words are read up to `top` bytes past its start.
         arr = np.zeros(-(-len(joined) // 8) * 8 + 8 * (LABEL_WORDS + 2), np.uint8)
-        arr[: len(joined)] = np.frombuffer(joined, np.uint8)
+        arr[: len(joined)] = raw
         run = Run(arr.view(np.uint64), starts)
         words: list[U64] = []
         for k in range(-(-top // 8)):

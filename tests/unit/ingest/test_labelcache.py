@@ -12,7 +12,7 @@ import pytest
 
 from sloguard._types import U64, Intp
 from sloguard.core.model import Vocab
-from sloguard.ingest.labelcache import LABEL_WORDS, LabelCache
+from sloguard.ingest.labelcache import LABEL_WORDS, LabelCache, StrLabels
 
 
 def scan(labels: list[bytes], extra_words: int = 1) -> tuple[list[U64], Intp]:
@@ -116,3 +116,30 @@ def test_a_reset_vocabulary_empties_the_cache() -> None:
     assert lookup(cache, [b"x", b"y"]) == [-1, -1]
     known = cache_labels(cache, [b"y"])
     assert lookup(cache, [b"x", b"y"]) == [-1, known[b"y"]]
+
+
+@pytest.mark.parametrize("nul", [False, True], ids=["no-nul", "a-label-holds-nul"])
+def test_str_labels_read_each_label_whole(nul: bool) -> None:
+    """`StrLabels` joins the labels with NULs and finds their lengths from those; a label holding a NUL
+    itself takes the per-row lengths instead. Either way: the ids `Vocab.encode` gives."""
+    rnd = random.Random(8)
+    pool = [
+        "",
+        "a",
+        "ab",
+        *("x" * k for k in (7, 8, 9, 16, 8 * LABEL_WORDS)),
+        *(f"c-{i:06d}" for i in range(40)),
+    ]
+    mine, ref = Vocab(), Vocab()
+    labels = StrLabels(LabelCache(mine))
+    for step in range(50):
+        values = [rnd.choice(pool) for _ in range(rnd.randrange(1, 400))]
+        if rnd.random() < 0.3:
+            values[0] = values[-1] = ""
+        if nul:
+            values[rnd.randrange(len(values))] = rnd.choice(["\x00", "a\x00", "\x00b" * 3])
+        got = labels.ids(values)
+        assert got is not None, step
+        assert got.tolist() == ref.encode(values).tolist(), step
+        assert mine.names == ref.names, step
+    assert labels.ids(["a", "y" * (8 * LABEL_WORDS + 1)]) is None
