@@ -80,6 +80,8 @@ BLOCK = 16384
 
 #: Up to this many cells `add_cells` wrote since a read are added to the spans one by one (`_settle_cells`).
 _FEW_CELLS = 32
+#: The largest count each narrower counter type holds (looked up once: ``np.iinfo`` makes an object a call).
+_HOLDS: dict[type, int] = {t: int(np.iinfo(t).max) for t in (np.uint16, np.uint32)}
 #: `add_cells` batches held for the spans at most (then added to them at once): a bound on the memory.
 _PENDING_BATCHES = 64
 
@@ -228,10 +230,7 @@ class BucketRing(Ring):
             at = slots * BLOCK + (rows & (BLOCK - 1))
         now = [self._total[b].reshape(-1).take(at[cuts[i] : cuts[i + 1]]) for i, b in enumerate(blocks)]
         new = (now[0] if len(now) == 1 else np.concatenate(now)) + total  # int64: cannot wrap
-        need = int(new.max())
-        if self.dtype is not np.int64 and need > int(np.iinfo(self.dtype).max):
-            # A cell's bad count never exceeds its total: checking the totals is enough.
-            self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+        self._fit(int(new.max()))  # (a cell's bad count never exceeds its total: the totals are enough)
         new = new.astype(self.dtype)
         for i, b in enumerate(blocks):
             lo, hi = cuts[i], cuts[i + 1]
@@ -332,6 +331,12 @@ class BucketRing(Ring):
                 col += blk.shape[1]
             out.append(acc)
         return out[0], out[1]
+
+    def _fit(self, need: int) -> None:
+        """Widen the counters first if a cell is about to hold ``need``: to uint32 if that holds it, else
+        int64 (an int64 ring stays as it is)."""
+        if self.dtype is not np.int64 and need > _HOLDS[self.dtype]:
+            self._widen(np.uint32 if need <= _HOLDS[np.uint32] else np.int64)
 
     def _widen(self, dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]]) -> None:
         self.dtype = dtype
@@ -556,9 +561,7 @@ class BucketRing(Ring):
             self.ensure_rows(int(row_map.max()) + 1)
             # Widen first if the sums might not fit (bound: our fullest cell plus theirs).
             ours = max(int(blk.max()) for blk in self._total)
-            need = ours + int(src_total.max(initial=0))
-            if self.dtype is not np.int64 and need > int(np.iinfo(self.dtype).max):
-                self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+            self._fit(ours + int(src_total.max(initial=0)))
             blk = row_map // BLOCK
             for b in np.unique(blk).tolist():
                 sel = np.flatnonzero(blk == b)
@@ -644,9 +647,7 @@ class BucketRing(Ring):
                 parts.append((b, slot[sel] * BLOCK + (targets[sel] - b * BLOCK), total[sel], bad[sel]))
         if self.dtype is not np.int64:
             # (a block's counts are unsigned below int64: their sum with int64 counts is int64)
-            need = max(int((self._total[b].reshape(-1).take(at) + t).max()) for b, at, t, _ in parts)
-            if need > int(np.iinfo(self.dtype).max):
-                self._widen(np.uint32 if need <= np.iinfo(np.uint32).max else np.int64)
+            self._fit(max(int((self._total[b].reshape(-1).take(at) + t).max()) for b, at, t, _ in parts))
         for b, at, t, x in parts:
             cells = self._total[b].reshape(-1)  # (blocks are C-contiguous: a view)
             cells[at] += t.astype(self.dtype)
@@ -695,9 +696,7 @@ class BucketRing(Ring):
         self._before.clear()
         self._pending.clear()
         self.ensure_rows(max(1, state.rows))
-        peak = int(state.total.max(initial=0))
-        if peak > int(np.iinfo(self.dtype).max):
-            self._widen(np.uint32 if peak <= np.iinfo(np.uint32).max else np.int64)
+        self._fit(int(state.total.max(initial=0)))
         if len(state.cells):
             slots, rows = np.divmod(state.cells, state.rows)
             blk = rows // BLOCK
