@@ -95,6 +95,11 @@ class StageProcess:
         self._limiter = RateLimiter()
         #: `time.monotonic` of the last tick that evaluated the series (`tick`).
         self._evaluated = -math.inf
+        #: Whether the last tick kept the previous snapshot (the stage was behind), and the event that
+        #: ticks again at once, off the whole-second grid, when the stage has caught up since
+        #: (`_consume`): a record applied just after a skipped tick is not held back up to a period.
+        self._skipped = False
+        self._wake = asyncio.Event()
 
     def healthy(self) -> bool:
         return time.monotonic() - self._heartbeat < max(10.0, 10 * self.settings.tick_seconds)
@@ -106,6 +111,7 @@ class StageProcess:
 
     def stop(self) -> None:
         self.stopping.set()
+        self._wake.set()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -128,6 +134,8 @@ class StageProcess:
         try:
             while not self.stopping.is_set():
                 await self.stage.step(self.stopping)
+                if self._skipped and not self.stage.behind():
+                    self._wake.set()
         finally:
             try:
                 await asyncio.wait_for(self.stage.close(), self.settings.shutdown_timeout_seconds)
@@ -138,14 +146,17 @@ class StageProcess:
         """A tick just after each whole ``tick_seconds`` of the wall clock, as the single process ticks
         (`sloguard.app`): a fine bucket closes at a whole second, so what was applied by then is
         published within `TICK_LAG_MS`, not up to a period later; a tick that ends past the next one's
-        time is followed at once."""
+        time is followed at once. A tick that kept the last snapshot (the stage was behind) is followed
+        as soon as the stage has caught up (`_wake`), not at the next whole period: the same number of
+        evaluations, the last of them up to a period sooner."""
         period_ms = int(self.settings.tick_seconds * 1000)
         while not self.stopping.is_set():
             due = (self.clock.now_ms() // period_ms + 1) * period_ms + TICK_LAG_MS
             await self.tick()
             wait_ms = max(0, due - self.clock.now_ms())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), min(wait_ms, period_ms + TICK_LAG_MS) / 1000)
+                await asyncio.wait_for(self._wake.wait(), min(wait_ms, period_ms + TICK_LAG_MS) / 1000)
+            self._wake.clear()
 
     async def tick(self) -> None:
         """Publish what the stage exports now, with its self-metrics: the counts are copied out here
@@ -156,6 +167,7 @@ class StageProcess:
         started = time.perf_counter()
         behind = self.stage.behind()
         refresh = self.latest is None or not behind or time.monotonic() - self._evaluated >= BEHIND_REFRESH_S
+        self._skipped = not refresh
         counts = self.stage.export_counts(self.clock.now_ms()) if refresh else None
         t = self.stage.telemetry
         t.consumer_lag = self.stage.source.lag()

@@ -95,3 +95,32 @@ async def test_merge_stage_is_behind_while_records_wait_or_a_fetch_is_in_slices(
     assert not stage.behind()
     stage.export_counts(T0)
     assert stage.behind()
+
+
+async def test_a_skipped_tick_is_followed_as_soon_as_the_stage_caught_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tick that kept the last snapshot (behind) wakes the tick loop once a step leaves the stage
+    caught up, rather than waiting for the next whole second; a tick that refreshed does not."""
+    stage = Scripted(load_settings(SETTINGS), CONFIG)
+    proc = StageProcess(load_settings(SETTINGS), CONFIG, stage)
+    monkeypatch.setattr(proc.http, "set_metrics", lambda body: None)
+    steps: list[None] = []
+
+    async def step(stopping: object) -> None:
+        steps.append(None)
+        proc.stopping.set()  # one step per `_consume`
+
+    async def close() -> None:
+        pass
+
+    monkeypatch.setattr(stage, "step", step)
+    monkeypatch.setattr(stage, "close", close)
+    stage.answers = [True, True, True, False]
+    await proc.tick()  # nothing published yet: evaluated
+    await proc.tick()  # behind: the last snapshot kept
+    await proc._consume()  # still behind after this step: no wake
+    assert not proc._wake.is_set()
+    proc.stopping.clear()
+    await proc._consume()  # caught up
+    assert proc._wake.is_set() and len(steps) == 2
