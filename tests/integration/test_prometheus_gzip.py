@@ -55,7 +55,8 @@ def _bodies() -> tuple[Body, Body]:
     for value in (1.0, 2.0):
         values = np.arange(SERIES, dtype=np.float64) + value
         fam = Family("x_value", "Per customer.", "gauge", (block(series, (("slo", "s"),), values),))
-        out.append(Renderer(chunk_rows=16).render([fam]))
+        # One chunk a piece (no merging of changed chunks): many gzip members, which is what this reads.
+        out.append(Renderer(chunk_rows=16, merged_chunks=1).render([fam]))
     return out[0], out[1]
 
 

@@ -27,6 +27,7 @@ CORE_ALLOWED = {
     "enum",
     "fnmatch",
     "fractions",
+    "itertools",
     "math",
     "typing",
     "zoneinfo",
