@@ -342,13 +342,9 @@ class PartialStage:
     ) -> EventBatch:
         """Decode a range deterministically (see the module docstring) and dead-letter its rejects."""
         t = self.telemetry
-        newest = max(timestamps, default=0)
-        # A record without a timestamp (-1) gives no horizon: nothing is refused as future then.
-        horizon = newest + int(self.settings.allowed_skew_seconds * 1000) if newest > 0 else None
-        rejected: list[tuple[str, bytes]] | None = [] if self.kafka.dead_letter_topic else None
-        future_before = t.invalid.counts.get(FUTURE_TIMESTAMP, 0)
-        batch = self.decoder.decode_many(values, t.invalid, rejected, max_ts_ms=horizon)
-        t.events_future += t.invalid.counts.get(FUTURE_TIMESTAMP, 0) - future_before
+        # Bound the decoder's vocabularies before decoding, never after: the batch returned carries ids
+        # into them, and `summarise` reads its labels through them (a reset after decoding left the
+        # batch's ids pointing past an emptied vocabulary: an IndexError on the first range past the limit).
         for vocab in (
             self.decoder.vocabs.service,
             self.decoder.vocabs.endpoint,
@@ -356,6 +352,13 @@ class PartialStage:
         ):
             if len(vocab) > _VOCAB_LIMIT:
                 vocab.reset()
+        newest = max(timestamps, default=0)
+        # A record without a timestamp (-1) gives no horizon: nothing is refused as future then.
+        horizon = newest + int(self.settings.allowed_skew_seconds * 1000) if newest > 0 else None
+        rejected: list[tuple[str, bytes]] | None = [] if self.kafka.dead_letter_topic else None
+        future_before = t.invalid.counts.get(FUTURE_TIMESTAMP, 0)
+        batch = self.decoder.decode_many(values, t.invalid, rejected, max_ts_ms=horizon)
+        t.events_future += t.invalid.counts.get(FUTURE_TIMESTAMP, 0) - future_before
         if rejected:
             await self._dead_letter(rejected, stopping)
         return batch
