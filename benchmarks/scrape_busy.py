@@ -57,10 +57,9 @@ def serve(series: int, fetch: int, body_mb: float) -> None:
     it. Prints its port, then at the end its loop turns per variant (JSON lines on stdout)."""
     import numpy as np
 
-    import sloguard.absorb as absorb_module
     import sloguard.export.bulk as bulk
     from benchmarks.cardinality import SWEEP_SLOS, backlog_parts
-    from sloguard.absorb import Absorber
+    from sloguard.absorb import SLICE_BYTES, Absorber
     from sloguard.clock import ManualClock
     from sloguard.engine import Engine
     from sloguard.export.http import HttpServer, Response
@@ -75,7 +74,7 @@ def serve(series: int, fetch: int, body_mb: float) -> None:
         async def dead_letter(self, items: object) -> int:
             return 0
 
-    slice_bytes = absorb_module.SLICE_BYTES
+    slice_bytes = SLICE_BYTES
     turns: dict[str, list[float]] = {v: [] for v in VARIANTS}
     variant = ["both"]
     stopping: list[bool] = []
@@ -122,7 +121,7 @@ def serve(series: int, fetch: int, body_mb: float) -> None:
                 variant[0] = query
                 threaded, size, _ = VARIANTS[query]
                 server.threaded_send_min = 1 << 20 if threaded else None
-                absorb_module.SLICE_BYTES = 1 << 62 if size is None else size or slice_bytes
+                absorber.slice_bytes = 1 << 62 if size is None else size or slice_bytes
             else:
                 return None
             return Response(200, "text/plain", b"ok\n")

@@ -100,6 +100,9 @@ class Absorber:
     clock: Clock
     settings: Settings
     stopping: asyncio.Event
+    #: Record bytes absorbed per turn of the loop (`SLICE_BYTES`): the daemon lowers it while a scrape is
+    #: expected (`sloguard.app.SCRAPE_SLICE_BYTES`).
+    slice_bytes: int = SLICE_BYTES
     _limiter: RateLimiter = field(default_factory=RateLimiter)
 
     async def absorb(self, fetched: Fetched) -> None:
@@ -141,7 +144,7 @@ class Absorber:
         """Decode ``records`` a slice at a time (the loop served between slices; under the gate)."""
         t = self.telemetry
         out = []
-        for i, part in enumerate(_slices(records, SLICE_BYTES)):
+        for i, part in enumerate(_slices(records, self.slice_bytes)):
             if i:
                 await asyncio.sleep(0)
             future_before = t.invalid.counts.get(FUTURE_TIMESTAMP, 0)

@@ -288,6 +288,8 @@ class HttpServer:
         #: the next scrape. A daemon that renders ahead of each expected scrape (`prerender`) turns it off:
         #: that render would run during the transfer and be replaced before the next scrape.
         self.render_behind = True
+        #: Called on the loop when a /metrics request has been read, before it is answered.
+        self.on_scrape: Callable[[], None] | None = None
         #: When /metrics requests arrived (monotonic), the latest last: `scrape_times`.
         self._scrapes: collections.deque[float] = collections.deque(maxlen=8)
         #: Whether the latest /metrics request accepted gzip (Prometheus's do): a render may then gzip
@@ -604,6 +606,8 @@ class HttpServer:
         """/metrics or a mounted route (or 404), holding an in-flight slot."""
         if request.path == "/metrics":
             self._scrapes.append(time.monotonic())
+            if self.on_scrape is not None:
+                self.on_scrape()
             gzipped = _accepts_gzip(request.headers.get("accept-encoding", ""))
             self.last_scrape_gzip = gzipped
             metrics = await self._metrics_payload()

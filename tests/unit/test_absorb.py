@@ -147,9 +147,9 @@ async def test_a_slice_whose_vocabulary_was_reset_before_its_ingest_is_decoded_a
 ) -> None:
     """A fetch is decoded whole before it is ingested; the ingest of one slice may reset a vocabulary
     grown past its limit, and the later slices' ids with it: they are decoded again, counted once."""
-    monkeypatch.setattr(absorb_module, "SLICE_BYTES", 1)  # a record a slice
     by_customer = SLOS.replace("window: 30d}", "window: 30d, group_by: [customer]}")
     a = absorber()
+    a.slice_bytes = 1  # a record a slice
     a.engine = Engine(parse_config(by_customer, "slos.yaml"))
     a.engine.aggregator.vocab_limit = 1
     customers = ["a", "b", "c", "a"]
@@ -220,8 +220,8 @@ async def test_a_large_fetch_is_absorbed_a_slice_at_a_time_and_whole_for_the_gat
 ) -> None:
     """Between slices the loop serves others; the checkpoint (and the tick) waiting on the gate see the
     whole fetch ingested and its offsets marked, never part of it."""
-    monkeypatch.setattr(absorb_module, "SLICE_BYTES", 1)  # a record a slice
     a = absorber()
+    a.slice_bytes = 1  # a record a slice
     records = [record(NOW - 1000), record(NOW - 2000), record(NOW - 120_000, 500), record(NOW - 3000)]
     absorbing = asyncio.create_task(a.absorb(Fetched(records, {P0: 4})))
     seen: list[tuple[int, dict[tuple[str, int], int]]] = []
