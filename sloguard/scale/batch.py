@@ -27,12 +27,11 @@ import numpy as np
 
 from sloguard._types import I64, Bools, Intp
 from sloguard.core.aggregator import _SloState
-from sloguard.core.histring import HistRing
 from sloguard.core.state import RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.codec import COARSE, FINE, Runs
 
-__all__ = ["add_hist", "add_runs"]
+__all__ = ["add_runs"]
 
 _NONE = np.iinfo(np.int64).min
 _MAX = np.iinfo(np.int64).max
@@ -219,9 +218,3 @@ def _add_events(
                 [series.row_events, np.zeros(rows - len(series.row_events), np.int64)]
             )
         np.add.at(series.row_events, target[a:z], values[a:z])
-
-
-def add_hist(ring: HistRing, buckets: I64, keys: I64, counts: I64) -> None:
-    """`HistRing.add` (``counts`` at cell ``keys`` of slot ``buckets``); its count of too-old events is
-    not wanted here: a piece's own ``too_old`` says how many its cells lacked."""
-    ring.add(buckets, keys, counts)

@@ -30,7 +30,7 @@ from sloguard.core.spec import Config
 from sloguard.core.state import HistRingState, LatencyState, RingState, SeriesState, SloState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Applied, RangeKey, Verdict
-from sloguard.scale.batch import add_hist, add_runs
+from sloguard.scale.batch import add_runs
 from sloguard.scale.codec import COARSE, FINE, Body, Fingerprints, Parts, Piece, spec_fingerprints
 from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, series_partition
 
@@ -330,7 +330,9 @@ def _merge_latency(lat: _LatencyState, parts: list[LatencyState]) -> None:
             row, cell = np.divmod(keys, ring.counts_len)
             row_map = np.concatenate([m for _, m in hists])
             row += np.repeat(np.cumsum([0] + [len(m) for _, m in hists[:-1]]), sizes)
-            add_hist(ring, buckets, row_map[row].astype(np.int64) * ring.counts_len + cell, counts)
+            # Its count of too-old events is not wanted here: a piece's own ``too_old`` says how many
+            # its cells lacked.
+            ring.add(buckets, row_map[row].astype(np.int64) * ring.counts_len + cell, counts)
         if low is not None:
             ring.low = low if ring.low is None else min(ring.low, low)
     if full:
