@@ -192,8 +192,7 @@ class Run:
     """Processes run until their ``metric`` adds up to a target: CPU seconds (all of them) and the wall
     window, from before the last answer where none had counted anything to the first where their sum
     reached the target and each had published a snapshot evaluated since (`until`); ``both_*`` (the
-    rate): from the first poll where every one had counted something (the same start if one never did)
-    to the first where the sum reached the target."""
+    rate): from the same start to the first poll where the sum reached the target."""
 
     cpu_s: float
     wall_s: float
@@ -306,9 +305,12 @@ async def until(procs: Sequence[Proc], metric: str, target: float, limit_s: floa
         first -= 1
     a = samples[max(0, first - 1)]
     b = samples[-1]
-    # The rate's window ends where the target was reached (not after the wait for a fresh snapshot).
+    # The rate's window ends where the target was reached (not after the wait for a fresh snapshot), and
+    # starts where the CPU window does: stage 1 counts its events a range at a time, and in a backlog a
+    # range is a whole partition's share (`RANGE_BEHIND_BYTES`), so "from when every process had counted
+    # something" could be the last poll itself (two processes: 5x, or no figure at all).
     r = next(s for s in samples if sum(s[2]) >= target)
-    all_on = next((s for s in samples if min(s[2]) > 0), a)  # one may have had nothing to do
+    all_on = a
     totals = {k: sum(v.get(k, 0.0) for v in seen) for k in seen[0]}
     return Run(b[1] - a[1], b[0] - a[0], sum(b[2]) - sum(a[2]), b[2], r[1] - all_on[1], r[0] - all_on[0],
                sum(r[2]) - sum(all_on[2]), totals)  # fmt: skip
@@ -348,6 +350,7 @@ class Measured:
     stage1: Run | None = None
     stage2: Run | None = None
     two: Run | None = None
+    two_produce_s: float = math.nan  # producing the backlog the two processes read as it comes
     partials: tuple[int, int] = (0, 0)  # records, bytes
     series: float = math.nan
     live: dict[str, float] = field(default_factory=dict)
@@ -413,7 +416,9 @@ async def backlog_phases(args: argparse.Namespace, config: Path, core: int | Non
                 await wait_ready(p.proc, p.name, p.port, 120)
             await assigned(procs, f"{topic}-two")
             polls = asyncio.create_task(until(procs, EVENTS, args.events, limit))
+            began = time.monotonic()
             await produce(boot, f"{topic}-two", messages)
+            m.two_produce_s = time.monotonic() - began
             m.two = await polls
 
 
@@ -535,7 +540,8 @@ def backlog_rows(m: Measured, core: int | None) -> list[Check]:
               note=f"of a core, {PARTIALS} partitions owned, {m.series:,.0f} series"),
         Check("1 vs 2 stage 1", "one process", one.rate, "ev/s", note=f"pinned to CPU {core}"),
         Check("1 vs 2 stage 1", "two processes", two.rate, "ev/s",
-              note=f"both free on {os.cpu_count()} CPUs with the broker; load {load['two stage 1']:.1f}"),
+              note=f"both free on {os.cpu_count()} CPUs with the broker; load {load['two stage 1']:.1f}; "
+              f"read as produced ({m.two_produce_s:.1f} s to produce)"),
         Check("1 vs 2 stage 1", "  two / one", two.rate / one.rate, "x",
               note=f"CPU per event {two.per_count_us:.1f} µs (one: {us1:.1f}); events each: "
               f"{', '.join(f'{c:,.0f}' for c in two.counts)}"),
