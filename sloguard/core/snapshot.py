@@ -17,6 +17,13 @@ if TYPE_CHECKING:  # core.sla imports the aggregator, which imports this module
     from sloguard.core.sla_live import LiveSla
 
 
+#: Up to this many series, `SloCounts.evaluate` computes the error ratios and burn rates of all windows in one
+#: call each: fewer numpy calls (in-process, 9 windows: 5 series 90 -> 7 us, 2,000 series 134 -> 63 us).
+#: Past it, one window at a time, whose temporaries stay in the CPU cache (at 4,096 series the whole-array
+#: calls were already slower, 214 -> 323 us). Elementwise either way: the same values.
+_WHOLE_ROWS = 2048
+
+
 @dataclass(frozen=True, slots=True)
 class SloSnapshot:
     """One SLO at one instant, as arrays over its series (one column per series).
@@ -148,8 +155,11 @@ class SloCounts:
             bad_slices = np.stack([c.bad_slices for c in sl]) if rows else np.zeros((len(windows), 0))
             den, num, p_den, p_num = judged, bad_slices, ps.judged, ps.bad_slices
         counts = {w: (den[i], num[i]) for i, w in enumerate(windows)}
-        er = np.stack([bm.error_ratio(b, t) for t, b in zip(den, num, strict=True)])
-        br = np.stack([bm.burn_rate(b, t, budget) for t, b in zip(den, num, strict=True)])
+        if den.shape[1] <= _WHOLE_ROWS:  # one call on the (windows x series) arrays: elementwise, same values
+            er, br = bm.error_ratio(num, den), bm.burn_rate(num, den, budget)
+        else:
+            er = np.stack([bm.error_ratio(b, t) for t, b in zip(den, num, strict=True)])
+            br = np.stack([bm.burn_rate(b, t, budget) for t, b in zip(den, num, strict=True)])
         remaining = bm.budget_remaining(p_num, p_den, budget)
         firing = np.zeros((len(spec.tiers), len(self.labels)), np.bool_)
         for i, tier in enumerate(spec.tiers):
