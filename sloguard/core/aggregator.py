@@ -65,6 +65,61 @@ ExclusionMask = Callable[[int, int, int], Bools]
 _SKEW_SECONDS = MINUTE
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What `_SloState` derives from its spec alone, shared by every aggregator of a config (stage 2 makes
+    one per partition: 12 x 63 SLOs): ``spec.windows`` (a property that sorts a set), the rings' slot
+    counts, and the bad-status table (read-only: several SLO states hold it)."""
+
+    windows: tuple[int, ...]
+    fine_windows: tuple[int, ...]
+    coarse_windows: tuple[int, ...]
+    fine_slots: int
+    coarse_slots: int
+    judged_slots: int
+    bad_status: Bools
+
+
+#: `_layout`'s cache, by ``id(spec)`` with the spec itself (kept alive, so its id is not reused).
+_LAYOUTS: dict[int, tuple[SloSpec, _Layout]] = {}
+
+
+def _layout(spec: SloSpec) -> _Layout:
+    hit = _LAYOUTS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    res = spec.resolution
+    if res.coarse % res.fine:  # (the SLO file's checks say so first) `ingest` counts coarse from fine
+        raise ValueError(f"SLO {spec.name}: the fine resolution must divide the coarse one")
+    windows = spec.windows
+    fine_windows = tuple(w for w in windows if w <= FINE_HORIZON)
+    coarse_windows = tuple(w for w in windows if w > FINE_HORIZON)
+    retention = max([spec.period.max_seconds, *coarse_windows])
+    coarse_slots = -(-retention // res.coarse) + -(-_SKEW_SECONDS // res.coarse) + 1
+    judged_slots = 0
+    if spec.budgeting is not None:
+        if spec.budgeting.slice % res.coarse:
+            raise ValueError(f"SLO {spec.name}: the coarse resolution must divide the time slice")
+        judged_slots = coarse_slots * res.coarse // spec.budgeting.slice + 2
+    lut = np.zeros(1000, np.bool_)
+    for lo, hi in spec.sli.bad_status:
+        lut[max(lo, 0) : min(hi, 999) + 1] = True
+    lut.flags.writeable = False
+    lay = _Layout(
+        windows=windows,
+        fine_windows=fine_windows,
+        coarse_windows=coarse_windows,
+        fine_slots=-(-max(fine_windows) // res.fine) + _SKEW_SECONDS // res.fine + 1,
+        coarse_slots=coarse_slots,
+        judged_slots=judged_slots,
+        bad_status=lut,
+    )
+    if len(_LAYOUTS) >= 4096:  # reloads: keep the cache bounded (a miss only recomputes)
+        _LAYOUTS.clear()
+    _LAYOUTS[id(spec)] = (spec, lay)
+    return lay
+
+
 class _SloState:
     """Buckets of one SLO: a fine ring (windows up to 6 h) and a coarse ring (longer, and the period)."""
 
@@ -73,30 +128,20 @@ class _SloState:
         #: Maintenance windows of this SLO: their events are left out at ingest, and counted.
         self.exclusions = exclusions
         res = spec.resolution
-        if res.coarse % res.fine:  # (the SLO file's checks say so first) `ingest` counts coarse from fine
-            raise ValueError(f"SLO {spec.name}: the fine resolution must divide the coarse one")
-        self.fine_windows = [w for w in spec.windows if w <= FINE_HORIZON]
-        self.coarse_windows = [w for w in spec.windows if w > FINE_HORIZON]
-        longest_fine = max(self.fine_windows)
-        retention = max([spec.period.max_seconds, *self.coarse_windows])
-        self.fine = BucketRing(res.fine * 1000, -(-longest_fine // res.fine) + _SKEW_SECONDS // res.fine + 1)
-        self.coarse = BucketRing(
-            res.coarse * 1000, -(-retention // res.coarse) + -(-_SKEW_SECONDS // res.coarse) + 1
-        )
+        lay = _layout(spec)
+        #: ``spec.windows`` (a property computing them anew), with those the fine and the coarse ring serve.
+        self.windows = lay.windows
+        self.fine_windows, self.coarse_windows = lay.fine_windows, lay.coarse_windows
+        self.fine = BucketRing(res.fine * 1000, lay.fine_slots)
+        self.coarse = BucketRing(res.coarse * 1000, lay.coarse_slots)
         #: Time-slice budgeting: slices judged so far (`slices.JudgedRing`), as many as the coarse ring keeps.
         self.judged: slices.JudgedRing | None = None
         if spec.budgeting is not None:
-            if spec.budgeting.slice % res.coarse:
-                raise ValueError(f"SLO {spec.name}: the coarse resolution must divide the time slice")
-            n = self.coarse.n * res.coarse // spec.budgeting.slice + 2
-            self.judged = slices.JudgedRing(n, spec.budgeting.empty)
+            self.judged = slices.JudgedRing(lay.judged_slots, spec.budgeting.empty)
         self.series = SeriesIndex(spec.group_by, spec.max_series)
         self.service = Matcher(lambda s: s == spec.service)
         self.endpoint = endpoint_matcher(spec.endpoints, spec.endpoints_exclude)
-        lut = np.zeros(1000, np.bool_)
-        for lo, hi in spec.sli.bad_status:
-            lut[max(lo, 0) : min(hi, 999) + 1] = True
-        self.bad_status = lut
+        self.bad_status = lay.bad_status
         self.threshold_ms = spec.sli.threshold_ms if spec.sli.kind == "latency" else None
         self.too_old = 0
         self.events = 0
@@ -164,7 +209,7 @@ class _SloState:
         if spec.budgeting is not None:
             return self._capture_slices(spec.budgeting, now_ms, rows, excluded)
         # Each window's sums written straight into its row of the arrays handed out: one copy each.
-        at = {w: i for i, w in enumerate(spec.windows)}
+        at = {w: i for i, w in enumerate(self.windows)}
         total = np.empty((len(at), rows), np.int64)
         bad = np.empty((len(at), rows), np.int64)
         bounds: dict[int, tuple[int, int]] = {}
@@ -188,7 +233,7 @@ class _SloState:
         return SloCounts(
             spec=spec,
             labels=self.series.labels(),
-            window_bounds=tuple(bounds[w] for w in spec.windows),
+            window_bounds=tuple(bounds[w] for w in self.windows),
             total=total,
             bad=bad,
             period_bounds=(p_start, p_end),
