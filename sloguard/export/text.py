@@ -335,6 +335,15 @@ class Body:
         """The gzip members (gzipping, once each, the pieces that have none yet)."""
         return tuple(piece.member() for piece in self.pieces)
 
+    def after(self, text: bytes, *, gzip: bool = False) -> Body:
+        """``text`` (a piece of its own) followed by this body, sharing its pieces (and so their gzip
+        members); ``gzip``: every piece gzipped now."""
+        pieces = (_Piece(text), *self.pieces) if text else self.pieces
+        if gzip:
+            for piece in pieces:
+                piece.member()
+        return Body(pieces, len(text) + self.length)
+
 
 @dataclass(frozen=True, slots=True)
 class _Rendered:
@@ -420,6 +429,9 @@ class Renderer:
         self.text_kept_below = text_kept_below
         self.merged_chunks = merged_chunks
         self._cache: dict[tuple[object, ...], _Rendered] = {}
+        #: Per small block of the last render (family, position, constant labels): its series object,
+        #: its values' and rows' bytes, and its text (`_small_block`).
+        self._small: dict[tuple[object, ...], tuple[object, bytes, bytes | None, list[bytes]]] = {}
         self._lock = threading.Lock()
         #: Chunks rendered and reused by the last `render` (for tests and the benchmark).
         self.rendered = self.reused = 0
@@ -429,19 +441,38 @@ class Renderer:
         with self._lock:
             out = _Out(self.text_kept_below)
             cache: dict[tuple[object, ...], _Rendered] = {}
+            small: dict[tuple[object, ...], tuple[object, bytes, bytes | None, list[bytes]]] = {}
             self.rendered = self.reused = 0
             for f in families:
                 out.fresh([_header(f)])
                 for i, block in enumerate(f.blocks):
-                    if len(block.series) < self.chunk_rows or not _ascending(block.rows):
-                        text: list[bytes] = []
-                        _render_block(f.name, block, text)
-                        out.fresh(text)
-                        continue
                     key = (f.name, i, block.const)
+                    if len(block.series) < self.chunk_rows or not _ascending(block.rows):
+                        small[key] = seen = self._small_block(f.name, block, self._small.get(key))
+                        out.fresh(seen[3])
+                        continue
                     cache[key] = self._block(f.name, block, self._cache.get(key), out)
             self._cache = cache
+            self._small = small
             return out.body(gzip)
+
+    @staticmethod
+    def _small_block(
+        name: str, block: Block, before: tuple[object, bytes, bytes | None, list[bytes]] | None
+    ) -> tuple[object, bytes, bytes | None, list[bytes]]:
+        """A block rendered whole (too small to chunk): its text of the last render when it is the same
+        series object (`SeriesLabels.follow` keeps it while the labels are the same) with the same
+        values and rows, bit for bit; else rendered. The text is a function of the family name, the
+        block's position and constant labels (the key), its series, values and rows: a tick whose
+        numbers moved only in a few SLOs renders only their blocks (stage 2 at a fine bucket's end:
+        ~3k small blocks, ~0.1 s, were rendered again, most of them unchanged)."""
+        values = block.values.tobytes()
+        rows = block.rows.tobytes() if block.rows is not None else None
+        if before is not None and before[0] is block.series and before[1] == values and before[2] == rows:
+            return before
+        text: list[bytes] = []
+        _render_block(name, block, text)
+        return block.series, values, rows, text
 
     def _block(self, name: str, block: Block, before: _Rendered | None, out: _Out) -> _Rendered:
         c = self.chunk_rows
