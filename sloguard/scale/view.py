@@ -117,22 +117,33 @@ class LatencyCounts:
     too_old_events: int
     #: Per (window, part): the part as last evaluated and its counts and percentiles (`ViewCache`).
     memo: dict[tuple[int, int], tuple[_Part, I64, F64]] | None = field(default=None, compare=False)
+    #: Where `evaluate` keeps its last snapshot (`ViewCache.latency_snapshot`), or None.
+    cache: ViewCache | None = field(default=None, compare=False)
+
+    def _seen(self, key: tuple[int, int], part: _Part) -> tuple[I64, F64] | None:
+        """The counts and percentiles of the last evaluation of part ``key`` if the part is the same
+        (same rows, mask object and slot arrays: the ring replaces a slot's arrays, never changes them)."""
+        seen = self.memo.get(key) if self.memo is not None else None
+        if seen is None:
+            return None
+        rows, mask, slots = part
+        was = seen[0]
+        if (
+            was[0] == rows
+            and was[1] is mask
+            and len(was[2]) == len(slots)
+            and all(a[0] is b[0] and a[1] is b[1] for a, b in zip(was[2], slots, strict=True))
+        ):
+            return seen[1], seen[2]
+        return None
 
     def _part(self, key: tuple[int, int], part: _Part) -> tuple[I64, F64]:
-        """One partition's counts and percentiles in one window; those of the last evaluation if the
-        part is the same (same rows, mask object and slot arrays: the ring replaces a slot's arrays,
-        never changes them)."""
-        rows, mask, slots = part
-        seen = self.memo.get(key) if self.memo is not None else None
+        """One partition's counts and percentiles in one window (those of the last evaluation if the
+        part is the same: `_seen`)."""
+        seen = self._seen(key, part)
         if seen is not None:
-            was = seen[0]
-            if (
-                was[0] == rows
-                and was[1] is mask
-                and len(was[2]) == len(slots)
-                and all(a[0] is b[0] and a[1] is b[1] for a, b in zip(was[2], slots, strict=True))
-            ):
-                return seen[1], seen[2]
+            return seen
+        rows, mask, slots = part
         count, pct = _sparse_percentiles(self.layout, self.spec.percentiles, rows, mask, slots)
         if self.memo is not None:
             self.memo[key] = (part, count, pct)
@@ -149,13 +160,36 @@ class LatencyCounts:
         )
 
     def evaluate(self) -> LatencySnapshot:
-        return LatencySnapshot(
+        """The snapshot; with a `cache`, the very snapshot of the last evaluation when it is the same:
+        same labels, counters, window bounds and number of parts, and every part as last evaluated
+        (`_seen`; the memo's entries of those parts are the last evaluation's, which had as many). The
+        exposition then knows the latency families did not change without comparing their numbers
+        (`SnapshotCollector.update`)."""
+        key = (
+            self.labels,
+            self.overflow_events,
+            self.too_old_events,
+            tuple((w, bounds, len(parts)) for w, bounds, parts in self.windows),
+        )
+        last = self.cache.latency_snapshot if self.cache is not None else None
+        if (
+            last is not None
+            and last[0] == key
+            and all(
+                self._seen((w, j), p) is not None for w, _, parts in self.windows for j, p in enumerate(parts)
+            )
+        ):
+            return last[1]
+        snapshot = LatencySnapshot(
             spec=self.spec,
             labels=self.labels,
             windows=tuple(self._window(*w) for w in self.windows),
             overflow_events=self.overflow_events,
             too_old_events=self.too_old_events,
         )
+        if self.cache is not None:
+            self.cache.latency_snapshot = (key, snapshot)
+        return snapshot
 
 
 class ViewCache:
@@ -173,6 +207,8 @@ class ViewCache:
         self.evaluated: dict[int, tuple[SloCounts, SloSnapshot]] = {}
         #: Latency: per (window, part), the part last evaluated and its counts and percentiles.
         self.latency: dict[tuple[int, int], tuple[_Part, I64, F64]] = {}
+        #: The last latency snapshot evaluated and what it was of (`LatencyCounts.evaluate`).
+        self.latency_snapshot: tuple[object, LatencySnapshot] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +381,7 @@ def owned_counts(
             overflow_events=sum(s.series.overflow_events for s in lstates),
             too_old_events=sum(s.too_old for s in lstates),
             memo=cache.latency if cache is not None else None,
+            cache=cache,
         )
     newest = [a.stats.newest_ms for a in aggs if a.stats.newest_ms is not None]
     return OwnedCounts(

@@ -3,6 +3,7 @@ process; all merge processes together export exactly the single process's sample
 
 from __future__ import annotations
 
+import gzip as gzip_module
 import random
 
 import numpy as np
@@ -14,10 +15,11 @@ from sloguard.core.latency import HdrLayout
 from sloguard.core.model import Event, EventBatch
 from sloguard.export.collector import Exposition
 from sloguard.export.self_metrics import SELF_METRICS, Sources
+from sloguard.export.text import Body
 from sloguard.scale.codec import decode_piece, encode_pieces
 from sloguard.scale.merger import Merger
 from sloguard.scale.partials import InputRange, apply, split, summarise
-from sloguard.scale.view import ViewCache, _sparse_percentiles, owned_counts, owned_snapshot
+from sloguard.scale.view import OwnedCounts, ViewCache, _sparse_percentiles, owned_counts, owned_snapshot
 from sloguard.telemetry import TelemetrySnapshot
 from tests.unit.scale.test_exactly_once import CONFIG, FP, T0
 
@@ -75,6 +77,15 @@ def test_merge_processes_together_export_the_single_process_samples() -> None:
     assert all(line.startswith(constant) for line in a & b)
 
 
+def _offer(mergers: list[Merger], events: list[Event], start: int, end: int) -> None:
+    """Events ``[start, end)`` as stage 1 sends them: one range's pieces, offered to their partitions."""
+    state = summarise(CONFIG, [EventBatch.from_events(events[start:end])])
+    rng = InputRange("requests", 0, start, end)
+    for p, piece in enumerate(split(CONFIG, state, PARTITIONS)):
+        for record in encode_pieces(CONFIG, rng, FP, p, PARTITIONS, piece):
+            mergers[p].offer(decode_piece(record))
+
+
 def test_reused_captures_equal_fresh_ones_between_pieces() -> None:
     """A tick reuses a partition's capture of an SLO no piece changed since (same fine bucket of now),
     and the joined counts and their evaluation of an SLO none of whose parts changed (`ViewCache`):
@@ -87,11 +98,7 @@ def test_reused_captures_equal_fresh_ones_between_pieces() -> None:
     cache = ViewCache()
     now, reused = NOW, 0
     for i in range(0, len(events), 50):
-        state = summarise(CONFIG, [EventBatch.from_events(events[i : i + 50])])
-        rng = InputRange("requests", 0, i, i + 50)
-        for p, piece in enumerate(split(CONFIG, state, PARTITIONS)):
-            for record in encode_pieces(CONFIG, rng, FP, p, PARTITIONS, piece):
-                mergers[p].offer(decode_piece(record))
+        _offer(mergers, events, i, i + 50)
         for step in (0, 3_000, 9_000):
             now += step
             counts = owned_counts(base, mergers, now, cache)
@@ -104,6 +111,52 @@ def test_reused_captures_equal_fresh_ones_between_pieces() -> None:
             assert _samples(cached) == fresh
             assert _samples(exposition.render(again.evaluate(), telemetry)) == fresh
     assert reused > 0
+
+
+def _text(body: Body) -> bytes:
+    return b"".join(body.text())
+
+
+def test_idle_ticks_serve_the_last_families_and_every_body_is_a_full_render() -> None:
+    """Stage 2's body at each tick (`Exposition.render_body` of `owned_counts` with a `ViewCache`) is
+    byte for byte a full render of a snapshot made afresh: as pieces come in, now moves within and
+    across fine buckets and slots, the self-metrics change every tick, and a partition is revoked. A
+    tick with nothing applied and now in the same fine bucket keeps the SLO and latency snapshots (the
+    same objects) and serves the last body's pieces after the self-metrics again; with gzip too."""
+    events = sorted(_events(400), key=lambda e: e.service)
+    mergers = [Merger(CONFIG, FP, p, PARTITIONS) for p in range(PARTITIONS)]
+    exposition = Exposition(version="t")
+    base = Aggregator(CONFIG)
+    cache = ViewCache()
+    now, idle, produced = NOW, 0, 0
+
+    def tick(owned: list[Merger], gzip: bool = False) -> tuple[OwnedCounts, Body]:
+        nonlocal produced
+        produced += 1
+        telemetry = TelemetrySnapshot(stage="merge", partials_produced=produced)
+        counts = owned_counts(base, owned, now, cache)
+        body = exposition.render_body(counts.evaluate(), telemetry, gzip=gzip)
+        fresh = Exposition(version="t").render(owned_snapshot(Aggregator(CONFIG), owned, now), telemetry)
+        assert _text(body) == fresh
+        if gzip:
+            assert gzip_module.decompress(b"".join(body.members)) == fresh
+        return counts, body
+
+    for i in range(0, len(events), 100):
+        _offer(mergers, events, i, i + 100)
+        for step in (0, 1_000, 1_000, 9_000, 61_000):
+            now += step
+            first, body = tick(mergers)
+            again, body2 = tick(mergers, gzip=step == 1_000)
+            # Nothing applied, same now: the same snapshots, and the same pieces after the self-metrics.
+            assert all(a is b for a, b in zip(first.slos, again.slos, strict=True))
+            assert again.evaluate().latency is first.evaluate().latency
+            assert all(a is b for a, b in zip(body.pieces[1:], body2.pieces[1:], strict=True))
+            idle += 1
+    # A revoked partition: its series go at once.
+    _, body = tick(mergers[1:])
+    assert b'slo="' in _text(body)
+    assert idle > 0
 
 
 def test_pipeline_self_metrics_only_in_their_stage() -> None:
