@@ -26,7 +26,7 @@ from sloguard.core import slices
 from sloguard.core.exclusions import ExclusionCalendar, excluded_events
 from sloguard.core.history import BucketCounts
 from sloguard.core.histring import HistRing
-from sloguard.core.latency import HdrLayout
+from sloguard.core.latency import HdrLayout, sparse_percentiles
 from sloguard.core.model import OVERFLOW, EventBatch, Vocabs
 from sloguard.core.series import Matcher, SeriesIndex, endpoint_matcher
 from sloguard.core.snapshot import Counts, LatencySnapshot, LatencyWindow, SloCounts, SloSnapshot, Snapshot
@@ -436,6 +436,27 @@ def latency_slot_seconds(window: int, resolution: int, max_slots: int) -> int:
     return slot
 
 
+#: `_LatencyState.snapshot` computes a window's percentiles from its non-empty cells
+#: (`latency.sparse_percentiles`) while they number less than ``1 / _SPARSE_FACTOR`` of the dense
+#: ``rows x counts_len`` array, from the dense array (`HdrLayout.percentiles`) past that. The same values.
+_SPARSE_FACTOR = 8
+
+
+def window_slots(ring: HistRing, now_ms: int) -> tuple[tuple[int, int], tuple[tuple[I64, I64], ...]]:
+    """The bounds of ``ring``'s window at ``now_ms`` and its non-empty slots as ``(keys, counts)``:
+    `HistRing.window_counts` without making them dense (the arrays the ring holds: it replaces a slot's
+    arrays, never changes them)."""
+    end = now_ms // ring.slot_ms
+    start = end - ring.k
+    slots = []
+    if ring.head is not None:
+        for b in range(max(start, ring.head - ring.n + 1), min(end, ring.head + 1)):
+            keys = ring.keys[b % ring.n]
+            if len(keys):
+                slots.append((keys, ring.counts[b % ring.n]))
+    return (start * ring.slot_ms, end * ring.slot_ms), tuple(slots)
+
+
 class _LatencyState:
     def __init__(self, spec: LatencySpec) -> None:
         self.spec = spec
@@ -481,14 +502,14 @@ class _LatencyState:
         rows = len(self.series)
         out = []
         for ring in self.rings:
-            bounds, counts = ring.window_counts(now_ms, rows)
+            bounds, slots = window_slots(ring, now_ms)
+            if sum(len(k) for k, _ in slots) * _SPARSE_FACTOR < rows * self.layout.counts_len:
+                count, pct = sparse_percentiles(self.layout, self.spec.percentiles, rows, slots)
+            else:  # cells fill much of the dense array: a cumulative sum over it beats sorting them
+                counts = ring.window_counts(now_ms, rows)[1]
+                count, pct = counts.sum(axis=1), self.layout.percentiles(counts, self.spec.percentiles)
             out.append(
-                LatencyWindow(
-                    window=ring.window,
-                    bounds=bounds,
-                    count=counts.sum(axis=1),
-                    percentiles_ms=self.layout.percentiles(counts, self.spec.percentiles) / 1000.0,
-                )
+                LatencyWindow(window=ring.window, bounds=bounds, count=count, percentiles_ms=pct / 1000.0)
             )
         return LatencySnapshot(
             spec=self.spec,
@@ -713,4 +734,5 @@ __all__ = [
     "CalendarPeriod",
     "SeriesIndex",
     "latency_slot_seconds",
+    "window_slots",
 ]

@@ -8,9 +8,10 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sloguard.core import aggregator
 from sloguard.core.aggregator import Aggregator, latency_slot_seconds
 from sloguard.core.latency import (
     HdrLayout,
@@ -18,6 +19,7 @@ from sloguard.core.latency import (
     nearest_ranks,
     new_histogram,
     record_bulk,
+    sparse_percentiles,
     to_histogram,
 )
 from sloguard.core.model import Event, EventBatch
@@ -210,3 +212,76 @@ def test_latency_groups_are_capped_with_overflow() -> None:
     assert len(snap.labels) == 3
     assert snap.overflow_events == 30
     assert int(snap.windows[0].count.sum()) == 50
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(0, 5),
+    cells=st.lists(
+        st.lists(st.tuples(st.integers(0, 4), st.integers(0, 200), st.integers(0, 5)), max_size=12),
+        max_size=4,
+    ),
+    owned=st.lists(st.booleans(), min_size=5, max_size=5),
+    percentiles=st.lists(st.sampled_from([0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0]), max_size=4),
+)
+def test_sparse_percentiles_equal_the_dense_ones(
+    rows: int,
+    cells: list[list[tuple[int, int, int]]],
+    owned: list[bool],
+    percentiles: list[float],
+) -> None:
+    """`sparse_percentiles` of slots' cells (a key may repeat across slots, counts may be 0) is
+    `HdrLayout.percentiles` of their dense sums, with or without a mask of owned rows."""
+    layout = HdrLayout.create(10_000, 1)
+    cl = layout.counts_len
+    slots = [
+        (
+            np.array([r * cl + i * (cl - 1) // 200 for r, i, _ in s if r < rows], np.int64),
+            np.array([c for r, _, c in s if r < rows], np.int64),
+        )
+        for s in cells
+    ]
+    slots = [(k, c) for k, c in slots if len(k)]
+    flat = np.zeros(rows * cl, np.int64)
+    for k, c in slots:
+        np.add.at(flat, k, c)
+    dense = flat.reshape(rows, cl)
+    ps = tuple(percentiles)
+    for mask in (None, np.array(owned[:rows], np.bool_)):
+        picked = dense if mask is None else dense[mask]
+        count, values = sparse_percentiles(layout, ps, rows, slots, mask)
+        expected = layout.percentiles(picked, ps)
+        assert count.tobytes() == picked.sum(axis=1).tobytes()
+        assert values.dtype == expected.dtype and values.tobytes() == expected.tobytes()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    events=st.lists(
+        st.tuples(
+            st.integers(0, 2 * HOUR * 1000),
+            st.sampled_from(["a", "b", "c"]),
+            st.floats(0, 90_000, allow_nan=False).map(lambda x: round(x, 3)),
+        ),
+        min_size=1,
+        max_size=200,
+    ),
+    later=st.integers(0, 2 * HOUR),
+)
+def test_latency_snapshot_is_the_same_sparse_or_dense(
+    events: list[tuple[int, str, float]], later: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = 1_767_225_600_000
+    agg = Aggregator(config(slo(), latency=LatencySpec(group_by=("endpoint",))))
+    agg.ingest(EventBatch.from_events([Event(t0 + ts, "checkout", e, "c", 200, ms) for ts, e, ms in events]))
+    now = (agg.default_now() or t0) + later * 1000
+    snaps = []
+    for factor in (0, 1 << 40):  # every window sparse, every window dense
+        monkeypatch.setattr(aggregator, "_SPARSE_FACTOR", factor)
+        snap = agg.snapshot(now).latency
+        assert snap is not None
+        snaps.append(snap)
+    for a, b in zip(snaps[0].windows, snaps[1].windows, strict=True):
+        assert a.bounds == b.bounds
+        assert a.count.dtype == b.count.dtype and a.count.tobytes() == b.count.tobytes()
+        assert a.percentiles_ms.tobytes() == b.percentiles_ms.tobytes()
