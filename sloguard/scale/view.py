@@ -19,6 +19,7 @@ not the single process's overflow row (docs/scaling.md: not part of the exactnes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -209,6 +210,12 @@ class ViewCache:
         self.latency: dict[tuple[int, int], tuple[_Part, I64, F64]] = {}
         #: The last latency snapshot evaluated and what it was of (`LatencyCounts.evaluate`).
         self.latency_snapshot: tuple[object, LatencySnapshot] | None = None
+        #: Per SLO index with no owned series: (the fine bucket of now, the counters, the counts).
+        self.empty: dict[int, tuple[int, tuple[int, ...], SloCounts]] = {}
+        #: The last `owned_counts`: its mergers, their versions, ``now // grain`` and the result.
+        self.last: tuple[tuple[Merger, ...], tuple[int, ...], int, OwnedCounts] | None = None
+        #: The largest duration (ms) every ring's bucket or slot (and every time slice) is a multiple of.
+        self.grain_ms = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +329,43 @@ def owned_counts(
     """The counts at ``now_ms`` of the series ``mergers`` own. ``base`` is an empty aggregator of the
     same config: it gives the bounds of an SLO no partition here has a series of. Every aggregator is
     advanced to ``now_ms`` first, as the single process's tick does."""
+    if cache is None:
+        return _owned_counts(base, mergers, now_ms, None)
+    if not cache.grain_ms:
+        cache.grain_ms = _grain_ms(base)
+    key = (tuple(mergers), tuple(m.version for m in mergers), now_ms // cache.grain_ms)
+    last = cache.last
+    if (
+        last is not None
+        and len(last[0]) == len(key[0])
+        and all(a is b for a, b in zip(last[0], key[0], strict=True))
+        and last[1:3] == key[1:]
+    ):
+        # Nothing applied (`Merger.version` counts the new pieces, held or added) and every ring's
+        # bucket index the same: advancing is a no-op and every capture, mask and window the same.
+        return replace(last[3], now_ms=now_ms)
+    counts = _owned_counts(base, mergers, now_ms, cache)
+    cache.last = (*key, counts)
+    return counts
+
+
+def _grain_ms(base: Aggregator) -> int:
+    """The gcd of every SLO ring's resolution, time slice and latency slot (ms): within one ``now //
+    grain``, no ``now // resolution`` of any of them moves."""
+    g = 0
+    for slo in base.slos:
+        g = math.gcd(g, slo.fine.res_ms, slo.coarse.res_ms)
+        if slo.spec.budgeting is not None:
+            g = math.gcd(g, slo.spec.budgeting.slice * 1000)
+    if base.latency is not None:
+        g = math.gcd(g, *(ring.slot_ms for ring in base.latency.rings))
+    return g or 1
+
+
+def _owned_counts(
+    base: Aggregator, mergers: Sequence[Merger], now_ms: int, cache: ViewCache | None
+) -> OwnedCounts:
+    """`owned_counts` computed (its cache of joined counts and evaluations still used)."""
     aggs = [m.aggregator for m in mergers]
     base.advance(now_ms)
     for agg in aggs:
@@ -336,17 +380,29 @@ def owned_counts(
             if mask.any():
                 parts.append((_capture(m, i, s, now_ms), mask))
         states = [a.slos[i] for a in aggs]
-        if cache is None or not parts:
+        if cache is None:
             template = parts[0][0] if parts else slo.capture(now_ms)
             slos.append(_slo(template, parts, states))
             continue
-        refs = tuple(x for part in parts for x in part)
         counters = tuple(
             sum(values)
             for values in zip(
                 *((s.series.overflow_events, s.too_old, s.events, s.evicted) for s in states), strict=True
             )
         )
+        if not parts:
+            # No owned series: the bounds of ``now`` (fine-bucket aligned, as `_capture`'s) and the
+            # counters. The same counts object while both are, so its evaluation and families are kept.
+            bucket = now_ms // (slo.spec.resolution.fine * 1000)
+            was = cache.empty.get(i)
+            if was is not None and was[0] == bucket and was[1] == counters:
+                slos.append(was[2])
+                continue
+            empty = _slo(slo.capture(now_ms), parts, states)
+            cache.empty[i] = (bucket, counters, empty)
+            slos.append(empty)
+            continue
+        refs = tuple(x for part in parts for x in part)
         seen = cache.joined.get(i)
         same = seen is not None and len(seen[0]) == len(refs) and seen[1] == counters
         if seen is not None and same and all(a is b for a, b in zip(seen[0], refs, strict=True)):
