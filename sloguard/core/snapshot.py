@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sloguard._types import F64, I64, Bools
+from sloguard._types import F64, I64, Bools, Intp
 from sloguard.core import budget as bm
 from sloguard.core.alerts import evaluate_tier
 from sloguard.core.slices import SliceSums
@@ -22,6 +22,59 @@ if TYPE_CHECKING:  # core.sla imports the aggregator, which imports this module
 #: Past it, one window at a time, whose temporaries stay in the CPU cache (at 4,096 series the whole-array
 #: calls were already slower, 214 -> 323 us). Elementwise either way: the same values.
 _WHOLE_ROWS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class _Tiers:
+    """An SLO's alert tiers as arrays, to judge them all at once (`core.alerts.evaluate_tier` per tier,
+    vectorised over the tiers): the rows of their long and short windows, their thresholds
+    ``factor · (1 − O) = a/b`` and ``min_events``."""
+
+    long: Intp
+    short: Intp
+    a: I64
+    b: I64
+    min_events: I64
+
+    def firing(self, den: I64 | F64, num: I64 | F64, events: I64) -> Bools:
+        """Per tier and series: both windows' ``bad·b > a·total`` with ``total > 0`` (`alerts.exceeds`),
+        and ``min_events`` events in the long window."""
+        a, b = self.a[:, None], self.b[:, None]
+        firing: Bools = np.greater(num[self.long] * b, den[self.long] * a)
+        firing &= den[self.long] > 0
+        firing &= np.greater(num[self.short] * b, den[self.short] * a)
+        firing &= den[self.short] > 0
+        firing &= events[self.long] >= self.min_events[:, None]
+        return firing
+
+
+#: `_tiers`' cache, by ``id(spec)`` with the spec itself (kept alive, so its id is not reused).
+_TIERS: dict[int, tuple[SloSpec, _Tiers | None]] = {}
+
+
+def _tiers(spec: SloSpec) -> _Tiers | None:
+    """``spec``'s `_Tiers`, None where a threshold's terms do not fit in 64 bits (then per tier, as before:
+    Python integers)."""
+    hit = _TIERS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    thresholds = [t.factor * spec.error_budget for t in spec.tiers]
+    limit = 1 << 62
+    tiers = None
+    if all(t.numerator < limit and t.denominator < limit for t in thresholds):
+        at = {w: i for i, w in enumerate(spec.windows)}
+        tiers = _Tiers(
+            long=np.array([at[t.long_window] for t in spec.tiers], np.intp),
+            short=np.array([at[t.short_window] for t in spec.tiers], np.intp),
+            a=np.array([t.numerator for t in thresholds], np.int64),
+            b=np.array([t.denominator for t in thresholds], np.int64),
+            # (a tier with no floor compares with the lowest integer: always true, like skipping it)
+            min_events=np.array([t.min_events or np.iinfo(np.int64).min for t in spec.tiers], np.int64),
+        )
+    if len(_TIERS) >= 4096:  # reloads: keep the cache bounded (a miss only recomputes)
+        _TIERS.clear()
+    _TIERS[id(spec)] = (spec, tiers)
+    return tiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +214,16 @@ class SloCounts:
             er = np.stack([bm.error_ratio(b, t) for t, b in zip(den, num, strict=True)])
             br = np.stack([bm.burn_rate(b, t, budget) for t, b in zip(den, num, strict=True)])
         remaining = bm.budget_remaining(p_num, p_den, budget)
-        firing = np.zeros((len(spec.tiers), len(self.labels)), np.bool_)
-        for i, tier in enumerate(spec.tiers):
-            events = total[windows.index(tier.long_window)]
-            firing[i] = evaluate_tier(
-                tier, budget, counts[tier.long_window], counts[tier.short_window], events
-            )
+        tiers = _tiers(spec) if den.shape[1] <= _WHOLE_ROWS else None
+        if tiers is not None:
+            firing = tiers.firing(den, num, total)
+        else:
+            firing = np.zeros((len(spec.tiers), len(self.labels)), np.bool_)
+            for i, tier in enumerate(spec.tiers):
+                events = total[windows.index(tier.long_window)]
+                firing[i] = evaluate_tier(
+                    tier, budget, counts[tier.long_window], counts[tier.short_window], events
+                )
         return SloSnapshot(
             spec=spec,
             labels=self.labels,

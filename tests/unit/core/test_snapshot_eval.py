@@ -1,5 +1,6 @@
 """`SloCounts.evaluate` gives the same bytes whether it computes the error ratios and burn rates of all
-windows in one call (few series) or one window at a time (many series, `snapshot._WHOLE_ROWS`)."""
+windows in one call and judges all alert tiers at once (few series) or goes window by window and tier by
+tier (many series, `snapshot._WHOLE_ROWS`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ CONFIG = config(
         name="lat", kind="latency", threshold_ms=100.0, group_by=("customer",), period=RollingPeriod(7 * DAY)
     ),
     slo(name="both", objective="99.95", group_by=("endpoint", "customer"), fine=60, coarse=3600),
+    slo(name="guarded", objective="99", group_by=("customer",), min_events=5),
     dataclasses.replace(
         slo(name="sliced", coarse=MINUTE, group_by=("customer",)),
         budgeting=Timeslices(MINUTE, Fraction("0.95"), "good"),
@@ -66,3 +68,18 @@ def test_whole_and_per_window_ratios_are_the_same_bytes(
                 assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), f.name
             else:
                 assert x == y, f.name
+
+
+def test_tiers_fire_in_the_examples() -> None:
+    """The comparison above sees tiers fire (and the ``min_events`` floor hold some back)."""
+    t = T0 + 3_600_000
+    events = [
+        Event(t + i * 1000, "checkout", "GET /a", f"c{i % 2}", 500 if i % 3 else 200, 1.0) for i in range(9)
+    ]
+    agg = Aggregator(CONFIG)
+    agg.ingest(EventBatch.from_events(events))
+    snap = agg.snapshot(agg.default_now() or T0)
+    guarded = next(s for s in snap.slos if s.spec.name == "guarded")
+    assert guarded.labels == (("c0",), ("c1",))
+    assert guarded.firing[:, 0].any()  # 3 bad of 5 events
+    assert not guarded.firing[:, 1].any()  # 3 bad of 4: under the floor
