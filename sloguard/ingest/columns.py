@@ -1,12 +1,17 @@
 """Decoded objects to an `EventBatch`: their columns, then the value rules, in two steps.
 
 `Assembler.columns` reads the six fields of msgspec's objects into columns (labels as vocabulary ids,
-new ones interned in row order, as every decode path interns them); `Assembler.batch` applies the value
-rules to columns (`sloguard.ingest.rules`, first failing reason by `sloguard.ingest.reasons`' precedence)
-and keeps the valid rows. In between, `Columns.concat` joins the columns of consecutive pieces, so that
-the numpy work of the rules and of the timestamp parser (tens of calls, each with a fixed cost of a few
-microseconds) is paid once per buffer rather than once per 256 KiB piece. `Assembler.small` does both
-steps row by row, cheaper for a handful of rows.
+new ones interned in row order, as every decode path interns them; customers of a big vocabulary are
+kept as strings, interned later, also in row order); `Assembler.batch` gives those their ids, applies
+the value rules to columns (`sloguard.ingest.rules`, first failing reason by `sloguard.ingest.reasons`'
+precedence) and keeps the valid rows. In between, `Columns.concat` joins the columns of consecutive
+pieces, so that the numpy work of the rules and of the timestamp parser (tens of calls, each with a fixed
+cost of a few microseconds) is paid once per buffer rather than once per 256 KiB piece, and so is the
+lookup of a big vocabulary's customers (`StrLabels.ids` has a fixed cost per call: in-process at 100k
+customers, ~160-200 ns an event in calls of one piece's ~1500 rows, ~90-100 ns in calls of a 2 MiB absorb
+slice's ~12k rows). A small vocabulary's customers are looked up per piece, while the piece's strings are
+still in cache (deferred, the dict lookups cost ~3 % more per event at 1k customers). `Assembler.small`
+does both steps row by row, cheaper for a handful of rows.
 """
 
 from __future__ import annotations
@@ -42,14 +47,19 @@ from sloguard.ingest.timestamps import parse_timestamps, timestamp_ms
 __all__ = ["Assembler", "Columns"]
 
 _TS, _CUSTOMER, _STATUS, _LATENCY = (attrgetter(f) for f in ("ts", "customer", "status", "latency"))
+_NO_IDS: Final[Intp] = np.empty(0, np.intp)  # customer ids of a part whose customers are all pending
 
 
 class Columns:
     """The fields of decoded objects, one column each, before the value rules: the raw `ts` values,
     status, latency in ms, the label ids, and (without a default customer) the rows whose customer is
-    missing or null, and those where it is empty (None: no such row)."""
+    missing or null, and those where it is empty (None: no such row).
 
-    __slots__ = ("customer", "empty", "endpoint", "latency", "missing", "service", "status", "ts")
+    The customer ids may cover only the first rows: `pending` holds the customers of the rest, not yet
+    interned (the default replacing missing, null and empty ones; without a default, "" for those).
+    """
+
+    __slots__ = ("customer", "empty", "endpoint", "latency", "missing", "pending", "service", "status", "ts")
 
     def __init__(
         self,
@@ -59,11 +69,13 @@ class Columns:
         labels: tuple[Intp, Intp, Intp],
         missing: Bools | None,
         empty: Bools | None,
+        pending: list[str] | None = None,
     ) -> None:
         self.ts = ts
         self.status = status
         self.latency = latency
         self.service, self.endpoint, self.customer = labels
+        self.pending: list[str] = [] if pending is None else pending
         self.missing = missing
         self.empty = empty
 
@@ -72,12 +84,21 @@ class Columns:
 
     @staticmethod
     def concat(parts: Sequence[Columns]) -> Columns:
-        """The rows of `parts`, in order."""
+        """The rows of `parts`, in order.
+
+        A part with pending customers may only be followed by parts with no customer ids (the order in
+        which `Assembler.columns` makes them: it defers from a vocabulary size on, and deferring interns
+        nothing), so that the ids stay the first rows and new customers are interned in row order.
+        """
         if len(parts) == 1:
             return parts[0]
         ts: list[object] = []
+        pending: list[str] = []
         for part in parts:
+            if pending and len(part.customer):
+                raise ValueError("customer ids after pending customers: interning would leave row order")
             ts += part.ts
+            pending += part.pending
         return Columns(
             ts,
             np.concatenate([p.status for p in parts]),
@@ -89,6 +110,7 @@ class Columns:
             ),
             _concat_masks([p.missing for p in parts], [len(p) for p in parts]),
             _concat_masks([p.empty for p in parts], [len(p) for p in parts]),
+            pending,
         )
 
 
@@ -105,15 +127,23 @@ class Assembler:
         self._big: dict[int, StrLabels] = {}
 
     def columns(self, objs: list[Any], vocabs: Vocabs) -> Columns:
-        """The columns of `objs`, their labels interned into `vocabs` in row order."""
+        """The columns of `objs`, their labels interned into `vocabs` in row order; customers of a big
+        vocabulary are left pending (interned by `batch`, also in row order)."""
         # map(attrgetter) rather than comprehensions: the loop over the rows runs in C.
         service = self._encode_attr(objs, "service", vocabs.service)
         endpoint = self._encode_attr(objs, "endpoint", vocabs.endpoint)
-        customer, missing, empty = self._customer_column(objs, vocabs.customer)
+        customers, missing, empty = self._customer_column(objs)
+        pending: list[str] = []
+        if len(vocabs.customer) >= StrLabels.MIN_NAMES:
+            customer, pending = _NO_IDS, customers
+        else:
+            customer = self._encode(customers, vocabs.customer)
         latency = np.fromiter(map(_LATENCY, objs), np.float64, len(objs))
         self._scale.to_ms_inplace(latency)  # 1e308 s -> inf ms, rejected as bad_latency
         status = int64_column(list(map(_STATUS, objs)))
-        return Columns(list(map(_TS, objs)), status, latency, (service, endpoint, customer), missing, empty)
+        return Columns(
+            list(map(_TS, objs)), status, latency, (service, endpoint, customer), missing, empty, pending
+        )
 
     def batch(
         self, cols: Columns, vocabs: Vocabs, unchecked: Sequence[int] = ()
@@ -124,11 +154,15 @@ class Assembler:
         `max_label_length`; `unchecked` lists the rows decoded with the relaxed one.
         """
         n = len(cols)
+        customer = cols.customer
+        if cols.pending:
+            pending = self._encode(cols.pending, vocabs.customer)
+            customer = np.concatenate([customer, pending]) if len(customer) else pending
         ts_ms, ts_ok = parse_timestamps(cols.ts)
         empty = cols.empty
         too_long: Bools | None = None
         if unchecked:
-            empty, too_long = self._check_labels(cols, vocabs, unchecked)
+            empty, too_long = self._check_labels(cols, customer, vocabs, unchecked)
         failed: dict[str, Bools | None] = {
             **value_failure_masks(ts_ok, cols.status, cols.latency),
             MISSING_FIELD: cols.missing,
@@ -140,25 +174,26 @@ class Assembler:
             if mask is not None:
                 bad_any |= mask
         if not bad_any.any():
-            return _batch(cols, ts_ms, vocabs, None), []
+            return _batch(cols, customer, ts_ms, vocabs, None), []
         # Rare: label every bad row with its first reason.
         rows, reasons = first_reasons(failed, n)
         bad = list(zip(rows.tolist(), reasons, strict=True))
-        return _batch(cols, ts_ms, vocabs, np.flatnonzero(~bad_any)), bad
+        return _batch(cols, customer, ts_ms, vocabs, np.flatnonzero(~bad_any)), bad
 
-    def _customer_column(self, objs: list[Any], vocab: Vocab) -> tuple[Intp, Bools | None, Bools | None]:
-        """Customer ids (the default replacing missing, null and empty ones), and without a default the
-        rows where it is missing or null, and those where it is empty (None: no such row is possible)."""
+    def _customer_column(self, objs: list[Any]) -> tuple[list[str], Bools | None, Bools | None]:
+        """Customers (the default replacing missing, null and empty ones, else ""), and without a
+        default the rows where it is missing or null, and those where it is empty (None: no such row is
+        possible)."""
         customer_raw: list[str | None] = list(map(_CUSTOMER, objs))
         if all(customer_raw):
-            return self._encode(customer_raw, vocab), None, None  # type: ignore[arg-type]  # all(): no None
+            return customer_raw, None, None  # type: ignore[return-value]  # all(): no None
         dflt = self._default_customer
         if dflt is not None:
-            return self._encode([c or dflt for c in customer_raw], vocab), None, None
+            return [c or dflt for c in customer_raw], None, None
         n = len(customer_raw)
         missing = np.fromiter((c is None for c in customer_raw), np.bool_, n)
         empty = np.fromiter((c == "" for c in customer_raw), np.bool_, n)
-        return self._encode([c or "" for c in customer_raw], vocab), missing, empty
+        return [c or "" for c in customer_raw], missing, empty
 
     def _encode(self, values: list[str], vocab: Vocab) -> Intp:
         """`vocab.encode(values)`; for a big vocabulary through its `StrLabels` (same ids, same order of
@@ -189,16 +224,19 @@ class Assembler:
                 vocab.intern(value)
             return np.fromiter(map(vocab.ids.__getitem__, map(get, objs)), np.intp, len(objs))
 
-    def _check_labels(self, cols: Columns, vocabs: Vocabs, unchecked: Sequence[int]) -> tuple[Bools, Bools]:
-        """The label rules for the rows the relaxed Struct decoded: (empty, too long) masks."""
+    def _check_labels(
+        self, cols: Columns, customer: Intp, vocabs: Vocabs, unchecked: Sequence[int]
+    ) -> tuple[Bools, Bools]:
+        """The label rules for the rows the relaxed Struct decoded (customer ids given): (empty, too
+        long) masks."""
         n = len(cols)
         empty = np.zeros(n, np.bool_) if cols.empty is None else cols.empty
         too_long = np.zeros(n, np.bool_)
         names = (vocabs.service.names, vocabs.endpoint.names, vocabs.customer.names)
-        ids = (cols.service, cols.endpoint, cols.customer)
+        ids = (cols.service, cols.endpoint, customer)
         for row in unchecked:
-            service, endpoint, customer = (nm[int(col[row])] for nm, col in zip(names, ids, strict=True))
-            failed = label_failures((service, endpoint, customer), self._max_label)
+            service, endpoint, customer_ = (nm[int(col[row])] for nm, col in zip(names, ids, strict=True))
+            failed = label_failures((service, endpoint, customer_), self._max_label)
             empty[row] |= EMPTY_LABEL in failed
             too_long[row] = LABEL_TOO_LONG in failed
         return empty, too_long
@@ -247,10 +285,10 @@ class Assembler:
         return batch, bad
 
 
-def _batch(cols: Columns, ts_ms: I64, vocabs: Vocabs, keep: Intp | None) -> EventBatch:
-    """The batch of `cols` (timestamps parsed), or of their rows `keep`."""
+def _batch(cols: Columns, customer: Intp, ts_ms: I64, vocabs: Vocabs, keep: Intp | None) -> EventBatch:
+    """The batch of `cols` (customer ids and timestamps given), or of their rows `keep`."""
     status, latency = cols.status, cols.latency
-    service, endpoint, customer = cols.service, cols.endpoint, cols.customer
+    service, endpoint = cols.service, cols.endpoint
     if keep is not None:
         ts_ms, status, latency = ts_ms[keep], status[keep], latency[keep]
         service, endpoint, customer = service[keep], endpoint[keep], customer[keep]

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from sloguard.core.model import Rejections, Vocab, Vocabs
+from sloguard.ingest.columns import Columns
 from sloguard.ingest.decode import Decoder
+from sloguard.ingest.framing import PIECE_BYTES
 from sloguard.ingest.labelcache import LABEL_WORDS, LabelCache, StrLabels
 from tests.fuzz.generator import Fuzzer
 
@@ -135,3 +138,51 @@ def test_decodes_equal_a_decoder_without_it(
         assert got_vocabs[dim].names == want_vocabs[dim].names
     assert got_counts == want_counts
     assert got_rejected == want_rejected
+
+
+def test_vocabulary_crossing_the_limit_within_a_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A buffer of many pieces whose new customers take the vocabulary past `MIN_NAMES` in its middle:
+    # the first pieces' customers are interned as they are read, the later ones' once for the run
+    # (`Columns.pending`); same ids and vocabulary order as a decoder that never defers.
+    rnd = random.Random(4)
+    buf = b"\n".join(
+        b'{"ts": %d, "service": "s1", "endpoint": "GET /e", "customer": "c-%d", "status": 200,'
+        b' "latency_ms": 1.5, "trace": {"id": "%x"}}' % (1_767_225_600_000 + i, rnd.randrange(9000), i)
+        for i in range(20_000)
+    )
+    assert len(buf) > 4 * PIECE_BYTES
+    mixed: list[bool] = []
+    concat = Columns.concat
+    start = StrLabels.MIN_NAMES - 2000
+
+    def spy(parts: list[Columns]) -> Columns:
+        mixed.append(len(parts[0].customer) > 0 and len(parts[-1].pending) > 0)
+        return concat(parts)
+
+    def run() -> tuple[list[int], list[str], dict[str, int]]:
+        vocabs = prefilled(start)
+        decoder = Decoder(vocabs=vocabs, fast_path=False)
+        rejections = Rejections()
+        batch = decoder.decode_many([buf], rejections)
+        return batch.customer.codes.tolist(), vocabs.customer.names, rejections.counts
+
+    with monkeypatch.context() as m:
+        m.setattr(StrLabels, "MIN_NAMES", 10**12)  # never
+        want = run()
+    monkeypatch.setattr(Columns, "concat", staticmethod(spy))
+    assert run() == want
+    assert any(mixed)
+
+
+def test_concat_refuses_ids_after_pending_customers() -> None:
+    def part(ids: list[int], pending: list[str]) -> Columns:
+        n = len(ids) + len(pending)
+        zeros = np.zeros(n, np.intp)
+        labels = (zeros, zeros, np.array(ids, np.intp))
+        return Columns([0] * n, np.zeros(n, np.int64), np.zeros(n), labels, None, None, pending)
+
+    joined = Columns.concat([part([1, 2], []), part([3], ["a"]), part([], ["b", "c"])])
+    assert joined.customer.tolist() == [1, 2, 3]
+    assert joined.pending == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="pending"):
+        Columns.concat([part([], ["a"]), part([1], [])])
