@@ -26,9 +26,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sloguard._types import F64, I64, Bools
-from sloguard.core.aggregator import Aggregator, _SloState
-from sloguard.core.histring import HistRing
-from sloguard.core.latency import HdrLayout, nearest_ranks
+from sloguard.core.aggregator import Aggregator, _SloState, window_slots
+from sloguard.core.latency import HdrLayout, sparse_percentiles
 from sloguard.core.slices import SliceSums
 from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloCounts, SloSnapshot, Snapshot
 from sloguard.core.spec import LatencySpec
@@ -40,70 +39,6 @@ __all__ = ["LatencyCounts", "OwnedCounts", "ViewCache", "owned_counts", "owned_s
 #: One partition's part of a latency window: its groups (rows), which of them it owns, and the window's
 #: non-empty slots as the ring holds them (``(keys, counts)``, arrays the ring replaces, never changes).
 _Part = tuple[int, Bools, tuple[tuple[I64, I64], ...]]
-
-
-def _window_slots(ring: HistRing, now_ms: int) -> tuple[tuple[int, int], tuple[tuple[I64, I64], ...]]:
-    """The bounds of ``ring``'s window at ``now_ms`` and its non-empty slots (`HistRing.window_counts`
-    without making them dense: that is left to `LatencyCounts.evaluate`, off the event loop)."""
-    end = now_ms // ring.slot_ms
-    start = end - ring.k
-    slots = []
-    if ring.head is not None:
-        for b in range(max(start, ring.head - ring.n + 1), min(end, ring.head + 1)):
-            keys = ring.keys[b % ring.n]
-            if len(keys):
-                slots.append((keys, ring.counts[b % ring.n]))
-    return (start * ring.slot_ms, end * ring.slot_ms), tuple(slots)
-
-
-def _sparse_percentiles(
-    layout: HdrLayout,
-    percentiles: tuple[float, ...],
-    rows: int,
-    mask: Bools,
-    slots: Sequence[tuple[I64, I64]],
-) -> tuple[I64, F64]:
-    """Per owned row (``mask`` over ``rows``), the events and the percentiles (ms) of the cells of
-    ``slots`` (``row · counts_len + index`` keys, their counts) added together: what
-    `HdrLayout.percentiles` of the dense ``(rows, counts_len)`` sums gives, from the non-empty cells only.
-
-    Sorted by key, the cells of row ``r`` are a run; with ``C`` the running count over all of them and
-    ``C₀(r)`` its value before the run, the ``k``-th smallest value of row ``r`` is in the first cell
-    where ``C ≥ C₀(r) + k`` (``k = max(1, ⌈p/100 · n⌉) ≤ n``, `nearest_ranks`): the first dense slot
-    whose running count reaches ``k``, as `HdrLayout.percentiles` searches (cells of equal key, or of
-    count 0, cannot move it). A window holds thousands of non-empty cells, not ``rows · counts_len``
-    (~500k a partition): ~20x less work than making it dense."""
-    owned = int(mask.sum())
-    out = np.zeros((owned, len(percentiles)), np.float64)
-    count = np.zeros(owned, np.int64)
-    if not slots or owned == 0:
-        return count, out
-    cl = layout.counts_len
-    keys = np.concatenate([k for k, _ in slots])
-    counts = np.concatenate([c for _, c in slots])
-    if owned != rows:
-        # Renumber the owned rows 0..owned-1 (their order kept) and drop the others' cells.
-        row = keys // cl
-        keep = mask[row]
-        renumber = np.cumsum(mask, dtype=np.int64) - 1
-        keys = renumber[row[keep]] * cl + (keys[keep] - row[keep] * cl)
-        counts = counts[keep]
-    order = np.argsort(keys, kind="stable")
-    keys, counts = keys[order], counts[order]
-    cum = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
-    bounds = np.searchsorted(keys, np.arange(owned + 1, dtype=np.int64) * cl, side="left")
-    before = cum[bounds[:-1]]
-    count = cum[bounds[1:]] - before
-    live = np.flatnonzero(count)
-    if not percentiles or not len(live):
-        return count, out
-    targets = np.stack([nearest_ranks(p, count[live]) for p in percentiles], axis=1) + before[live, None]
-    # cum[i + 1] is the running count through cell i: the first cell reaching the target.
-    at = np.searchsorted(cum[1:], targets.reshape(-1), side="left")
-    index = keys[at] - np.repeat(live.astype(np.int64) * cl, len(percentiles))
-    values = layout.highest_equivalent(layout.value_from_index(index))
-    out[live] = values.reshape(len(live), len(percentiles))
-    return count, out / 1000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +80,8 @@ class LatencyCounts:
         if seen is not None:
             return seen
         rows, mask, slots = part
-        count, pct = _sparse_percentiles(self.layout, self.spec.percentiles, rows, mask, slots)
+        count, us = sparse_percentiles(self.layout, self.spec.percentiles, rows, slots, mask)
+        pct = us / 1000.0
         if self.memo is not None:
             self.memo[key] = (part, count, pct)
         return count, pct
@@ -423,8 +359,8 @@ def _owned_counts(
                 lparts.append((agg.latency, mask))
         windows = []
         for r, ring in enumerate(lat.rings):
-            bounds, _ = _window_slots(ring, now_ms)
-            held = tuple((len(lp.series), m, _window_slots(lp.rings[r], now_ms)[1]) for lp, m in lparts)
+            bounds, _ = window_slots(ring, now_ms)
+            held = tuple((len(lp.series), m, window_slots(lp.rings[r], now_ms)[1]) for lp, m in lparts)
             windows.append((ring.window, bounds, held))
         lstates = [a.latency for a in aggs if a.latency is not None]
         latency = LatencyCounts(

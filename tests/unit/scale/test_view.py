@@ -6,12 +6,7 @@ from __future__ import annotations
 import gzip as gzip_module
 import random
 
-import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from sloguard.core.aggregator import Aggregator
-from sloguard.core.latency import HdrLayout
 from sloguard.core.model import Event, EventBatch
 from sloguard.export.collector import Exposition
 from sloguard.export.self_metrics import SELF_METRICS, Sources
@@ -19,7 +14,7 @@ from sloguard.export.text import Body
 from sloguard.scale.codec import decode_piece, encode_pieces
 from sloguard.scale.merger import Merger
 from sloguard.scale.partials import InputRange, apply, split, summarise
-from sloguard.scale.view import OwnedCounts, ViewCache, _sparse_percentiles, owned_counts, owned_snapshot
+from sloguard.scale.view import OwnedCounts, ViewCache, owned_counts, owned_snapshot
 from sloguard.telemetry import TelemetrySnapshot
 from tests.unit.scale.test_exactly_once import CONFIG, FP, T0
 
@@ -178,37 +173,3 @@ def test_pipeline_self_metrics_only_in_their_stage() -> None:
     assert "sloguard_partials_produced_total" in names["partial"]
     assert not {n for n in names[""] if "partial" in n or "stage" in n or "owned" in n}
     assert "sloguard_partials_duplicate_total" not in names["partial"]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    rows=st.integers(1, 6),
-    seed=st.integers(0, 2**32 - 1),
-    percentiles=st.sampled_from([(50.0, 90.0, 99.0, 99.9), (0.0, 100.0), (), (33.3,)]),
-)
-def test_sparse_percentiles_are_those_of_the_dense_counts(
-    rows: int, seed: int, percentiles: tuple[float, ...]
-) -> None:
-    """Per owned row, the events and percentiles of a window's slots taken sparse (`_sparse_percentiles`)
-    equal `HdrLayout.percentiles` of the dense sums, as the view computed them before: cells of one key
-    in several slots, counts of 0, empty rows, rows not owned, huge and tiny counts."""
-    rnd = np.random.default_rng(seed)
-    layout = HdrLayout.create(3_600_000_000, 2)
-    cl = layout.counts_len
-    slots = []
-    for _ in range(int(rnd.integers(0, 4))):
-        n = int(rnd.integers(0, 40))
-        spread = int(rnd.choice([3, cl]))  # few distinct cells (many shared across slots) or any
-        row = rnd.integers(0, rows, n)
-        keys = np.unique(row * cl + rnd.integers(0, spread, n) * (cl // spread))
-        counts = rnd.choice([0, 1, 2, 7, 10**12], len(keys)).astype(np.int64)
-        slots.append((keys.astype(np.int64), counts))
-    mask = rnd.random(rows) < 0.7 if rnd.random() < 0.5 else np.ones(rows, np.bool_)
-    dense = np.zeros(rows * cl, np.int64)
-    for keys, counts in slots:
-        np.add.at(dense, keys, counts)
-    owned = dense.reshape(rows, cl)[mask]
-    count, pct = _sparse_percentiles(layout, percentiles, rows, mask, slots)
-    assert count.tolist() == owned.sum(axis=1).tolist()
-    expected = layout.percentiles(owned, percentiles) / 1000.0
-    assert pct.shape == expected.shape and pct.tolist() == expected.tolist()
