@@ -53,7 +53,8 @@ def per_slice(total: I64, bad: I64, k: int, excluded: Bools | None = None) -> tu
         keep = ~excluded[:, None]
         total, bad = total * keep, bad * keep
         live = ~np.all(excluded.reshape(-1, k), axis=1)
-    return total.reshape(-1, k, rows).sum(axis=1), bad.reshape(-1, k, rows).sum(axis=1), live
+    # The slice count spelled out, not -1: with no series yet (rows 0) numpy cannot infer it.
+    return total.reshape(n // k, k, rows).sum(axis=1), bad.reshape(n // k, k, rows).sum(axis=1), live
 
 
 def judge(b: Timeslices, total: I64, bad: I64, live: Bools) -> tuple[I64, F64]:

@@ -319,3 +319,12 @@ def test_a_new_series_after_slices_were_judged(empty: EmptySlice) -> None:
     agg.ingest(EventBatch.from_events(new))
     for now in (end + 30_000, end + 61_000):
         assert_matches_oracle(spec, events + new, agg.snapshot(now).slos[0], now)
+
+
+@pytest.mark.parametrize("kw", METHODS.values(), ids=METHODS.keys())
+def test_a_grouped_slo_with_no_series_yet_snapshots_empty(kw: dict[str, object]) -> None:
+    # A daemon before its first event, or a stage-2 partition owning none of the SLO's series: no rows.
+    # The slice counts were reshaped with -1, which numpy cannot infer from an empty array.
+    agg = Aggregator(config(sliced(group_by=("customer",), **kw)))  # type: ignore[arg-type]
+    snap = agg.snapshot(T0).slos[0]
+    assert snap.labels == () and snap.total.shape == (len(snap.windows), 0)
