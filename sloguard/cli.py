@@ -150,15 +150,16 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
 
 
-def _fail(message: str, status: int = 2) -> int:
+def fail(message: str, status: int = 2) -> int:
+    """Print ``sloguard: message`` to stderr and return the exit status (2: a usage or input error)."""
     print(f"sloguard: {message}", file=sys.stderr)
     return status
 
 
-def _spec_error(exc: Exception) -> int:
+def spec_error(exc: Exception) -> int:
     """An SLO file's problems: one line when there is one (each names the file and field)."""
     text = str(exc)
-    return _fail(text if "\n" not in text else f"invalid SLO file:\n{text}")
+    return fail(text if "\n" not in text else f"invalid SLO file:\n{text}")
 
 
 class _OutputError(Exception):
@@ -188,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except _OutputError as exc:
-        return _fail(f"cannot write to standard output: {exc}")
+        return fail(f"cannot write to standard output: {exc}")
     except KeyboardInterrupt:
         return 130  # Ctrl-C (128 + SIGINT), as a shell reports it; no traceback
 
@@ -217,9 +218,9 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         config = load_config(path)
     except SpecError as exc:
-        return _spec_error(exc)
+        return spec_error(exc)
     except OSError as exc:  # what the SLO file loader does not word itself (permission denied, ...)
-        return _fail(f"{path}: {_os_problem(exc)}")
+        return fail(f"{path}: {_os_problem(exc)}")
     preset = None
     # pydantic-settings only when a SLOGUARD_INPUT* variable exists: importing it is ~0.1 s of replay's
     # start-up, paid on every run for a variable almost no one sets.
@@ -230,7 +231,7 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             preset = input_preset()  # used when the SLO file has no input: (its section wins)
         except SettingsError as exc:
-            return _fail(f"invalid settings: {exc}")
+            return fail(f"invalid settings: {exc}")
     if args.command == "check":
         _out(describe(config, input_preset=preset) + "\n")
         return 0
@@ -288,7 +289,7 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(settings.config)
     except SpecError as exc:
         log.error("config_error", file=str(settings.config), problems=list(exc.problems))
-        return _spec_error(exc)
+        return spec_error(exc)
     from sloguard.app import run
     from sloguard.ingest.kafka import KafkaStartError, TopicsMissingError
 
@@ -297,7 +298,7 @@ def _run(args: argparse.Namespace) -> int:
     except (TopicsMissingError, KafkaStartError) as exc:
         # Exit 2 as loadgen does: a wrong address or topic is a configuration error to fix.
         log.error("kafka_start_failed", error=str(exc))
-        return _fail(str(exc))
+        return fail(str(exc))
 
 
 def _topics(args: argparse.Namespace) -> int:
@@ -317,7 +318,7 @@ def _topics(args: argparse.Namespace) -> int:
     try:
         lines = asyncio.run(create_topics(settings))
     except (TopicsMissingError, KafkaStartError, ValueError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     _out("".join(line + "\n" for line in lines))
     return 0
 
@@ -341,10 +342,10 @@ def _rules(args: argparse.Namespace, config: object) -> int:
         except ValueError as exc:
             print(f"sloguard: {exc}", file=sys.stderr)
             return 2
-    return _write(to_yaml(doc), args.output, "rule file")
+    return write_output(to_yaml(doc), args.output, "rule file")
 
 
-def _write(text: str, output: str | None, what: str) -> int:
+def write_output(text: str, output: str | None, what: str) -> int:
     """``text`` to standard output (no ``output``, or ``-``) or to the file ``output``."""
     from pathlib import Path
 
@@ -357,7 +358,7 @@ def _write(text: str, output: str | None, what: str) -> int:
     except OSError as exc:
         parent = out.parent
         problem = f"directory {parent} does not exist" if not parent.is_dir() else _os_problem(exc)
-        return _fail(f"{out}: cannot write the {what}: {problem}")
+        return fail(f"{out}: cannot write the {what}: {problem}")
     return 0
 
 
@@ -369,7 +370,7 @@ def _convert(args: argparse.Namespace, config: object) -> int:
     docs, notes = to_openslo(config)
     for note in notes:
         print(f"sloguard: note: {args.file}: {note}", file=sys.stderr)
-    return _write(dump(docs), args.output, "OpenSLO file")
+    return write_output(dump(docs), args.output, "OpenSLO file")
 
 
 def _replay(args: argparse.Namespace, config: object, input_preset: str | None = None) -> int:
@@ -383,7 +384,7 @@ def _replay(args: argparse.Namespace, config: object, input_preset: str | None =
     assert isinstance(config, Config)
     refusal = replay_refusal(effective_input(config.input, input_preset))
     if refusal is not None:  # binary records (otlp-proto): files are read as lines
-        return _fail(f"replay: {refusal}")
+        return fail(f"replay: {refusal}")
     bar = ProgressBar("replay") if wants_progress(args.files, args.progress) else None
     source = FileSource(args.files, on_progress=bar)
     try:
@@ -392,7 +393,7 @@ def _replay(args: argparse.Namespace, config: object, input_preset: str | None =
         if bar is not None:
             bar.finish()
     except SourceError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     finally:
         if bar is not None:
             bar.close()
@@ -419,12 +420,12 @@ def _no_data(events: int, unmatched: int, after_now: int, invalid: int, files: S
     events before now, ``unmatched`` of them in no SLO, ``after_now`` valid events left out."""
     inputs = ", ".join("standard input" if f == "-" else f for f in files)
     if events == 0 and after_now:
-        return _fail(f"all {after_now} valid events in {inputs} are at or after --now", EXIT_NO_DATA)
+        return fail(f"all {after_now} valid events in {inputs} are at or after --now", EXIT_NO_DATA)
     if events == 0:
         why = f"{invalid} lines rejected, see 'invalid'" if invalid else "the input is empty"
-        return _fail(f"no valid event in {inputs} ({why})", EXIT_NO_DATA)
+        return fail(f"no valid event in {inputs} ({why})", EXIT_NO_DATA)
     if unmatched == events:
-        return _fail(
+        return fail(
             f"none of the {events} valid events in {inputs} matched an SLO: check each SLO's service and "
             "endpoints against the events (names are case-sensitive)",
             EXIT_NO_DATA,

@@ -16,6 +16,7 @@ SLOs (`core.slices`) end every window and the period at the slice instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ PERIOD_SPAN = "period"
 
 #: Exclusions (maintenance windows) as the core reads them: ``(start_ms, end_ms, res_ms)`` -> one flag per
 #: bucket of ``res_ms`` in ``[start_ms, end_ms)``, true where the bucket is excluded. Time-slice SLOs take
-#: it in `_SloState.capture` (see `core.slices`); the SLO file's ``exclusions:`` give it through
+#: it in `SloAggregate.capture` (see `core.slices`); the SLO file's ``exclusions:`` give it through
 #: `core.exclusions.ExclusionCalendar.buckets`, which also drops their events at ingest (docs/exclusions.md).
 ExclusionMask = Callable[[int, int, int], Bools]
 
@@ -67,7 +68,7 @@ _SKEW_SECONDS = MINUTE
 
 @dataclass(frozen=True, slots=True)
 class _Layout:
-    """What `_SloState` derives from its spec alone, shared by every aggregator of a config (stage 2 makes
+    """What `SloAggregate` derives from its spec alone, shared by every aggregator of a config (stage 2 makes
     one per partition: 12 x 63 SLOs): ``spec.windows`` (a property that sorts a set), the rings' slot
     counts, and the bad-status table (read-only: several SLO states hold it)."""
 
@@ -120,8 +121,13 @@ def _layout(spec: SloSpec) -> _Layout:
     return lay
 
 
-class _SloState:
-    """Buckets of one SLO: a fine ring (windows up to 6 h) and a coarse ring (longer, and the period)."""
+class SloAggregate:
+    """Buckets of one SLO: a fine ring (windows up to 6 h) and a coarse ring (longer, and the period).
+
+    Public so that the merge tier (`sloguard.scale`) can drive one SLO of an `Aggregator` (``slos[i]``)
+    without reaching into it: it reads ``spec``, ``series`` (the row of each label set), the rings'
+    resolutions and `counters`, adds cells to ``fine``/``coarse`` (`BucketRing.add_cells`) and calls
+    `capture`, `dump`, `load` and `merge`. The rings' layout is the core's business."""
 
     def __init__(self, spec: SloSpec, exclusions: ExclusionCalendar | None = None) -> None:
         self.spec = spec
@@ -182,6 +188,20 @@ class _SloState:
     def advance(self, now_ms: int) -> None:
         self.fine.advance(now_ms // self.fine.res_ms)
         self.coarse.advance(now_ms // self.coarse.res_ms)
+
+    @property
+    def counters(self) -> tuple[int, int, int, int]:
+        """``(overflow, too_old, events, evicted)``: the events past ``max_series``, those older than the
+        coarse ring, all those matched, and the series evicted as idle."""
+        return (self.series.overflow_events, self.too_old, self.events, self.evicted)
+
+    def grain_ms(self) -> int:
+        """The gcd of both rings' resolutions and the time slice (ms): within one ``now // grain``, no
+        bucket index of this SLO moves, so `advance` is a no-op and `capture` the same."""
+        g = math.gcd(self.fine.res_ms, self.coarse.res_ms)
+        if self.spec.budgeting is not None:
+            g = math.gcd(g, self.spec.budgeting.slice * 1000)
+        return g
 
     def period_bounds(self, now_ms: int) -> tuple[int, int]:
         """The budget's ``[start, end)``: it ends at ``now`` aligned to the fine resolution, so the budget
@@ -412,7 +432,7 @@ class _SloState:
             events=st.events,
         )
 
-    def merge(self, other: _SloState) -> None:
+    def merge(self, other: SloAggregate) -> None:
         row_map = np.array([self.series.row_for_key(k) for k in other.series.keys], np.intp)
         n_rows = len(self.series)
         for mine, theirs in ((self.fine, other.fine), (self.coarse, other.coarse)):
@@ -436,7 +456,7 @@ def latency_slot_seconds(window: int, resolution: int, max_slots: int) -> int:
     return slot
 
 
-#: `_LatencyState.snapshot` computes a window's percentiles from its non-empty cells
+#: `LatencyAggregate.snapshot` computes a window's percentiles from its non-empty cells
 #: (`latency.sparse_percentiles`) while they number less than ``1 / _SPARSE_FACTOR`` of the dense
 #: ``rows x counts_len`` array, from the dense array (`HdrLayout.percentiles`) past that. The same values.
 _SPARSE_FACTOR = 8
@@ -457,7 +477,10 @@ def window_slots(ring: HistRing, now_ms: int) -> tuple[tuple[int, int], tuple[tu
     return (start * ring.slot_ms, end * ring.slot_ms), tuple(slots)
 
 
-class _LatencyState:
+class LatencyAggregate:
+    """The HDR counts of the latency groups: one `HistRing` per window (``rings``), a row per group
+    (``series``). Public for the merge tier, as `SloAggregate`."""
+
     def __init__(self, spec: LatencySpec) -> None:
         self.spec = spec
         self.layout = HdrLayout.create(int(spec.highest_ms * 1000), spec.significant_figures)
@@ -537,7 +560,7 @@ class _LatencyState:
             ring.load(ring_state)
         self.too_old = state.too_old
 
-    def merge(self, other: _LatencyState) -> None:
+    def merge(self, other: LatencyAggregate) -> None:
         row_map = np.array([self.series.row_for_key(k) for k in other.series.keys], np.intp)
         for mine, theirs in zip(self.rings, other.rings, strict=True):
             mine.merge_from(theirs, row_map)
@@ -569,8 +592,8 @@ class Aggregator:
         caps = sum(s.max_series for s in config.slos) + (config.latency.max_groups if config.latency else 0)
         self.vocab_limit = vocab_limit if vocab_limit is not None else max(100_000, 4 * caps)
         self.vocab_resets = 0
-        self.slos = [_SloState(s, ExclusionCalendar.for_slo(config.exclusions, s)) for s in config.slos]
-        self.latency = _LatencyState(config.latency) if config.latency is not None else None
+        self.slos = [SloAggregate(s, ExclusionCalendar.for_slo(config.exclusions, s)) for s in config.slos]
+        self.latency = LatencyAggregate(config.latency) if config.latency is not None else None
         self.stats = IngestStats()
 
     def ingest(self, batch: EventBatch) -> None:
@@ -600,6 +623,16 @@ class Aggregator:
         hi, lo = int(batch.ts_ms.max()), int(batch.ts_ms.min())
         st.newest_ms = hi if st.newest_ms is None else max(st.newest_ms, hi)
         st.oldest_ms = lo if st.oldest_ms is None else min(st.oldest_ms, lo)
+
+    def grain_ms(self) -> int:
+        """The gcd of every SLO's `SloAggregate.grain_ms` and every latency slot (ms): within one
+        ``now // grain``, no bucket index anywhere moves."""
+        g = 0
+        for slo in self.slos:
+            g = math.gcd(g, slo.grain_ms())
+        if self.latency is not None:
+            g = math.gcd(g, *(ring.slot_ms for ring in self.latency.rings))
+        return g or 1
 
     def advance(self, now_ms: int) -> None:
         """Move every ring to ``now`` (live mode): buckets older than the retention are dropped."""
@@ -675,7 +708,7 @@ class Aggregator:
             idle = slo.idle_rows(state, now_ms, ttl)
             if not len(idle):
                 continue
-            fresh = _SloState(slo.spec, slo.exclusions)
+            fresh = SloAggregate(slo.spec, slo.exclusions)
             fresh.load(slo.without(state, idle))
             fresh.evicted = slo.evicted + len(idle)
             self.slos[i] = fresh

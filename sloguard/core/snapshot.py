@@ -160,7 +160,7 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class SloCounts:
-    """One SLO's integer counts at one instant, copied out of the state (`_SloState.capture`): all that
+    """One SLO's integer counts at one instant, copied out of the state (`SloAggregate.capture`): all that
     `evaluate` needs to compute every ratio, budget and alert tier of a `SloSnapshot`.
 
     ``total`` and ``bad`` have one row per window of ``spec.windows`` and one column per series.

@@ -80,29 +80,29 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def command(args: argparse.Namespace) -> int:
-    from sloguard.cli import _fail, _spec_error
+    from sloguard.cli import fail, spec_error
 
     if args.checkpoint is not None:
         if args.files or args.start is not None or args.end is not None:
-            return _fail(CHECKPOINT_USAGE)
+            return fail(CHECKPOINT_USAGE)
     elif not args.files:
-        return _fail("report sla: give the request-log files to read (or - for stdin)")
+        return fail("report sla: give the request-log files to read (or - for stdin)")
     elif (args.month is None) == (args.start is None and args.end is None):
-        return _fail("report sla: give either --month YYYY-MM or --from and --to")
+        return fail("report sla: give either --month YYYY-MM or --from and --to")
     elif args.month is None and (args.start is None or args.end is None or args.end <= args.start):
-        return _fail("report sla: --from and --to are both needed, --to after --from")
+        return fail("report sla: --from and --to are both needed, --to after --from")
     from sloguard.specfile import SpecError, load_config
 
     try:
         config = load_config(args.slo_file)
     except SpecError as exc:
-        return _spec_error(exc)
+        return spec_error(exc)
     slas = [s for s in config.slas if not args.sla or s.name in args.sla]
     missing = sorted(set(args.sla or ()) - {s.name for s in config.slas})
     if missing or not slas:
         known = ", ".join(s.name for s in config.slas) or "none"
         what = f"no SLA named {', '.join(missing)}" if missing else "no slas: section"
-        return _fail(f"{args.slo_file}: {what} (SLAs in the file: {known})")
+        return fail(f"{args.slo_file}: {what} (SLAs in the file: {known})")
     return _report(args, config, slas)
 
 
@@ -129,8 +129,8 @@ def _from_checkpoint(
 def _report(args: argparse.Namespace, config: Config, specs: list[SlaSpec]) -> int:
     import msgspec
 
-    from sloguard.cli import _fail as fail
-    from sloguard.cli import _write as write
+    from sloguard.cli import fail
+    from sloguard.cli import write_output as write
     from sloguard.report import rfc3339
     from sloguard.report_sla import html, render
 

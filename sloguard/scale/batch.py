@@ -26,7 +26,7 @@ from typing import cast
 import numpy as np
 
 from sloguard._types import I64, Bools, Intp
-from sloguard.core.aggregator import _SloState
+from sloguard.core.aggregator import SloAggregate
 from sloguard.core.state import RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.codec import COARSE, FINE, Runs
@@ -53,7 +53,7 @@ def _starts(sizes: I64) -> I64:
     return out
 
 
-def add_runs(slos: Sequence[_SloState], held: Sequence[Runs], skip: frozenset[int]) -> list[bool]:
+def add_runs(slos: Sequence[SloAggregate], held: Sequence[Runs], skip: frozenset[int]) -> list[bool]:
     """Add ``held`` (pieces' SLO counts, in the order they came) into ``slos`` (the aggregator's, in the
     SLO file's order), but SLOs in ``skip`` (added otherwise); per SLO, whether its state changed."""
     k, n = len(held), len(slos)
@@ -184,7 +184,7 @@ def _add_ring(
 
 
 def _add_events(
-    slos: Sequence[_SloState],
+    slos: Sequence[SloAggregate],
     lengths: I64,
     runs: list[I64],
     full: Bools,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sloguard._types import I64, Bools
-from sloguard.core.aggregator import Aggregator, _LatencyState, _SloState
+from sloguard.core.aggregator import Aggregator, LatencyAggregate, SloAggregate
 from sloguard.core.exclusions import ExclusionCalendar
 from sloguard.core.histring import HistRing
 from sloguard.core.model import OVERFLOW
@@ -290,7 +290,7 @@ def _span(states: Sequence[RingState | HistRingState]) -> tuple[int | None, int 
     return (max(heads) if heads else None), (min(lows) if lows else None)
 
 
-def _merge_one(slo: _SloState, saved: SloState, config: Config) -> bool:
+def _merge_one(slo: SloAggregate, saved: SloState, config: Config) -> bool:
     """One piece's part, for an SLO with maintenance windows, added as `Aggregator.restore_state` then
     `merge` would (the windows drop the buckets they cover); True if the SLO's state changed."""
     if _empty(saved, slo.series.rows_by_key):
@@ -298,14 +298,14 @@ def _merge_one(slo: _SloState, saved: SloState, config: Config) -> bool:
         return _move(slo.coarse, saved.coarse) or moved
     calendar = ExclusionCalendar.for_slo(config.exclusions, slo.spec)
     assert calendar is not None
-    scratch = _SloState(slo.spec, calendar)
+    scratch = SloAggregate(slo.spec, calendar)
     scratch.series.cap = NO_CAP
     scratch.load(calendar.retroactive(saved))
     slo.merge(scratch)
     return True
 
 
-def _merge_latency(lat: _LatencyState, parts: list[LatencyState]) -> None:
+def _merge_latency(lat: LatencyAggregate, parts: list[LatencyState]) -> None:
     """The latency groups' parts of the held pieces, merged into ``lat`` (as `_merge_slo`: restoring
     each and merging it, ``HistRing.merge_from``, comes down to moving each ring to the piece's head and
     adding its cells, rows renumbered; here all pieces' cells at once, one ``add`` per ring)."""

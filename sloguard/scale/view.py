@@ -3,7 +3,7 @@
 Each partials partition's `Merger` has its own aggregator. At a tick (`owned_counts`, on the event loop,
 where the state is written) each aggregator is advanced to ``now`` as the single process's tick does,
 and the counts of the series its partition owns (`Merger.owned_mask`, cached per series) are copied out:
-per SLO, `SloCounts` (the core's `_SloState.capture`); per latency window, the dense HDR counts. A
+per SLO, `SloCounts` (the core's `SloAggregate.capture`); per latency window, the dense HDR counts. A
 partition with no owned series of an SLO (or of the latency groups) costs no capture at all. The columns
 are put side by side into one `OwnedCounts`, whose `evaluate` (ratios, budgets, alert tiers,
 percentiles: once per SLO, whatever the number of partitions) needs nothing else and may run in a worker
@@ -19,14 +19,13 @@ not the single process's overflow row (docs/scaling.md: not part of the exactnes
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from sloguard._types import F64, I64, Bools
-from sloguard.core.aggregator import Aggregator, _SloState, window_slots
+from sloguard.core.aggregator import Aggregator, SloAggregate, window_slots
 from sloguard.core.latency import HdrLayout, sparse_percentiles
 from sloguard.core.slices import SliceSums
 from sloguard.core.snapshot import LatencySnapshot, LatencyWindow, SloCounts, SloSnapshot, Snapshot
@@ -218,7 +217,7 @@ def _slices(parts: Sequence[tuple[SloCounts, Bools]], pick: int | None) -> Slice
 
 
 def _slo(
-    template: SloCounts, parts: Sequence[tuple[SloCounts, Bools]], states: Sequence[_SloState]
+    template: SloCounts, parts: Sequence[tuple[SloCounts, Bools]], states: Sequence[SloAggregate]
 ) -> SloCounts:
     """``parts`` (each part's owned columns) side by side; ``template`` gives the bounds when none."""
     if not parts:
@@ -237,14 +236,14 @@ def _slo(
         period_bad=_cat([_keep(c.period_bad, m) for c, m in parts]),
         slices=slices,
         period_slices=_slices(parts, None) if first.period_slices is not None else None,
-        overflow_events=sum(s.series.overflow_events for s in states),
-        too_old_events=sum(s.too_old for s in states),
-        events=sum(s.events for s in states),
-        evicted_series=sum(s.evicted for s in states),
+        overflow_events=sum(s.counters[0] for s in states),
+        too_old_events=sum(s.counters[1] for s in states),
+        events=sum(s.counters[2] for s in states),
+        evicted_series=sum(s.counters[3] for s in states),
     )
 
 
-def _capture(merger: Merger, i: int, slo: _SloState, now_ms: int) -> SloCounts:
+def _capture(merger: Merger, i: int, slo: SloAggregate, now_ms: int) -> SloCounts:
     """SLO ``i``'s counts in ``merger``'s aggregator at ``now_ms``: the last capture again if nothing was
     applied to this SLO since (`Merger.slo_versions`) and ``now`` is in the same fine bucket (every
     window, the period and the time slices end at ``now`` aligned to the fine resolution, which divides
@@ -268,7 +267,7 @@ def owned_counts(
     if cache is None:
         return _owned_counts(base, mergers, now_ms, None)
     if not cache.grain_ms:
-        cache.grain_ms = _grain_ms(base)
+        cache.grain_ms = base.grain_ms()
     key = (tuple(mergers), tuple(m.version for m in mergers), now_ms // cache.grain_ms)
     last = cache.last
     if (
@@ -283,19 +282,6 @@ def owned_counts(
     counts = _owned_counts(base, mergers, now_ms, cache)
     cache.last = (*key, counts)
     return counts
-
-
-def _grain_ms(base: Aggregator) -> int:
-    """The gcd of every SLO ring's resolution, time slice and latency slot (ms): within one ``now //
-    grain``, no ``now // resolution`` of any of them moves."""
-    g = 0
-    for slo in base.slos:
-        g = math.gcd(g, slo.fine.res_ms, slo.coarse.res_ms)
-        if slo.spec.budgeting is not None:
-            g = math.gcd(g, slo.spec.budgeting.slice * 1000)
-    if base.latency is not None:
-        g = math.gcd(g, *(ring.slot_ms for ring in base.latency.rings))
-    return g or 1
 
 
 def _owned_counts(
@@ -320,12 +306,7 @@ def _owned_counts(
             template = parts[0][0] if parts else slo.capture(now_ms)
             slos.append(_slo(template, parts, states))
             continue
-        counters = tuple(
-            sum(values)
-            for values in zip(
-                *((s.series.overflow_events, s.too_old, s.events, s.evicted) for s in states), strict=True
-            )
-        )
+        counters = tuple(sum(values) for values in zip(*(s.counters for s in states), strict=True))
         if not parts:
             # No owned series: the bounds of ``now`` (fine-bucket aligned, as `_capture`'s) and the
             # counters. The same counts object while both are, so its evaluation and families are kept.

@@ -135,3 +135,46 @@ def test_core_ban_fails_the_linter(snippet: str) -> None:
 def test_same_imports_pass_outside_the_core() -> None:
     result = _lint("import asyncio\nimport time\n", PACKAGE / "_probe.py")
     assert result.returncode == 0, result.stdout
+
+
+def _subpackage(module: str) -> str:
+    """``sloguard.scale.view`` -> ``scale``; a top-level module is its own subpackage."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _private_imports(source: str, module: str) -> list[str]:
+    """``module:name`` for every private name (``_x``) ``source`` (the module ``module``) imports from another
+    subpackage of sloguard: a seam between packages goes through public names, so that a change inside one
+    cannot break another silently."""
+    mine = _subpackage(module)
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sloguard."):
+            if _subpackage(node.module) == mine:
+                continue
+            found += [f"{node.module}:{a.name}" for a in node.names if a.name.startswith("_")]
+    return found
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+
+
+def test_no_private_names_across_packages() -> None:
+    offenders = {
+        _module(p): names
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (names := _private_imports(p.read_text(), _module(p)))
+    }
+    assert not offenders, f"private names imported across packages: {offenders}"
+
+
+def test_private_import_check_bites() -> None:
+    # What scale/view.py did before SloAggregate was public: flagged across packages, not within one.
+    source = "from sloguard.core.aggregator import Aggregator, _SloState\n"
+    assert _private_imports(source, "sloguard.scale.view") == ["sloguard.core.aggregator:_SloState"]
+    assert _private_imports(source, "sloguard.core.snapshot") == []
+    assert _private_imports("from sloguard.cli import _fail\n", "sloguard.report_sla.cli") == [
+        "sloguard.cli:_fail"
+    ]
