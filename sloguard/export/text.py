@@ -18,10 +18,10 @@ from typing import cast
 import msgspec
 import numpy as np
 import numpy.typing as npt
-from isal import isal_zlib
 from prometheus_client.utils import floatToGoString
 
 from sloguard._types import F64, I64, Bools, Intp
+from sloguard.deflate import isal_zlib
 from sloguard.export.model import Block, Family, escape_label_value
 
 #: Content type of what `render` produces (the classic text format; no OpenMetrics negotiation).

@@ -1,10 +1,11 @@
 """The partial record: one piece of a partial, for one partials partition, as Kafka record bytes.
 
-Format (version 3)::
+Format (version 4)::
 
     magic       b"SLGPART\\n"            8 bytes
-    version     u16 little-endian       3 (a reader refuses any other: version 1's body was a checkpoint,
-                                        version 2 laid each SLO's arrays out one SLO after another)
+    version     u16 little-endian       4 (a reader refuses any other: version 1's body was a checkpoint,
+                                        version 2 laid each SLO's arrays out one SLO after another,
+                                        version 3 stored every int as an int64)
     index       u32                     this record is piece ``index`` of ``count`` for its partition
     count       u32
     partition   u32                     the partials partition it was made for
@@ -15,26 +16,35 @@ Format (version 3)::
     fingerprint 16 bytes                `config_fingerprint` of the SLO file (and decode options)
     topic_len   u16, topic UTF-8        the input topic
     body        zlib (level 1) of:
-      meta_len  u32, meta               JSON: ``[events, newest_ms, oldest_ms, slos, latency]``; ``slos``
-                                        one ``[keys, too_old, events]`` per SLO of the file, in its order
-                                        (``keys``: the series' label values; ``[]`` when the range
-                                        touched none), ``latency`` ``[keys, too_old]`` or null
-      ints      little-endian int64s    per SLO, 13 ints: ``len(row_events)``, then per ring (fine,
-                                        coarse) ``res_ms, n, head, low, rows, cells``; then every SLO's
-                                        ``row_events`` end to end, then the fine rings' ``cells``, their
-                                        ``total``, their ``bad`` (sparse, as `RingState`), each run
-                                        every SLO's end to end, then the coarse rings' likewise (`Runs`:
-                                        stage 2 adds a run of every SLO in a few numpy calls, not a few
-                                        per SLO). Latency: ``len(row_events)``, rings, per ring
-                                        ``slot_ms, n, head, low, buckets, keys``; then ``row_events`` and
-                                        each ring's ``buckets``, ``lengths``, ``keys``, ``counts``
-                                        (`HistRingState`). None (a ring never moved) is INT64_MIN.
+      meta_len  u32, meta               JSON (UTF-8): ``[events, newest_ms, oldest_ms, slos, latency]``;
+                                        ``slos`` one ``[keys, too_old, events]`` per SLO of the file, in
+                                        its order (``keys``: the series' label values; ``[]`` when the
+                                        range touched none), ``latency`` ``[keys, too_old]`` or null
+      runs_len  u32, runs               how the ints are stored: per run, ``u8 width, u32 count``: the
+                                        run's ``count`` ints as little-endian u8, u16, u32 (width 1, 2, 4)
+                                        or int64 (8), the narrowest that holds each array (adjacent
+                                        arrays of one width are one run)
+      ints      the runs end to end     the ints, in order: per SLO, 13 ints: ``len(row_events)``, then
+                                        per ring (fine, coarse) ``res_ms, n, head, low, rows, cells``;
+                                        then every SLO's ``row_events`` end to end, then the fine rings'
+                                        ``cells``, their ``total``, their ``bad`` (sparse, as
+                                        `RingState`), each run every SLO's end to end, then the coarse
+                                        rings' likewise (`Runs`: stage 2 adds a run of every SLO in a few
+                                        numpy calls, not a few per SLO). Latency: ``len(row_events)``,
+                                        rings, per ring ``slot_ms, n, head, low, buckets, keys``; then
+                                        ``row_events`` and each ring's ``buckets``, ``lengths``,
+                                        ``steps``, ``jumps``, ``counts`` (`HistRingState`): its ``keys``
+                                        (sorted in each slot) as steps, each key less the one before it,
+                                        save a slot's first key, whose step is 0 and whose difference is
+                                        in ``jumps`` (one per slot, the first less 0): small steps fit a
+                                        narrow run, keys do not. None (a ring never moved) is INT64_MIN.
 
 The body names no SLO and no spec fingerprint: the header's ``fingerprint`` names the SLO file, and a
 piece is read into an `AggregatorState` (`Piece.state`) only with that file's `Config`, after the
-fingerprint is checked. Decoding is one zlib call, one JSON parse and one ``np.frombuffer``; the arrays
-are slices of that buffer, so reading a piece (`Piece.parts`) costs a few slices, not one per SLO and
-array.
+fingerprint is checked. Decoding is one inflate (ISA-L's, `sloguard.deflate`), one JSON parse and
+one int64 array filled run by run (a few dozen runs); the arrays are slices of that array, so reading a
+piece (`Piece.parts`) costs a few slices, not one per SLO and array. The narrow runs matter: most ints
+are small (a bucket's count, an HDR cell's), and version 3's int64s were ~4x the bytes to inflate.
 
 A piece larger than ``max_bytes`` is cut by series into several records, all naming the same range, each
 with its ``index``/``count``: halving the series list until each half fits, so the cut depends only on
@@ -44,12 +54,12 @@ belong to no series go in record 0 only.
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from sloguard._types import I64, Intp
@@ -64,12 +74,15 @@ from sloguard.core.state import (
     SloState,
     fingerprint,
 )
+from sloguard.deflate import DeflateError, decompress
 from sloguard.scale.partials import InputRange, PartialError, take
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "Body",
+    "Keys",
+    "Meta",
     "Parts",
     "Piece",
     "Runs",
@@ -79,9 +92,13 @@ __all__ = [
 ]
 
 MAGIC = b"SLGPART\n"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 #: Why an older version is refused.
-_OLDER = {1: "its body was a checkpoint", 2: "it laid each SLO's arrays out one SLO after another"}
+_OLDER = {
+    1: "its body was a checkpoint",
+    2: "it laid each SLO's arrays out one SLO after another",
+    3: "it stored every int as an int64",
+}
 #: Ints per SLO in a body's header block; a ring's six begin at `FINE` and `COARSE`.
 HEAD_INTS, FINE, COARSE = 13, 1, 7
 _HEAD = struct.Struct("<8sHIIIIIQQ16sH")
@@ -98,13 +115,30 @@ class PieceTooLargeError(ValueError):
 _U32 = struct.Struct("<I")
 _NONE = np.iinfo(np.int64).min
 _EMPTY = np.zeros(0, np.int64)
+#: A series key list, as a state holds it.
+Keys = tuple[tuple[str, ...], ...]
+#: A body's meta (module docstring), decoded straight into tuples, its shape checked on the way:
+#: ``(events, newest_ms, oldest_ms, slos, latency)``.
+Meta = tuple[int, int | None, int | None, list[tuple[Keys, int, int]], tuple[Keys, int] | None]
+_META_IN = msgspec.json.Decoder(Meta)
+_META_OUT = msgspec.json.Encoder()
+#: A run of the body's ints: its width (a key of `_WIDTHS`) and count.
+_RUN = struct.Struct("<BI")
+#: The run widths and their little-endian types, narrowest first (negative ints and None are int64).
+_WIDTHS: dict[int, np.dtype[Any]] = {
+    1: np.dtype("<u1"),
+    2: np.dtype("<u2"),
+    4: np.dtype("<u4"),
+    8: np.dtype("<i8"),
+}
+_LIMITS = [(w, (1 << 8 * w) - 1) for w in (1, 2, 4)]
 
 
 @dataclass(frozen=True, slots=True)
 class Body:
     """A piece's body as read (`decode_piece`), before it meets a `Config` (`Piece.state`)."""
 
-    meta: list[Any]
+    meta: Meta
     ints: I64
 
 
@@ -120,7 +154,7 @@ class Runs:
     row_events: I64
     fine: tuple[I64, I64, I64]
     coarse: tuple[I64, I64, I64]
-    keys: list[list[list[str]]]
+    keys: list[Keys]
     too_old: list[int]
     events: list[int]
 
@@ -128,7 +162,7 @@ class Runs:
         """SLO ``i``'s part as a `SloState` (its arrays slices of the runs)."""
         events_at, fine_at, coarse_at = self.heads[:i, [0, FINE + 5, COARSE + 5]].sum(axis=0).tolist()
         h = self.heads[i].tolist()
-        series = SeriesState(_keys(self.keys[i]), self.row_events[events_at : events_at + h[0]])
+        series = SeriesState(self.keys[i], self.row_events[events_at : events_at + h[0]])
         rings = []
         for at, a, (cells, total, bad) in ((FINE, fine_at, self.fine), (COARSE, coarse_at, self.coarse)):
             res_ms, n, head, low, rows, count = h[at : at + 6]
@@ -231,7 +265,7 @@ def _runs_of(config: Config, state: AggregatorState) -> Runs:
         _cat([s.series.row_events for s in slos]),
         (rings[0][0], rings[0][1], rings[0][2]),
         (rings[1][0], rings[1][1], rings[1][2]),
-        [[list(k) for k in s.series.keys] for s in slos],
+        [s.series.keys for s in slos],
         [s.too_old for s in slos],
         [s.events for s in slos],
     )
@@ -260,17 +294,70 @@ def _body(config: Config, state: AggregatorState) -> bytes:
     lat = state.latency
     latency: list[Any] | None = None
     if lat is not None:
-        latency = [[list(k) for k in lat.series.keys], lat.too_old]
+        latency = [lat.series.keys, lat.too_old]
         arrays += [np.array([len(lat.series.row_events), len(lat.rings)], np.int64), lat.series.row_events]
         for h in lat.rings:
             head = [h.slot_ms, h.n, _opt(h.head), _opt(h.low), len(h.buckets), len(h.keys)]
-            arrays += [np.array(head, np.int64), h.buckets, h.lengths, h.keys, h.counts]
-    meta = json.dumps(
-        [state.events, state.newest_ms, state.oldest_ms, slos, latency], separators=(",", ":")
-    ).encode()
-    flat = np.concatenate(arrays).astype("<i8", copy=False)
-    # Level 1: partials are written once and read once, soon; speed beats the last few percent.
-    return zlib.compress(_U32.pack(len(meta)) + meta + flat.tobytes(), 1)
+            arrays += [np.array(head, np.int64), h.buckets, h.lengths, *_steps(h.keys, h.lengths), h.counts]
+    return _pack([state.events, state.newest_ms, state.oldest_ms, slos, latency], arrays)
+
+
+def _pack(meta: list[Any], arrays: list[I64]) -> bytes:
+    """A body: ``meta`` and the ints of ``arrays`` (module docstring)."""
+    head = _META_OUT.encode(meta)
+    layout, data = _narrow(arrays)
+    # Level 1: partials are written once and read once, soon; speed beats the last few percent. The
+    # standard library's zlib, not ISA-L's faster one: the compressed size decides how a piece is cut
+    # (`_halves`), so it must be the same on every host that may read the range again, and ISA-L's
+    # output depends on the CPU it runs on.
+    table = [_U32.pack(len(layout)), *(_RUN.pack(w, n) for w, n in layout)]
+    return zlib.compress(b"".join([_U32.pack(len(head)), head, *table, *data]), 1)
+
+
+def _starts(lengths: I64) -> I64:
+    """Where each non-empty slot's keys begin, of slots holding ``lengths`` keys."""
+    return (np.cumsum(lengths) - lengths)[lengths > 0]
+
+
+def _steps(keys: I64, lengths: I64) -> tuple[I64, I64]:
+    """A ring's ``keys`` (slots of ``lengths`` keys) as the body stores them: steps and jumps (module
+    docstring)."""
+    steps = np.diff(keys, prepend=0)
+    starts = _starts(lengths)
+    jumps = steps[starts]
+    steps[starts] = 0
+    return steps, jumps
+
+
+def _keys_of(steps: I64, jumps: I64, starts: I64) -> I64:
+    """`_steps`' ``keys`` again."""
+    keys = steps.copy()
+    keys[starts] = jumps
+    return np.cumsum(keys, out=keys)
+
+
+def _width(a: I64) -> int:
+    """The narrowest run width (`_WIDTHS`) that holds ``a`` (not empty)."""
+    if int(a.min()) < 0:
+        return 8
+    hi = int(a.max())
+    return next((w for w, top in _LIMITS if hi <= top), 8)
+
+
+def _narrow(arrays: list[I64]) -> tuple[list[tuple[int, int]], list[bytes]]:
+    """``arrays`` (int64) as the body's runs: each in its narrowest width, adjacent ones of one width
+    joined; the runs' ``(width, count)`` and their bytes."""
+    groups: list[tuple[int, list[I64]]] = []
+    for a in arrays:
+        if not len(a):
+            continue
+        w = _width(a)
+        if groups and groups[-1][0] == w:
+            groups[-1][1].append(a)
+        else:
+            groups.append((w, [a]))
+    runs = [(w, sum(len(a) for a in group)) for w, group in groups]
+    return runs, [np.concatenate(group).astype(_WIDTHS[w], copy=False).tobytes() for w, group in groups]
 
 
 def encode_piece(config: Config, piece: Piece) -> bytes:
@@ -281,22 +368,34 @@ def encode_piece(config: Config, piece: Piece) -> bytes:
 
 def _parse_body(data: bytes) -> Body:
     try:
-        raw = zlib.decompress(data)
-    except zlib.error as exc:
+        raw = decompress(data)
+    except DeflateError as exc:
         raise CheckpointError(f"partial body truncated or damaged ({exc})") from None
     if len(raw) < _U32.size:
         raise CheckpointError("partial body truncated")
     (mlen,) = _U32.unpack_from(raw)
     end = _U32.size + mlen
-    if end > len(raw) or (len(raw) - end) % 8:
+    if end + _U32.size > len(raw):
         raise CheckpointError("partial body truncated")
     try:
-        meta = json.loads(raw[_U32.size : end])
-    except ValueError:
-        raise CheckpointError("partial body meta is not JSON") from None
-    if not isinstance(meta, list) or len(meta) != 5:
-        raise CheckpointError("partial body meta malformed")
-    return Body(meta, np.frombuffer(raw, "<i8", offset=end).astype(np.int64, copy=False))
+        meta = _META_IN.decode(raw[_U32.size : end])
+    except msgspec.DecodeError as exc:
+        raise CheckpointError(f"partial body meta malformed ({exc})") from None
+    (nruns,) = _U32.unpack_from(raw, end)
+    at = end + _U32.size + nruns * _RUN.size
+    if at > len(raw):
+        raise CheckpointError("partial body truncated")
+    runs = list(_RUN.iter_unpack(raw[end + _U32.size : at]))
+    if any(w not in _WIDTHS for w, _ in runs):
+        raise CheckpointError("partial body with an unknown int width")
+    if at + sum(w * n for w, n in runs) != len(raw):
+        raise CheckpointError("partial body truncated")
+    ints = np.empty(sum(n for _, n in runs), np.int64)
+    i = 0
+    for w, n in runs:
+        ints[i : i + n] = np.frombuffer(raw, _WIDTHS[w], n, at)
+        i, at = i + n, at + w * n
+    return Body(meta, ints)
 
 
 class _Cursor:
@@ -320,10 +419,6 @@ class _Cursor:
 
 def _none(v: int) -> int | None:
     return None if v == _NONE else v
-
-
-def _keys(keys: list[list[str]]) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(k) for k in keys)
 
 
 #: The state fingerprints of an SLO file's SLOs (by name) and latency groups (None without).
@@ -389,20 +484,16 @@ def _read_body(body: Body, config: Config, fingerprints: Fingerprints) -> Parts:
         row_events = c.take(n_events)
         rings = []
         for _ in range(n_rings):
-            slot_ms, ring_n, head, low, buckets, keys_len = c.head(6)
-            rings.append(
-                HistRingState(
-                    slot_ms,
-                    ring_n,
-                    _none(head),
-                    _none(low),
-                    c.take(buckets),
-                    c.take(buckets),
-                    c.take(keys_len),
-                    c.take(keys_len),
-                )
-            )
-        lat_state = LatencyState(lat_fp, SeriesState(_keys(latency[0]), row_events), tuple(rings), latency[1])
+            slot_ms, ring_n, top, low, buckets, keys_len = c.head(6)
+            slots, lengths = c.take(buckets), c.take(buckets)
+            if len(lengths) and (int(lengths.min()) < 0 or int(lengths.sum()) != keys_len):
+                raise PartialError("partial body with latency slots of other lengths than its keys")
+            starts = _starts(lengths)
+            steps, jumps = c.take(keys_len), c.take(len(starts))
+            keys = _keys_of(steps, jumps, starts)
+            counts = c.take(keys_len)
+            rings.append(HistRingState(slot_ms, ring_n, _none(top), _none(low), slots, lengths, keys, counts))
+        lat_state = LatencyState(lat_fp, SeriesState(latency[0], row_events), tuple(rings), latency[1])
     if c.at != len(body.ints):
         raise PartialError("partial body longer than its header says")
     return Parts(runs, lat_state, events, newest, oldest)
@@ -431,16 +522,17 @@ def decode_piece(data: bytes) -> Piece:
     return Piece(InputRange(topic, input_part, start, end), fp, partition, partitions, index, count, body)
 
 
-def _halves(config: Config, state: AggregatorState, max_bytes: int, head: int) -> list[AggregatorState]:
-    """``state`` cut by series until each part's body fits in ``max_bytes − head``."""
-    if head + len(_body(config, state)) <= max_bytes:
-        return [state]
+def _halves(config: Config, state: AggregatorState, max_bytes: int, head: int) -> list[bytes]:
+    """The bodies of ``state`` cut by series until each part's body fits in ``max_bytes − head``."""
+    body = _body(config, state)
+    if head + len(body) <= max_bytes:
+        return [body]
     series = [(name, i) for name, s in state.slos.items() for i in range(len(s.series.keys))]
     if state.latency is not None:
         series += [("", i) for i in range(len(state.latency.series.keys))]
     if len(series) <= 1:
         raise PieceTooLargeError(
-            f"one series of range needs {head + len(_body(config, state))} bytes, over the cap of {max_bytes}"
+            f"one series of range needs {head + len(body)} bytes, over the cap of {max_bytes}"
         )
     mid = len(series) // 2
     parts = []
@@ -467,8 +559,9 @@ def encode_pieces(
     """The records of partition ``partition``'s piece of the partial of ``rng`` (`split`), each at most
     ``max_bytes``. Raises `PieceTooLargeError` if a single series does not fit."""
     probe = Piece(rng, fingerprint, partition, partitions, 0, 1, state)
-    parts = _halves(config, state, max_bytes, len(_head(probe)))
+    bodies = _halves(config, state, max_bytes, len(_head(probe)))
+    # (each body made once: the one `_halves` measured is the one sent)
     return [
-        encode_piece(config, Piece(rng, fingerprint, partition, partitions, i, len(parts), part))
-        for i, part in enumerate(parts)
+        _head(Piece(rng, fingerprint, partition, partitions, i, len(bodies), state)) + body
+        for i, body in enumerate(bodies)
     ]

@@ -45,7 +45,7 @@ HOMES = {
     "pydantic_settings": ("settings.py",),
     "hdrh": ("core/latency.py",),
     "dateutil": ("specfile/exclusions.py",),
-    "isal": ("export/text.py",),
+    "isal": ("deflate.py",),
 }
 
 #: A snippet per banned API of the core, each of which must fail the linter inside sloguard/core/.

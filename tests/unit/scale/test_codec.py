@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import struct
+import zlib
+from dataclasses import fields, is_dataclass, replace
+from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sloguard.checkpoint import CheckpointError
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
 from sloguard.core.spec import LatencySpec
 from sloguard.scale.applied import Verdict
-from sloguard.scale.codec import FINE, HEAD_INTS, Body, PieceTooLargeError, decode_piece, encode_pieces
+from sloguard.scale.codec import (
+    COARSE,
+    FINE,
+    HEAD_INTS,
+    Body,
+    PieceTooLargeError,
+    _keys_of,
+    _narrow,
+    _pack,
+    _parse_body,
+    _starts,
+    _steps,
+    decode_piece,
+    encode_pieces,
+)
 from sloguard.scale.merger import Merger, Refused
 from sloguard.scale.partials import (
     InputRange,
@@ -88,11 +108,12 @@ def test_another_slo_file_or_partition_layout_is_refused_not_applied() -> None:
         (lambda b: b[:20], "shorter than its header"),
         (lambda b: b"X" + b[1:], "bad magic"),
         (lambda b: b[:8] + b"\x09\x00" + b[10:], "format version 9"),
-        (lambda b: b[:8] + b"\x01\x00" + b[10:], "format version 1; this sloguard reads 3"),
-        (lambda b: b[:8] + b"\x02\x00" + b[10:], r"version 2; this sloguard reads 3 \(it laid each SLO"),
+        (lambda b: b[:8] + b"\x01\x00" + b[10:], "format version 1; this sloguard reads 4"),
+        (lambda b: b[:8] + b"\x02\x00" + b[10:], r"version 2; this sloguard reads 4 \(it laid each SLO"),
+        (lambda b: b[:8] + b"\x03\x00" + b[10:], r"version 3; this sloguard reads 4 \(it stored every int"),
         (lambda b: b[:-3], "truncated"),
     ],
-    ids=["short", "magic", "version", "version-1", "version-2", "truncated-body"],
+    ids=["short", "magic", "version", "version-1", "version-2", "version-3", "truncated-body"],
 )
 def test_damaged_records_are_refused_with_a_reason(damage: object, message: str) -> None:
     state = summarise(CONFIG, [EventBatch.from_events(EVENTS[:20])])
@@ -127,3 +148,113 @@ def test_a_body_naming_rows_outside_its_series_is_refused() -> None:
     bad = replace(piece, body=Body(piece.body.meta, ints))
     outcome = Merger(CONFIG, FP, 0, 1).offer(bad)
     assert isinstance(outcome, Refused) and "outside its rings" in outcome.reason
+
+
+def _same(a: Any, b: Any, path: str = "state") -> None:
+    """``a`` and ``b`` equal field by field; every array the same ints, and int64."""
+    if isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and b.dtype == np.int64, path
+        assert np.array_equal(a, b), path
+    elif is_dataclass(a):
+        for f in fields(a):
+            _same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _same(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, tuple) and any(isinstance(x, np.ndarray) or is_dataclass(x) for x in a):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b and type(a) is type(b), path
+
+
+def test_a_record_reads_back_as_the_state_it_was_made_of() -> None:
+    """Format 4 stores ints narrow and latency keys as steps: reading it back gives the same state,
+    array for array (int64), key for key."""
+    state = summarise(CONFIG, [EventBatch.from_events(EVENTS)])
+    assert state.latency is not None and any(len(r.keys) for r in state.latency.rings)
+    (record,) = encode_pieces(CONFIG, RANGE, FP, 0, 1, state)
+    _same(state, decode_piece(record).state(CONFIG))
+
+
+_INT64 = st.integers(-(1 << 63), (1 << 63) - 1)
+_EDGES = st.sampled_from(
+    [0, 1, 255, 256, 65535, 65536, (1 << 32) - 1, 1 << 32, -1, -(1 << 63), (1 << 63) - 1]
+)
+
+
+@given(st.lists(st.lists(st.one_of(_INT64, _EDGES), max_size=12), max_size=8))
+def test_narrow_runs_read_back_exactly(arrays: list[list[int]]) -> None:
+    ints = [np.array(a, np.int64) for a in arrays]
+    body = _parse_body(_pack([0, None, None, [], None], ints))
+    assert body.ints.dtype == np.int64 and body.ints.tolist() == [v for a in arrays for v in a]
+
+
+def test_runs_are_the_narrowest_width_and_adjacent_widths_join() -> None:
+    arrays = [[255], [3, 1], [256], [], [(1 << 32) - 1], [1 << 32], [-1], [0]]
+    layout, data = _narrow([np.array(a, np.int64) for a in arrays])
+    assert layout == [(1, 3), (2, 1), (4, 1), (8, 2), (1, 1)]
+    assert [len(d) for d in data] == [w * n for w, n in layout]
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), _INT64), max_size=10), st.data())
+def test_latency_keys_as_steps_read_back_exactly(slots: list[tuple[int, int]], data: st.DataObject) -> None:
+    """Any keys (sorted or not, any int64: the steps wrap as the sums do) and slot lengths, empty ones
+    too."""
+    lengths = np.array([n for n, _ in slots], np.int64)
+    keys = np.array(
+        data.draw(st.lists(_INT64, min_size=int(lengths.sum()), max_size=int(lengths.sum()))), np.int64
+    )
+    steps, jumps = _steps(keys, lengths)
+    assert len(steps) == len(keys) and len(jumps) == int((lengths > 0).sum())
+    assert _keys_of(steps, jumps, _starts(lengths)).tolist() == keys.tolist()
+
+
+def test_sorted_slot_keys_are_small_steps() -> None:
+    keys = np.array([600_000, 600_003, 600_010, 5, 9, 700_000], np.int64)
+    steps, jumps = _steps(keys, np.array([3, 0, 2, 1], np.int64))
+    assert steps.tolist() == [0, 3, 7, 0, 4, 0] and jumps.tolist() == [600_000, 5 - 600_010, 700_000 - 9]
+
+
+def _raw_body(meta: bytes, runs: list[tuple[int, int]], data: bytes) -> bytes:
+    table = struct.pack("<I", len(runs)) + b"".join(struct.pack("<BI", w, n) for w, n in runs)
+    return zlib.compress(struct.pack("<I", len(meta)) + meta + table + data)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_raw_body(b"[0,null,null,[]]", [], b""), "meta malformed"),
+        (_raw_body(b"[0,null,null,[],null", [], b""), "meta malformed"),
+        (_raw_body(b'[0,null,null,[[[["a",1]],0,0]],null]', [], b""), "meta malformed"),
+        (_raw_body(b"[0,null,null,[],null]", [(3, 1)], b"abc"), "unknown int width"),
+        (_raw_body(b"[0,null,null,[],null]", [(2, 2)], b"abc"), "truncated"),
+        (_raw_body(b"[0,null,null,[],null]", [(1, 2)], b"abc"), "truncated"),
+        (_raw_body(b"[0,null,null,[],null]", [], b"")[:-1], "truncated or damaged"),
+        (zlib.compress(struct.pack("<I", 2) + b"[]"), "truncated"),
+    ],
+    ids=["short-meta", "not-json", "key-not-str", "width", "short-ints", "long-ints", "stream", "no-runs"],
+)
+def test_damaged_bodies_are_refused_with_a_reason(body: bytes, message: str) -> None:
+    with pytest.raises(CheckpointError, match=message):
+        _parse_body(body)
+
+
+def test_latency_slots_not_matching_their_keys_are_refused() -> None:
+    state = summarise(CONFIG, [EventBatch.from_events(EVENTS)])
+    (record,) = encode_pieces(CONFIG, RANGE, FP, 0, 1, state)
+    piece = decode_piece(record)
+    assert isinstance(piece.body, Body) and state.latency is not None
+    ints = piece.body.ints.copy()
+    heads = ints[: len(CONFIG.slos) * HEAD_INTS].reshape(-1, HEAD_INTS)
+    slos_end = heads.size + int(heads[:, 0].sum()) + 3 * int(heads[:, [FINE + 5, COARSE + 5]].sum())
+    lat_events = int(ints[slos_end])
+    buckets = int(ints[slos_end + 2 + lat_events + 4])  # the first ring's head: slot_ms, n, head, low, ...
+    at = slos_end + 2 + lat_events + 6 + buckets  # its first slot's length
+    assert buckets and ints[at] > 0
+    ints[at] += 1
+    bad = replace(piece, body=Body(piece.body.meta, ints))
+    outcome = Merger(CONFIG, FP, 0, 1).offer(bad)
+    assert isinstance(outcome, Refused) and "latency slots" in outcome.reason
