@@ -85,6 +85,30 @@ _HOLDS: dict[type, int] = {t: int(np.iinfo(t).max) for t in (np.uint16, np.uint3
 #: `add_cells` batches held for the spans at most (then added to them at once): a bound on the memory.
 _PENDING_BATCHES = 64
 
+#: Read-only zero slot sums, one array per slot count, shared by every ring no count was written to yet.
+_NO_SLOTS: dict[int, I64] = {}
+
+
+def _no_slots(n: int) -> I64:
+    zeros = _NO_SLOTS.get(n)
+    if zeros is None:
+        zeros = np.zeros(n, np.int64)
+        zeros.flags.writeable = False  # a write must allocate the ring's own first (`_allocate`)
+        if len(_NO_SLOTS) < 256:  # (slot counts come from the SLO file: a handful)
+            _NO_SLOTS[n] = zeros
+    return zeros
+
+
+def _capacity(rows: int) -> int:
+    """The series columns the blocks of a ring asked for ``rows`` have: a first block of the power of two
+    holding them (up to ``BLOCK``), then whole blocks."""
+    if rows > BLOCK:
+        return -(-rows // BLOCK) * BLOCK
+    width = 1
+    while width < rows:
+        width *= 2
+    return width
+
 
 class BucketRing(Ring):
     """Good/bad event counts per (series row, time bucket) for the last ``n`` buckets.
@@ -95,6 +119,10 @@ class BucketRing(Ring):
     no count is ever wrapped. Rows live in blocks of ``BLOCK`` columns; the first block starts
     narrow and doubles, so a one-series SLO does not pay for a thousand.
 
+    The blocks and the slot sums are allocated at the first write (`_allocate`): until then every read
+    gives zeros without them. Stage 2 makes an aggregator per partition, 2 rings per SLO each, and most
+    SLOs of a partition get no cells for a while (or never): ~28k arrays of zeros at start-up otherwise.
+
     The sum over every row of each slot is kept beside the cells (``slot_total``, ``slot_bad``, int64),
     updated by every write, so the SLO as a whole reads its history in O(slots), not O(slots x series).
     """
@@ -103,6 +131,7 @@ class BucketRing(Ring):
         "_bad",
         "_before",
         "_pending",
+        "_rows",
         "_spans",
         "_total",
         "dtype",
@@ -119,9 +148,11 @@ class BucketRing(Ring):
         self.dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]] = np.uint16
         self._total: list[npt.NDArray[np.signedinteger]] = []
         self._bad: list[npt.NDArray[np.signedinteger]] = []
-        #: Per slot, the sum of every row's count (exact: the same integers, added as they arrive).
-        self.slot_total = np.zeros(n, np.int64)
-        self.slot_bad = np.zeros(n, np.int64)
+        #: Per slot, the sum of every row's count (exact: the same integers, added as they arrive). Shared
+        #: read-only zeros until the first write (`_allocate`).
+        self.slot_total = self.slot_bad = _no_slots(n)
+        #: The series columns of the blocks (`_capacity`), allocated or not yet.
+        self._rows = 0
         #: Running per-row sums over bucket spans read every tick (`span_sums`), kept up to date by
         #: every write (`add`'s when they are next read: `_defer`), so a tick costs O(rows x windows),
         #: not O(rows x slots).
@@ -138,30 +169,39 @@ class BucketRing(Ring):
 
     @property
     def rows(self) -> int:
-        return sum(b.shape[1] for b in self._total)
+        """The series the ring has room for (`ensure_rows`)."""
+        return self._rows
 
     def ensure_rows(self, rows: int) -> None:
         """Make room for ``rows`` series."""
-        if not self._total:
-            width = 1
-            while width < min(rows, BLOCK):
-                width *= 2
-            self._total.append(np.zeros((self.n, width), self.dtype))
-            self._bad.append(np.zeros((self.n, width), self.dtype))
-        first = self._total[0].shape[1]
-        if first < BLOCK and rows > first:
-            width = first
-            while width < min(rows, BLOCK):
-                width *= 2
-            for blocks in (self._total, self._bad):
-                blocks[0] = self._copied(blocks[0], width, self.dtype)
-        while self.rows < rows:
-            self._total.append(np.zeros((self.n, BLOCK), self.dtype))
-            self._bad.append(np.zeros((self.n, BLOCK), self.dtype))
+        if rows <= self._rows:
+            return
+        self._rows = _capacity(rows)
+        if self._total:
+            first = min(self._rows, BLOCK)
+            if self._total[0].shape[1] < first:
+                for blocks in (self._total, self._bad):
+                    blocks[0] = self._copied(blocks[0], first, self.dtype)
+            for _ in range((self._rows - first) // BLOCK - (len(self._total) - 1)):
+                self._total.append(np.zeros((self.n, BLOCK), self.dtype))
+                self._bad.append(np.zeros((self.n, BLOCK), self.dtype))
         for span in self._spans.values():
-            span.grow(self.rows)
+            span.grow(self._rows)
+
+    def _allocate(self) -> None:
+        """Allocate the blocks (zeros, as wide as `rows`) and the slot sums of a ring about to be written
+        to for the first time; every write calls it first."""
+        if self._total:
+            return
+        first = min(self._rows, BLOCK)
+        for blocks in (self._total, self._bad):
+            blocks.append(np.zeros((self.n, first), self.dtype))
+            blocks += [np.zeros((self.n, BLOCK), self.dtype) for _ in range((self._rows - first) // BLOCK)]
+        self.slot_total, self.slot_bad = np.zeros((2, self.n), np.int64)  # (one allocation)
 
     def _clear(self, buckets: range) -> None:
+        if not self._total:
+            return  # nothing was ever written: the reused slots hold nothing (and no span any count)
         self._settle()  # the reused slots' counts must be in the spans before they are subtracted
         if self._spans and self.head is not None:
             # The reused slots held the oldest buckets kept, from head - n + 1 on (every one of them when
@@ -208,6 +248,9 @@ class BucketRing(Ring):
             if len(buckets) == 0:
                 return dropped
         self._defer(buckets)
+        if not self._total:
+            self._fit(int(total.max()))  # (the counts are the batch's: allocated as wide as they need)
+            self._allocate()
         # buckets % n, spelled with a floor division: numpy divides by a scalar several times faster
         # than it takes a remainder.
         slots = buckets - buckets // self.n * self.n
@@ -321,6 +364,8 @@ class BucketRing(Ring):
 
     def _column(self, bucket: int) -> tuple[I64, I64]:
         """Total and bad counts of ``bucket`` (one the ring holds) per row, as int64 copies."""
+        if not self._total:
+            return np.zeros(self._rows, np.int64), np.zeros(self._rows, np.int64)
         slot = bucket % self.n
         out = []
         for blocks in (self._total, self._bad):
@@ -380,7 +425,7 @@ class BucketRing(Ring):
         For reading one series' history on demand (the UI's burn-down), never per tick.
         """
         out = (np.zeros(max(0, end - start), np.int64), np.zeros(max(0, end - start), np.int64))
-        if self.head is None or end <= start:
+        if self.head is None or end <= start or not self._total:
             return out
         lo, hi = max(start, self.head - self.n + 1), min(end, self.head + 1)
         if lo >= hi:
@@ -404,7 +449,7 @@ class BucketRing(Ring):
         ``(end − start, rows)``; buckets the ring does not hold count 0. For time slices (`core.slices`)."""
         shape = (max(0, end - start), rows)
         out = (np.zeros(shape, np.int64), np.zeros(shape, np.int64))
-        if self.head is None or end <= start:
+        if self.head is None or end <= start or not self._total:
             return out
         lo, hi = max(start, self.head - self.n + 1), min(end, self.head + 1)
         at = lo - start
@@ -434,6 +479,9 @@ class BucketRing(Ring):
 
     def sums(self, start: int, end: int, rows: int) -> tuple[I64, I64]:
         """Total and bad counts per row over buckets ``[start, end)``."""
+        if not self._total:
+            width = min(rows, self._rows)
+            return np.zeros(width, np.int64), np.zeros(width, np.int64)
         out = []
         # No count is older than ``low``: a ring that saw minutes of a 30-day span reads those minutes.
         slices = self._slices(start if self.low is None else max(start, self.low), end)
@@ -512,6 +560,8 @@ class BucketRing(Ring):
         span: no temporary array (each would be fresh pages, faulted in on the event loop) and no
         reduction (numpy releases the GIL in one, and a render thread then holds it for a switch
         interval)."""
+        if not self._total:
+            return  # (nothing written: every bucket counts 0)
         if hi - lo == 1:
             if self.head is None or not self.head - self.n < lo <= self.head:
                 return  # a bucket the ring does not hold counts 0
@@ -546,6 +596,15 @@ class BucketRing(Ring):
         self.advance(other.head)
         assert self.head is not None
         m = len(row_map)
+        if not other._total:  # (other holds no count: only its head, low and rows matter)
+            if m:
+                self.ensure_rows(int(row_map.max()) + 1)
+            if other.low is not None:
+                self.low = other.low if self.low is None else min(self.low, other.low)
+            return
+        if m:
+            self.ensure_rows(int(row_map.max()) + 1)
+        self._allocate()
         src_total = self._dense(other._total)[:, :m].astype(np.int64)
         src_bad = self._dense(other._bad)[:, :m].astype(np.int64)
         if other.head < self.head:
@@ -558,7 +617,6 @@ class BucketRing(Ring):
         self.slot_total += src_total.sum(axis=1)
         self.slot_bad += src_bad.sum(axis=1)
         if m:
-            self.ensure_rows(int(row_map.max()) + 1)
             # Widen first if the sums might not fit (bound: our fullest cell plus theirs).
             ours = max(int(blk.max()) for blk in self._total)
             self._fit(ours + int(src_total.max(initial=0)))
@@ -595,8 +653,10 @@ class BucketRing(Ring):
             keep = bucket > self.head - self.n
             if not keep.all():
                 slot, row, total, bad, bucket = slot[keep], row[keep], total[keep], bad[keep], bucket[keep]
-            np.add.at(self.slot_total, slot, total)
-            np.add.at(self.slot_bad, slot, bad)
+            if len(slot):
+                self._allocate()
+                np.add.at(self.slot_total, slot, total)
+                np.add.at(self.slot_bad, slot, bad)
             targets = row_map[row]
             if self._spans:
                 # The running sums a tick reads move with the cells (as an ingest's do), at the next read
@@ -698,6 +758,7 @@ class BucketRing(Ring):
         self.ensure_rows(max(1, state.rows))
         self._fit(int(state.total.max(initial=0)))
         if len(state.cells):
+            self._allocate()
             slots, rows = np.divmod(state.cells, state.rows)
             blk = rows // BLOCK
             for b in np.unique(blk).tolist():
