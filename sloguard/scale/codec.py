@@ -34,10 +34,11 @@ Format (version 4)::
                                         rings, per ring ``slot_ms, n, head, low, buckets, keys``; then
                                         ``row_events`` and each ring's ``buckets``, ``lengths``,
                                         ``steps``, ``jumps``, ``counts`` (`HistRingState`): its ``keys``
-                                        (sorted in each slot) as steps, each key less the one before it,
-                                        save a slot's first key, whose step is 0 and whose difference is
-                                        in ``jumps`` (one per slot, the first less 0): small steps fit a
-                                        narrow run, keys do not. None (a ring never moved) is INT64_MIN.
+                                        (sorted in each slot) as `key_steps`, as checkpoints store them:
+                                        each key less the one before it, save a slot's first key, whose
+                                        step is 0 and whose difference is in ``jumps`` (one per non-empty
+                                        slot): small steps fit a narrow run, keys do not. None (a ring
+                                        never moved) is INT64_MIN.
 
 The body names no SLO and no spec fingerprint: the header's ``fingerprint`` names the SLO file, and a
 piece is read into an `AggregatorState` (`Piece.state`) only with that file's `Config`, after the
@@ -63,7 +64,7 @@ import msgspec
 import numpy as np
 
 from sloguard._types import I64, Intp
-from sloguard.checkpoint import CheckpointError
+from sloguard.checkpoint import CheckpointError, key_steps, keys_from_steps, slot_starts
 from sloguard.core.spec import Config
 from sloguard.core.state import (
     AggregatorState,
@@ -298,7 +299,8 @@ def _body(config: Config, state: AggregatorState) -> bytes:
         arrays += [np.array([len(lat.series.row_events), len(lat.rings)], np.int64), lat.series.row_events]
         for h in lat.rings:
             head = [h.slot_ms, h.n, _opt(h.head), _opt(h.low), len(h.buckets), len(h.keys)]
-            arrays += [np.array(head, np.int64), h.buckets, h.lengths, *_steps(h.keys, h.lengths), h.counts]
+            steps, jumps = key_steps(h.keys, h.lengths)
+            arrays += [np.array(head, np.int64), h.buckets, h.lengths, steps, jumps, h.counts]
     return _pack([state.events, state.newest_ms, state.oldest_ms, slos, latency], arrays)
 
 
@@ -312,28 +314,6 @@ def _pack(meta: list[Any], arrays: list[I64]) -> bytes:
     # output depends on the CPU it runs on.
     table = [_U32.pack(len(layout)), *(_RUN.pack(w, n) for w, n in layout)]
     return zlib.compress(b"".join([_U32.pack(len(head)), head, *table, *data]), 1)
-
-
-def _starts(lengths: I64) -> I64:
-    """Where each non-empty slot's keys begin, of slots holding ``lengths`` keys."""
-    return (np.cumsum(lengths) - lengths)[lengths > 0]
-
-
-def _steps(keys: I64, lengths: I64) -> tuple[I64, I64]:
-    """A ring's ``keys`` (slots of ``lengths`` keys) as the body stores them: steps and jumps (module
-    docstring)."""
-    steps = np.diff(keys, prepend=0)
-    starts = _starts(lengths)
-    jumps = steps[starts]
-    steps[starts] = 0
-    return steps, jumps
-
-
-def _keys_of(steps: I64, jumps: I64, starts: I64) -> I64:
-    """`_steps`' ``keys`` again."""
-    keys = steps.copy()
-    keys[starts] = jumps
-    return np.cumsum(keys, out=keys)
 
 
 def _width(a: I64) -> int:
@@ -488,9 +468,9 @@ def _read_body(body: Body, config: Config, fingerprints: Fingerprints) -> Parts:
             slots, lengths = c.take(buckets), c.take(buckets)
             if len(lengths) and (int(lengths.min()) < 0 or int(lengths.sum()) != keys_len):
                 raise PartialError("partial body with latency slots of other lengths than its keys")
-            starts = _starts(lengths)
+            starts = slot_starts(lengths)
             steps, jumps = c.take(keys_len), c.take(len(starts))
-            keys = _keys_of(steps, jumps, starts)
+            keys = keys_from_steps(steps, jumps, starts)
             counts = c.take(keys_len)
             rings.append(HistRingState(slot_ms, ring_n, _none(top), _none(low), slots, lengths, keys, counts))
         lat_state = LatencyState(lat_fp, SeriesState(latency[0], row_events), tuple(rings), latency[1])

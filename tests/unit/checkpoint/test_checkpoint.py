@@ -6,11 +6,17 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from sloguard._types import I64
 from sloguard.checkpoint import (
     FORMAT_VERSION,
     MAGIC,
@@ -19,14 +25,20 @@ from sloguard.checkpoint import (
     DirectoryStore,
     decode,
     encode,
+    key_steps,
+    keys_from_steps,
     load_latest,
+    slot_starts,
 )
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
+from sloguard.core.state import AggregatorState
 from tests.unit.core.test_merge import CONFIG, T0, assert_same
 
+FORMAT_1 = Path(__file__).parent / "data" / "format-1.sgc"
 
-def filled() -> Aggregator:
+
+def filled(n: int = 3000) -> Aggregator:
     rng = np.random.default_rng(7)
     agg = Aggregator(CONFIG)
     events = [
@@ -39,7 +51,7 @@ def filled() -> Aggregator:
             int(rng.choice([200, 404, 500, 503])),
             float(rng.uniform(0, 5000)),
         )
-        for _ in range(3000)
+        for _ in range(n)
     ]
     agg.ingest(EventBatch.from_events(events))
     return agg
@@ -83,7 +95,7 @@ def damaged(data: bytes) -> list[tuple[str, bytes, str]]:
         ("truncated-body", data[:-100], "truncated"),
         ("bit-flip", bytes(flipped), "checksum"),
         ("bad-magic", b"NOTACKPT" + data[8:], "bad magic"),
-        ("other-format", header.pack(MAGIC, FORMAT_VERSION + 1, length, crc) + body, "format version 2"),
+        ("other-format", header.pack(MAGIC, FORMAT_VERSION + 1, length, crc) + body, "format version 3"),
         (
             "bad-json",
             header.pack(MAGIC, FORMAT_VERSION, len(bad_json), zlib.crc32(bad_json)) + bad_json,
@@ -146,3 +158,102 @@ def test_unwritable_directory_fails_cleanly(tmp_path: Path) -> None:
         store.prepare()
     with pytest.raises(OSError):
         store.save(b"x")
+
+
+def _same_state(a: AggregatorState, b: AggregatorState) -> None:
+    """Equal field by field, every array the same int64s."""
+    assert (a.events, a.newest_ms, a.oldest_ms, a.slos.keys()) == (
+        b.events,
+        b.newest_ms,
+        b.oldest_ms,
+        b.slos.keys(),
+    )
+    pairs: list[tuple[object, object]] = [(a.slos[n], b.slos[n]) for n in a.slos]
+    pairs += [(a.latency, b.latency)]
+    while pairs:
+        x, y = pairs.pop()
+        if isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and y.dtype == np.int64 and np.array_equal(x, y)
+        elif is_dataclass(x):
+            pairs += [(getattr(x, f.name), getattr(y, f.name)) for f in fields(x)]
+        elif isinstance(x, tuple) and x and is_dataclass(x[0]):
+            assert isinstance(y, tuple) and len(x) == len(y)
+            pairs += list(zip(x, y, strict=True))
+        else:
+            assert x == y
+
+
+def test_round_trip_keeps_every_array() -> None:
+    state = filled().export_state()
+    assert state.latency is not None and max(len(r.keys) for r in state.latency.rings) > 10
+    _same_state(state, decode(encode(checkpoint(filled()))).state)
+
+
+def test_a_format_1_checkpoint_still_loads() -> None:
+    """Written by the checkpoint module of a9c8314 (format 1: latency keys as they are, zlib level 6)
+    from ``filled()``'s state."""
+    data = FORMAT_1.read_bytes()
+    assert struct.unpack_from("<I", data, 8) == (1,)
+    cp = decode(data)
+    assert (cp.offsets, cp.created_ms, cp.sloguard_version) == ({("requests", 0): 3000}, T0, "format-1")
+    _same_state(filled().export_state(), cp.state)
+
+
+@given(st.lists(st.integers(0, 5), max_size=10), st.data())
+def test_latency_keys_as_steps_read_back_exactly(lengths: list[int], data: st.DataObject) -> None:
+    """Any keys (sorted or not, any int64: the steps wrap as the sums do) and slot lengths, empty ones
+    too."""
+    n = sum(lengths)
+    keys = np.array(
+        data.draw(st.lists(st.integers(-(1 << 63), (1 << 63) - 1), min_size=n, max_size=n)), np.int64
+    )
+    held = np.array(lengths, np.int64)
+    steps, jumps = key_steps(keys, held)
+    assert len(steps) == n and len(jumps) == sum(1 for v in lengths if v)
+    assert keys_from_steps(steps, jumps, slot_starts(held)).tolist() == keys.tolist()
+
+
+def test_sorted_slot_keys_are_small_steps() -> None:
+    keys = np.array([600_000, 600_003, 600_010, 5, 9, 700_000], np.int64)
+    steps, jumps = key_steps(keys, np.array([3, 0, 2, 1], np.int64))
+    assert steps.tolist() == [0, 3, 7, 0, 4, 0] and jumps.tolist() == [600_000, 5 - 600_010, 700_000 - 9]
+
+
+def _rewritten(data: bytes, change: Callable[[dict[str, Any], list[I64]], None]) -> bytes:
+    """``data`` (a checkpoint) with its meta and arrays changed by ``change``, framed again."""
+    raw = zlib.decompress(data[24:])
+    (n,) = struct.unpack_from("<I", raw)
+    meta = json.loads(raw[4 : 4 + n])
+    arrays, at = [], 4 + n
+    for spec in meta["arrays"]:
+        dt = np.dtype(spec["dtype"])
+        arrays.append(np.frombuffer(raw, dt, spec["n"], at).astype(np.int64))
+        at += spec["n"] * dt.itemsize
+    change(meta, arrays)
+    meta["arrays"] = [{"dtype": "<i8", "n": len(a)} for a in arrays]
+    head = json.dumps(meta).encode()
+    return frame(zlib.compress(struct.pack("<I", len(head)) + head + b"".join(a.tobytes() for a in arrays)))
+
+
+def _ring(meta: dict[str, Any]) -> dict[str, Any]:
+    rings = [r for r in meta["state"]["latency"]["rings"] if r["lengths"]]
+    ring: dict[str, Any] = max(rings, key=lambda r: r["buckets"]["$a"])
+    return ring
+
+
+def test_latency_rings_whose_steps_do_not_fit_their_slots_are_refused() -> None:
+    data = encode(checkpoint(filled()))
+
+    def longer(meta: dict[str, Any], arrays: list[I64]) -> None:
+        i = _ring(meta)["lengths"]["$a"]
+        arrays[i] = arrays[i] + 1
+
+    def fewer_jumps(meta: dict[str, Any], arrays: list[I64]) -> None:
+        i = _ring(meta)["jumps"]["$a"]
+        arrays[i] = arrays[i][1:]
+
+    _same_state(decode(_rewritten(data, lambda m, a: None)).state, filled().export_state())
+    with pytest.raises(CheckpointError, match="other lengths than their keys"):
+        decode(_rewritten(data, longer))
+    with pytest.raises(CheckpointError, match="other jumps than slots"):
+        decode(_rewritten(data, fewer_jumps))

@@ -23,12 +23,9 @@ from sloguard.scale.codec import (
     HEAD_INTS,
     Body,
     PieceTooLargeError,
-    _keys_of,
     _narrow,
     _pack,
     _parse_body,
-    _starts,
-    _steps,
     decode_piece,
     encode_pieces,
 )
@@ -197,25 +194,6 @@ def test_runs_are_the_narrowest_width_and_adjacent_widths_join() -> None:
     layout, data = _narrow([np.array(a, np.int64) for a in arrays])
     assert layout == [(1, 3), (2, 1), (4, 1), (8, 2), (1, 1)]
     assert [len(d) for d in data] == [w * n for w, n in layout]
-
-
-@given(st.lists(st.tuples(st.integers(0, 5), _INT64), max_size=10), st.data())
-def test_latency_keys_as_steps_read_back_exactly(slots: list[tuple[int, int]], data: st.DataObject) -> None:
-    """Any keys (sorted or not, any int64: the steps wrap as the sums do) and slot lengths, empty ones
-    too."""
-    lengths = np.array([n for n, _ in slots], np.int64)
-    keys = np.array(
-        data.draw(st.lists(_INT64, min_size=int(lengths.sum()), max_size=int(lengths.sum()))), np.int64
-    )
-    steps, jumps = _steps(keys, lengths)
-    assert len(steps) == len(keys) and len(jumps) == int((lengths > 0).sum())
-    assert _keys_of(steps, jumps, _starts(lengths)).tolist() == keys.tolist()
-
-
-def test_sorted_slot_keys_are_small_steps() -> None:
-    keys = np.array([600_000, 600_003, 600_010, 5, 9, 700_000], np.int64)
-    steps, jumps = _steps(keys, np.array([3, 0, 2, 1], np.int64))
-    assert steps.tolist() == [0, 3, 7, 0, 4, 0] and jumps.tolist() == [600_000, 5 - 600_010, 700_000 - 9]
 
 
 def _raw_body(meta: bytes, runs: list[tuple[int, int]], data: bytes) -> bytes:
