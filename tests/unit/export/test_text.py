@@ -14,7 +14,17 @@ from prometheus_client.utils import floatToGoString
 
 from sloguard.export.collector import Exposition, SnapshotCollector
 from sloguard.export.model import Block, Family, SeriesLabels, escape_label_value
-from sloguard.export.text import _affixes, _lines, _spell, format_values, quantile_label
+from sloguard.export.text import (
+    _affixes,
+    _layout,
+    _lines,
+    _plain_lines,
+    _render_block,
+    _render_blocks,
+    _spell,
+    format_values,
+    quantile_label,
+)
 from sloguard.export.text import render as render_families
 from tests.unit.export.scrape import TELEMETRY, parse, render
 from tests.unit.export.snapshots import NASTY, aggregated, synthetic
@@ -211,3 +221,85 @@ def test_lines_lays_out_every_sample_line(runs: int, n: int) -> None:
             line += cols[k][j] + texts[k + 1]
         want += line + values[j] + "\n"
     assert _lines(texts, cols, affixed) == want
+    # `_plain_lines` takes the values as they are and lays out the same lines.
+    assert _plain_lines(texts, cols, values) == want
+
+
+def _reference_layout(
+    name: str, dims: tuple[str, ...], const: tuple[tuple[str, str], ...]
+) -> tuple[list[str], list[tuple[int, ...]]]:
+    """`_layout` spelled out (as it was before `_shape`'s templates): sorted names, grouped into runs."""
+    consts = dict(const)
+    names = sorted([*dims, *consts])
+    if not names:
+        return [f"{name} "], []
+    texts = [f"{name}{{"]
+    runs: list[tuple[int, ...]] = []
+    for g, n in enumerate(names):
+        sep = "," if g else ""
+        if n in dims:
+            if g and names[g - 1] in dims:
+                runs[-1] += (dims.index(n),)
+            else:
+                texts[-1] += sep
+                runs.append((dims.index(n),))
+                texts.append("")
+        else:
+            texts[-1] += f'{sep}{n}="{escape_label_value(consts[n])}"'
+    texts[-1] += "} "
+    return texts, runs
+
+
+@pytest.mark.parametrize("name", ["m", "m_{0}_{{x}}"])
+@pytest.mark.parametrize(
+    "dims,const",
+    [
+        ((), ()),
+        (("a",), ()),
+        ((), (("slo", 'a{0}"b\\c\n{}'),)),
+        (("endpoint",), (("slo", "s{1}"), ("window", "5m"))),
+        (("b", "d"), (("a", "{"), ("c", "}"), ("e", "{0}{1}"))),
+        (("c", "a"), (("b", "1"),)),
+        (("a", "c", "e"), (("b", "B"), ("d", "D"))),
+    ],
+)
+def test_layout_templates_are_the_layout_spelled_out(
+    name: str, dims: tuple[str, ...], const: tuple[tuple[str, str], ...]
+) -> None:
+    """`_layout` fills `_shape`'s templates: braces in the family name or label values stay as they are."""
+    assert _layout(name, dims, const) == _reference_layout(name, dims, const)
+    assert _layout(name, dims, const) == _reference_layout(name, dims, const)  # (the shape cached)
+
+
+@pytest.mark.parametrize("const", [(("a", "1"), ("a", "2")), (("x", "1"),)])
+def test_layout_refuses_duplicate_label_names(const: tuple[tuple[str, str], ...]) -> None:
+    with pytest.raises(ValueError, match="m: duplicate label names"):
+        _layout("m", ("x",), const)
+
+
+def test_blocks_rendered_together_are_each_block_rendered_alone() -> None:
+    """`_render_blocks` (the values of every block spelled in one column, the lines laid out plain) gives
+    each block's `_render_block` text: short and long columns, integral and other values, rows left
+    out, no runs and several runs."""
+    rnd = np.random.default_rng(3)
+    series = SeriesLabels(("a", "c"), [(f"x{j}", NASTY[j % len(NASTY)]) for j in range(300)])
+    odd = np.array([math.nan, math.inf, -math.inf, -0.0, 1e-7, 2.5e6, 1 / 3, 65535.0, 65536.0, -1.0])
+    blocks: list[tuple[str, Block]] = []
+    for k, n in enumerate([1, 3, 15, 16, 40, 255, 256, 300]):
+        sub = SeriesLabels(series.names, series.values[:n])
+        ints = rnd.integers(0, 70_000, n).astype(np.float64)
+        mixed = np.where(
+            rnd.random(n) < 0.3, rnd.choice(odd, n), rnd.random(n) * 10.0 ** rnd.integers(-5, 8, n)
+        )
+        blocks.append((f"m{k}", Block(sub, (("b", f"w{k}"),), ints)))
+        blocks.append((f"m{k}", Block(sub, (("z", "1"),), mixed)))
+        rows = np.flatnonzero(rnd.random(n) < 0.5).astype(np.intp)
+        blocks.append((f"r{k}", Block(sub, (), mixed[rows], rows)))
+        blocks.append((f"c{k}", Block(SeriesLabels((), [()]), (("slo", f"s{k}"),), mixed[:1])))
+    alone = []
+    for name, block in blocks:
+        out: list[bytes] = []
+        _render_block(name, block, out)
+        alone.append(out)
+    assert _render_blocks(blocks) == alone
+    assert _render_blocks([]) == []
