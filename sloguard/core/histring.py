@@ -18,6 +18,11 @@ from sloguard.core.state import HistRingState
 from sloguard.core.windows import Ring
 
 _EMPTY = np.zeros(0, np.int64)
+#: `HistRing.add_slots` merges its cells into each slot's (`_merged`) when the slots it writes hold more
+#: than this many times as many cells, else sorts them all together: a merge costs the new cells' search
+#: and one pass over the slot, a sort more passes over both (measured on bench-scale's records: about
+#: even at 8; a live piece's few cells into a long window's slot, 40 us merged vs 110 us sorted).
+_MERGE_RATIO = 8
 
 
 def _summed(offsets: I64, keys: I64, counts: I64) -> tuple[I64, I64, I64]:
@@ -39,6 +44,24 @@ def _summed(offsets: I64, keys: I64, counts: I64) -> tuple[I64, I64, I64]:
     return o[first], k[first], np.add.reduceat(counts[order], first, dtype=np.int64)
 
 
+def _sorted_sums(code: I64, counts: I64) -> tuple[I64, I64]:
+    """``code`` sorted, equal ones once, with the sums of their ``counts``."""
+    order = np.argsort(code, kind="stable")  # (stable: timsort, which takes sorted runs as they are)
+    code = code[order]
+    counts = counts[order]
+    step = code[1:] != code[:-1]
+    if step.all():
+        return code, counts
+    first = np.flatnonzero(np.concatenate(([True], step)))
+    return code[first], np.add.reduceat(counts, first)
+
+
+def _slot_runs(offsets: I64, keys: I64, counts: I64) -> list[tuple[int, I64, I64]]:
+    """`_summed`'s cells cut slot by slot: each offset with its keys and counts."""
+    edges = np.flatnonzero(np.concatenate(([True], offsets[1:] != offsets[:-1], [True]))).tolist()
+    return [(int(offsets[a]), keys[a:z], counts[a:z]) for a, z in itertools.pairwise(edges)]
+
+
 def _merged(old_keys: I64, old_counts: I64, keys: I64, counts: I64) -> tuple[I64, I64]:
     """Sorted unique ``keys`` with their ``counts`` added into a slot's (sorted unique). The counts are
     a new array; so are the keys, unless none is new (then the slot's, which nothing writes in place)."""
@@ -47,12 +70,26 @@ def _merged(old_keys: I64, old_counts: I64, keys: I64, counts: I64) -> tuple[I64
     at = np.searchsorted(old_keys, keys)
     hit = at < len(old_keys)
     hit[hit] = old_keys[at[hit]] == keys[hit]
-    summed = old_counts.copy()
-    summed[at[hit]] += counts[hit]
     if hit.all():
+        summed = old_counts.copy()
+        summed[at] += counts
         return old_keys, summed
-    miss = ~hit
-    return np.insert(old_keys, at[miss], keys[miss]), np.insert(summed, at[miss], counts[miss])
+    summed = old_counts
+    if hit.any():
+        summed = old_counts.copy()
+        summed[at[hit]] += counts[hit]
+        miss = ~hit
+        at, keys, counts = at[miss], keys[miss], counts[miss]
+    # New key i goes before old key ``at[i]`` (``at`` ascends with the keys): at ``at[i] + i`` of the
+    # merged arrays, the old ones in the places left (one pass each; ``np.insert`` sorts the places
+    # and builds its mask twice over, once per array).
+    place = at + np.arange(len(at))
+    old = np.ones(len(old_keys) + len(at), np.bool_)
+    old[place] = False
+    merged_keys, merged_counts = np.empty(len(old), np.int64), np.empty(len(old), np.int64)
+    merged_keys[place], merged_counts[place] = keys, counts
+    merged_keys[old], merged_counts[old] = old_keys, summed
+    return merged_keys, merged_counts
 
 
 class HistRing(Ring):
@@ -104,6 +141,66 @@ class HistRing(Ring):
             self.keys[slot], self.counts[slot] = _merged(
                 self.keys[slot], self.counts[slot], cell[a:z], added[a:z]
             )
+        return dropped
+
+    def add_slots(self, buckets: I64, lengths: I64, keys: I64, counts: I64) -> int:
+        """`add` of cells given slot by slot, as states hold them: ``lengths[i]`` cells of ``keys`` and
+        ``counts`` (in turn) at bucket ``buckets[i]``; several runs may name one bucket (the same slot of
+        several pieces). Returns events dropped as too old. Same slots, keys and counts as `add`.
+
+        For stage 2, which adds the slots of several pieces at once: the new cells are coded
+        ``offset · span + key`` (``offset`` from the oldest slot kept, ``span`` past every key), and
+        either summed in one sort and merged into each slot (`_merged`), or, when they are not few next
+        to what the slots hold (`_MERGE_RATIO`), sorted together with the slots' own cells (those are a
+        sorted run already), which then need no merge. Every slot written gets new arrays."""
+        if not len(buckets):
+            return 0
+        if not lengths.all():  # (a state's runs are never empty, and `add` would not see such a bucket)
+            buckets, lengths = buckets[lengths > 0], lengths[lengths > 0]
+            if not len(buckets):
+                return 0
+        floor, low = self._open(buckets)
+        offsets = buckets - floor
+        dropped = 0
+        if low < floor:
+            kept = offsets >= 0
+            cell_kept = np.repeat(kept, lengths)
+            dropped = int(counts[~cell_kept].sum())
+            keys, counts = keys[cell_kept], counts[cell_kept]
+            offsets, lengths = offsets[kept], lengths[kept]
+            if not len(offsets):
+                return dropped
+        written = sorted(set(offsets.tolist()))
+        slots = [(b + floor) % self.n for b in written]
+        held = sum(len(self.keys[s]) for s in slots)
+        span = max([int(keys.max()), *(int(self.keys[s][-1]) for s in slots if len(self.keys[s]))]) + 1
+        if (written[-1] + 1) * span >= 1 << 63:  # (keys too large to code with their slot)
+            for b, k, c in _slot_runs(*_summed(np.repeat(offsets, lengths), keys, counts)):
+                s = (b + floor) % self.n
+                self.keys[s], self.counts[s] = _merged(self.keys[s], self.counts[s], k, c)
+            return dropped
+        code = np.repeat(offsets * span, lengths)
+        code += keys
+        if held > _MERGE_RATIO * len(code):
+            code, added = _sorted_sums(code, counts)
+            ends = np.searchsorted(code, [(b + 1) * span for b in written]).tolist()
+            for b, s, a, z in zip(written, slots, [0, *ends[:-1]], ends, strict=True):
+                self.keys[s], self.counts[s] = _merged(
+                    self.keys[s], self.counts[s], code[a:z] - b * span, added[a:z]
+                )
+            return dropped
+        if held:  # the written slots' cells first (ascending: one sorted run), then the new ones
+            code = np.concatenate(
+                [*(self.keys[s] + b * span for b, s in zip(written, slots, strict=True)), code]
+            )
+            counts = np.concatenate([*(self.counts[s] for s in slots), counts])
+        code, added = _sorted_sums(code, counts)
+        ends = np.searchsorted(code, [(b + 1) * span for b in written]).tolist()
+        for b, s, a, z in zip(written, slots, [0, *ends[:-1]], ends, strict=True):
+            self.keys[s] = code[a:z] - b * span
+            # (a copy, unless one slot: a slice would keep every slot's cells of this call alive as long
+            # as any one slot is)
+            self.counts[s] = added if len(slots) == 1 else added[a:z].copy()
         return dropped
 
     def window_counts(self, now_ms: int, rows: int) -> tuple[tuple[int, int], I64]:

@@ -34,6 +34,7 @@ from sloguard.scale.codec import COARSE, FINE, Runs
 __all__ = ["add_runs"]
 
 _NONE = np.iinfo(np.int64).min
+_EMPTY = np.zeros(0, np.int64)
 _MAX = np.iinfo(np.int64).max
 _identity = np.arange(1024, dtype=np.intp)
 
@@ -130,35 +131,36 @@ def _add_ring(
     ours = np.array([_NONE if r.head is None else r.head for r in rings], np.int64)
     top = np.maximum(newest, ours)  # each ring's head once every piece is added
     sizes = heads[:, :, 5].reshape(-1)
-    cells = np.concatenate([r[0] for r in runs]) if k > 1 else runs[0][0]
-    unique = np.zeros(0, np.int64)
-    total = bad = unique
-    base = np.zeros(n, np.int64)
-    if len(cells):
-        group = np.repeat(np.arange(k * n), sizes)  # (piece, SLO) of each cell
-        slo = group % n
-        head = piece_heads.reshape(-1)[group]
-        slot, row = np.divmod(cells, heads[:, :, 4].reshape(-1)[group])
-        width = ring_n[slo]
-        bucket = head - (head - slot) % width
-        keep = (bucket > top[slo] - width) & active[slo]
+    # Each SLO's cells get a block of codes of their own (n slots x its rows), numbered as the ring
+    # does: one sort puts them in order, SLO by SLO, and sums the cells that land on one (a cell in
+    # several pieces, or keys sharing the overflow row).
+    base = _starts(ring_n * series_rows)
+    unique = total = bad = _EMPTY
+    if sizes.any():
+        # Per (piece, SLO) group, piece-major as the runs are: g = piece · n + SLO.
+        group = np.repeat(np.arange(k * n), sizes)
+        cells = np.concatenate([r[0] for r in runs]) if k > 1 else runs[0][0]
         cell_total = np.concatenate([r[1] for r in runs]) if k > 1 else runs[0][1]
         cell_bad = np.concatenate([r[2] for r in runs]) if k > 1 else runs[0][2]
-        if not keep.all():
-            group, slo, row, bucket, width = group[keep], slo[keep], row[keep], bucket[keep], width[keep]
-            cell_total, cell_bad = cell_total[keep], cell_bad[keep]
-        target = row_map[key_at[group] + row]
-        # Each SLO's cells in a block of its own (n slots x its rows), numbered as the ring does: one
-        # sort puts them in order, SLO by SLO, and sums the cells that land on one (a cell in several
-        # pieces, or keys sharing the overflow row).
-        base = _starts(ring_n * series_rows)
-        code = base[slo] + bucket % width * series_rows[slo] + target
-        order = np.argsort(code, kind="stable")
+        piece_rows = heads[:, :, 4].reshape(-1)[group]
+        slot = cells // piece_rows  # (np.divmod: its remainder is several times slower than this)
+        row = cells - slot * piece_rows
+        kept = _kept(group, slot, heads, ring_n, top, active)
+        if kept is not None:
+            group, slot, row = group[kept], slot[kept], row[kept]
+            cell_total, cell_bad = cell_total[kept], cell_bad[kept]
+        # A cell's slot is the same in its piece's ring and ours (its bucket mod n); its row is ours.
+        code = np.tile(base, k)[group] + slot * np.tile(series_rows, k)[group] + row_map[key_at[group] + row]
+        order = np.argsort(code, kind="stable")  # (stable: timsort, which takes the pieces' runs as they are)
         code = code[order]
-        first = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1]))) if len(code) else unique
-        unique = code[first]
-        total = np.add.reduceat(cell_total[order], first) if len(first) else unique
-        bad = np.add.reduceat(cell_bad[order], first) if len(first) else unique
+        step = code[1:] != code[:-1]
+        if step.all():
+            unique, total, bad = code, cell_total[order], cell_bad[order]
+        else:
+            first = np.flatnonzero(np.concatenate(([True], step)))
+            unique = code[first]
+            total = np.add.reduceat(cell_total[order], first)
+            bad = np.add.reduceat(cell_bad[order], first)
     cuts = np.searchsorted(unique, np.append(base, _MAX)).tolist()
     heads_at, lows_at = newest.tolist(), oldest.tolist()
     for i in np.flatnonzero(active & (newest != _NONE)).tolist():
@@ -181,6 +183,24 @@ def _add_ring(
             bad[a:z],
         )
         ring.add_cells(state, _ident(rows), True)
+
+
+def _kept(group: Intp, slot: I64, heads: I64, ring_n: I64, top: I64, active: Bools) -> Bools | None:
+    """Which cells the rings keep once at ``top`` (each SLO's head once every piece is added), or None
+    if all: a cell's bucket is ``head − (head − slot) mod n`` (``head`` its piece's), kept if after
+    ``top − n``, and only for an `active` SLO. A piece's ring whose ``low`` (no count is older) is after
+    ``top − n`` keeps every cell: then no cell's bucket is worked out (the usual case: the pieces held
+    are of recent ranges)."""
+    k = heads.shape[0]
+    width = np.tile(ring_n, k)
+    # (a ring with no head has no cell: 0 there only keeps the sum from wrapping)
+    floor = np.tile(np.where(top == _NONE, 0, top), k) - width  # a kept cell's bucket is after this
+    lows, sizes = heads[:, :, 3].reshape(-1), heads[:, :, 5].reshape(-1)
+    if ((sizes == 0) | (np.tile(active, k) & (lows != _NONE) & (lows > floor))).all():
+        return None
+    head = heads[:, :, 2].reshape(-1)[group]
+    width = width[group]
+    return (head - (head - slot) % width > floor[group]) & np.tile(active, k)[group]
 
 
 def _add_events(

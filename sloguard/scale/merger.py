@@ -15,6 +15,7 @@ given to new keys piece by piece in order; every other counter is a sum, a minim
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -308,7 +309,7 @@ def _merge_one(slo: SloAggregate, saved: SloState, config: Config) -> bool:
 def _merge_latency(lat: LatencyAggregate, parts: list[LatencyState]) -> None:
     """The latency groups' parts of the held pieces, merged into ``lat`` (as `_merge_slo`: restoring
     each and merging it, ``HistRing.merge_from``, comes down to moving each ring to the piece's head and
-    adding its cells, rows renumbered; here all pieces' cells at once, one ``add`` per ring)."""
+    adding its cells, rows renumbered; here all pieces' cells at once, one ``add_slots`` per ring)."""
     series = lat.series
     full = [
         s
@@ -316,33 +317,45 @@ def _merge_latency(lat: LatencyAggregate, parts: list[LatencyState]) -> None:
         if s.too_old or any(len(r.buckets) for r in s.rings) or not _known(s.series, series.rows_by_key)
     ]
     maps = [np.array([series.row_for_key(k) for k in s.series.keys], np.intp) for s in full]
+    # Every piece's rows end to end (a piece's begin at ``first_row``): a piece's cell ``row · L + cell``
+    # is ours at ``row_map[row] · L + cell``, the cell plus its row's ``shift``.
+    lengths = [len(m) for m in maps]
+    first_row = _starts(lengths)
+    row_map = np.concatenate(maps) if maps else np.zeros(0, np.intp)
+    width = lat.rings[0].counts_len if lat.rings else 0
+    shift = (row_map - np.arange(len(row_map)) + np.repeat(first_row, lengths).astype(np.intp)) * width
     for r, ring in enumerate(lat.rings):
         head, low = _span([s.rings[r] for s in parts])
         if head is None:
             continue
         ring.advance(head)
-        hists = [(s.rings[r], m) for s, m in zip(full, maps, strict=True) if len(s.rings[r].buckets)]
+        hists = [(s.rings[r], first_row[i]) for i, s in enumerate(full) if len(s.rings[r].buckets)]
         if hists:
-            sizes = [len(h.keys) for h, _ in hists]
-            buckets = np.concatenate([np.repeat(h.buckets, h.lengths) for h, _ in hists])
             keys = np.concatenate([h.keys for h, _ in hists])
-            counts = np.concatenate([h.counts for h, _ in hists])
-            row, cell = np.divmod(keys, ring.counts_len)
-            row_map = np.concatenate([m for _, m in hists])
-            row += np.repeat(np.cumsum([0] + [len(m) for _, m in hists[:-1]]), sizes)
+            rows = keys // width  # (np.divmod: its remainder is several times slower than this)
+            rows += np.repeat([at for _, at in hists], [len(h.keys) for h, _ in hists])
             # Its count of too-old events is not wanted here: a piece's own ``too_old`` says how many
             # its cells lacked.
-            ring.add(buckets, row_map[row].astype(np.int64) * ring.counts_len + cell, counts)
+            ring.add_slots(
+                np.concatenate([h.buckets for h, _ in hists]),
+                np.concatenate([h.lengths for h, _ in hists]),
+                keys + shift[rows],
+                np.concatenate([h.counts for h, _ in hists]),
+            )
         if low is not None:
             ring.low = low if ring.low is None else min(ring.low, low)
     if full:
         if len(series.row_events) < len(series.keys):
             grow = len(series.keys) - len(series.row_events)
             series.row_events = np.concatenate([series.row_events, np.zeros(grow, np.int64)])
-        row_map = np.concatenate(maps)
         np.add.at(
             series.row_events,
             row_map,
             np.concatenate([s.series.row_events[: len(m)] for s, m in zip(full, maps, strict=True)]),
         )
         lat.too_old += sum(s.too_old for s in full)
+
+
+def _starts(sizes: list[int]) -> list[int]:
+    """Where each of ``sizes`` begins when laid end to end."""
+    return list(itertools.accumulate(sizes, initial=0))[:-1]

@@ -6,11 +6,14 @@ new ones sorted again together)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sloguard._types import I64
+from sloguard.core import histring
 from sloguard.core.histring import HistRing
 
 
@@ -42,6 +45,37 @@ def assert_same(ours: HistRing, theirs: HistRing) -> None:
         assert (a.tolist(), c.tolist()) == (b.tolist(), d.tolist())
 
 
+#: One batch: how our ring takes it (returns the events it dropped), the cells it holds (buckets, keys,
+#: counts, for the reference), and how far the head moves after it.
+Batch = tuple[Callable[[HistRing], int], tuple[I64, I64, I64], int]
+
+
+def _adding(buckets: I64, keys: I64, counts: I64) -> Callable[[HistRing], int]:
+    return lambda ring: ring.add(buckets, keys, counts)
+
+
+def _adding_slots(buckets: I64, lengths: I64, keys: I64, counts: I64) -> Callable[[HistRing], int]:
+    return lambda ring: ring.add_slots(buckets, lengths, keys, counts)
+
+
+def check_batches(n: int, batches: list[Batch]) -> None:
+    """Our ring after each batch is the reference's; and a slot's arrays are never written in place (a
+    window being read may hold them): every array taken along the way still holds what it held."""
+    ours, theirs = HistRing(60 * (n - 1), 60, n, 8), HistRing(60 * (n - 1), 60, n, 8)
+    held: list[tuple[I64, list[int]]] = []
+    for add, (buckets, keys, counts), moved in batches:
+        assert add(ours) == reference_add(theirs, buckets, keys, counts)
+        assert_same(ours, theirs)
+        held += [(a, a.tolist()) for a in (*ours.keys, *ours.counts)]
+        if moved and ours.head is not None:
+            to = ours.head + moved
+            ours.advance(to)
+            theirs.advance(to)
+            assert_same(ours, theirs)
+    for array, was in held:
+        assert array.tolist() == was
+
+
 cells = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40), st.integers(0, 5)), max_size=40)
 
 
@@ -56,24 +90,57 @@ def test_add_is_the_sorted_rule(
 ) -> None:
     """Any batches (repeated cells, zero counts, slots new and held, too-old cells, the head moved between
     batches); ``huge``: keys so large that the (bucket, key) codes do not fit 63 bits (the pairs' sort)."""
-    ours, theirs = HistRing(60 * (n - 1), 60, n, 8), HistRing(60 * (n - 1), 60, n, 8)
-    held: list[tuple[I64, list[int]]] = []
+    steps: list[Batch] = []
     for batch, moved in batches:
         buckets, keys, counts = (np.array([c[i] for c in batch], np.int64) for i in range(3))
         if huge:
             keys = keys + (1 << 61)
-        assert ours.add(buckets, keys, counts) == reference_add(theirs, buckets, keys, counts)
-        assert_same(ours, theirs)
-        held += [(a, a.tolist()) for a in (*ours.keys, *ours.counts)]
-        if moved and ours.head is not None:
-            to = ours.head + moved
-            ours.advance(to)
-            theirs.advance(to)
-            assert_same(ours, theirs)
-    # A slot's arrays are never written in place (a window being read may hold them): every array
-    # taken above still holds what it held.
-    for array, was in held:
-        assert array.tolist() == was
+        steps.append((_adding(buckets, keys, counts), (buckets, keys, counts), moved))
+    check_batches(n, steps)
+
+
+#: A slot's run: its bucket and its cells (unique keys, as a state's slot holds them; any counts).
+runs = st.lists(
+    st.tuples(st.integers(0, 30), st.dictionaries(st.integers(0, 300), st.integers(0, 5), max_size=60)),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    batches=st.lists(st.tuples(runs, st.integers(0, 3)), min_size=1, max_size=6),
+    n=st.integers(3, 12),
+    huge=st.booleans(),
+    ratio=st.sampled_from([0, 1, histring._MERGE_RATIO, 10**9]),
+)
+def test_add_slots_is_add_of_the_cells(
+    batches: list[tuple[list[tuple[int, dict[int, int]]], int]], n: int, huge: bool, ratio: int
+) -> None:
+    """`HistRing.add_slots` (cells given as runs, a bucket each: several pieces' slots) is `add` of the
+    cells: runs of one bucket, empty runs, too-old runs, slots new and held, the head moved between
+    batches; merged into the slots or sorted with them (``ratio``: `_MERGE_RATIO`, each way), or,
+    ``huge``, keys too large to code with their slot."""
+    steps: list[Batch] = []
+    for batch, moved in batches:
+        buckets = np.array([b for b, _ in batch], np.int64)
+        lengths = np.array([len(c) for _, c in batch], np.int64)
+        keys = np.array([k for _, c in batch for k in sorted(c)], np.int64)
+        counts = np.array([c[k] for _, c in batch for k in sorted(c)], np.int64)
+        if huge:
+            keys = keys + (1 << 61)
+        steps.append(
+            (
+                _adding_slots(buckets, lengths, keys, counts),
+                (np.repeat(buckets, lengths), keys, counts),
+                moved,
+            )
+        )
+    was = histring._MERGE_RATIO
+    histring._MERGE_RATIO = ratio
+    try:
+        check_batches(n, steps)
+    finally:
+        histring._MERGE_RATIO = was
 
 
 def test_add_keeps_returned_arrays_unchanged() -> None:
