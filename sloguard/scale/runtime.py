@@ -4,8 +4,9 @@
 A stage is a `Stage`: it consumes in ``step`` (one fetch and what follows), says what to export in
 ``export_counts`` (stage 1: no series, only self-metrics; stage 2: the series it owns) and whether it
 is ready. As in the single process, a tick copies the counts out on the event loop (where the state is
-written) and evaluates and renders them in a worker thread, so the loop goes on fetching, applying and
-answering /metrics meanwhile. The single-process daemon (`sloguard.app`) is untouched by this.
+written); they are evaluated and rendered in a worker thread when /metrics asks for them, so the loop
+goes on fetching, applying and answering /metrics meanwhile, and a tick nobody scrapes costs no
+evaluation. The single-process daemon (`sloguard.app`) is untouched by this.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import functools
 import math
 import signal
+import threading
 import time
 from typing import Protocol
 
@@ -38,12 +40,13 @@ log = get_logger("sloguard.scale")
 
 #: Ticks run this long after a whole period (as `sloguard.app.TICK_LAG_MS`).
 TICK_LAG_MS = 50
-#: While a stage applies a backlog (`Stage.behind`), its tick copies out and evaluates the series at
-#: most this often; the self-metrics are published every tick. Each such evaluation is of counts that
-#: the next record changes anyway, and it cost stage 2 about as much CPU as applying the backlog. A
-#: refresh of bench-scale's 14k series (copy, evaluation, a render) costs ~0.4 s, ~1M events' applying:
-#: at 5 s it was still a tenth of a long backlog's CPU, and on a loaded host (a backlog taking longer
-#: in wall time) an extra one in bench-scale's. Prometheus scrapes every 15-60 s anyway.
+#: While a stage applies a backlog (`Stage.behind`), its tick copies out the series (evaluated and
+#: rendered when scraped) at most this often; the self-metrics are published every tick. Each such
+#: refresh is of counts that the next record changes anyway, and it cost stage 2 about as much CPU as
+#: applying the backlog. A refresh of bench-scale's 14k series (copy, evaluation, a render) costs
+#: ~0.4 s, ~1M events' applying: at 5 s it was still a tenth of a long backlog's CPU, and on a loaded
+#: host (a backlog taking longer in wall time) an extra one in bench-scale's. Prometheus scrapes every
+#: 15-60 s anyway.
 BEHIND_REFRESH_S = 10.0
 
 
@@ -90,11 +93,15 @@ class StageProcess:
         self.http = HttpServer(host, port, health=self.healthy, ready=self.ready)
         self.stopping = asyncio.Event()
         self.ticks = 0
-        self.latest: Snapshot | None = None
+        #: What the last tick that refreshed the series copied out (`tick`), evaluated when asked.
+        self.counts: OwnedCounts | None = None
+        #: The last counts evaluated and their snapshot (`snapshot`), and the lock of evaluate + render.
+        self._snapshot: tuple[OwnedCounts, Snapshot] | None = None
+        self._publishing = threading.Lock()
         self._heartbeat = time.monotonic()
         self._limiter = RateLimiter()
-        #: `time.monotonic` of the last tick that evaluated the series (`tick`).
-        self._evaluated = -math.inf
+        #: `time.monotonic` of the last tick that refreshed the series (`tick`).
+        self._refreshed = -math.inf
         #: Whether the last tick kept the previous snapshot (the stage was behind), and the event that
         #: ticks again at once, off the whole-second grid, when the stage has caught up since
         #: (`_consume`): a record applied just after a skipped tick is not held back up to a period.
@@ -160,37 +167,53 @@ class StageProcess:
 
     async def tick(self) -> None:
         """Publish what the stage exports now, with its self-metrics: the counts are copied out here
-        (``tick_duration_seconds``: the time the event loop spends on it) and evaluated in a worker
-        thread; the exposition is rendered when asked for (`_render`). While the stage is applying a
-        backlog (`Stage.behind`), the series are refreshed every `BEHIND_REFRESH_S` only: the ticks in
-        between publish the self-metrics with the last snapshot."""
+        (``tick_duration_seconds``: the time the event loop spends on it); they are evaluated and the
+        exposition rendered when /metrics asks for it (`_render`), as the single process renders. While
+        the stage is applying a backlog (`Stage.behind`), the series are refreshed every
+        `BEHIND_REFRESH_S` only: the ticks in between publish the self-metrics with the last counts."""
         started = time.perf_counter()
         behind = self.stage.behind()
-        refresh = self.latest is None or not behind or time.monotonic() - self._evaluated >= BEHIND_REFRESH_S
+        refresh = self.counts is None or not behind or time.monotonic() - self._refreshed >= BEHIND_REFRESH_S
         self._skipped = not refresh
-        counts = self.stage.export_counts(self.clock.now_ms()) if refresh else None
+        if refresh:
+            self.counts = self.stage.export_counts(self.clock.now_ms())
+            self._refreshed = time.monotonic()
         t = self.stage.telemetry
         t.consumer_lag = self.stage.source.lag()
         t.commit_failures = self.stage.source.commit_failures
         t.tick_duration_seconds = time.perf_counter() - started
         telemetry = t.snapshot()
-        if counts is not None:
-            self.latest = await asyncio.to_thread(counts.evaluate)
-            self._evaluated = time.monotonic()
-        assert self.latest is not None
-        # Rendered when /metrics asks for it (at most once a tick), as the single process does: a 15 s
-        # scrape interval costs one render per 15 s, not fifteen.
-        self.http.set_metrics(functools.partial(self._render, self.latest, telemetry))
+        assert self.counts is not None
+        # Evaluated and rendered when /metrics asks for it (at most once a tick), as the single process
+        # renders: a 15 s scrape interval costs one evaluation and one render per 15 s, not fifteen. The
+        # counts are those of this tick either way (copied out above): a later evaluation gives the
+        # same snapshot (`OwnedCounts.evaluate` is a function of them).
+        self.http.set_metrics(functools.partial(self._render, self.counts, telemetry))
         self._heartbeat = time.monotonic()
         self.ticks += 1
 
-    async def _render(self, snapshot: Snapshot, telemetry: TelemetrySnapshot) -> Body:
-        """One tick's exposition, in a worker thread, reusing the pieces of the previous render whose
-        numbers did not change (`Exposition.render_body`)."""
+    def snapshot(self, counts: OwnedCounts) -> Snapshot:
+        """``counts`` evaluated (the last snapshot again if they are the last counts evaluated). In a
+        worker thread: one evaluation at a time (the stage's `ViewCache` keeps what they reuse)."""
+        with self._publishing:
+            return self._evaluate(counts)
+
+    def _evaluate(self, counts: OwnedCounts) -> Snapshot:
+        seen = self._snapshot
+        if seen is None or seen[0] is not counts:
+            seen = self._snapshot = (counts, counts.evaluate())
+        return seen[1]
+
+    def _publish(self, counts: OwnedCounts, telemetry: TelemetrySnapshot, gzip: bool) -> Body:
+        """`snapshot` and its exposition, reusing the pieces of the previous render whose numbers did not
+        change (`Exposition.render_body`)."""
+        with self._publishing:
+            return self.exposition.render_body(self._evaluate(counts), telemetry, gzip=gzip)
+
+    async def _render(self, counts: OwnedCounts, telemetry: TelemetrySnapshot) -> Body:
+        """One tick's exposition (`_publish`), in a worker thread."""
         gz = self.http.last_scrape_gzip
-        return await asyncio.to_thread(
-            functools.partial(self.exposition.render_body, gzip=gz), snapshot, telemetry
-        )
+        return await asyncio.to_thread(self._publish, counts, telemetry, gz)
 
 
 async def run_stage(settings: Settings, config: Config) -> int:

@@ -1,20 +1,28 @@
 """The stage process's tick while a backlog is applied: the series are refreshed every
-`BEHIND_REFRESH_S` only, the self-metrics every tick, and at once when the stage caught up."""
+`BEHIND_REFRESH_S` only, the self-metrics every tick, and at once when the stage caught up; a tick's
+counts are evaluated only when its /metrics body is asked for."""
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Awaitable
 from types import SimpleNamespace
 
 import pytest
 
+from sloguard.core.aggregator import Aggregator
+from sloguard.core.snapshot import Snapshot
+from sloguard.export.collector import Exposition
+from sloguard.export.text import Body
 from sloguard.scale.merger import Merger
 from sloguard.scale.runtime import BEHIND_REFRESH_S, StageProcess
 from sloguard.scale.stage1 import PartialStage
 from sloguard.scale.stage2 import MergeStage, Owned
-from sloguard.scale.view import OwnedCounts
+from sloguard.scale.view import OwnedCounts, ViewCache, owned_counts
 from sloguard.settings import load_settings
 from tests.unit.scale.test_exactly_once import CONFIG, FP, T0
+from tests.unit.scale.test_view import NOW, PARTITIONS, _events, _offer
 
 SETTINGS = {"stage": "partial", "kafka": {"bootstrap_servers": "127.0.0.1:9", "topics": ["requests"]}}
 
@@ -46,7 +54,8 @@ async def test_tick_refreshes_series_every_refresh_interval_while_behind(
     monkeypatch.setattr("sloguard.scale.runtime.time", fake)
     published: list[object] = []
     monkeypatch.setattr(proc.http, "set_metrics", published.append)
-    exported, latest = [], []
+    exported: list[int] = []
+    latest: list[OwnedCounts | None] = []
     r = int(BEHIND_REFRESH_S)
     seconds = (0, 1, r - 1, r, r + 1, 2 * r + 1)
     for second in seconds:
@@ -54,13 +63,13 @@ async def test_tick_refreshes_series_every_refresh_interval_while_behind(
         stage.telemetry.partials_produced = second  # the self-metrics of this tick
         await proc.tick()
         exported.append(stage.exported)
-        latest.append(proc.latest)
-    # 0 s: nothing published yet, evaluated though behind; 1 s, r - 1: behind, the last snapshot again;
-    # r: caught up, evaluated at once; r + 1: behind, 1 s after; 2r + 1: behind, r + 1 after: evaluated.
+        latest.append(proc.counts)
+    # 0 s: nothing published yet, refreshed though behind; 1 s, r - 1: behind, the last counts again;
+    # r: caught up, refreshed at once; r + 1: behind, 1 s after; 2r + 1: behind, r + 1 after: refreshed.
     assert exported == [1, 1, 1, 2, 2, 3]
     assert latest[1] is latest[0] and latest[2] is latest[0] and latest[4] is latest[3]
     assert proc.ticks == 6
-    # The self-metrics are those of every tick, with the snapshot the tick kept.
+    # The self-metrics are those of every tick, with the counts the tick kept.
     assert [(b.args[0], b.args[1].partials_produced) for b in published] == list(  # type: ignore[attr-defined]
         zip(latest, seconds, strict=True)
     )
@@ -124,3 +133,57 @@ async def test_a_skipped_tick_is_followed_as_soon_as_the_stage_caught_up(
     proc.stopping.clear()
     await proc._consume()  # caught up
     assert proc._wake.is_set() and len(steps) == 2
+
+
+async def test_a_tick_is_evaluated_only_when_its_body_is_asked_for_and_shows_its_own_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tick copies the counts out and publishes a body source: the counts are evaluated when /metrics
+    asks for that body (ticks nobody scrapes cost no evaluation), once, and the body is the full render
+    of the counts as they were at the tick, whatever was applied since."""
+    events = sorted(_events(300), key=lambda e: e.service)
+    mergers = [Merger(CONFIG, FP, p, PARTITIONS) for p in range(PARTITIONS)]
+    base, view = Aggregator(CONFIG), ViewCache()
+
+    class Owning(Scripted):
+        def export_counts(self, now_ms: int) -> OwnedCounts:
+            return owned_counts(base, mergers, now_ms, view)
+
+    stage = Owning(load_settings(SETTINGS), CONFIG)
+    stage.answers = [False] * 3
+    proc = StageProcess(load_settings(SETTINGS), CONFIG, stage)
+    now = NOW
+    monkeypatch.setattr(proc.clock, "now_ms", lambda: now)
+    published: list[functools.partial[Awaitable[Body]]] = []
+    monkeypatch.setattr(proc.http, "set_metrics", published.append)
+    evaluated: list[OwnedCounts] = []
+    evaluate = OwnedCounts.evaluate
+
+    def counted(self: OwnedCounts) -> Snapshot:
+        evaluated.append(self)
+        return evaluate(self)
+
+    monkeypatch.setattr(OwnedCounts, "evaluate", counted)
+    fresh: list[bytes] = []
+    for i, step in enumerate((0, 4_000, 1_000)):  # the third tick: nothing applied since the second
+        now += step
+        if i < 2:
+            _offer(mergers, events, 150 * i, 150 * (i + 1))
+        await proc.tick()
+        # What a full render of this tick's state shows (made afresh: no cache, its own exposition).
+        telemetry = published[-1].args[1]
+        fresh.append(Exposition().render(evaluate(_fresh_counts(mergers, now)), telemetry))
+    assert evaluated == [] and proc.ticks == 3
+    # The first tick's body, asked for after two more pieces were applied: its own counts.
+    first = await published[0]()
+    assert b"".join(first.text()) == fresh[0] and evaluated == [published[0].args[0]]
+    for source, want in zip(published[1:], fresh[1:], strict=True):
+        assert b"".join((await source()).text()) == want
+    assert len(evaluated) == 3
+    await published[2]()  # the same tick asked again: its snapshot is kept
+    assert len(evaluated) == 3
+
+
+def _fresh_counts(mergers: list[Merger], now_ms: int) -> OwnedCounts:
+    """The counts of every partition's series at ``now_ms``, made afresh (no `ViewCache`)."""
+    return owned_counts(Aggregator(CONFIG), mergers, now_ms)
