@@ -27,11 +27,12 @@ import numpy as np
 
 from sloguard._types import I64, Bools, Intp
 from sloguard.core.aggregator import SloAggregate
+from sloguard.core.series import SeriesIndex
 from sloguard.core.state import RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.codec import COARSE, FINE, Runs
 
-__all__ = ["add_runs"]
+__all__ = ["add_runs", "rows_of"]
 
 _NONE = np.iinfo(np.int64).min
 _EMPTY = np.zeros(0, np.int64)
@@ -54,6 +55,16 @@ def _starts(sizes: I64) -> I64:
     return out
 
 
+def rows_of(series: SeriesIndex, keys: Sequence[tuple[str, ...]]) -> list[int]:
+    """The rows of ``keys`` in ``series``, new keys given rows in order (as a merge of a restored
+    index would). Known keys are looked up in C (``map``): a lookup changes nothing, so only the new
+    keys' turns matter."""
+    found = list(map(series.rows_by_key.get, keys))
+    if None not in found:
+        return cast("list[int]", found)
+    return [series.row_for_key(t) if r is None else r for t, r in zip(keys, found, strict=True)]
+
+
 def add_runs(slos: Sequence[SloAggregate], held: Sequence[Runs], skip: frozenset[int]) -> list[bool]:
     """Add ``held`` (pieces' SLO counts, in the order they came) into ``slos`` (the aggregator's, in the
     SLO file's order), but SLOs in ``skip`` (added otherwise); per SLO, whether its state changed."""
@@ -65,30 +76,24 @@ def add_runs(slos: Sequence[SloAggregate], held: Sequence[Runs], skip: frozenset
     active[list(skip)] = False
     # Rows of every key, SLO by SLO in the order the pieces came (a key's row is given when first met).
     rows: list[int] = []
-    counts = np.zeros((k, n), np.int64)
-    for j, runs in enumerate(held):
+    sizes: list[int] = []  # keys per (piece, SLO)
+    on = active.tolist()
+    for runs in held:
         for i, keys in enumerate(runs.keys):
-            if keys and active[i]:
-                series = slos[i].series
-                # Known keys looked up in C (``map``); new ones given rows in order, as merges would: a
-                # lookup changes nothing, so only the new keys' turns matter.
-                tuples = list(map(tuple, keys))
-                found = list(map(series.rows_by_key.get, tuples))
-                if None in found:
-                    rows += [
-                        series.row_for_key(t) if r is None else r for t, r in zip(tuples, found, strict=True)
-                    ]
-                else:
-                    rows += cast("list[int]", found)
-                counts[j, i] = len(keys)
+            if keys and on[i]:
+                rows += rows_of(slos[i].series, keys)
+            sizes.append(len(keys) if on[i] else 0)
+    counts = np.array(sizes, np.int64).reshape(k, n)
     row_map = np.array(rows, np.intp)
     key_at = _starts(counts.reshape(-1))  # where each (piece, SLO)'s rows begin in row_map
     series_rows = np.array([len(s.series) for s in slos], np.int64)
+    piece_too_old = np.array([r.too_old for r in held], np.int64)
+    piece_events = np.array([r.events for r in held], np.int64)
     full = active & (
         (counts > 0).any(axis=0)
         | (heads[:, :, [FINE + 5, COARSE + 5]] > 0).any(axis=(0, 2))
-        | (np.array([r.too_old for r in held]) != 0).any(axis=0)
-        | (np.array([r.events for r in held]) != 0).any(axis=0)
+        | (piece_too_old != 0).any(axis=0)
+        | (piece_events != 0).any(axis=0)
     )
     before = [(s.fine.head, s.fine.low, s.coarse.head, s.coarse.low) for s in slos]
     for i in np.flatnonzero(full).tolist():
@@ -101,14 +106,16 @@ def add_runs(slos: Sequence[SloAggregate], held: Sequence[Runs], skip: frozenset
         cells = [r.fine if fine else r.coarse for r in held]
         _add_ring(rings, heads[:, :, at : at + 6], cells, active, row_map, key_at, series_rows)
     _add_events(slos, heads[:, :, 0], [r.row_events for r in held], full, row_map, key_at, counts)
-    changed = []
+    too_old, events = piece_too_old.sum(axis=0).tolist(), piece_events.sum(axis=0).tolist()
+    changed: list[bool] = full.tolist()
     for i, s in enumerate(slos):
-        if full[i]:
-            s.too_old += sum(r.too_old[i] for r in held)
-            s.events += sum(r.events[i] for r in held)
+        if changed[i]:
+            s.too_old += too_old[i]
+            s.events += events[i]
             if s.judged is not None:
                 s.judged.forget()
-        changed.append(bool(full[i]) or before[i] != (s.fine.head, s.fine.low, s.coarse.head, s.coarse.low))
+        else:
+            changed[i] = before[i] != (s.fine.head, s.fine.low, s.coarse.head, s.coarse.low)
     return changed
 
 

@@ -15,7 +15,6 @@ given to new keys piece by piece in order; every other counter is a sum, a minim
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from sloguard.core.spec import Config
 from sloguard.core.state import HistRingState, LatencyState, RingState, SeriesState, SloState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Applied, RangeKey, Verdict
-from sloguard.scale.batch import add_runs
+from sloguard.scale.batch import add_runs, rows_of
 from sloguard.scale.codec import COARSE, FINE, Body, Fingerprints, Parts, Piece, spec_fingerprints
 from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, series_partition
 
@@ -316,30 +315,26 @@ def _merge_latency(lat: LatencyAggregate, parts: list[LatencyState]) -> None:
         for s in parts
         if s.too_old or any(len(r.buckets) for r in s.rings) or not _known(s.series, series.rows_by_key)
     ]
-    maps = [np.array([series.row_for_key(k) for k in s.series.keys], np.intp) for s in full]
-    # Every piece's rows end to end (a piece's begin at ``first_row``): a piece's cell ``row · L + cell``
-    # is ours at ``row_map[row] · L + cell``, the cell plus its row's ``shift``.
-    lengths = [len(m) for m in maps]
-    first_row = _starts(lengths)
-    row_map = np.concatenate(maps) if maps else np.zeros(0, np.intp)
+    maps = [np.array(rows_of(series, s.series.keys), np.intp) for s in full]
     width = lat.rings[0].counts_len if lat.rings else 0
-    shift = (row_map - np.arange(len(row_map)) + np.repeat(first_row, lengths).astype(np.intp)) * width
+    # A piece's cell ``row · L + cell`` is ours at ``row_map[row] · L + cell``: the cell plus its row's
+    # ``shift``.
+    shifts = [(m - np.arange(len(m))) * width for m in maps]
     for r, ring in enumerate(lat.rings):
         head, low = _span([s.rings[r] for s in parts])
         if head is None:
             continue
         ring.advance(head)
-        hists = [(s.rings[r], first_row[i]) for i, s in enumerate(full) if len(s.rings[r].buckets)]
+        hists = [
+            (s.rings[r], shift) for s, shift in zip(full, shifts, strict=True) if len(s.rings[r].buckets)
+        ]
         if hists:
-            keys = np.concatenate([h.keys for h, _ in hists])
-            rows = keys // width  # (np.divmod: its remainder is several times slower than this)
-            rows += np.repeat([at for _, at in hists], [len(h.keys) for h, _ in hists])
             # Its count of too-old events is not wanted here: a piece's own ``too_old`` says how many
-            # its cells lacked.
+            # its cells lacked. (Piece by piece, then together: each pass on arrays still in cache.)
             ring.add_slots(
                 np.concatenate([h.buckets for h, _ in hists]),
                 np.concatenate([h.lengths for h, _ in hists]),
-                keys + shift[rows],
+                np.concatenate([h.keys + shift[h.keys // width] for h, shift in hists]),
                 np.concatenate([h.counts for h, _ in hists]),
             )
         if low is not None:
@@ -350,12 +345,7 @@ def _merge_latency(lat: LatencyAggregate, parts: list[LatencyState]) -> None:
             series.row_events = np.concatenate([series.row_events, np.zeros(grow, np.int64)])
         np.add.at(
             series.row_events,
-            row_map,
+            np.concatenate(maps),
             np.concatenate([s.series.row_events[: len(m)] for s, m in zip(full, maps, strict=True)]),
         )
         lat.too_old += sum(s.too_old for s in full)
-
-
-def _starts(sizes: list[int]) -> list[int]:
-    """Where each of ``sizes`` begins when laid end to end."""
-    return list(itertools.accumulate(sizes, initial=0))[:-1]
