@@ -10,6 +10,7 @@ same counts array gives identical histograms ~100x faster (a test asserts the id
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -154,8 +155,7 @@ def sparse_percentiles(
         renumber = np.cumsum(mask, dtype=np.int64) - 1
         keys = renumber[row[keep]] * cl + (keys[keep] - row[keep] * cl)
         counts = counts[keep]
-    order = np.argsort(keys, kind="stable")
-    keys, counts = keys[order], counts[order]
+    keys, counts = _by_key(keys, counts)
     cum = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
     bounds = np.searchsorted(keys, np.arange(owned + 1, dtype=np.int64) * cl, side="left")
     before = cum[bounds[:-1]]
@@ -172,6 +172,22 @@ def sparse_percentiles(
     return count, out
 
 
+def _by_key(keys: I64, counts: I64) -> tuple[I64, I64]:
+    """The cells in ascending key order (cells of equal key in any order: `sparse_percentiles` cannot
+    tell). As they are when already so (one slot: a ring's slot holds sorted keys); else one sort of
+    ``key << b | count`` (``b``: the largest count's bits) while that fits in 63 bits, about a third
+    less than an argsort and two gathers (bench-scale's 36 window parts: 15.4 -> 9.8 ms)."""
+    if len(keys) < 2 or bool(np.all(keys[1:] >= keys[:-1])):
+        return keys, counts
+    bits = int(counts.max()).bit_length()
+    if int(keys.max()) < 1 << (62 - bits) and int(keys.min()) >= 0 and int(counts.min()) >= 0:
+        packed = (keys << bits) | counts
+        packed.sort()
+        return packed >> bits, packed & ((1 << bits) - 1)
+    order = np.argsort(keys, kind="stable")
+    return keys[order], counts[order]
+
+
 def nearest_ranks(percent: float, totals: I64) -> I64:
     """The nearest rank ``k = max(1, ⌈p/100 · n⌉)`` of percentile ``percent`` for each count ``n``.
 
@@ -180,8 +196,7 @@ def nearest_ranks(percent: float, totals: I64) -> I64:
     99.9 / 100 · 1000 is 999.0000000000001 and its ceiling would be 1000, one rank too high (Java's
     HdrHistogram steps the percentile down one ulp to dodge that; exact integers need no dodge).
     """
-    share = min(max(Fraction(repr(float(percent))), Fraction(0)), Fraction(100)) / 100
-    num, den = share.numerator, share.denominator
+    num, den = _share(percent)
     n = totals.astype(np.int64, copy=False)
     if num * den < 2**62:
         # n = q·den + r, so ⌈n·num/den⌉ = q·num + ⌈r·num/den⌉; q·num ≤ n and r·num < den·num: no overflow.
@@ -190,6 +205,14 @@ def nearest_ranks(percent: float, totals: I64) -> I64:
     else:  # a percentile written with very many digits: Python's unbounded integers
         k = np.array([-(-t * num // den) for t in n.tolist()], np.int64)
     return np.maximum(k, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _share(percent: float) -> tuple[int, int]:
+    """``percent`` / 100 as the fraction `nearest_ranks` uses (numerator, denominator): made once per
+    percentile (the `Fraction` arithmetic was ~10 µs a call, a call per percentile per window part)."""
+    share = min(max(Fraction(repr(float(percent))), Fraction(0)), Fraction(100)) / 100
+    return share.numerator, share.denominator
 
 
 def new_histogram(highest_us: int, significant_figures: int) -> HdrHistogram:

@@ -15,6 +15,7 @@ from sloguard.core import aggregator
 from sloguard.core.aggregator import Aggregator, latency_slot_seconds
 from sloguard.core.latency import (
     HdrLayout,
+    _by_key,
     counts_view,
     nearest_ranks,
     new_histogram,
@@ -253,6 +254,25 @@ def test_sparse_percentiles_equal_the_dense_ones(
         expected = layout.percentiles(picked, ps)
         assert count.tobytes() == picked.sum(axis=1).tobytes()
         assert values.dtype == expected.dtype and values.tobytes() == expected.tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(st.tuples(st.integers(0, 2**62), st.integers(0, 2**40)), max_size=30),
+    small=st.booleans(),
+)
+def test_cells_by_key_keep_every_cell(cells: list[tuple[int, int]], small: bool) -> None:
+    """`_by_key` (a sort of packed key and count where they fit, else an argsort) gives the cells in
+    ascending key order, every (key, count) cell kept: small keys and counts take the packed sort,
+    large ones the argsort."""
+    if small:
+        cells = [(k % 5000, c % 7) for k, c in cells]
+    keys = np.array([k for k, _ in cells], np.int64)
+    counts = np.array([c for _, c in cells], np.int64)
+    got_keys, got_counts = _by_key(keys, counts)
+    assert np.all(got_keys[1:] >= got_keys[:-1])
+    assert sorted(zip(got_keys.tolist(), got_counts.tolist(), strict=True)) == sorted(cells)
+    assert got_keys.dtype == got_counts.dtype == np.int64
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
