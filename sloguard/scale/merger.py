@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sloguard._types import I64, Bools
+from sloguard._types import I64, Bools, Intp
 from sloguard.core.aggregator import Aggregator, LatencyAggregate, SloAggregate
 from sloguard.core.exclusions import ExclusionCalendar
 from sloguard.core.histring import HistRing
@@ -319,7 +319,7 @@ def _merge_latency(lat: LatencyAggregate, parts: list[LatencyState]) -> None:
     width = lat.rings[0].counts_len if lat.rings else 0
     # A piece's cell ``row · L + cell`` is ours at ``row_map[row] · L + cell``: the cell plus its row's
     # ``shift``.
-    shifts = [(m - np.arange(len(m))) * width for m in maps]
+    shifts = [_shift(m, width) for m in maps]
     for r, ring in enumerate(lat.rings):
         head, low = _span([s.rings[r] for s in parts])
         if head is None:
@@ -334,7 +334,9 @@ def _merge_latency(lat: LatencyAggregate, parts: list[LatencyState]) -> None:
             ring.add_slots(
                 np.concatenate([h.buckets for h, _ in hists]),
                 np.concatenate([h.lengths for h, _ in hists]),
-                np.concatenate([h.keys + shift[h.keys // width] for h, shift in hists]),
+                np.concatenate(
+                    [h.keys if shift is None else h.keys + shift[h.keys // width] for h, shift in hists]
+                ),
                 np.concatenate([h.counts for h, _ in hists]),
             )
         if low is not None:
@@ -349,3 +351,10 @@ def _merge_latency(lat: LatencyAggregate, parts: list[LatencyState]) -> None:
             np.concatenate([s.series.row_events[: len(m)] for s, m in zip(full, maps, strict=True)]),
         )
         lat.too_old += sum(s.too_old for s in full)
+
+
+def _shift(row_map: Intp, width: int) -> I64 | None:
+    """What a piece's cells in each of its rows move by (rows of ``width`` cells, ``row_map`` ours for
+    each); None when nothing moves (the piece's rows are ours: its cells are as they are)."""
+    shift = (row_map - np.arange(len(row_map))) * width
+    return shift if shift.any() else None
