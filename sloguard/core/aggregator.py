@@ -52,8 +52,9 @@ from sloguard.core.state import (
 )
 from sloguard.core.windows import BucketRing, coarser, count_cells
 
-#: The key of the period's running sum in the coarse ring (windows are keyed by their length).
-PERIOD_SPAN = "period"
+#: The key of the running sums `SloAggregate.capture` reads in each ring: its windows and its part of the
+#: period, spans that all end at ``now`` aligned to the ring's resolution (`BucketRing.group_sums`).
+CAPTURED = "captured"
 
 #: Exclusions (maintenance windows) as the core reads them: ``(start_ms, end_ms, res_ms)`` -> one flag per
 #: bucket of ``res_ms`` in ``[start_ms, end_ms)``, true where the bucket is excluded. Time-slice SLOs take
@@ -95,6 +96,8 @@ def _layout(spec: SloSpec) -> _Layout:
     windows = spec.windows
     fine_windows = tuple(w for w in windows if w <= FINE_HORIZON)
     coarse_windows = tuple(w for w in windows if w > FINE_HORIZON)
+    # (`capture` lays the fine ring's windows, then the coarse ring's, end to end)
+    assert windows == fine_windows + coarse_windows, "spec.windows ascend"
     retention = max([spec.period.max_seconds, *coarse_windows])
     coarse_slots = -(-retention // res.coarse) + -(-_SKEW_SECONDS // res.coarse) + 1
     judged_slots = 0
@@ -222,38 +225,42 @@ class SloAggregate:
 
     def capture(self, now_ms: int, excluded: ExclusionMask | None = None) -> SloCounts:
         """This SLO's window and period counts at ``now_ms``: copies of the rings' running span sums
-        (`BucketRing.span_sums`), so the cost is the buckets that moved since the last read plus a copy
-        per window, not a pass over every slot. `SloCounts.evaluate` does the rest, on copies."""
+        (`BucketRing.group_sums`), so the cost is the buckets that moved since the last read plus a copy
+        per ring, not a pass over every slot. `SloCounts.evaluate` does the rest, on copies."""
         spec = self.spec
         rows = len(self.series)
         if spec.budgeting is not None:
             return self._capture_slices(spec.budgeting, now_ms, rows, excluded)
-        # Each window's sums written straight into its row of the arrays handed out: one copy each.
-        at = {w: i for i, w in enumerate(self.windows)}
-        total = np.empty((len(at), rows), np.int64)
-        bad = np.empty((len(at), rows), np.int64)
-        bounds: dict[int, tuple[int, int]] = {}
-        for ring, group in ((self.fine, self.fine_windows), (self.coarse, self.coarse_windows)):
-            res_s = ring.res_ms // 1000
-            end = now_ms // ring.res_ms
-            for w in group:
-                ring.check_retained(end - w // res_s)
-                ring.span_sums(w, end - w // res_s, end, rows, out=(total[at[w]], bad[at[w]]))
-                bounds[w] = ((end * res_s - w) * 1000, end * ring.res_ms)
+        fine, coarse = self.fine, self.coarse
+        f_res, c_res = fine.res_ms, coarse.res_ms
+        f_end, c_end = now_ms // f_res, now_ms // c_res
         p_start, p_end = self.period_bounds(now_ms)
-        res, fine = self.coarse.res_ms, self.fine.res_ms
-        self.coarse.check_retained(p_start // res)
-        p_total, p_bad = self.coarse.span_sums(PERIOD_SPAN, p_start // res, p_end // res, rows)
-        # The tail [now aligned to coarse, now aligned to fine) from the fine ring.
-        tail = p_end // res * res
-        self.fine.check_retained(tail // fine)
-        t_total, t_bad = self.fine.span_sums(PERIOD_SPAN, tail // fine, p_end // fine, rows)
-        p_total += t_total  # both fresh copies
-        p_bad += t_bad
+        # Every window ends at ``now`` aligned to its ring's resolution, and so do both parts of the period:
+        # ``p_end`` is ``now`` aligned to the fine resolution, which divides the coarse one, so its coarse
+        # part ends at ``c_end`` and its tail (from ``now`` aligned to the coarse resolution) at ``f_end``.
+        # So each ring's spans are one group of running sums, moved together (`BucketRing.group_sums`).
+        f_starts = [f_end - w // (f_res // 1000) for w in self.fine_windows]
+        c_starts = [c_end - w // (c_res // 1000) for w in self.coarse_windows]
+        for start in f_starts:
+            fine.check_retained(start)
+        for start in c_starts:
+            coarse.check_retained(start)
+        coarse.check_retained(p_start // c_res)
+        tail = p_end // c_res * c_res // f_res
+        fine.check_retained(tail)
+        f_sums = fine.group_sums(CAPTURED, [*f_starts, tail], f_end, rows)
+        c_sums = coarse.group_sums(CAPTURED, [*c_starts, p_start // c_res], c_end, rows)
+        kf, kc = len(f_starts), len(c_starts)
+        # Copies (the rings' running sums move on): totals and bad counts side by side, a call each.
+        total, bad = np.concatenate((f_sums[:, :kf], c_sums[:, :kc]), axis=1)
+        p_total, p_bad = f_sums[:, kf] + c_sums[:, kc]
+        f_s, c_s = f_res // 1000, c_res // 1000
+        bounds = [((f_end * f_s - w) * 1000, f_end * f_res) for w in self.fine_windows]
+        bounds += [((c_end * c_s - w) * 1000, c_end * c_res) for w in self.coarse_windows]
         return SloCounts(
             spec=spec,
             labels=self.series.labels(),
-            window_bounds=tuple(bounds[w] for w in self.windows),
+            window_bounds=tuple(bounds),
             total=total,
             bad=bad,
             period_bounds=(p_start, p_end),
@@ -302,8 +309,14 @@ class SloAggregate:
                 return slices.judge(b, t, bd, live)
 
             self.judged.fill(lo, end, rows, judge)
-            by_window = [self._slice_sums(w, end - b.slices(w), end, k, rows) for w in spec.windows]
-            period = self._slice_sums(PERIOD_SPAN, p_lo, end, k, rows)
+            # Every window and the period end at the slice of ``now``: one group of running sums.
+            firsts = [end - b.slices(w) for w in spec.windows]
+            starts = [a * k for a in (*firsts, p_lo)]
+            total, bad = self.coarse.group_sums(CAPTURED, starts, end * k, rows).copy()
+            by_window = [
+                slices.SliceSums(total[i], bad[i], *self.judged.sums(a, end)) for i, a in enumerate(firsts)
+            ]
+            period = slices.SliceSums(total[-1], bad[-1], *self.judged.sums(p_lo, end))
         empty = np.zeros((len(spec.windows), 0), np.int64)
         return SloCounts(
             spec=spec,
@@ -322,14 +335,6 @@ class SloAggregate:
             slices=tuple(by_window),
             period_slices=period,
         )
-
-    def _slice_sums(self, key: object, lo: int, hi: int, k: int, rows: int) -> slices.SliceSums:
-        """`slices.SliceSums` over slices ``[lo, hi)``: events from the ring's running span sums, judged
-        slices from `judged` (filled)."""
-        assert self.judged is not None
-        total, bad = self.coarse.span_sums(("slices", key), lo * k, hi * k, rows)
-        judged, badness = self.judged.sums(lo, hi)
-        return slices.SliceSums(total, bad, judged, badness)
 
     def snapshot(self, now_ms: int) -> SloSnapshot:
         return self.capture(now_ms).evaluate()

@@ -12,6 +12,7 @@ scatter-add touches a few contiguous rows of memory instead of jumping across ev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -85,6 +86,13 @@ _HOLDS: dict[type, int] = {t: int(np.iinfo(t).max) for t in (np.uint16, np.uint3
 #: `add_cells` batches held for the spans at most (then added to them at once): a bound on the memory.
 _PENDING_BATCHES = 64
 
+#: Up to this many cells, `BucketRing._shift` gathers the buckets leaving the spans (a call per block), past
+#: it subtracts them span by span straight from their slots (a temporary that large is fresh pages).
+_GATHER = 1 << 16
+#: What `BucketRing._shift` counts a `BucketRing._nested` call as, in cells read: its fixed cost (~10 numpy
+#: calls, ~15 us here) over what reading a cell costs (~1 ns).
+_CALL = 16384
+
 #: Read-only zero slot sums, one array per slot count, shared by every ring no count was written to yet.
 _NO_SLOTS: dict[int, I64] = {}
 
@@ -153,10 +161,10 @@ class BucketRing(Ring):
         self.slot_total = self.slot_bad = _no_slots(n)
         #: The series columns of the blocks (`_capacity`), allocated or not yet.
         self._rows = 0
-        #: Running per-row sums over bucket spans read every tick (`span_sums`), kept up to date by
-        #: every write (`add`'s when they are next read: `_defer`), so a tick costs O(rows x windows),
-        #: not O(rows x slots).
-        self._spans: dict[object, _Span] = {}
+        #: Running per-row sums over bucket spans read every tick (`group_sums`, `span_sums`), kept up to
+        #: date by every write (`add`'s when they are next read: `_defer`), so a tick costs O(rows x
+        #: windows), not O(rows x slots). Spans that end together (a capture's windows) are one `_Group`.
+        self._spans: dict[object, _Group] = {}
         #: Buckets `add` wrote since the running sums were last brought up to date (`_settle`), inside some
         #: span, each with its per-row counts as they were before its first such write: the spans do not
         #: hold these writes yet. See `_defer`.
@@ -206,13 +214,11 @@ class BucketRing(Ring):
         if self._spans and self.head is not None:
             # The reused slots held the oldest buckets kept, from head - n + 1 on (every one of them when
             # the head jumps by n or more): a span covering them loses their counts.
-            gone = (self.head + 1 - self.n, min(buckets.stop - self.n, self.head + 1))
-            for span in self._spans.values():
-                lo, hi = max(span.lo, gone[0]), min(span.hi, gone[1])
-                if lo < hi:
-                    t, b = self.sums(lo, hi, self.rows)
-                    span.total -= t
-                    span.bad -= b
+            first, stop = self.head + 1 - self.n, min(buckets.stop - self.n, self.head + 1)
+            for group in self._spans.values():
+                end = min(group.hi, stop)
+                if max(group.lo, first) < end:  # (the spans of a group end together: so do their parts)
+                    group.sums -= self._nested([max(lo, first) for lo in group.los], end)
         slots = np.arange(buckets.start, buckets.stop) % self.n
         for blocks in (self._total, self._bad):
             for i, blk in enumerate(blocks):
@@ -299,9 +305,9 @@ class BucketRing(Ring):
         # A batch mostly spans a bucket or two: its range, rather than a sort for the distinct ones (a
         # bucket of the range with no event costs a copy, and changes nothing).
         written = range(lo, hi + 1) if hi - lo < 4 else np.unique(buckets).tolist()
-        spans = self._spans.values()
+        groups = self._spans.values()
         for b in written:
-            if b not in self._before and any(s.lo <= b < s.hi for s in spans):
+            if b not in self._before and any(g.lo <= b < g.hi for g in groups):
                 self._before[b] = self._column(b)
 
     def _settle(self) -> None:
@@ -318,10 +324,15 @@ class BucketRing(Ring):
             # Rows added since hold no count from before (zeros then).
             t1[: len(t0)] -= t0
             b1[: len(b0)] -= b0
-            for span in self._spans.values():
-                if span.lo <= b < span.hi:
-                    span.total += t1
-                    span.bad += b1
+            for group in self._spans.values():
+                if group.lo <= b < group.hi:
+                    inside = [i for i, lo in enumerate(group.los) if lo <= b]
+                    if len(inside) == len(group.los):
+                        group.total += t1  # (a row to every span: broadcast)
+                        group.bad += b1
+                    else:
+                        group.total[inside] += t1
+                        group.bad[inside] += b1
 
     def _settle_cells(self) -> None:
         """`_settle`'s part for `add_cells`' cells: each into the spans holding its bucket. Spans mostly
@@ -335,32 +346,39 @@ class BucketRing(Ring):
             # A few cells (a piece adds ~4 to a ring): one Python step per cell and span costs less than
             # the numpy calls below, a few microseconds each whatever their size.
             cells = list(zip(bucket.tolist(), rows.tolist(), total.tolist(), bad.tolist(), strict=True))
-            for span in self._spans.values():
-                lo, hi, span_total, span_bad = span.lo, span.hi, span.total, span.bad
+            for group in self._spans.values():
+                lo, hi, los, group_total, group_bad = group.lo, group.hi, group.los, group.total, group.bad
                 for b, r, t, x in cells:
                     if lo <= b < hi:
-                        span_total[r] += t
-                        if x:
-                            span_bad[r] += x
+                        for i, start in enumerate(los):
+                            if start <= b:
+                                group_total[i, r] += t
+                                if x:
+                                    group_bad[i, r] += x
             return
         first, last = int(bucket.min()), int(bucket.max()) + 1
         parts: dict[tuple[int, int], tuple[Intp, I64, Intp, I64]] = {}
-        for span in self._spans.values():
-            lo, hi = max(span.lo, first), min(span.hi, last)
-            if lo >= hi:
-                continue
-            part = parts.get((lo, hi))
-            if part is None:
-                if (lo, hi) == (first, last):
-                    r, t, b = rows, total, bad
-                else:
-                    inside = (bucket >= lo) & (bucket < hi)
-                    r, t, b = rows[inside], total[inside], bad[inside]
-                hit = np.flatnonzero(b)
-                part = parts[lo, hi] = (r, t, r[hit], b[hit])
-            np.add.at(span.total, part[0], part[1])
-            if len(part[2]):
-                np.add.at(span.bad, part[2], part[3])
+        for group in self._spans.values():
+            # A group's spans that hold the same cells (most often all of them) take them in one call.
+            spans: dict[tuple[int, int], list[int]] = {}
+            for i, start in enumerate(group.los):
+                lo, hi = max(start, first), min(group.hi, last)
+                if lo < hi:
+                    spans.setdefault((lo, hi), []).append(i)
+            for (lo, hi), which in spans.items():
+                part = parts.get((lo, hi))
+                if part is None:
+                    if (lo, hi) == (first, last):
+                        r, t, b = rows, total, bad
+                    else:
+                        inside = (bucket >= lo) & (bucket < hi)
+                        r, t, b = rows[inside], total[inside], bad[inside]
+                    hit = np.flatnonzero(b)
+                    part = parts[lo, hi] = (r, t, r[hit], b[hit])
+                at = np.array(which, np.intp)[:, None]  # (spans x cells: the cells' counts to each span)
+                np.add.at(group.total, (at, part[0][None, :]), part[1])
+                if len(part[2]):
+                    np.add.at(group.bad, (at, part[2][None, :]), part[3])
 
     def _column(self, bucket: int) -> tuple[I64, I64]:
         """Total and bad counts of ``bucket`` (one the ring holds) per row, as int64 copies."""
@@ -521,61 +539,174 @@ class BucketRing(Ring):
             out[i] = (total, bad)
         return out
 
+    def group_sums(self, key: object, starts: Sequence[int], end: int, rows: int) -> I64:
+        """`sums` over ``[starts[i], end)`` for each ``i``: an array ``(2, len(starts), rows)`` (totals, then
+        bad counts), kept as running sums under ``key`` between calls. A read-only view of the ring's own
+        array: copy what is kept past the next call on this ring.
+
+        The spans end together (a capture's windows and its part of the period: `SloAggregate.capture`),
+        so they are read together: the first read sums each bucket of the longest once (`_nested`), a
+        later one adds the buckets that entered (the same ones for every span) and subtracts those that
+        left, all spans at once (`_shift`), and every write in between (`add`, `add_cells`, a reused slot)
+        updated them. So reading the same windows every tick costs the buckets that moved, in a few numpy
+        calls whatever the number of windows. Integers added and subtracted: exactly `sums`. Spans moved
+        backwards, or further than a fresh sum would cost, are summed afresh.
+        """
+        self._settle()
+        group = self._spans.get(key)
+        if group is None or group.hi != end or group.los != starts:
+            los = list(starts)
+            if (
+                group is None
+                or len(group.los) != len(los)
+                or end < group.hi
+                or any(lo < was for lo, was in zip(los, group.los, strict=True))
+                or not self._shift(group, los, end)
+            ):
+                group = self._spans[key] = _Group(los, end, self._nested(los, end))
+            else:
+                group.los, group.hi, group.lo = los, end, min(los)
+        out = group.sums[:, :, :rows]
+        out.flags.writeable = False
+        return out
+
     def span_sums(
         self, key: object, start: int, end: int, rows: int, out: tuple[I64, I64] | None = None
     ) -> tuple[I64, I64]:
         """`sums` over ``[start, end)`` (copies, or written into ``out``: two arrays of ``rows``), kept as a
-        running sum under ``key`` between calls.
-
-        The first read of a key sums every slot of the span; later ones only move it: the buckets that
-        entered are added and those that left subtracted, and every write in between (`add`, a reused
-        slot) updated it. So reading the same windows every tick costs the buckets that moved, not the
-        whole span. Integers added and subtracted: exactly `sums`. A span moved backwards, or further
-        than its own length, is summed afresh.
-        """
-        self._settle()
-        span = self._spans.get(key)
-        if (
-            span is None
-            or start < span.lo
-            or end < span.hi
-            or (start - span.lo) + (end - span.hi) >= end - start
-        ):
-            total, bad = self.sums(start, end, self.rows)
-            span = self._spans[key] = _Span(start, end, total, bad)
-        else:
-            for lo, hi, move in ((span.hi, end, np.add), (span.lo, min(start, span.hi), np.subtract)):
-                if lo < hi:
-                    self._move(span, lo, hi, move)
-            span.lo, span.hi = start, end
+        running sum under ``key`` between calls: `group_sums` of one span."""
+        sums = self.group_sums(key, [start], end, rows)
         if out is None:
-            return span.total[:rows].copy(), span.bad[:rows].copy()
-        out[0][...] = span.total[:rows]
-        out[1][...] = span.bad[:rows]
+            return sums[0, 0].copy(), sums[1, 0].copy()
+        out[0][...] = sums[0, 0]
+        out[1][...] = sums[1, 0]
         return out
 
-    def _move(self, span: _Span, lo: int, hi: int, move: np.ufunc) -> None:
-        """Add (``np.add``) or subtract (``np.subtract``) buckets ``[lo, hi)`` into ``span``'s sums. One
-        bucket (a window moving by one, the usual tick) goes straight from each block's slot into the
-        span: no temporary array (each would be fresh pages, faulted in on the event loop) and no
-        reduction (numpy releases the GIL in one, and a render thread then holds it for a switch
-        interval)."""
-        if not self._total:
-            return  # (nothing written: every bucket counts 0)
-        if hi - lo == 1:
-            if self.head is None or not self.head - self.n < lo <= self.head:
-                return  # a bucket the ring does not hold counts 0
-            slot = lo % self.n
-            for blocks, acc in ((self._total, span.total), (self._bad, span.bad)):
+    def _kept(self) -> tuple[int, int]:
+        """The buckets ``[first, stop)`` that may hold counts: those the ring keeps, none older than
+        ``low``; none in a ring never written."""
+        if self.head is None or not self._total:
+            return 0, 0
+        first = self.head - self.n + 1
+        if self.low is not None and self.low > first:
+            first = self.low
+        return first, self.head + 1
+
+    def _nested(self, starts: Sequence[int], end: int) -> I64:
+        """Total and bad counts per row over buckets ``[starts[i], end)`` for each ``i``, as an int64 array
+        ``(2, len(starts), rows)``, in one pass over the longest: the pieces between the distinct starts
+        are summed by one ``reduceat`` per run of slots (two where the buckets wrap around the ring), and
+        each span is the sum of the pieces from its start on (a cumulative sum from the end)."""
+        out = np.zeros((2, len(starts), self._rows), np.int64)
+        first, stop = self._kept()
+        if end < stop:
+            stop = end
+        clipped = [lo if lo > first else first for lo in starts]
+        cuts = sorted({lo for lo in clipped if lo < stop})
+        if not cuts:
+            return out
+        # Slot ``b mod n`` holds bucket ``b``; the buckets kept are at most n, so they wrap around the end
+        # of the ring at most once: at ``wrap``, whose slot is 0 (a cut of its own, not a span's start).
+        n = self.n
+        wrap = (cuts[0] // n + 1) * n
+        if wrap < stop:
+            edges = sorted({*cuts, wrap})
+            runs = [(cuts[0], wrap, [c - cuts[0] for c in edges if c < wrap]), (wrap, stop, [0])]
+            runs[1][2].extend(c - wrap for c in edges if c > wrap)
+        else:
+            edges = cuts
+            runs = [(cuts[0], stop, [c - cuts[0] for c in cuts])]
+        at = {c: len(edges) - 1 - i for i, c in enumerate(edges)}  # (pieces summed from the end)
+        rows = [i for i, lo in enumerate(clipped) if lo < stop]
+        pick = [at[clipped[i]] for i in rows]
+        every = len(rows) == len(starts)
+        for blocks, acc in zip((self._total, self._bad), out, strict=True):
+            col = 0
+            for blk in blocks:
+                width = blk.shape[1]
+                pieces = []
+                for lo, hi, offsets in runs:
+                    slot = lo % n
+                    run = blk[slot : slot + hi - lo]
+                    pieces.append(np.add.reduceat(run, offsets, axis=0, dtype=np.int64))
+                summed = (pieces[0] if len(pieces) == 1 else np.concatenate(pieces))[::-1].cumsum(axis=0)
+                if every and width == self._rows:
+                    summed.take(pick, axis=0, out=acc)
+                elif every:
+                    acc[:, col : col + width] = summed[pick]
+                else:
+                    acc[rows, col : col + width] = summed[pick]
+                col += width
+        return out
+
+    def _shift(self, group: _Group, los: list[int], end: int) -> bool:
+        """Move ``group`` to ``[los[i], end)`` (no start and not the end moved backwards): the buckets that
+        entered are added to every span, those that left each span subtracted from it (buckets the ring
+        does not hold count 0: an evicted one was subtracted when its slot was reused). False, with
+        nothing done, when that costs more than summing the group afresh (`_nested`)."""
+        first, stop = self._kept()
+        n = self.n
+        enter_lo = group.hi if group.hi > first else first
+        enter_hi = end if end < stop else stop
+        moved = enter_hi - enter_lo if enter_hi > enter_lo else 0
+        calls = int(moved > 1)  # (`_nested` calls: one for the buckets entering, one per span losing several)
+        ones: list[int] = []  # spans losing one bucket each, and its slot
+        slots: list[int] = []
+        longer = []
+        for i, (was, lo) in enumerate(zip(group.los, los, strict=True)):
+            a = was if was > first else first
+            z = lo if lo < stop else stop
+            if a < z:
+                moved += z - a
+                if z - a == 1:
+                    ones.append(i)
+                    slots.append(a % n)
+                else:
+                    longer.append((i, a, z))
+                    calls += 1
+        if not moved:
+            return True
+        # Cost in cells read, and `_CALL` cells for each `_nested` call (its fixed cost, ~10 numpy calls).
+        fresh = (enter_hi - max(min(los), first)) * self._rows + _CALL
+        if moved * self._rows + calls * _CALL > fresh:
+            return False
+        sums = group.sums
+        if enter_hi - enter_lo == 1:  # one bucket (a tick): straight from each block's slot
+            self._add_slot(group.total, group.bad, enter_lo % n, 1)
+        elif enter_lo < enter_hi:
+            sums += self._nested((enter_lo,), enter_hi)
+        if ones and len(ones) * self._rows <= _GATHER:
+            # One bucket off each (windows of fixed length moving by one): gathered, a call per block.
+            rows = slice(0, len(ones)) if ones[-1] == len(ones) - 1 else ones  # (a slice: in place)
+            for blocks, acc in ((self._total, group.total), (self._bad, group.bad)):
+                if len(blocks) == 1:
+                    acc[rows] -= blocks[0][slots]
+                    continue
                 col = 0
                 for blk in blocks:
-                    part = acc[col : col + blk.shape[1]]
-                    move(part, blk[slot], out=part)
+                    acc[rows, col : col + blk.shape[1]] -= blk[slots]
                     col += blk.shape[1]
-            return
-        t, b = self.sums(lo, hi, self.rows)
-        move(span.total, t, out=span.total)
-        move(span.bad, b, out=span.bad)
+        else:
+            for i, slot in zip(ones, slots, strict=True):
+                self._add_slot(group.total[i], group.bad[i], slot, -1)
+        for i, a, z in longer:
+            sums[:, i] -= self._nested((a,), z)[:, 0]
+        return True
+
+    def _add_slot(self, total: I64, bad: I64, slot: int, sign: int) -> None:
+        """Add (``sign`` 1) or subtract (-1) the counts of ``slot`` to ``total`` and ``bad`` (rows on their
+        last axis: one span's, or every span's), straight from each block's slot: no temporary array
+        (each would be fresh pages, faulted in on the event loop) and no reduction (numpy releases the
+        GIL in one, and a render thread then holds it for a switch interval)."""
+        for blocks, acc in ((self._total, total), (self._bad, bad)):
+            col = 0
+            for blk in blocks:
+                part = acc if len(blocks) == 1 else acc[..., col : col + blk.shape[1]]
+                if sign > 0:
+                    part += blk[slot]
+                else:
+                    part -= blk[slot]
+                col += blk.shape[1]
 
     def _dense(self, which: list[npt.NDArray[np.signedinteger]]) -> npt.NDArray[np.signedinteger]:
         return which[0] if len(which) == 1 else np.concatenate(which, axis=1)
@@ -771,19 +902,23 @@ class BucketRing(Ring):
         self.head, self.low = state.head, state.low
 
 
-class _Span:
-    """Per-row total and bad counts of a ring over buckets ``[lo, hi)`` (see `BucketRing.span_sums`)."""
+class _Group:
+    """Per-row total and bad counts of a ring over buckets ``[los[i], hi)`` for each span ``i`` (spans that
+    end together: `BucketRing.group_sums`): ``sums`` ``(2, len(los), rows)``, ``total`` and ``bad`` views of
+    its halves; ``lo`` the oldest start."""
 
-    __slots__ = ("bad", "hi", "lo", "total")
+    __slots__ = ("bad", "hi", "lo", "los", "sums", "total")
 
-    def __init__(self, lo: int, hi: int, total: I64, bad: I64) -> None:
-        self.lo, self.hi, self.total, self.bad = lo, hi, total, bad
+    def __init__(self, los: list[int], hi: int, sums: I64) -> None:
+        self.los, self.hi, self.lo = los, hi, min(los)
+        self.sums, self.total, self.bad = sums, sums[0], sums[1]
 
     def grow(self, rows: int) -> None:
-        if rows > len(self.total):
-            extra = np.zeros(rows - len(self.total), np.int64)
-            self.total = np.concatenate([self.total, extra])
-            self.bad = np.concatenate([self.bad, extra])
+        have = self.sums.shape[2]
+        if rows > have:
+            extra = np.zeros((2, len(self.los), rows - have), np.int64)
+            self.sums = np.concatenate([self.sums, extra], axis=2)
+            self.total, self.bad = self.sums[0], self.sums[1]
 
 
 class Cells(NamedTuple):

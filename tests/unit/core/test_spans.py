@@ -5,6 +5,7 @@ backward or far."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from sloguard.core import windows
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
+from sloguard.core.spec import Config
 from sloguard.core.state import RingState
 from sloguard.core.windows import BLOCK, BucketRing, coarser, count_cells
 from sloguard.specfile import parse_config
@@ -93,38 +95,50 @@ slos:
 T0 = 1_767_225_600_000 + 29 * 86_400_000 + 23 * 3_600_000  # close to a month boundary
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_a_ticking_aggregator_snapshots_as_a_fresh_one(seed: int) -> None:
-    """Snapshots every tick (running sums moved along) equal those of an aggregator given every event at
-    once and read a single time, across a month boundary, with late and future-skewed events."""
-    rnd = random.Random(seed)
-    config = parse_config(SLOS, "slos.yaml")
+def skewed_events(rnd: random.Random, now: int, customers: int) -> list[Event]:
+    """Up to 30 events of ``checkout``: current, late by seconds to a day, a few ``customers``."""
+    return [
+        Event(
+            now - rnd.choice((0, 1, 5, 61, 700, 4000, 90_000)) * 1000 + rnd.randrange(1000),
+            "checkout",
+            "GET /a",
+            f"c{rnd.randrange(customers)}",
+            rnd.choice((200, 200, 500)),
+            rnd.choice((5.0, 500.0)),
+        )
+        for _ in range(rnd.randrange(0, 30))
+    ]
+
+
+def ticks(
+    rnd: random.Random, config: Config, steps: int, moves: tuple[int, ...]
+) -> Iterator[tuple[Aggregator, Aggregator, int, int]]:
+    """An aggregator fed `skewed_events` (more customers each step) and advanced by one of ``moves`` (ms)
+    a step; after each step: it, an aggregator given every event so far at once, the step and ``now``."""
     live = Aggregator(config)
     seen: list[Event] = []
     now = T0
-    for step in range(40):
-        batch = [
-            Event(
-                now - rnd.choice((0, 1, 5, 61, 700, 4000, 90_000)) * 1000 + rnd.randrange(1000),
-                "checkout",
-                "GET /a",
-                f"c{rnd.randrange(6 + step)}",
-                rnd.choice((200, 200, 500)),
-                rnd.choice((5.0, 500.0)),
-            )
-            for _ in range(rnd.randrange(0, 30))
-        ]
+    for step in range(steps):
+        batch = skewed_events(rnd, now, 6 + step)
         if batch:
             live.ingest(EventBatch.from_events(batch))
             seen += batch
-        now += rnd.choice((1000, 1000, 10_000, 300_000))
+        now += rnd.choice(moves)
         live.advance(now)
-        got = live.snapshot(now)
         fresh = Aggregator(config)
         if seen:
             fresh.ingest(EventBatch.from_events(seen))
         fresh.advance(now)
-        want = fresh.snapshot(now)
+        yield live, fresh, step, now
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_ticking_aggregator_snapshots_as_a_fresh_one(seed: int) -> None:
+    """Snapshots every tick (running sums moved along) equal those of an aggregator given every event at
+    once and read a single time, across a month boundary, with late and future-skewed events."""
+    config = parse_config(SLOS, "slos.yaml")
+    for live, fresh, step, now in ticks(random.Random(seed), config, 40, (1000, 1000, 10_000, 300_000)):
+        got, want = live.snapshot(now), fresh.snapshot(now)
         for g, w in zip(got.slos, want.slos, strict=True):
             assert g.labels == w.labels
             for name in ("total", "bad", "period_total", "period_bad", "burn_rate", "firing"):
