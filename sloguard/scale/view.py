@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain, compress
+from typing import TypeVar
 
 import numpy as np
 
@@ -190,27 +192,37 @@ class OwnedCounts:
         return snapshot
 
 
-def _keep(a: I64, mask: Bools) -> I64:
-    """The columns (last axis) of ``a`` that ``mask`` keeps (``a`` itself if all)."""
-    return a if mask.all() else a[..., mask]
+#: One part of an SLO's counts: a partition's capture and the columns it owns (None: all of them).
+_Pick = tuple[SloCounts, Bools | None]
 
 
-def _cat(arrays: Sequence[I64]) -> I64:
+def _picks(parts: Sequence[tuple[SloCounts, Bools]]) -> list[_Pick]:
+    """``parts`` with a mask that keeps every column replaced by None (checked once per part, not once
+    per array)."""
+    return [(c, None if m.all() else m) for c, m in parts]
+
+
+_A = TypeVar("_A", I64, F64)
+
+
+def _cat(picks: Sequence[tuple[_A, Bools | None]]) -> _A:
+    """The kept columns (last axis) of each array, side by side."""
+    arrays = [a if m is None else a[..., m] for a, m in picks]
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays, -1)
 
 
-def _slices(parts: Sequence[tuple[SloCounts, Bools]], pick: int | None) -> SliceSums | None:
+def _slices(picks: Sequence[_Pick], pick: int | None) -> SliceSums | None:
     """The `SliceSums` of window ``pick`` (None: the period) of every part, side by side."""
     sums = []
-    for c, _ in parts:
+    for c, _ in picks:
         s = c.period_slices if pick is None else (c.slices[pick] if c.slices is not None else None)
         if s is None:
             return None
         sums.append(s)
-    masks = [m for _, m in parts]
+    masks = [m for _, m in picks]
     return SliceSums(
         *(
-            np.concatenate([_keep(getattr(s, f), m) for s, m in zip(sums, masks, strict=True)], -1)
+            _cat([(getattr(s, f), m) for s, m in zip(sums, masks, strict=True)])
             for f in ("total", "bad", "judged", "bad_slices")
         )
     )
@@ -220,22 +232,22 @@ def _slo(
     template: SloCounts, parts: Sequence[tuple[SloCounts, Bools]], states: Sequence[SloAggregate]
 ) -> SloCounts:
     """``parts`` (each part's owned columns) side by side; ``template`` gives the bounds when none."""
-    if not parts:
-        parts = [(template, np.zeros(len(template.labels), np.bool_))]
-    first = parts[0][0]
+    picks = _picks(parts) if parts else [(template, np.zeros(len(template.labels), np.bool_))]
+    first = picks[0][0]
     slices = None
     if first.slices is not None:
-        per_window = [_slices(parts, i) for i in range(len(first.slices))]
+        per_window = [_slices(picks, i) for i in range(len(first.slices))]
         slices = tuple(s for s in per_window if s is not None)
+    labels = chain.from_iterable(c.labels if m is None else compress(c.labels, m.tolist()) for c, m in picks)
     return replace(
         first,
-        labels=tuple(k for c, m in parts for k, keep in zip(c.labels, m.tolist(), strict=True) if keep),
-        total=_cat([_keep(c.total, m) for c, m in parts]),
-        bad=_cat([_keep(c.bad, m) for c, m in parts]),
-        period_total=_cat([_keep(c.period_total, m) for c, m in parts]),
-        period_bad=_cat([_keep(c.period_bad, m) for c, m in parts]),
+        labels=tuple(labels),
+        total=_cat([(c.total, m) for c, m in picks]),
+        bad=_cat([(c.bad, m) for c, m in picks]),
+        period_total=_cat([(c.period_total, m) for c, m in picks]),
+        period_bad=_cat([(c.period_bad, m) for c, m in picks]),
         slices=slices,
-        period_slices=_slices(parts, None) if first.period_slices is not None else None,
+        period_slices=_slices(picks, None) if first.period_slices is not None else None,
         overflow_events=sum(s.counters[0] for s in states),
         too_old_events=sum(s.counters[1] for s in states),
         events=sum(s.counters[2] for s in states),

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import gzip as gzip_module
 import random
+from dataclasses import replace
+from fractions import Fraction
 
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
+from sloguard.core.spec import Timeslices
 from sloguard.export.collector import Exposition
 from sloguard.export.self_metrics import SELF_METRICS, Sources
 from sloguard.export.text import Body
 from sloguard.scale.codec import decode_piece, encode_pieces
 from sloguard.scale.merger import Merger
-from sloguard.scale.partials import InputRange, apply, split, summarise
+from sloguard.scale.partials import InputRange, apply, config_fingerprint, split, summarise
 from sloguard.scale.view import OwnedCounts, ViewCache, owned_counts, owned_snapshot
 from sloguard.telemetry import TelemetrySnapshot
+from tests.support.specs import config, slo
 from tests.unit.scale.test_exactly_once import CONFIG, FP, T0
 
 PARTITIONS = 3
@@ -70,6 +74,42 @@ def test_merge_processes_together_export_the_single_process_samples() -> None:
         "sloguard_slo_burn_rate_thr",
     )
     assert all(line.startswith(constant) for line in a & b)
+
+
+def test_time_slice_counts_are_joined_over_partitions_as_the_counts_are() -> None:
+    """Time-slice SLOs (both methods, grouped and not): each part's slice sums are joined over the
+    partitions a process owns (`_slices`) column for column with its counts, so two processes (one
+    partition, the other two) export together what one owning all three exports, and a tick's counts
+    reused through a `ViewCache` render as counts made afresh."""
+    specs = [
+        replace(slo(name=f"ts-{i}", group_by=by, coarse=60), budgeting=Timeslices(60, ratio))
+        for i, (by, ratio) in enumerate(
+            [(("endpoint",), Fraction(9, 10)), (("customer",), None), ((), Fraction(1, 2))]
+        )
+    ]
+    cfg = config(*specs)
+    fp = config_fingerprint(cfg)
+    events = _events(600)
+    mergers = [Merger(cfg, fp, p, PARTITIONS) for p in range(PARTITIONS)]
+    for i in range(0, len(events), 100):
+        state = summarise(cfg, [EventBatch.from_events(events[i : i + 100])])
+        for p, piece in enumerate(split(cfg, state, PARTITIONS)):
+            apply(mergers[p].aggregator, piece)
+    exposition, telemetry = Exposition(version="t"), TelemetrySnapshot()
+
+    def samples(owned: list[Merger], cache: ViewCache | None = None) -> set[str]:
+        counts = owned_counts(Aggregator(cfg), owned, NOW, cache)
+        return _samples(exposition.render(counts.evaluate(), telemetry))
+
+    every = samples(mergers)
+    assert {line.split("{")[0] for line in every} >= {
+        "sloguard_slo_time_slices",
+        "sloguard_slo_bad_time_slices",
+    }
+    assert samples(mergers[:1]) | samples(mergers[1:]) == every
+    cache = ViewCache()
+    for owned in (mergers[:1], mergers[1:], mergers, mergers):
+        assert samples(owned, cache) == samples(owned)
 
 
 def _offer(mergers: list[Merger], events: list[Event], start: int, end: int) -> None:
