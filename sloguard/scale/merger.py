@@ -37,7 +37,8 @@ from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, ser
 __all__ = ["Merger", "Refused"]
 
 #: Pieces held before they are added (`Merger.offer`): at most this many, and at most this many bytes of
-#: decoded bodies (a piece holds its body's buffer; ~270 KiB for bench-scale's 47 KiB records).
+#: decoded bodies (a piece holds its body's int64s: ~490 KiB for bench-scale's ~42 KiB format-4 records,
+#: so a backlog is added ~8 pieces at a time).
 HELD_PIECES = 32
 HELD_BYTES = 4 << 20
 
