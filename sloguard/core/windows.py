@@ -219,15 +219,28 @@ class BucketRing(Ring):
                 end = min(group.hi, stop)
                 if max(group.lo, first) < end:  # (the spans of a group end together: so do their parts)
                     group.sums -= self._nested([max(lo, first) for lo in group.los], end)
-        slots = np.arange(buckets.start, buckets.stop) % self.n
-        for blocks in (self._total, self._bad):
-            for i, blk in enumerate(blocks):
-                if len(buckets) == self.n:  # fresh zeros (fill and zeros_like write every page)
+        # The reused slots held buckets ``[start − n, stop − n)``; none older than ``low`` was ever written
+        # (a ring that saw minutes of a 30-day span, a fresh stage-2 partition: most ticks clear nothing).
+        n = self.n
+        lo, hi = buckets.start - n, buckets.stop - n
+        if self.low is not None and self.low > lo:
+            lo = self.low
+        if lo >= hi:
+            return
+        if len(buckets) == n:  # every slot: fresh zeros (fill and zeros_like write every page)
+            for blocks in (self._total, self._bad):
+                for i, blk in enumerate(blocks):
                     blocks[i] = np.zeros(blk.shape, blk.dtype)  # calloc: no page written
-                else:
-                    blk[slots] = 0
-        self.slot_total[slots] = 0
-        self.slot_bad[slots] = 0
+            self.slot_total[:] = 0
+            self.slot_bad[:] = 0
+            return
+        a, z = lo % n, (hi - 1) % n + 1
+        for part in (slice(a, z),) if a < z else (slice(a, n), slice(0, z)):  # (slices: no index array)
+            for blocks in (self._total, self._bad):
+                for blk in blocks:
+                    blk[part] = 0
+            self.slot_total[part] = 0
+            self.slot_bad[part] = 0
 
     def add(self, rows: Intp, buckets: I64, bad: Bools) -> int:
         """Count one event per element; returns how many were too old for the ring (and dropped).

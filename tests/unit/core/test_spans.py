@@ -340,3 +340,10 @@ def test_span_sums_equal_a_naive_ring_through_interleaved_writes(
                     want = nv.sums(end - length, end, rows)
                     assert [a.tolist() for a in got] == list(want), (seed, step, scale, length)
                 assert read.head == nv.head
+                # Every cell the ring keeps (a slot reused but not emptied would show here).
+                oldest = nv.head - n + 1
+                kept = read.dense(oldest, nv.head + 1, rows)
+                for bucket in range(oldest, nv.head + 1):
+                    held = [nv.cells.get((bucket, i), [0, 0]) for i in range(rows)]
+                    assert kept[0][bucket - oldest].tolist() == [c[0] for c in held], (seed, step, bucket)
+                    assert kept[1][bucket - oldest].tolist() == [c[1] for c in held], (seed, step, bucket)
