@@ -79,7 +79,8 @@ class EvictedWindowError(ValueError):
 #: Series rows are stored in blocks of this many columns, so adding series never copies old ones.
 BLOCK = 16384
 
-#: Up to this many cells `add_cells` wrote since a read are added to the spans one by one (`_settle_cells`).
+#: Up to this many (cell, span) pairs of the cells `add_cells` wrote since a read are added to the spans one
+#: by one (`_settle_cells`), past it in one numpy call.
 _FEW_CELLS = 32
 #: The largest count each narrower counter type holds (looked up once: ``np.iinfo`` makes an object a call).
 _HOLDS: dict[type, int] = {t: int(np.iinfo(t).max) for t in (np.uint16, np.uint32)}
@@ -348,18 +349,20 @@ class BucketRing(Ring):
                         group.bad[inside] += b1
 
     def _settle_cells(self) -> None:
-        """`_settle`'s part for `add_cells`' cells: each into the spans holding its bucket. Spans mostly
-        hold all of them, or the same part (those before the open bucket): a part is picked once for
-        the spans it is the same for (by its bucket range), and the cells with bad events once each."""
+        """`_settle`'s part for `add_cells`' cells: each into the spans holding its bucket (a group's spans
+        end together: those starting at or before it)."""
         pending, self._pending = self._pending, []
         bucket, rows, total, bad = (
             pending[0] if len(pending) == 1 else (np.concatenate(p) for p in zip(*pending, strict=True))
         )
-        if len(bucket) <= _FEW_CELLS:
-            # A few cells (a piece adds ~4 to a ring): one Python step per cell and span costs less than
-            # the numpy calls below, a few microseconds each whatever their size.
-            cells = list(zip(bucket.tolist(), rows.tolist(), total.tolist(), bad.tolist(), strict=True))
-            for group in self._spans.values():
+        cells = None
+        for group in self._spans.values():
+            if len(bucket) * len(group.los) <= _FEW_CELLS:
+                # A few cells (a piece adds ~4 to a ring): one Python step per cell and span costs less
+                # than the numpy calls below, a few microseconds each whatever their size.
+                if cells is None:
+                    columns = (bucket.tolist(), rows.tolist(), total.tolist(), bad.tolist())
+                    cells = list(zip(*columns, strict=True))
                 lo, hi, los, group_total, group_bad = group.lo, group.hi, group.los, group.total, group.bad
                 for b, r, t, x in cells:
                     if lo <= b < hi:
@@ -368,30 +371,18 @@ class BucketRing(Ring):
                                 group_total[i, r] += t
                                 if x:
                                     group_bad[i, r] += x
-            return
-        first, last = int(bucket.min()), int(bucket.max()) + 1
-        parts: dict[tuple[int, int], tuple[Intp, I64, Intp, I64]] = {}
-        for group in self._spans.values():
-            # A group's spans that hold the same cells (most often all of them) take them in one call.
-            spans: dict[tuple[int, int], list[int]] = {}
-            for i, start in enumerate(group.los):
-                lo, hi = max(start, first), min(group.hi, last)
-                if lo < hi:
-                    spans.setdefault((lo, hi), []).append(i)
-            for (lo, hi), which in spans.items():
-                part = parts.get((lo, hi))
-                if part is None:
-                    if (lo, hi) == (first, last):
-                        r, t, b = rows, total, bad
-                    else:
-                        inside = (bucket >= lo) & (bucket < hi)
-                        r, t, b = rows[inside], total[inside], bad[inside]
-                    hit = np.flatnonzero(b)
-                    part = parts[lo, hi] = (r, t, r[hit], b[hit])
-                at = np.array(which, np.intp)[:, None]  # (spans x cells: the cells' counts to each span)
-                np.add.at(group.total, (at, part[0][None, :]), part[1])
-                if len(part[2]):
-                    np.add.at(group.bad, (at, part[2][None, :]), part[3])
+                continue
+            # Every (span, cell) pair of a span holding the cell's bucket, added in one call.
+            inside = np.array(group.los)[:, None] <= bucket
+            inside &= bucket < group.hi
+            span, cell = np.nonzero(inside)
+            if not len(cell):
+                continue
+            at = rows[cell]
+            np.add.at(group.total, (span, at), total[cell])
+            hit = np.flatnonzero(bad[cell])
+            if len(hit):
+                np.add.at(group.bad, (span[hit], at[hit]), bad[cell[hit]])
 
     def _column(self, bucket: int) -> tuple[I64, I64]:
         """Total and bad counts of ``bucket`` (one the ring holds) per row, as int64 copies."""
