@@ -5,6 +5,7 @@ counts are evaluated only when its /metrics body is asked for."""
 from __future__ import annotations
 
 import functools
+import gc
 import time
 from collections.abc import Awaitable
 from types import SimpleNamespace
@@ -187,3 +188,30 @@ async def test_a_tick_is_evaluated_only_when_its_body_is_asked_for_and_shows_its
 def _fresh_counts(mergers: list[Merger], now_ms: int) -> OwnedCounts:
     """The counts of every partition's series at ``now_ms``, made afresh (no `ViewCache`)."""
     return owned_counts(Aggregator(CONFIG), mergers, now_ms)
+
+
+async def test_what_start_up_made_is_frozen_while_the_stage_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the stage has started, what start-up made is frozen (a full collection no longer scans it, as
+    in `sloguard.app`), and unfrozen when the process stops."""
+    settings = load_settings({**SETTINGS, "listen": "127.0.0.1:0"})
+    stage = Scripted(settings, CONFIG)
+    stage.answers = [False] * 10
+    proc = StageProcess(settings, CONFIG, stage)
+    frozen: list[int] = []
+
+    async def start() -> None:
+        frozen.append(gc.get_freeze_count())
+
+    async def step(stopping: object) -> None:
+        frozen.append(gc.get_freeze_count())
+        proc.stop()
+
+    async def close() -> None:
+        pass
+
+    monkeypatch.setattr(stage, "start", start)
+    monkeypatch.setattr(stage, "step", step)
+    monkeypatch.setattr(stage, "close", close)
+    gc.unfreeze()
+    assert await proc.run() == 0
+    assert frozen[0] == 0 and frozen[1] > 0 and gc.get_freeze_count() == 0
