@@ -27,6 +27,7 @@ CORE_ALLOWED = {
     "enum",
     "fnmatch",
     "fractions",
+    "functools",
     "itertools",
     "math",
     "typing",
