@@ -94,19 +94,6 @@ _GATHER = 1 << 16
 #: calls, ~15 us here) over what reading a cell costs (~1 ns).
 _CALL = 16384
 
-#: Read-only zero slot sums, one array per slot count, shared by every ring no count was written to yet.
-_NO_SLOTS: dict[int, I64] = {}
-
-
-def _no_slots(n: int) -> I64:
-    zeros = _NO_SLOTS.get(n)
-    if zeros is None:
-        zeros = np.zeros(n, np.int64)
-        zeros.flags.writeable = False  # a write must allocate the ring's own first (`_allocate`)
-        if len(_NO_SLOTS) < 256:  # (slot counts come from the SLO file: a handful)
-            _NO_SLOTS[n] = zeros
-    return zeros
-
 
 def _capacity(rows: int) -> int:
     """The series columns the blocks of a ring asked for ``rows`` have: a first block of the power of two
@@ -128,12 +115,14 @@ class BucketRing(Ring):
     no count is ever wrapped. Rows live in blocks of ``BLOCK`` columns; the first block starts
     narrow and doubles, so a one-series SLO does not pay for a thousand.
 
-    The blocks and the slot sums are allocated at the first write (`_allocate`): until then every read
-    gives zeros without them. Stage 2 makes an aggregator per partition, 2 rings per SLO each, and most
-    SLOs of a partition get no cells for a while (or never): ~28k arrays of zeros at start-up otherwise.
+    The blocks are allocated at the first write (`_allocate`): until then every read gives zeros without
+    them. Stage 2 makes an aggregator per partition, 2 rings per SLO each, and most SLOs of a partition get
+    no cells for a while (or never): ~28k arrays of zeros at start-up otherwise.
 
-    The sum over every row of each slot is kept beside the cells (``slot_total``, ``slot_bad``, int64),
-    updated by every write, so the SLO as a whole reads its history in O(slots), not O(slots x series).
+    The sum over every row of each slot (``slot_total``, ``slot_bad``, int64) is summed from the cells at
+    its first read, then kept beside them, updated by every write, so the SLO as a whole reads its history
+    in O(slots), not O(slots x series). Only the UI reads it: a ring nobody reads it of (a stage-2
+    partition's) neither allocates it nor pays for it on each write.
     """
 
     __slots__ = (
@@ -141,12 +130,11 @@ class BucketRing(Ring):
         "_before",
         "_pending",
         "_rows",
+        "_slots",
         "_spans",
         "_total",
         "dtype",
         "res_ms",
-        "slot_bad",
-        "slot_total",
     )
 
     def __init__(self, res_ms: int, n: int, rows: int = 1) -> None:
@@ -157,9 +145,9 @@ class BucketRing(Ring):
         self.dtype: type[np.unsignedinteger[Any]] | type[np.signedinteger[Any]] = np.uint16
         self._total: list[npt.NDArray[np.signedinteger]] = []
         self._bad: list[npt.NDArray[np.signedinteger]] = []
-        #: Per slot, the sum of every row's count (exact: the same integers, added as they arrive). Shared
-        #: read-only zeros until the first write (`_allocate`).
-        self.slot_total = self.slot_bad = _no_slots(n)
+        #: Per slot, the sum of every row's count, totals then bad counts (exact: the same integers, added
+        #: as they arrive); None until first read (`slot_total`), and not kept up to date till then.
+        self._slots: tuple[I64, I64] | None = None
         #: The series columns of the blocks (`_capacity`), allocated or not yet.
         self._rows = 0
         #: Running per-row sums over bucket spans read every tick (`group_sums`, `span_sums`), kept up to
@@ -175,6 +163,31 @@ class BucketRing(Ring):
         #: the spans learn them at the next read too (`_settle`), once for every batch since.
         self._pending: list[tuple[I64, Intp, I64, I64]] = []
         self.ensure_rows(max(1, rows))
+
+    @property
+    def slot_total(self) -> I64:
+        """Per slot, the total count of every row (see `_slot_sums`)."""
+        return self._slot_sums()[0]
+
+    @property
+    def slot_bad(self) -> I64:
+        """Per slot, the bad count of every row (see `_slot_sums`)."""
+        return self._slot_sums()[1]
+
+    def _slot_sums(self) -> tuple[I64, I64]:
+        """Per slot, the sums of every row's total and bad counts: summed from the cells the first time
+        (the slots that may hold counts: `_held`), kept up to date by every write from then on."""
+        if self._slots is not None:
+            return self._slots
+        total, bad = np.zeros((2, self.n), np.int64)  # (one allocation)
+        if not self._total:
+            return total, bad  # (nothing written: zeros, not kept, so writes need not keep them)
+        for first, stop in self._held():
+            for blocks, acc in ((self._total, total), (self._bad, bad)):
+                for blk in blocks:
+                    acc[first:stop] += blk[first:stop].sum(axis=1, dtype=np.int64)
+        self._slots = (total, bad)
+        return self._slots
 
     @property
     def rows(self) -> int:
@@ -206,7 +219,6 @@ class BucketRing(Ring):
         for blocks in (self._total, self._bad):
             blocks.append(np.zeros((self.n, first), self.dtype))
             blocks += [np.zeros((self.n, BLOCK), self.dtype) for _ in range((self._rows - first) // BLOCK)]
-        self.slot_total, self.slot_bad = np.zeros((2, self.n), np.int64)  # (one allocation)
 
     def _clear(self, buckets: range) -> None:
         if not self._total:
@@ -232,16 +244,18 @@ class BucketRing(Ring):
             for blocks in (self._total, self._bad):
                 for i, blk in enumerate(blocks):
                     blocks[i] = np.zeros(blk.shape, blk.dtype)  # calloc: no page written
-            self.slot_total[:] = 0
-            self.slot_bad[:] = 0
+            if self._slots is not None:
+                for sums in self._slots:
+                    sums[:] = 0
             return
         a, z = lo % n, (hi - 1) % n + 1
         for part in (slice(a, z),) if a < z else (slice(a, n), slice(0, z)):  # (slices: no index array)
             for blocks in (self._total, self._bad):
                 for blk in blocks:
                     blk[part] = 0
-            self.slot_total[part] = 0
-            self.slot_bad[part] = 0
+            if self._slots is not None:
+                for sums in self._slots:
+                    sums[part] = 0
 
     def add(self, rows: Intp, buckets: I64, bad: Bools) -> int:
         """Count one event per element; returns how many were too old for the ring (and dropped).
@@ -274,11 +288,12 @@ class BucketRing(Ring):
         # buckets % n, spelled with a floor division: numpy divides by a scalar several times faster
         # than it takes a remainder.
         slots = buckets - buckets // self.n * self.n
-        # (float weights: exact, the sums are far below 2**53)
-        self.slot_total += np.bincount(slots, total, self.n).astype(np.int64)
         hit = np.flatnonzero(bad)
-        if len(hit):
-            self.slot_bad += np.bincount(slots[hit], bad[hit], self.n).astype(np.int64)
+        if self._slots is not None:  # (float weights: exact, the sums are far below 2**53)
+            slot_total, slot_bad = self._slots
+            slot_total += np.bincount(slots, total, self.n).astype(np.int64)
+            if len(hit):
+                slot_bad += np.bincount(slots[hit], bad[hit], self.n).astype(np.int64)
         # The cells ascend by row: each block's are a run (every block but a lone first one is BLOCK wide,
         # a power of two). Whatever can be is done once for every cell, not once a block: the numpy calls
         # per block (~2 each for the total, 3 for a block holding bad cells) are what grows with series.
@@ -749,8 +764,10 @@ class BucketRing(Ring):
                 src_total[gone % self.n] = 0
                 src_bad[gone % self.n] = 0
         # Rows of other past ``m`` are empty, so its slot sums are those of what is added here.
-        self.slot_total += src_total.sum(axis=1)
-        self.slot_bad += src_bad.sum(axis=1)
+        if self._slots is not None:
+            slot_total, slot_bad = self._slots
+            slot_total += src_total.sum(axis=1)
+            slot_bad += src_bad.sum(axis=1)
         if m:
             # Widen first if the sums might not fit (bound: our fullest cell plus theirs).
             ours = max(int(blk.max()) for blk in self._total)
@@ -790,8 +807,9 @@ class BucketRing(Ring):
                 slot, row, total, bad, bucket = slot[keep], row[keep], total[keep], bad[keep], bucket[keep]
             if len(slot):
                 self._allocate()
-                np.add.at(self.slot_total, slot, total)
-                np.add.at(self.slot_bad, slot, bad)
+                if self._slots is not None:
+                    np.add.at(self._slots[0], slot, total)
+                    np.add.at(self._slots[1], slot, bad)
             targets = row_map[row]
             if self._spans:
                 # The running sums a tick reads move with the cells (as an ingest's do), at the next read
@@ -901,8 +919,9 @@ class BucketRing(Ring):
                 cols = rows[sel] - b * BLOCK
                 self._total[b][slots[sel], cols] = state.total[sel]
                 self._bad[b][slots[sel], cols] = state.bad[sel]
-            np.add.at(self.slot_total, slots, state.total)
-            np.add.at(self.slot_bad, slots, state.bad)
+            if self._slots is not None:
+                np.add.at(self._slots[0], slots, state.total)
+                np.add.at(self._slots[1], slots, state.bad)
         self.head, self.low = state.head, state.low
 
 

@@ -112,3 +112,48 @@ def test_rows_are_the_allocated_block_widths(steps: tuple[int, ...]) -> None:
         ring._allocate()
         assert ring.rows == sum(b.shape[1] for b in ring._total) == sum(b.shape[1] for b in ring._bad)
         assert all(b.shape[1] == BLOCK for b in ring._total[1:])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_slot_sums_kept_from_a_first_read_equal_those_summed_at_the_end(seed: int) -> None:
+    """`slot_total`/`slot_bad` are summed from the cells at their first read, then kept up to date by every
+    write: a ring read every step (kept through every write) and one read only at the end (summed then) give
+    the same sums, and those are the cells' (every row's counts per slot)."""
+    rnd = random.Random(seed)
+    n, rows = 12, rnd.choice((3, BLOCK + 2))
+    kept, summed = BucketRing(1000, n, rows), BucketRing(1000, n, rows)
+    head = 100
+    for _ in range(40):
+        action = rnd.random()
+        k = rnd.randrange(1, 30)
+        r = np.array([rnd.randrange(rows) for _ in range(k)], np.intp)
+        b = np.array([head - rnd.randrange(-2, n + 3) for _ in range(k)], np.int64)
+        bad = np.array([rnd.random() < 0.3 for _ in range(k)], np.bool_)
+        other = BucketRing(1000, n, rows)
+        other.add(r, b, bad)
+        target = head + rnd.choice((1, 3, n + 1))
+        for ring in (kept, summed):
+            if action < 0.4:
+                ring.add(r, b, bad)
+            elif action < 0.5:
+                ring.add(np.repeat(r[:1], 70_000), np.repeat(b[:1], 70_000), np.zeros(70_000, np.bool_))
+            elif action < 0.7:
+                ring.add_cells(other.dump(rows), np.arange(rows, dtype=np.intp))
+            elif action < 0.8:
+                ring.merge_from(other, np.arange(rows, dtype=np.intp))
+            else:
+                ring.advance(target)
+        head = max(head, kept.head or head)
+        kept.slot_total  # noqa: B018 (read every step: kept up to date from the first write on)
+    loaded = BucketRing(1000, n)
+    loaded.slot_bad  # noqa: B018
+    loaded.load(summed.dump(rows))
+    assert kept.head == summed.head
+    dense_total, dense_bad = kept.dense(head - n + 1, head + 1, rows)
+    by_slot = [np.zeros(n, np.int64), np.zeros(n, np.int64)]
+    for i, bucket in enumerate(range(head - n + 1, head + 1)):
+        by_slot[0][bucket % n] = dense_total[i].sum()
+        by_slot[1][bucket % n] = dense_bad[i].sum()
+    for ring in (kept, summed, loaded):
+        assert ring.slot_total.tolist() == by_slot[0].tolist()
+        assert ring.slot_bad.tolist() == by_slot[1].tolist()
