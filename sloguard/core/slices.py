@@ -12,7 +12,8 @@ Judging one slice of one series, with ``t`` events of which ``b`` bad:
 
 Over a window of ``n`` slices: ``judged`` = slices judged, ``bad`` = sum of their contributions, and
 the error ratio is ``bad / judged`` (0 when nothing is judged). For ``ratio_timeslices`` that is the mean
-per-slice bad ratio, ``1 − mean(good ratio)``; a float sum, exact to a few ulps.
+per-slice bad ratio, ``1 − mean(good ratio)``: a float sum, added in slice order (`column_sums`), so
+every process that holds a series sums its slices to the same float, whatever else it holds.
 
 Exclusions (maintenance windows) plug in through ``excluded``: a mask over the coarse buckets read. An
 excluded bucket's events leave the slice before it is judged; a slice whose every bucket is excluded is
@@ -75,6 +76,20 @@ def judge(b: Timeslices, total: I64, bad: I64, live: Bools) -> tuple[I64, F64]:
     return judged.astype(np.int64), badness
 
 
+def column_sums(a: F64) -> F64:
+    """Per-series sums of ``a`` (slices x series), added slice after slice in order, whatever the number
+    of series.
+
+    Float addition is not associative, so the order decides the last bit. numpy sums a 2-D array down
+    its rows one row at a time (sequential per column), but a single column is one contiguous run, which
+    it sums pairwise: the same series' slices would then give another float in a stage-2 partition that
+    holds only that series than in the single process, which holds others too. One column (or none) is
+    therefore summed by an explicit running sum, the order numpy uses for two or more (a test pins both)."""
+    if a.ndim == 2 and a.shape[1] <= 1 and len(a):
+        return np.add.accumulate(a, axis=0)[-1]
+    return a.sum(axis=0)
+
+
 def sums(total: I64, bad: I64, judged: I64, badness: F64, start: int, end: int) -> SliceSums:
     """`SliceSums` over slices ``[start, end)`` of these per-slice arrays."""
     sl = slice(max(0, start), max(0, end))
@@ -82,7 +97,7 @@ def sums(total: I64, bad: I64, judged: I64, badness: F64, start: int, end: int) 
         total[sl].sum(axis=0),
         bad[sl].sum(axis=0),
         judged[sl].sum(axis=0),
-        badness[sl].sum(axis=0),
+        column_sums(badness[sl]),
     )
 
 
@@ -158,8 +173,8 @@ class JudgedRing:
         parts = [slice(a, b)] if a < b else [slice(a, self.n), slice(0, b)]
         for part in parts:
             judged += self.judged[part].sum(axis=0, dtype=np.int64)
-            badness += self.badness[part].sum(axis=0)
+            badness += column_sums(self.badness[part])
         return judged, badness
 
 
-__all__ = ["JudgedRing", "SliceSums", "judge", "per_slice", "sums"]
+__all__ = ["JudgedRing", "SliceSums", "column_sums", "judge", "per_slice", "sums"]

@@ -328,3 +328,22 @@ def test_a_grouped_slo_with_no_series_yet_snapshots_empty(kw: dict[str, object])
     agg = Aggregator(config(sliced(group_by=("customer",), **kw)))  # type: ignore[arg-type]
     snap = agg.snapshot(T0).slos[0]
     assert snap.labels == () and snap.total.shape == (len(snap.windows), 0)
+
+
+@pytest.mark.parametrize("columns", [0, 1, 2, 3, 7])
+def test_column_sums_add_in_slice_order_whatever_the_columns(columns: int) -> None:
+    """Each column's sum is the running sum in slice order, bit for bit, for one column (numpy alone
+    would sum it pairwise) as for several (numpy's own order, pinned here in case it changes)."""
+    from sloguard.core.slices import column_sums
+
+    rng = np.random.default_rng(7)
+    bad, total = rng.integers(0, 7, (300, columns)), rng.integers(7, 13, (300, columns))
+    ratios = bad / total
+    got = column_sums(ratios)
+    assert got.shape == (columns,)
+    for j in range(columns):
+        running = 0.0
+        for x in ratios[:, j].tolist():
+            running += x
+        assert got[j] == running
+    assert column_sums(np.zeros((0, columns))).tolist() == [0.0] * columns

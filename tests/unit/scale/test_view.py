@@ -213,3 +213,30 @@ def test_pipeline_self_metrics_only_in_their_stage() -> None:
     assert "sloguard_partials_produced_total" in names["partial"]
     assert not {n for n in names[""] if "partial" in n or "stage" in n or "owned" in n}
     assert "sloguard_partials_duplicate_total" not in names["partial"]
+
+
+def test_ratio_time_slices_equal_the_single_process_to_the_last_bit() -> None:
+    """``ratio_timeslices`` sums per-slice float ratios: a partition holding a single series of the SLO
+    (its slices one contiguous column, which numpy would sum pairwise) must add them in the order the
+    single process does, so ``bad_time_slices`` and the error ratio are the same floats, not one ulp off
+    (`sloguard.core.slices.column_sums`). Through the record codec, as stage 2 reads them."""
+    spec = replace(slo(name="ts-1", group_by=("customer",), coarse=60), budgeting=Timeslices(60, None))
+    cfg = config(spec)
+    fp = config_fingerprint(cfg)
+    events = _events(600)
+    single = Aggregator(cfg)
+    single.ingest(EventBatch.from_events(events))
+    mergers = [Merger(cfg, fp, p, PARTITIONS) for p in range(PARTITIONS)]
+    for i in range(0, len(events), 100):
+        state = summarise(cfg, [EventBatch.from_events(events[i : i + 100])])
+        r = InputRange("requests", 0, i, i + 100)
+        for p, piece in enumerate(split(cfg, state, PARTITIONS)):
+            for record in encode_pieces(cfg, r, fp, p, PARTITIONS, piece):
+                mergers[p].offer(decode_piece(record))
+    held = [len(m.aggregator.slos[0].series.keys) for m in mergers]
+    assert 1 in held, f"the case needs a partition holding one series: {held}"
+    exposition, telemetry = Exposition(version="t"), TelemetrySnapshot()
+    expected = _samples(exposition.render(single.snapshot(NOW), telemetry))
+    got = _samples(exposition.render(owned_snapshot(Aggregator(cfg), mergers, NOW), telemetry))
+    assert any(line.startswith("sloguard_slo_bad_time_slices") for line in expected)
+    assert got == expected
