@@ -85,9 +85,8 @@ def column_sums(a: F64) -> F64:
     it sums pairwise: the same series' slices would then give another float in a stage-2 partition that
     holds only that series than in the single process, which holds others too. One column (or none) is
     therefore summed by an explicit running sum, the order numpy uses for two or more (a test pins both)."""
-    if a.ndim == 2 and a.shape[1] <= 1 and len(a):
-        return np.add.accumulate(a, axis=0)[-1]
-    return a.sum(axis=0)
+    out: F64 = np.add.accumulate(a, axis=0)[-1] if a.shape[1] <= 1 and len(a) else a.sum(axis=0)
+    return out
 
 
 def sums(total: I64, bad: I64, judged: I64, badness: F64, start: int, end: int) -> SliceSums:
