@@ -40,8 +40,10 @@ class CopyGate:
 
     The checkpoint's ``export_state`` runs in a worker thread too (`run_in_thread`: the tick's ``advance``
     awaits `writable`). The other users of the aggregator on the loop need not wait: the UI's
-    ``bucket_counts`` and a reload's ``export_state`` only read the rings' slots and the series, which a
-    capture does not write (it moves the running span sums: `BucketRing.span_sums`), and an eviction leaves
+    ``bucket_counts`` and a reload's ``export_state`` only read the rings' cells and the series, which a
+    capture does not write (it moves the running span sums: `BucketRing.group_sums`); the first
+    ``bucket_counts`` of a ring fills its per-slot sums from the cells (`BucketRing.slot_total`), which
+    neither a capture nor ``export_state`` touches, on the loop like every write; and an eviction leaves
     an SLO's state as it is and replaces it whole in ``Aggregator.slos`` (a reader sees the SLO before or
     after it: the same events either way). A reload then replaces the aggregator; the work under way ends
     on the old one.
