@@ -812,27 +812,53 @@ class BucketRing(Ring):
                     np.add.at(self._slots[1], slot, bad)
             targets = row_map[row]
             if self._spans:
-                # The running sums a tick reads move with the cells (as an ingest's do), at the next read
-                # (`_settle`): a tick after a merge then costs the buckets its windows moved by, not a sum
-                # over every slot, and a batch does not pay a pass per span. A bucket `add` wrote since
-                # the last read is left out: the difference of its column will hold these cells too.
                 # (Copies: the caller's arrays are not held past this call.)
-                noted = [b for b in self._before if state.head - self.n < b <= state.head]
-                if noted:
-                    cell = np.ones(len(bucket), np.bool_)
-                    for b in noted:
-                        cell &= bucket != b
-                    self._pending.append((bucket[cell], targets[cell], total[cell], bad[cell]))
-                else:
-                    self._pending.append((bucket, targets, total.copy(), bad.copy()))
-                if len(self._pending) >= _PENDING_BATCHES:  # (a ring written often and seldom read)
-                    self._settle_cells()
+                self._note_cells(state.head, bucket, targets, total.copy(), bad.copy())
             if len(slot):
                 if distinct is None:
                     distinct = len(row_map) <= 1 or bool((np.diff(row_map) > 0).all())
                 self._add_at(slot, targets, total, bad, distinct)
         if state.low is not None:
             self.low = state.low if self.low is None else min(self.low, state.low)
+
+    def add_kept(self, head: int, low: int | None, slot: I64, row: Intp, total: I64, bad: I64) -> None:
+        """`add_cells` of cells already in this ring's terms: the ring moves to ``head`` (an int), then adds
+        ``total``/``bad`` at cells ``(slot, row)``: distinct cells (no two alike) of buckets it keeps once at
+        ``head`` (a cell's bucket: ``head − (head − slot) mod n``), rows it has room for; ``low`` as a
+        state's. Stage 2's batched merge (`sloguard.scale.batch`) has already summed the cells that land on
+        one, dropped those the ring would not keep and put their rows in ours: what `add_cells` does to a
+        `RingState` of them with an identity row map and ``distinct``, without the state, the division
+        splitting its cells, the check of what is kept and the copies. The arrays are held until the next
+        read (the running sums learn them then): the caller must not change them."""
+        self.advance(head)
+        if len(slot):
+            self._allocate()
+            if self._slots is not None:
+                np.add.at(self._slots[0], slot, total)
+                np.add.at(self._slots[1], slot, bad)
+            if self._spans:
+                self._note_cells(head, head - (head - slot) % self.n, row, total, bad)
+            self._add_at(slot, row, total, bad, True)
+        if low is not None:
+            self.low = low if self.low is None else min(self.low, low)
+
+    def _note_cells(self, head: int, bucket: I64, targets: Intp, total: I64, bad: I64) -> None:
+        """Hold cells about to be written (buckets up to ``head``) for the running sums.
+
+        The running sums a tick reads move with the cells (as an ingest's do), at the next read
+        (`_settle`): a tick after a merge then costs the buckets its windows moved by, not a sum over every
+        slot, and a batch does not pay a pass per span. A bucket `add` wrote since the last read is left
+        out: the difference of its column will hold these cells too."""
+        noted = [b for b in self._before if head - self.n < b <= head]
+        if noted:
+            cell = np.ones(len(bucket), np.bool_)
+            for b in noted:
+                cell &= bucket != b
+            self._pending.append((bucket[cell], targets[cell], total[cell], bad[cell]))
+        else:
+            self._pending.append((bucket, targets, total, bad))
+        if len(self._pending) >= _PENDING_BATCHES:  # (a ring written often and seldom read)
+            self._settle_cells()
 
     def _add_at(self, slot: I64, targets: Intp, total: I64, bad: I64, distinct: bool) -> None:
         """`add_cells`' write: ``total``/``bad`` added at cells ``(slot, targets)`` (``distinct``: no cell

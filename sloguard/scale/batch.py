@@ -1,5 +1,5 @@
 """Adding the SLO counts of several pieces to a partition's SLOs at once: every SLO's cells in a few
-numpy calls, then one `BucketRing.add_cells` per ring that got cells.
+numpy calls, then one `BucketRing.add_kept` per ring that got cells.
 
 A piece's SLO counts are `Runs` (each array of every SLO end to end). Adding one SLO's part of one piece
 the way a restore and a merge would (`sloguard.scale.merger`) costs ~60 numpy calls on arrays of a few
@@ -28,7 +28,6 @@ import numpy as np
 from sloguard._types import I64, Bools, Intp
 from sloguard.core.aggregator import SloAggregate
 from sloguard.core.series import SeriesIndex
-from sloguard.core.state import RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.codec import COARSE, FINE, Runs
 
@@ -37,15 +36,6 @@ __all__ = ["add_runs", "rows_of"]
 _NONE = np.iinfo(np.int64).min
 _EMPTY = np.zeros(0, np.int64)
 _MAX = np.iinfo(np.int64).max
-_identity = np.arange(1024, dtype=np.intp)
-
-
-def _ident(rows: int) -> Intp:
-    """``arange(rows)`` (a view of one kept array)."""
-    global _identity
-    if len(_identity) < rows:
-        _identity = np.arange(2 * rows, dtype=np.intp)
-    return _identity[:rows]
 
 
 def _starts(sizes: I64) -> I64:
@@ -169,27 +159,27 @@ def _add_ring(
             total = np.add.reduceat(cell_total[order], first)
             bad = np.add.reduceat(cell_bad[order], first)
     cuts = np.searchsorted(unique, np.append(base, _MAX)).tolist()
+    # Each cell's slot and row in its ring, once for every SLO (a code is its SLO's base + slot · rows +
+    # row): `add_kept` takes them as they are.
+    slot_of = row_of = _EMPTY
+    if len(unique):
+        slo = np.repeat(np.arange(n), np.diff(cuts))
+        within = unique - base[slo]
+        per = series_rows[slo]
+        slot_of = within // per
+        row_of = within - slot_of * per
     heads_at, lows_at = newest.tolist(), oldest.tolist()
     for i in np.flatnonzero(active & (newest != _NONE)).tolist():
         ring, head, low = rings[i], heads_at[i], lows_at[i]
         a, z = cuts[i], cuts[i + 1]
-        if a == z:  # no cells: `add_cells` would only move the ring (most SLOs of a small piece)
+        if a == z:  # no cells: only the ring moves (most SLOs of a small piece)
             ring.advance(head)
             if low != _MAX:
                 ring.low = low if ring.low is None else min(ring.low, low)
             continue
-        rows = int(series_rows[i])
-        state = RingState(
-            ring.res_ms,
-            ring.n,
-            head,
-            None if low == _MAX else low,
-            rows,
-            unique[a:z] - base[i],
-            total[a:z],
-            bad[a:z],
-        )
-        ring.add_cells(state, _ident(rows), True)
+        # The cells are distinct (one sort summed those that land on one), of buckets the ring keeps once
+        # at ``head`` (`_kept`), and their rows ours.
+        ring.add_kept(head, None if low == _MAX else low, slot_of[a:z], row_of[a:z], total[a:z], bad[a:z])
 
 
 def _kept(group: Intp, slot: I64, heads: I64, ring_n: I64, top: I64, active: Bools) -> Bools | None:
