@@ -828,8 +828,7 @@ class BucketRing(Ring):
         state's. Stage 2's batched merge (`sloguard.scale.batch`) has already summed the cells that land on
         one, dropped those the ring would not keep and put their rows in ours: what `add_cells` does to a
         `RingState` of them with an identity row map and ``distinct``, without the state, the division
-        splitting its cells, the check of what is kept and the copies. The arrays are held until the next
-        read (the running sums learn them then): the caller must not change them."""
+        splitting its cells and the check of what is kept."""
         self.advance(head)
         if len(slot):
             self._allocate()
@@ -837,7 +836,9 @@ class BucketRing(Ring):
                 np.add.at(self._slots[0], slot, total)
                 np.add.at(self._slots[1], slot, bad)
             if self._spans:
-                self._note_cells(head, head - (head - slot) % self.n, row, total, bad)
+                # (Copies: the caller's arrays, views of a whole flush's, are not held past this call.)
+                bucket = head - (head - slot) % self.n
+                self._note_cells(head, bucket, row.copy(), total.copy(), bad.copy())
             self._add_at(slot, row, total, bad, True)
         if low is not None:
             self.low = low if self.low is None else min(self.low, low)

@@ -78,3 +78,17 @@ def test_add_kept_leaves_a_ring_as_add_cells_does(seed: int, monkeypatch: pytest
     end = (kept_ring.head or head) + 1
     a = cells_ring.group_sums("g", [end - 9, end - 4, end - 1], end, rows).tolist()
     assert kept_ring.group_sums("g", [end - 9, end - 4, end - 1], end, rows).tolist() == a
+
+
+def test_add_kept_holds_no_array_of_the_caller() -> None:
+    """The running sums learn the cells at the next read: what they learn are copies, so a caller that
+    reuses its arrays (a flush's, sliced per ring) changes nothing."""
+    ring = BucketRing(1000, 8, 4)
+    ring.add(np.array([0], np.intp), np.array([10], np.int64), np.array([False]))
+    ring.group_sums("g", [5, 9], 11, 4)  # (spans: the cells are held for them till the next read)
+    slot, row = np.array([2, 3], np.int64), np.array([1, 2], np.intp)
+    total, bad = np.array([5, 7], np.int64), np.array([1, 0], np.int64)
+    ring.add_kept(11, 10, slot, row, total, bad)
+    row[:], total[:], bad[:] = 0, 100, 100
+    got = ring.group_sums("g", [5, 9], 12, 4).tolist()
+    assert got == [[[1, 5, 7, 0], [1, 5, 7, 0]], [[0, 1, 0, 0], [0, 1, 0, 0]]]
