@@ -9,6 +9,7 @@ series (`select_series`), the same in every family.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy.typing as npt
 
 from sloguard._types import F64, Intp
 from sloguard.core.snapshot import SloSnapshot
-from sloguard.core.spec import HOUR, format_duration
+from sloguard.core.spec import HOUR, AlertTier, format_duration
 from sloguard.export.model import Block, Family, SeriesLabels, block, one, present
 
 #: Window label value of the rows that cover the SLO period (its actual length is in
@@ -179,11 +180,23 @@ def _period(v: SloView) -> str:
     return v.s.spec.period.describe()
 
 
+Labels = tuple[tuple[str, str], ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def _window_labels(ids: Labels, windows: tuple[int, ...]) -> tuple[Labels, ...]:
+    """The constant labels of an SLO's window rows (``ids`` and ``window``), the period's last. Made once
+    per SLO, not per family and tick (~2,300 `format_duration` calls and label tuples a bench-scale
+    update); the same tuples every tick, which the renderer's `_layout` memo keys on."""
+    return (*((*ids, ("window", format_duration(w))) for w in windows), (*ids, ("window", PERIOD)))
+
+
 def _windowed(v: SloView, by_window: npt.NDArray[Any], period: npt.NDArray[Any]) -> Iterator[Block]:
     rows = v.take(by_window)
-    for i, w in enumerate(v.s.windows):
-        yield block(v.series, (*v.ids, ("window", format_duration(w))), rows[i])
-    yield block(v.series, (*v.ids, ("window", PERIOD)), v.take(period))
+    labels = _window_labels(v.ids, v.s.windows)
+    for i in range(len(labels) - 1):
+        yield block(v.series, labels[i], rows[i])
+    yield block(v.series, labels[-1], v.take(period))
 
 
 def _per_series(v: SloView, column: npt.NDArray[Any], drop_nan: bool) -> Block:
@@ -194,19 +207,30 @@ def _per_series(v: SloView, column: npt.NDArray[Any], drop_nan: bool) -> Block:
     return block(v.series, v.ids, values, rows)
 
 
+@functools.lru_cache(maxsize=4096)
+def _tier_labels(ids: Labels, tiers: tuple[AlertTier, ...]) -> tuple[tuple[float, Labels], ...]:
+    """Per alert tier of an SLO: its threshold and constant labels (once per SLO, as `_window_labels`)."""
+    return tuple(
+        (
+            float(tier.factor),
+            (
+                *ids,
+                ("severity", tier.severity.value),
+                ("long_window", format_duration(tier.long_window)),
+                ("short_window", format_duration(tier.short_window)),
+            ),
+        )
+        for tier in tiers
+    )
+
+
 def _tier_families(views: Sequence[SloView]) -> Iterator[Family]:
     thresholds = []
     firing = []
     for v in views:
         fires = v.take(v.s.firing)
-        for k, tier in enumerate(v.s.spec.tiers):
-            labels = (
-                *v.ids,
-                ("severity", tier.severity.value),
-                ("long_window", format_duration(tier.long_window)),
-                ("short_window", format_duration(tier.short_window)),
-            )
-            thresholds.append(one(float(tier.factor), labels))
+        for k, (factor, labels) in enumerate(_tier_labels(v.ids, v.s.spec.tiers)):
+            thresholds.append(one(factor, labels))
             firing.append(block(v.series, labels, fires[k]))
     yield Family(
         "sloguard_slo_burn_rate_threshold",

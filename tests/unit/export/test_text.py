@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.utils import floatToGoString
 
+import sloguard.export.text as text_module
 from sloguard.export.collector import Exposition, SnapshotCollector
 from sloguard.export.model import Block, Family, SeriesLabels, escape_label_value
 from sloguard.export.text import (
     _affixes,
     _layout,
     _lines,
+    _make_layout,
     _plain_lines,
     _render_block,
     _render_blocks,
@@ -269,6 +271,18 @@ def test_layout_templates_are_the_layout_spelled_out(
     """`_layout` fills `_shape`'s templates: braces in the family name or label values stay as they are."""
     assert _layout(name, dims, const) == _reference_layout(name, dims, const)
     assert _layout(name, dims, const) == _reference_layout(name, dims, const)  # (the shape cached)
+
+
+def test_layout_memo_is_bounded_and_gives_the_layout_made_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_layout` keeps at most `_LAYOUTS_KEPT` layouts (cleared past it) and every one it hands back,
+    memoised or made again after a clear, is `_make_layout`'s (and the reference spelling)."""
+    monkeypatch.setattr(text_module, "_LAYOUTS", {})
+    monkeypatch.setattr(text_module, "_LAYOUTS_KEPT", 3)
+    keys = [(f"m{k % 5}", ("a",), (("slo", f"s{k % 7}"), ("window", "5m"))) for k in range(40)]
+    for name, dims, const in keys:
+        got = _layout(name, dims, const)
+        assert got == _make_layout(name, dims, const) == _reference_layout(name, dims, const)
+        assert len(text_module._LAYOUTS) <= 3
 
 
 @pytest.mark.parametrize("const", [(("a", "1"), ("a", "2")), (("x", "1"),)])
