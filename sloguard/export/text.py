@@ -256,10 +256,16 @@ def _render_blocks(blocks: Sequence[tuple[str, Block]]) -> list[list[bytes]]:
     out: list[list[bytes]] = []
     at = 0
     for name, block in blocks:
-        texts, runs = _layout(name, block.series.names, block.const)
+        series = block.series
+        texts, runs = _layout(name, series.names, block.const)
         n = len(block.values)
         values = spelled[at : at + n]
         at += n
+        if block.rows is None and n <= _SLICE:
+            # (`_block_lines`' one slice, without its generator: most of these blocks hold a few dozen
+            # samples, and the per-block calls were most of their cost)
+            out.append([_plain_lines(texts, [series.run(r) for r in runs], values).encode()] if n else [])
+            continue
         out.append([t.encode() for t in _block_lines(texts, runs, block, values, _plain_lines)])
     return out
 
