@@ -28,12 +28,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from sloguard import __version__
-from sloguard.core.snapshot import Snapshot
+from sloguard.core.snapshot import SloSnapshot, Snapshot
 from sloguard.export.latency import latency_families
 from sloguard.export.model import Block, Family, MetricType, SeriesLabels, escape_label_value
 from sloguard.export.self_metrics import Sources, self_families
 from sloguard.export.sla import sla_families
-from sloguard.export.slo import PERIOD, SloView, select_series, slo_families
+from sloguard.export.slo import PERIOD, SloView, ViewBlocks, select_series, slo_families, view_blocks
 from sloguard.export.sloth import sloth_families
 from sloguard.export.text import (
     CONTENT_TYPE,
@@ -113,6 +113,10 @@ class SnapshotCollector(Collector):
         self._inputs: tuple[object, ...] | None = None
         self._views: list[SloView] = []
         self._rest: tuple[Family, ...] = ()
+        #: Per SLO name: the `SloSnapshot` of the last update, its view and its blocks (`view_blocks`),
+        #: kept while the SLO's snapshot is the very same object (stage 2's `ViewCache` hands an SLO's
+        #: back while nothing of it changed).
+        self._per_slo: dict[str, tuple[SloSnapshot, SloView, ViewBlocks]] = {}
 
     @property
     def families(self) -> tuple[Family, ...]:
@@ -151,13 +155,24 @@ class SnapshotCollector(Collector):
     def _make_rest(self, snapshot: Snapshot) -> tuple[list[SloView], tuple[Family, ...]]:
         """The views of ``snapshot``'s SLOs and its families after the self-metrics."""
         before = self._series
-        views = [SloView(s, self.top_k.get(s.spec.name), before.get(s.spec.name)) for s in snapshot.slos]
+        kept = self._per_slo
+        per_slo: dict[str, tuple[SloSnapshot, SloView, ViewBlocks]] = {}
+        for s in snapshot.slos:
+            name = s.spec.name
+            seen = kept.get(name)
+            if seen is None or seen[0] is not s:
+                # (a kept view's series are those `follow` would give: the same labels, same object)
+                view = SloView(s, self.top_k.get(name), before.get(name))
+                seen = (s, view, view_blocks(view))
+            per_slo[name] = seen
+        self._per_slo = per_slo
+        views = [per_slo[s.spec.name][1] for s in snapshot.slos]
         series = {v.name: v.series for v in views}
         lat = snapshot.latency
         if lat is not None:
             series[""] = SeriesLabels.follow(before.get(""), lat.spec.group_by, lat.labels)
         rest = (
-            *slo_families(views),
+            *slo_families(views, [per_slo[v.name][2] for v in views]),
             *(latency_families(lat, series[""]) if lat is not None else ()),
             *(sloth_families(views, self.version) if self.sloth_compat else ()),
             *sla_families(snapshot.slas),

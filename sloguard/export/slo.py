@@ -131,49 +131,39 @@ _SLICED: tuple[tuple[str, str, _MaybeColumn, _MaybeColumn], ...] = (
 )
 
 
-def slo_families(views: Sequence[SloView]) -> Iterator[Family]:
-    """The ``sloguard_slo_*`` families of ``views``, in exposition order (all gauges)."""
-    yield from _spec_families(views)
-    for name, doc, by_window, period in _WINDOWED:
-        blocks = tuple(b for v in views for b in _windowed(v, by_window(v.s), period(v.s)))
-        yield Family(name, doc, "gauge", blocks)
-    for name, doc, by_slice, period_slices in _SLICED:
-        pairs = [(v, by_slice(v.s), period_slices(v.s)) for v in views]
-        sliced = tuple(b for v, w, p in pairs if w is not None and p is not None for b in _windowed(v, w, p))
-        if sliced:
-            yield Family(name, doc, "gauge", sliced)
-    for name, doc, column, drop_nan in _PER_SERIES:
-        yield Family(name, doc, "gauge", tuple(_per_series(v, column(v.s), drop_nan) for v in views))
-    yield from _tier_families(views)
+#: An SLO's blocks of each ``sloguard_slo_*`` family, in `slo_families`' order (`view_blocks`).
+ViewBlocks = tuple[tuple[Block, ...], ...]
 
 
-def _spec_families(views: Sequence[SloView]) -> Iterator[Family]:
-    yield Family(
-        "sloguard_slo_objective_ratio",
-        "SLO objective: the fraction of events that must be good.",
-        "gauge",
-        tuple(one(float(v.s.spec.objective), v.ids) for v in views),
-    )
-    # What each SLO is about, for joins (`* on (slo) group_left (service) sloguard_slo_info`): the SLO
-    # series carry only slo, their group labels and the SLO's static labels.
-    yield Family(
-        "sloguard_slo_info",
-        "SLO metadata; always 1.",
-        "gauge",
-        tuple(
-            one(
-                1.0,
-                (*v.ids, ("service", v.s.spec.service), ("sli", v.s.spec.sli.kind), ("period", _period(v))),
-            )
-            for v in views
-        ),
-    )
-    yield Family(
-        "sloguard_slo_period_seconds",
-        "Nominal length of the SLO period (a calendar month counts 30 days).",
-        "gauge",
-        tuple(one(v.s.spec.period.nominal_seconds, v.ids) for v in views),
-    )
+def slo_families(views: Sequence[SloView], blocks: Sequence[ViewBlocks] | None = None) -> Iterator[Family]:
+    """The ``sloguard_slo_*`` families of ``views``, in exposition order (all gauges). ``blocks``: each
+    view's `view_blocks` (made here when not given; `SnapshotCollector` keeps an SLO's while its
+    snapshot is the same object)."""
+    per_view = [view_blocks(v) for v in views] if blocks is None else blocks
+    for k, (name, doc, drop_empty) in enumerate(_FAMILIES):
+        joined = tuple(b for bs in per_view for b in bs[k])
+        if joined or not drop_empty:
+            yield Family(name, doc, "gauge", joined)
+
+
+def view_blocks(v: SloView) -> ViewBlocks:
+    """One SLO's blocks of every ``sloguard_slo_*`` family (`_FAMILIES`' order): a function of its
+    snapshot, its selection and its series labels alone."""
+    s = v.s
+    out: list[tuple[Block, ...]] = [
+        (one(float(s.spec.objective), v.ids),),
+        # What each SLO is about, for joins (`* on (slo) group_left (service) sloguard_slo_info`): the
+        # SLO series carry only slo, their group labels and the SLO's static labels.
+        (one(1.0, (*v.ids, ("service", s.spec.service), ("sli", s.spec.sli.kind), ("period", _period(v)))),),
+        (one(s.spec.period.nominal_seconds, v.ids),),
+    ]
+    out.extend(tuple(_windowed(v, by_window(s), period(s))) for _, _, by_window, period in _WINDOWED)
+    for _, _, by_slice, period_slices in _SLICED:
+        w, p = by_slice(s), period_slices(s)
+        out.append(tuple(_windowed(v, w, p)) if w is not None and p is not None else ())
+    out.extend((_per_series(v, column(s), drop_nan),) for _, _, column, drop_nan in _PER_SERIES)
+    out.extend(_tier_blocks(v))
+    return tuple(out)
 
 
 def _period(v: SloView) -> str:
@@ -195,8 +185,8 @@ def _windowed(v: SloView, by_window: npt.NDArray[Any], period: npt.NDArray[Any])
     rows = v.take(by_window)
     labels = _window_labels(v.ids, v.s.windows)
     for i in range(len(labels) - 1):
-        yield block(v.series, labels[i], rows[i])
-    yield block(v.series, labels[-1], v.take(period))
+        yield Block(v.series, labels[i], rows[i])  # (float64 already: `block` would only check it)
+    yield Block(v.series, labels[-1], v.take(period))
 
 
 def _per_series(v: SloView, column: npt.NDArray[Any], drop_nan: bool) -> Block:
@@ -207,9 +197,23 @@ def _per_series(v: SloView, column: npt.NDArray[Any], drop_nan: bool) -> Block:
     return block(v.series, v.ids, values, rows)
 
 
-@functools.lru_cache(maxsize=4096)
 def _tier_labels(ids: Labels, tiers: tuple[AlertTier, ...]) -> tuple[tuple[float, Labels], ...]:
-    """Per alert tier of an SLO: its threshold and constant labels (once per SLO, as `_window_labels`)."""
+    """Per alert tier of an SLO: its threshold and constant labels (once per SLO, as `_window_labels`;
+    kept by the tiers tuple's identity, the spec's own: hashing tiers hashes their `Fraction`s)."""
+    seen = _TIERS.get(id(tiers))
+    if seen is not None and seen[0] is tiers and seen[1] == ids:
+        return seen[2]
+    if len(_TIERS) >= 4096:
+        _TIERS.clear()
+    made = _make_tier_labels(ids, tiers)
+    _TIERS[id(tiers)] = (tiers, ids, made)  # (the tuple kept alive with it: its id is not reused)
+    return made
+
+
+_TIERS: dict[int, tuple[tuple[AlertTier, ...], Labels, tuple[tuple[float, Labels], ...]]] = {}
+
+
+def _make_tier_labels(ids: Labels, tiers: tuple[AlertTier, ...]) -> tuple[tuple[float, Labels], ...]:
     return tuple(
         (
             float(tier.factor),
@@ -224,23 +228,37 @@ def _tier_labels(ids: Labels, tiers: tuple[AlertTier, ...]) -> tuple[tuple[float
     )
 
 
-def _tier_families(views: Sequence[SloView]) -> Iterator[Family]:
-    thresholds = []
-    firing = []
-    for v in views:
-        fires = v.take(v.s.firing)
-        for k, (factor, labels) in enumerate(_tier_labels(v.ids, v.s.spec.tiers)):
-            thresholds.append(one(factor, labels))
-            firing.append(block(v.series, labels, fires[k]))
-    yield Family(
+def _tier_blocks(v: SloView) -> tuple[tuple[Block, ...], tuple[Block, ...]]:
+    """The SLO's ``burn_rate_threshold`` and ``alert_firing`` blocks, one per tier."""
+    fires = v.take(v.s.firing)
+    tiers = _tier_labels(v.ids, v.s.spec.tiers)
+    return (
+        tuple(one(factor, labels) for factor, labels in tiers),
+        tuple(block(v.series, labels, fires[k]) for k, (_, labels) in enumerate(tiers)),
+    )
+
+
+#: The ``sloguard_slo_*`` families in exposition order: (name, help, whether left out when no SLO has a
+#: block of it: the time-slice families).
+_FAMILIES: tuple[tuple[str, str, bool], ...] = (
+    ("sloguard_slo_objective_ratio", "SLO objective: the fraction of events that must be good.", False),
+    ("sloguard_slo_info", "SLO metadata; always 1.", False),
+    (
+        "sloguard_slo_period_seconds",
+        "Nominal length of the SLO period (a calendar month counts 30 days).",
+        False,
+    ),
+    *((name, doc, False) for name, doc, _, _ in _WINDOWED),
+    *((name, doc, True) for name, doc, _, _ in _SLICED),
+    *((name, doc, False) for name, doc, _, _ in _PER_SERIES),
+    (
         "sloguard_slo_burn_rate_threshold",
         "Burn rate above which a tier fires (over both its long and its short window).",
-        "gauge",
-        tuple(thresholds),
-    )
-    yield Family(
+        False,
+    ),
+    (
         "sloguard_slo_alert_firing",
         "1 when the tier's burn rate exceeds its threshold over both windows (and min_events), else 0.",
-        "gauge",
-        tuple(firing),
-    )
+        False,
+    ),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 import pytest
@@ -88,3 +89,31 @@ def test_exposition_passes_its_options_to_the_collector() -> None:
     assert (c.sloth_compat, c.top_k, c.version) == (True, {"a": 3}, "9.9")
     default = Exposition().collector
     assert (default.sloth_compat, default.top_k) == (False, {})
+
+
+@pytest.mark.parametrize("sloth", [False, True], ids=["native", "sloth-compat"])
+def test_an_slo_whose_snapshot_is_the_same_object_keeps_its_blocks_and_renders_as_new(sloth: bool) -> None:
+    """`SnapshotCollector` keeps an SLO's view and blocks while its `SloSnapshot` is the very object of
+    the last update, and makes them again otherwise: each update's bytes are those of a fresh collector
+    (and of ``generate_latest``), over ticks that keep some SLOs and replace others."""
+    first = synthetic(40, 6, nasty=True, firing_p=0.2, seed=1)
+    other = synthetic(40, 6, nasty=True, firing_p=0.2, seed=2)
+    assert len(first.slos) >= 2 and [s.spec.name for s in first.slos] == [s.spec.name for s in other.slos]
+    kept = first.slos[0]
+    ticks = [
+        first,
+        dataclasses.replace(first, now_ms=first.now_ms + 1000),  # every SLO the same objects
+        dataclasses.replace(first, slos=(kept, *other.slos[1:])),  # the first kept, the others new
+        dataclasses.replace(other, slos=(other.slos[0], *other.slos[1:])),  # the first replaced
+        first,
+    ]
+    exposition = Exposition(sloth_compat=sloth)
+    last_blocks = None
+    for k, snap in enumerate(ticks):
+        body = exposition.render(snap, TELEMETRY)
+        assert body == Exposition(sloth_compat=sloth).render(snap, TELEMETRY)
+        assert body == generate_latest(exposition.registry)
+        blocks = exposition.collector._per_slo[kept.spec.name][2]
+        if k in (1, 2):
+            assert blocks is last_blocks  # same snapshot object: not made again
+        last_blocks = blocks
