@@ -153,6 +153,14 @@ class ViewCache:
         self.last: tuple[tuple[Merger, ...], tuple[int, ...], int, OwnedCounts] | None = None
         #: The largest duration (ms) every ring's bucket or slot (and every time slice) is a multiple of.
         self.grain_ms = 0
+        #: Per (SLO index or -1 for latency, partition position): an owned mask and whether it owns any
+        #: series (`Merger.owned_mask` hands the same array back while its key list did not grow).
+        self.owns: dict[tuple[int, int], tuple[Bools, bool]] = {}
+        #: The latency groups' labels and what they were taken from: per part, its key list, that
+        #: list's length then and its owned mask (`_latency_labels`).
+        self.latency_labels: (
+            tuple[tuple[tuple[object, int, Bools], ...], tuple[tuple[str, ...], ...]] | None
+        ) = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,10 +325,10 @@ def _owned_counts(
     for i, slo in enumerate(base.slos):
         name = slo.spec.name
         parts = []
-        for m, agg in zip(mergers, aggs, strict=True):
+        for j, (m, agg) in enumerate(zip(mergers, aggs, strict=True)):
             s = agg.slos[i]
             mask = m.owned_mask(name, s.series.keys)
-            if mask.any():
+            if _owns_any(cache, (i, j), mask):
                 parts.append((_capture(m, i, s, now_ms), mask))
         counters = _counters([a.slos[i] for a in aggs])
         if cache is None:
@@ -352,11 +360,11 @@ def _owned_counts(
     if base.latency is not None:
         lat = base.latency
         lparts = []
-        for m, agg in zip(mergers, aggs, strict=True):
+        for j, (m, agg) in enumerate(zip(mergers, aggs, strict=True)):
             assert agg.latency is not None
             keys = agg.latency.series.keys
             mask = m.owned_mask(None, keys)
-            if mask.any():
+            if _owns_any(cache, (-1, j), mask):
                 lparts.append((agg.latency, mask))
         windows = []
         for r, ring in enumerate(lat.rings):
@@ -367,9 +375,7 @@ def _owned_counts(
         latency = LatencyCounts(
             spec=lat.spec,
             layout=lat.layout,
-            labels=tuple(
-                k for lp, m in lparts for k, keep in zip(lp.series.keys, m.tolist(), strict=True) if keep
-            ),
+            labels=_latency_labels(cache, [(lp.series.keys, m) for lp, m in lparts]),
             windows=tuple(windows),
             overflow_events=sum(s.series.overflow_events for s in lstates),
             too_old_events=sum(s.too_old for s in lstates),
@@ -385,6 +391,38 @@ def _owned_counts(
         newest_event_ms=max(newest) if newest else None,
         cache=cache,
     )
+
+
+def _owns_any(cache: ViewCache | None, key: tuple[int, int], mask: Bools) -> bool:
+    """``mask.any()``, kept in ``cache`` while the mask is the same array (never written once made:
+    `Merger.owned_mask` makes a new one when its key list grows). ~750 numpy reductions a tick."""
+    if cache is None:
+        return bool(mask.any())
+    seen = cache.owns.get(key)
+    if seen is not None and seen[0] is mask:
+        return seen[1]
+    owns = bool(mask.any())
+    cache.owns[key] = (mask, owns)
+    return owns
+
+
+def _latency_labels(
+    cache: ViewCache | None, parts: Sequence[tuple[Sequence[tuple[str, ...]], Bools]]
+) -> tuple[tuple[str, ...], ...]:
+    """The owned latency groups' labels, part after part: those of the last tick when every part has the
+    same key list (append-only: the same length, the same keys) and the same mask array."""
+    refs = tuple((keys, len(keys), mask) for keys, mask in parts)
+    last = cache.latency_labels if cache is not None else None
+    if (
+        last is not None
+        and len(last[0]) == len(refs)
+        and all(a[0] is b[0] and a[1] == b[1] and a[2] is b[2] for a, b in zip(last[0], refs, strict=True))
+    ):
+        return last[1]
+    labels = tuple(k for keys, m in parts for k, keep in zip(keys, m.tolist(), strict=True) if keep)
+    if cache is not None:
+        cache.latency_labels = (refs, labels)
+    return labels
 
 
 def owned_snapshot(base: Aggregator, mergers: Sequence[Merger], now_ms: int) -> Snapshot:

@@ -240,3 +240,23 @@ def test_ratio_time_slices_equal_the_single_process_to_the_last_bit() -> None:
     got = _samples(exposition.render(owned_snapshot(Aggregator(cfg), mergers, NOW), telemetry))
     assert any(line.startswith("sloguard_slo_bad_time_slices") for line in expected)
     assert got == expected
+
+
+def test_kept_owned_flags_and_latency_labels_equal_those_made_afresh() -> None:
+    """With a `ViewCache`, which partitions own series of each SLO (`_owns_any`) and the latency groups'
+    labels (`_latency_labels`) are kept while the masks and key lists are the same: as pieces add
+    series, every tick's SLO labels and latency labels equal those of `owned_counts` without a cache."""
+    events = _events(400)
+    mergers = [Merger(CONFIG, FP, p, PARTITIONS) for p in range(PARTITIONS)]
+    base = Aggregator(CONFIG)
+    cache = ViewCache()
+    now = NOW
+    for i in range(0, len(events), 40):
+        _offer(mergers, events, i, i + 40)
+        for step in (0, 1_000):
+            now += step
+            kept, fresh = owned_counts(base, mergers, now, cache), owned_counts(base, mergers, now)
+            assert [s.labels for s in kept.slos] == [s.labels for s in fresh.slos]
+            assert kept.latency is not None and fresh.latency is not None
+            assert kept.latency.labels == fresh.latency.labels
+    assert cache.owns and cache.latency_labels is not None
