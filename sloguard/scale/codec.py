@@ -48,8 +48,10 @@ piece (`Piece.parts`) costs a few slices, not one per SLO and array. The narrow 
 are small (a bucket's count, an HDR cell's), and version 3's int64s were ~4x the bytes to inflate.
 
 A piece larger than ``max_bytes`` is cut by series into several records, all naming the same range, each
-with its ``index``/``count``: halving the series list until each half fits, so the cut depends only on
-the piece (the same range read again by another owner gives byte-identical records). Counters that
+with its ``index``/``count``: halving the series list until each half's raw body, at zlib's bound on
+what it can compress to, fits. So the cut depends only on the piece, not on the compressor (the same
+range read again by another owner gives the same records, series for series, whatever zlib build it
+runs). Counters that
 belong to no series go in record 0 only.
 """
 
@@ -289,6 +291,11 @@ def _parts_of(config: Config, fingerprints: Fingerprints, state: AggregatorState
 
 def _body(config: Config, state: AggregatorState) -> bytes:
     """The body (format in the module docstring) of ``state``, a state of ``config``."""
+    return _deflate(_raw_body(config, state))
+
+
+def _raw_body(config: Config, state: AggregatorState) -> bytes:
+    """`_body` before it is compressed."""
     runs = _runs_of(config, state)
     slos = [[keys, t, e] for keys, t, e in zip(runs.keys, runs.too_old, runs.events, strict=True)]
     arrays: list[I64] = [runs.heads.reshape(-1), runs.row_events, *runs.fine, *runs.coarse]
@@ -304,16 +311,26 @@ def _body(config: Config, state: AggregatorState) -> bytes:
     return _pack([state.events, state.newest_ms, state.oldest_ms, slos, latency], arrays)
 
 
+def _deflate(raw: bytes) -> bytes:
+    """A raw body compressed. Level 1: partials are written once and read once, soon; speed beats the
+    last few percent. The standard library's zlib, not ISA-L's faster one: the records of one range
+    are then the same bytes on every host of one image (ISA-L's output depends on the CPU it runs on),
+    though nothing relies on that since the cut no longer depends on the compressed size (`_halves`)."""
+    return zlib.compress(raw, 1)
+
+
+def _bound(n: int) -> int:
+    """The most bytes zlib can make of ``n`` bytes (its ``compressBound``): incompressible data grows by
+    a few bytes per 16 KiB block and a header."""
+    return n + (n >> 12) + (n >> 14) + (n >> 25) + 13
+
+
 def _pack(meta: list[Any], arrays: list[I64]) -> bytes:
-    """A body: ``meta`` and the ints of ``arrays`` (module docstring)."""
+    """A raw (uncompressed) body: ``meta`` and the ints of ``arrays`` (module docstring)."""
     head = _META_OUT.encode(meta)
     layout, data = _narrow(arrays)
-    # Level 1: partials are written once and read once, soon; speed beats the last few percent. The
-    # standard library's zlib, not ISA-L's faster one: the compressed size decides how a piece is cut
-    # (`_halves`), so it must be the same on every host that may read the range again, and ISA-L's
-    # output depends on the CPU it runs on.
     table = [_U32.pack(len(layout)), *(_RUN.pack(w, n) for w, n in layout)]
-    return zlib.compress(b"".join([_U32.pack(len(head)), head, *table, *data]), 1)
+    return b"".join([_U32.pack(len(head)), head, *table, *data])
 
 
 def _width(a: I64) -> int:
@@ -503,16 +520,22 @@ def decode_piece(data: bytes) -> Piece:
 
 
 def _halves(config: Config, state: AggregatorState, max_bytes: int, head: int) -> list[bytes]:
-    """The bodies of ``state`` cut by series until each part's body fits in ``max_bytes − head``."""
-    body = _body(config, state)
-    if head + len(body) <= max_bytes:
+    """The raw bodies of ``state`` cut by series until each part's body, compressed, surely fits in
+    ``max_bytes − head``.
+
+    The cut is decided on the raw size (and zlib's bound on what it can make of it), never on the
+    compressed size: that depends on the zlib build, and two stage-1 hosts with different builds could
+    otherwise cut the same range into the same number of records holding different series, which stage
+    2 could not tell apart (docs/scaling.md). The raw body is a function of the piece alone."""
+    body = _raw_body(config, state)
+    if head + _bound(len(body)) <= max_bytes:
         return [body]
     series = [(name, i) for name, s in state.slos.items() for i in range(len(s.series.keys))]
     if state.latency is not None:
         series += [("", i) for i in range(len(state.latency.series.keys))]
     if len(series) <= 1:
         raise PieceTooLargeError(
-            f"one series of range needs {head + len(body)} bytes, over the cap of {max_bytes}"
+            f"one series of range needs up to {head + _bound(len(body))} bytes, over the cap of {max_bytes}"
         )
     mid = len(series) // 2
     parts = []
@@ -542,6 +565,6 @@ def encode_pieces(
     bodies = _halves(config, state, max_bytes, len(_head(probe)))
     # (each body made once: the one `_halves` measured is the one sent)
     return [
-        _head(Piece(rng, fingerprint, partition, partitions, i, len(bodies), state)) + body
+        _head(Piece(rng, fingerprint, partition, partitions, i, len(bodies), state)) + _deflate(body)
         for i, body in enumerate(bodies)
     ]
