@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
-from sloguard.core.spec import Timeslices
+from sloguard.core.spec import Config, Timeslices
 from sloguard.export.collector import Exposition
 from sloguard.export.self_metrics import SELF_METRICS, Sources
 from sloguard.export.text import Body
@@ -112,12 +112,14 @@ def test_time_slice_counts_are_joined_over_partitions_as_the_counts_are() -> Non
         assert samples(owned, cache) == samples(owned)
 
 
-def _offer(mergers: list[Merger], events: list[Event], start: int, end: int) -> None:
+def _offer(
+    mergers: list[Merger], events: list[Event], start: int, end: int, cfg: Config = CONFIG, fp: bytes = FP
+) -> None:
     """Events ``[start, end)`` as stage 1 sends them: one range's pieces, offered to their partitions."""
-    state = summarise(CONFIG, [EventBatch.from_events(events[start:end])])
+    state = summarise(cfg, [EventBatch.from_events(events[start:end])])
     rng = InputRange("requests", 0, start, end)
-    for p, piece in enumerate(split(CONFIG, state, PARTITIONS)):
-        for record in encode_pieces(CONFIG, rng, FP, p, PARTITIONS, piece):
+    for p, piece in enumerate(split(cfg, state, PARTITIONS)):
+        for record in encode_pieces(cfg, rng, fp, p, PARTITIONS, piece):
             mergers[p].offer(decode_piece(record))
 
 
@@ -228,11 +230,7 @@ def test_ratio_time_slices_equal_the_single_process_to_the_last_bit() -> None:
     single.ingest(EventBatch.from_events(events))
     mergers = [Merger(cfg, fp, p, PARTITIONS) for p in range(PARTITIONS)]
     for i in range(0, len(events), 100):
-        state = summarise(cfg, [EventBatch.from_events(events[i : i + 100])])
-        r = InputRange("requests", 0, i, i + 100)
-        for p, piece in enumerate(split(cfg, state, PARTITIONS)):
-            for record in encode_pieces(cfg, r, fp, p, PARTITIONS, piece):
-                mergers[p].offer(decode_piece(record))
+        _offer(mergers, events, i, i + 100, cfg, fp)
     held = [len(m.aggregator.slos[0].series.keys) for m in mergers]
     assert 1 in held, f"the case needs a partition holding one series: {held}"
     exposition, telemetry = Exposition(version="t"), TelemetrySnapshot()
