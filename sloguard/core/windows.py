@@ -536,28 +536,6 @@ class BucketRing(Ring):
             out.append(acc[:rows])
         return out[0], out[1]
 
-    def nested_sums(self, end: int, lengths: list[int], rows: int) -> list[tuple[I64, I64]]:
-        """Sums over ``[end − L, end)`` for each length ``L`` (in buckets), sharing the work.
-
-        Windows that end together are nested, so each is the previous one plus the slots between:
-        the cost is that of the longest window only.
-        """
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        out: list[tuple[I64, I64]] = [(np.zeros(0, np.int64), np.zeros(0, np.int64))] * len(lengths)
-        total = np.zeros(rows, np.int64)
-        bad = np.zeros(rows, np.int64)
-        done = 0
-        for i in order:
-            length = lengths[i]
-            self.check_retained(end - length)
-            if length > done:
-                t, b = self.sums(end - length, end - done, rows)
-                total = total + t
-                bad = bad + b
-                done = length
-            out[i] = (total, bad)
-        return out
-
     def group_sums(self, key: object, starts: Sequence[int], end: int, rows: int) -> I64:
         """`sums` over ``[starts[i], end)`` for each ``i``: an array ``(2, len(starts), rows)`` (totals, then
         bad counts), kept as running sums under ``key`` between calls. A read-only view of the ring's own
