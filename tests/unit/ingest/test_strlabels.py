@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sloguard.core.model import Rejections, Vocab, Vocabs
-from sloguard.ingest.columns import Columns
+from sloguard.ingest.columns import Columns, Pending
 from sloguard.ingest.decode import Decoder
 from sloguard.ingest.framing import PIECE_BYTES
 from sloguard.ingest.labelcache import LABEL_WORDS, LabelCache, StrLabels
@@ -60,6 +60,37 @@ def test_ids_equal_vocab_encode() -> None:
             got = mine.encode(values)
         assert got.tolist() == want.tolist(), step
         assert mine.names == ref.names, step
+
+
+def test_packed_ids_equal_ids() -> None:
+    # What `Assembler.batch` does with the pieces' `Pending` customers: one call on their packed strings,
+    # the same ids and vocabulary as `ids` on the list (and `Vocab.encode`); a piece with a NUL in a
+    # customer stays a list, read back as it was.
+    rnd = random.Random(8)
+    mine, ref = Vocab(), Vocab()
+    labels = StrLabels(LabelCache(mine))
+    for step in range(300):
+        pieces = [Pending.of(odd_labels(rnd)) for _ in range(rnd.randrange(1, 4))]
+        values = [v for p in pieces for v in p.names()]
+        want = ref.encode(values)
+        if all(p.values is None for p in pieces):
+            assert all("\x00" not in v for v in values), step
+            got = labels.ids_packed("\x00".join(p.packed for p in pieces), sum(len(p) for p in pieces))
+            if got is None:
+                assert any(not v.isascii() or len(v) > 8 * LABEL_WORDS for v in values), step
+                got = mine.encode(values)
+        else:
+            assert any("\x00" in v for v in values), step
+            got = mine.encode(values)
+        assert got.tolist() == want.tolist(), step
+        assert mine.names == ref.names, step
+
+
+@pytest.mark.parametrize("values", [[], [""], ["", ""], ["a\x00"], ["\x00", "b"], ["a", "b"]])
+def test_pending_keeps_every_customer(values: list[str]) -> None:
+    pending = Pending.of(values)
+    assert len(pending) == len(values) and pending.names() == values
+    assert (pending.values is None) == (bool(values) and not any("\x00" in v for v in values))
 
 
 def test_hash_collisions_keep_labels_apart(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,10 +210,11 @@ def test_concat_refuses_ids_after_pending_customers() -> None:
         n = len(ids) + len(pending)
         zeros = np.zeros(n, np.intp)
         labels = (zeros, zeros, np.array(ids, np.intp))
-        return Columns([0] * n, np.zeros(n, np.int64), np.zeros(n), labels, None, None, pending)
+        held = [Pending.of(pending)] if pending else []
+        return Columns([0] * n, np.zeros(n, np.int64), np.zeros(n), labels, None, None, held)
 
     joined = Columns.concat([part([1, 2], []), part([3], ["a"]), part([], ["b", "c"])])
     assert joined.customer.tolist() == [1, 2, 3]
-    assert joined.pending == ["a", "b", "c"]
+    assert [v for p in joined.pending for v in p.names()] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="pending"):
         Columns.concat([part([], ["a"]), part([1], [])])
