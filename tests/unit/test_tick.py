@@ -17,6 +17,7 @@ from sloguard.app import Daemon
 from sloguard.clock import ManualClock
 from sloguard.core.aggregator import Aggregator
 from sloguard.core.model import Event, EventBatch
+from sloguard.core.snapshot import Counts, Snapshot
 from sloguard.engine import CopyGate
 from sloguard.export.model import Family
 from sloguard.export.text import Body, render
@@ -93,6 +94,41 @@ async def test_published_body_is_the_reference_rendering_of_the_latest_snapshot(
         plain = await scrape(d)
         assert plain == render(d.exposition.collector.families)
         assert await scrape(d, gzip_ok=True) == plain
+    finally:
+        await d.http.stop()
+
+
+async def test_the_counts_are_evaluated_when_asked_for_once_a_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ticks nobody reads evaluate nothing; a tick's snapshot is evaluated once, by the first reader (the
+    # render of /metrics, the UI's `latest`), and is then the same object for every other.
+    evaluated: list[int] = []
+    real = Counts.evaluate
+
+    def counted(self: Counts) -> Snapshot:
+        evaluated.append(self.now_ms)
+        return real(self)
+
+    monkeypatch.setattr(Counts, "evaluate", counted)
+    d = daemon()
+    try:
+        assert isinstance(d.clock, ManualClock)
+        for _ in range(3):
+            d.clock.advance(1000)
+            await d.tick()
+        assert evaluated == []
+        body = await scrape(d)
+        assert evaluated == [T0 + 3000]
+        snapshot = d.latest
+        assert snapshot is d.latest and evaluated == [T0 + 3000]
+        assert (
+            snapshot is not None
+            and gauge(body, "sloguard_snapshot_timestamp_seconds") == snapshot.now_ms / 1000
+        )
+        want = d.engine.aggregator.snapshot(T0 + 3000).slos[0]  # as evaluated at the tick
+        got = snapshot.slos[0]
+        assert got.labels == want.labels
+        for field in ("total", "bad", "period_total", "period_bad"):
+            assert np.array_equal(getattr(got, field), getattr(want, field)), field
     finally:
         await d.http.stop()
 
