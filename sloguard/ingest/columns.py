@@ -1,17 +1,17 @@
 """Decoded objects to an `EventBatch`: their columns, then the value rules, in two steps.
 
-`Assembler.columns` reads the six fields of msgspec's objects into columns (labels as vocabulary ids,
-new ones interned in row order, as every decode path interns them; customers of a big vocabulary are
-kept packed, one string a piece (`Pending`), interned later, also in row order); `Assembler.batch` gives those their ids, applies
-the value rules to columns (`sloguard.ingest.rules`, first failing reason by `sloguard.ingest.reasons`'
-precedence) and keeps the valid rows. In between, `Columns.concat` joins the columns of consecutive
-pieces, so that the numpy work of the rules and of the timestamp parser (tens of calls, each with a fixed
-cost of a few microseconds) is paid once per buffer rather than once per 256 KiB piece, and so is the
-lookup of a big vocabulary's customers (`StrLabels.ids` has a fixed cost per call: in-process at 100k
-customers, ~160-200 ns an event in calls of one piece's ~1500 rows, ~90-100 ns in calls of a 2 MiB absorb
+`Assembler.columns` reads the six fields of msgspec's objects into columns (labels as vocabulary ids, new ones
+interned in row order, as every decode path interns them; customers of a big vocabulary are kept packed, one
+string a piece (`Pending`), interned later, also in row order); `Assembler.batch` gives those their ids,
+applies the value rules to columns (`sloguard.ingest.rules`, first failing reason by
+`sloguard.ingest.reasons`' precedence) and keeps the valid rows. In between, `Columns.concat` joins the
+columns of consecutive pieces, so that the numpy work of the rules and of the timestamp parser (tens of calls,
+each with a fixed cost of a few microseconds) is paid once per buffer rather than once per 256 KiB piece, and
+so is the lookup of a big vocabulary's customers (`StrLabels.ids` has a fixed cost per call: in-process at
+100k customers, ~160-200 ns an event in calls of one piece's ~1500 rows, ~90-100 ns in calls of a 2 MiB absorb
 slice's ~12k rows). A small vocabulary's customers are looked up per piece, while the piece's strings are
-still in cache (deferred, the dict lookups cost ~3 % more per event at 1k customers). `Assembler.small`
-does both steps row by row, cheaper for a handful of rows.
+still in cache (deferred, the dict lookups cost ~3 % more per event at 1k customers). `Assembler.small` does
+both steps row by row, cheaper for a handful of rows.
 """
 
 from __future__ import annotations
