@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed-stamp
 # Debian packages the suite runs for real: promtool (`prometheus`) and amtool (`prometheus-alertmanager`).
 SYSTEM_TOOLS = promtool:prometheus amtool:prometheus-alertmanager chromium:chromium chromedriver:chromium-driver
 
-.PHONY: help setup system-deps node-deps lint check test fuzz bench bench-daemon bench-checkpoint bench-cardinality bench-scale bench-ui soak run clean screenshots
+.PHONY: help setup system-deps node-deps lint check test fuzz bench bench-daemon bench-checkpoint bench-cardinality bench-scale bench-merge-parts bench-ui soak run clean screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,9 @@ bench-cardinality: setup ## sloguard run at 1k..100k customer series (SIZES=1k,1
 
 bench-scale: setup ## the two stages as processes vs one sloguard run: CPU per event, partials, freshness, 1 vs 2 (QUICK=1)
 	$(PY) -m benchmarks.scale $(if $(QUICK),--quick)
+
+bench-merge-parts: setup ## stage 2's parts in-process on real partial records: cold, then warm
+	$(PY) -m benchmarks.merge_parts
 
 bench-ui: setup ## web UI API at 100k series: ms per request (first after a tick, warm), /metrics under API load
 	$(PY) -m benchmarks.ui

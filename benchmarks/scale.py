@@ -140,14 +140,15 @@ def _zipf(rng: np.random.Generator, n: int, size: int, s: float) -> np.ndarray:
     return np.searchsorted(np.cumsum(pop / pop.sum()), rng.random(size), side="right").clip(0, n - 1)
 
 
-def backlog(events: int, now_ms: int, seed: int = 13) -> list[bytes]:
+def backlog(events: int, now_ms: int, seed: int = 13, span_ms: int = 600_000) -> list[bytes]:
     """NDJSON messages of `EVENTS_PER_MESSAGE` events: Zipf over services and customers, endpoints
-    uniform, ~0.5 % 5xx and 2 % 404, log-normal latencies, times over the ten minutes before ``now_ms``."""
+    uniform, ~0.5 % 5xx and 2 % 404, log-normal latencies, times evenly over the ``span_ms`` (default ten
+    minutes) before ``now_ms``."""
     rng = np.random.default_rng(seed)
     svc = _zipf(rng, SERVICES, events, 0.8)
     ep = rng.integers(0, ENDPOINTS, events)
     cust = _zipf(rng, CUSTOMERS, events, 1.0)
-    ts = now_ms - 600_000 + np.arange(events, dtype=np.int64) * 600_000 // max(1, events)
+    ts = now_ms - span_ms + np.arange(events, dtype=np.int64) * span_ms // max(1, events)
     u = rng.random(events)
     status = np.where(u < 0.005, 503, np.where(u < 0.025, 404, 200))
     lat = np.round(rng.lognormal(3.5, 0.8, events), 2)
