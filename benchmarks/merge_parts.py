@@ -1,12 +1,14 @@
 """Where stage 2's CPU goes, in-process, on real partial records: cold (every series new), then warm.
 
-``python -m benchmarks.merge_parts [--events 2M] [--span-minutes 20] [--repeat 2]``
+``python -m benchmarks.merge_parts [--events 2M] [--span-minutes 20] [--partials 12] [--repeat 2]``
 
 1. A local Tansu broker gets `benchmarks.scale`'s backlog: ``--events`` events at 50 services x 40
    endpoints x 5000 customers, stamped evenly over the ``--span-minutes`` before now (2M over 20 minutes
    is bench-scale's density: 1M over ten), for bench-scale's SLO file.
-2. One ``sloguard run --stage partial`` (a process, as in bench-scale) turns it into partial records, which
-   are read back from the partials topic.
+2. One ``sloguard run --stage partial`` (a process, as in bench-scale) turns it into partial records, on a
+   partials topic of ``--partials`` partitions (default 12, as `sloguard topics create`), which are read
+   back. One merge process owns them all here: ``--partials 1`` against 12 tells what holding a partition
+   apiece costs (an aggregator each).
 3. In this process, what a merge process does with them, per partials partition (`Merger`), timed with
    CPU time: each partition's records in offset order, cut into a first and a second half. Each half is
    decoded, offered and flushed (`Merger.offer`, `Merger.aggregator`). Then every partition's counts are
@@ -46,8 +48,9 @@ class Records:
     now_ms: int
 
 
-async def partials(events: int, span_ms: int) -> Records:
-    """Run stage 1 on a fresh broker and read its partial records back."""
+async def partials(events: int, span_ms: int, partitions: int) -> Records:
+    """Run stage 1 on a fresh broker, with a partials topic of ``partitions``, and read its partial
+    records back."""
     from sloguard.broker import LocalBroker
     from sloguard.ingest.kafka import KafkaConfig
     from sloguard.ingest.kafka_topics import PartitionReader, partition_counts
@@ -61,7 +64,8 @@ async def partials(events: int, span_ms: int) -> Records:
         messages = backlog(events, now, span_ms=span_ms)
         say(f"backlog: {events:,} events in {len(messages):,} messages over {span_ms / 60_000:g} minutes")
         await produce(broker.bootstrap, topic, messages)
-        env = stage_env(broker.bootstrap, topic, "merge-parts", "stage 1")
+        extra = {"SLOGUARD_SCALE__PARTIALS_PARTITIONS": str(partitions)}
+        env = stage_env(broker.bootstrap, topic, "merge-parts", "stage 1", extra)
         with started(config, "partial", "merge-parts-stage1", env, None) as p:
             await until([p], EVENTS, events, 120 + events / 10_000)
         name = f"{topic}-sloguard-partials"
@@ -141,10 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=_size, default=2_000_000, help="backlog events (default 2M)")
     p.add_argument("--span-minutes", type=float, default=20.0, help="event times spread (default 20)")
     p.add_argument("--repeat", type=int, default=2, help="runs on fresh mergers (default 2; min kept)")
+    p.add_argument(
+        "--partials", type=int, default=12, help="partials partitions, all owned here (default 12)"
+    )
     p.add_argument("--stage1-us", type=float, default=3.21, help="stage 1's CPU per event, µs (3.21)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    data = asyncio.run(partials(args.events, int(args.span_minutes * 60_000)))
+    data = asyncio.run(partials(args.events, int(args.span_minutes * 60_000), args.partials))
     gc.collect()
     gc.freeze()  # as both stages do after start-up
     gc.disable()

@@ -213,9 +213,12 @@ class Run:
         return self.both_count / self.both_wall_s if self.both_wall_s > 0 else math.nan
 
 
-def stage_env(bootstrap: str, topic: str, group: str, name: str) -> dict[str, str]:
-    """`sloguard_env` for ``topic``, after ``sloguard topics create`` made its internal topics."""
-    env = sloguard_env(bootstrap, topic, group)
+def stage_env(
+    bootstrap: str, topic: str, group: str, name: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """`sloguard_env` for ``topic`` (and ``extra``), after ``sloguard topics create`` made its internal
+    topics."""
+    env = {**sloguard_env(bootstrap, topic, group), **(extra or {})}
     argv = [sys.executable, "-m", "sloguard", "topics", "create"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=120)
     if done.returncode != 0:
