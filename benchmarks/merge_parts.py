@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from benchmarks.cardinality import PARTITIONS, _size
 from benchmarks.harness import EVENTS, OUT, say
-from benchmarks.scale import backlog, produce, scale_slos, stage_env, started, until
+from benchmarks.scale import backlog, produce, scale_slos, stage_env, started, topic_records, until
 
 PARTS = ("decode", "offer + flush", "capture", "evaluate", "render")
 
@@ -52,8 +52,6 @@ async def partials(events: int, span_ms: int, partitions: int) -> Records:
     """Run stage 1 on a fresh broker, with a partials topic of ``partitions``, and read its partial
     records back."""
     from sloguard.broker import LocalBroker
-    from sloguard.ingest.kafka import KafkaConfig
-    from sloguard.ingest.kafka_topics import PartitionReader, partition_counts
 
     config = OUT / "merge-parts-slos.yaml"
     config.write_text(scale_slos())
@@ -68,18 +66,7 @@ async def partials(events: int, span_ms: int, partitions: int) -> Records:
         env = stage_env(broker.bootstrap, topic, "merge-parts", "stage 1", extra)
         with started(config, "partial", "merge-parts-stage1", env, None) as p:
             await until([p], EVENTS, events, 120 + events / 10_000)
-        name = f"{topic}-sloguard-partials"
-        kafka = KafkaConfig(broker.bootstrap, (name,), client_id="merge-parts")
-        count = (await partition_counts(kafka, [name]))[name]
-        reader = PartitionReader(kafka)
-        await reader.start()
-        records: list[tuple[int, bytes]] = []
-        try:
-            for part in range(count):
-                lo, hi = await reader.bounds(name, part)
-                records += [(part, v) for v in await reader.read(name, part, lo, hi)]
-        finally:
-            await reader.stop()
+        count, records = await topic_records(broker.bootstrap, f"{topic}-sloguard-partials")
     say(f"stage 1: {len(records):,} partial records, {sum(len(v) for _, v in records) / 1e6:.1f} MB")
     return Records(events, count, records, now)
 

@@ -320,8 +320,9 @@ async def until(procs: Sequence[Proc], metric: str, target: float, limit_s: floa
                sum(r[2]) - sum(all_on[2]), totals)  # fmt: skip
 
 
-async def topic_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
-    """(records, value bytes) of every partition of ``topic``."""
+async def topic_records(bootstrap: str, topic: str) -> tuple[int, list[tuple[int, bytes]]]:
+    """The partitions of ``topic`` and every record value, as ``(partition, value)`` in offset order
+    per partition."""
     from sloguard.ingest.kafka import KafkaConfig
     from sloguard.ingest.kafka_topics import PartitionReader, partition_counts
 
@@ -329,16 +330,20 @@ async def topic_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
     count = (await partition_counts(kafka, [topic]))[topic]
     reader = PartitionReader(kafka)
     await reader.start()
-    records = size = 0
+    records: list[tuple[int, bytes]] = []
     try:
         for p in range(count):
             lo, hi = await reader.bounds(topic, p)
-            values = await reader.read(topic, p, lo, hi)
-            records += len(values)
-            size += sum(len(v) for v in values)
+            records += [(p, v) for v in await reader.read(topic, p, lo, hi)]
     finally:
         await reader.stop()
-    return records, size
+    return count, records
+
+
+async def topic_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
+    """(records, value bytes) of every partition of ``topic``."""
+    _, records = await topic_records(bootstrap, topic)
+    return len(records), sum(len(v) for _, v in records)
 
 
 # -- the phases -------------------------------------------------------------------------------------------
