@@ -85,7 +85,7 @@ def apply(data: Records) -> list[dict[str, float]]:
     from sloguard.core.aggregator import Aggregator
     from sloguard.export.collector import Exposition
     from sloguard.scale.codec import decode_piece
-    from sloguard.scale.merger import Merger
+    from sloguard.scale.merger import Merger, held_bytes_each
     from sloguard.scale.stage1 import decode_fingerprint
     from sloguard.scale.view import ViewCache, owned_counts
     from sloguard.settings import Settings
@@ -96,6 +96,8 @@ def apply(data: Records) -> list[dict[str, float]]:
     fp = decode_fingerprint(config, Settings())
     base = Aggregator(config)
     mergers = [Merger(config, fp, p, data.partitions) for p in range(data.partitions)]
+    for m in mergers:  # (as a merge process owning them all sets them)
+        m.held_limit = held_bytes_each(data.partitions)
     view = ViewCache()
     exposition = Exposition(sloth_compat=False, top_k={}, version="bench")
     telemetry = Telemetry().snapshot()

@@ -34,13 +34,23 @@ from sloguard.scale.batch import add_runs, rows_of
 from sloguard.scale.codec import COARSE, FINE, Body, Fingerprints, Parts, Piece, spec_fingerprints
 from sloguard.scale.partials import NO_CAP, PartialError, latency_partition, series_partition
 
-__all__ = ["Merger", "Refused"]
+__all__ = ["Merger", "Refused", "held_bytes_each"]
 
-#: Pieces held before they are added (`Merger.offer`): at most this many, and at most this many bytes of
-#: decoded bodies (a piece holds its body's int64s: ~490 KiB for bench-scale's ~42 KiB format-4 records,
-#: so a backlog is added ~8 pieces at a time).
-HELD_PIECES = 32
-HELD_BYTES = 4 << 20
+#: Pieces held before they are added (`Merger.offer`): at most this many, and at most `Merger.held_limit`
+#: bytes of decoded bodies (a piece holds its body's int64s: ~490 KiB for bench-scale's ~42 KiB format-4
+#: records). A process's partitions share `HELD_BYTES` (`held_bytes_each`), each at least `HELD_MIN_BYTES`:
+#: as stage 1's ranges grow while behind, bigger batches cost less per event, because every flush sorts
+#: the cells of the latency slots it writes again, those held included (bench-scale, 12 partitions on one
+#: process: 4 MiB each cost ~0.4 µs a further input event, ~10 MiB each ~0.25 µs).
+HELD_PIECES = 64
+HELD_BYTES = 128 << 20
+HELD_MIN_BYTES = 4 << 20
+
+
+def held_bytes_each(partitions: int) -> int:
+    """The bytes of decoded bodies each of a process's ``partitions`` mergers holds at most."""
+    return max(HELD_MIN_BYTES, HELD_BYTES // max(1, partitions))
+
 
 #: The config `_spec_fingerprints` last saw and its fingerprints.
 _last_fingerprints: list[tuple[Config, Fingerprints]] = []
@@ -98,6 +108,8 @@ class Merger:
     #: New pieces not added yet (in order), and the bytes they hold.
     _held: list[Parts] = field(default_factory=list, repr=False, compare=False)
     _held_bytes: int = field(default=0, repr=False, compare=False)
+    #: Flush once the held bodies reach this many bytes (`held_bytes_each` of the partitions a process owns).
+    held_limit: int = field(default=HELD_MIN_BYTES, repr=False, compare=False)
     #: Per SLO (None: latency groups): a series index's key list and the spans ``[lo, hi)`` of it that
     #: `_flush` appended, from pieces made for this partition (`owned_mask` needs no hash for those).
     _from_pieces: dict[str | None, tuple[Sequence[tuple[str, ...]], list[tuple[int, int]]]] = field(
@@ -160,7 +172,7 @@ class Merger:
             self.version += 1
             self._held.append(parts)
             self._held_bytes += piece.body.ints.nbytes if isinstance(piece.body, Body) else 0
-            if len(self._held) >= HELD_PIECES or self._held_bytes >= HELD_BYTES:
+            if len(self._held) >= HELD_PIECES or self._held_bytes >= self.held_limit:
                 self._flush()
             self.applied.record(key)
         return verdict

@@ -40,7 +40,7 @@ from sloguard.logs import get_logger
 from sloguard.scale import faults
 from sloguard.scale.applied import Applied, Verdict
 from sloguard.scale.codec import decode_piece
-from sloguard.scale.merger import Merger, Refused
+from sloguard.scale.merger import Merger, Refused, held_bytes_each
 from sloguard.scale.stage1 import decode_fingerprint
 from sloguard.scale.view import OwnedCounts, ViewCache, owned_counts
 from sloguard.settings import Settings
@@ -254,6 +254,9 @@ class MergeStage:
                 self.owned[tp[1]] = owned
                 seeks[tp] = owned.offset
                 log.info("partition_restored", partition=tp[1], checkpoint=name, offset=owned.offset)
+            limit = held_bytes_each(len(self.owned))
+            for owned in self.owned.values():
+                owned.merger.held_limit = limit
         finally:
             self.restoring = False
         return seeks
