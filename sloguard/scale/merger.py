@@ -38,18 +38,20 @@ __all__ = ["Merger", "Refused", "held_bytes_each"]
 
 #: Pieces held before they are added (`Merger.offer`): at most this many, and at most `Merger.held_limit`
 #: bytes of decoded bodies (a piece holds its body's int64s: ~490 KiB for bench-scale's ~42 KiB format-4
-#: records). A process's partitions share `HELD_BYTES` (`held_bytes_each`), each at least `HELD_MIN_BYTES`:
-#: as stage 1's ranges grow while behind, bigger batches cost less per event, because every flush sorts
-#: the cells of the latency slots it writes again, those held included (bench-scale, 12 partitions on one
-#: process: 4 MiB each cost ~0.4 µs a further input event, ~10 MiB each ~0.25 µs).
+#: records). A process's partitions share `HELD_BYTES` (`held_bytes_each`), each at least `HELD_MIN_BYTES`
+#: and at most `HELD_MAX_BYTES`: bigger batches cost less per event while behind, because every flush
+#: sorts the cells of the latency slots it writes again, those held included (bench-scale, 12 partitions
+#: on one process: 4 MiB each cost ~0.4 µs a further input event, ~10 MiB each ~0.3 µs). The cap bounds
+#: one flush, which holds the event loop (bench-scale's records: 5-12 ms a MiB, warm to cold).
 HELD_PIECES = 64
 HELD_BYTES = 128 << 20
 HELD_MIN_BYTES = 4 << 20
+HELD_MAX_BYTES = 16 << 20
 
 
 def held_bytes_each(partitions: int) -> int:
     """The bytes of decoded bodies each of a process's ``partitions`` mergers holds at most."""
-    return max(HELD_MIN_BYTES, HELD_BYTES // max(1, partitions))
+    return min(HELD_MAX_BYTES, max(HELD_MIN_BYTES, HELD_BYTES // max(1, partitions)))
 
 
 #: The config `_spec_fingerprints` last saw and its fingerprints.

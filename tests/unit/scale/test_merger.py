@@ -20,7 +20,13 @@ from sloguard.core.state import AggregatorState, RingState
 from sloguard.core.windows import BucketRing
 from sloguard.scale.applied import Verdict
 from sloguard.scale.codec import DEFAULT_MAX_BYTES, decode_piece, encode_pieces, spec_fingerprints
-from sloguard.scale.merger import Merger
+from sloguard.scale.merger import (
+    HELD_BYTES,
+    HELD_MAX_BYTES,
+    HELD_MIN_BYTES,
+    Merger,
+    held_bytes_each,
+)
 from sloguard.scale.partials import InputRange, apply, config_fingerprint, split, summarise
 from tests.unit.scale.test_exactly_once import CONFIG, T0, events_strategy, ranges_of
 
@@ -272,3 +278,14 @@ def test_mergers_of_one_config_share_its_spec_fingerprints() -> None:
     other = replace(CONFIG, slos=CONFIG.slos[:1])
     c = Merger(other, config_fingerprint(other), 0, 2)
     assert c._fingerprints == spec_fingerprints(other) != a._fingerprints
+
+
+def test_a_process_partitions_share_the_held_bytes_within_bounds() -> None:
+    """Each partition's share of `HELD_BYTES`, never below the floor nor above the cap (one flush holds
+    the event loop), whatever the count (0 included: a process between assignments)."""
+    assert held_bytes_each(1) == held_bytes_each(0) == HELD_MAX_BYTES
+    assert held_bytes_each(12) == HELD_BYTES // 12
+    assert held_bytes_each(10_000) == HELD_MIN_BYTES
+    shares = [held_bytes_each(n) for n in range(1, 200)]
+    assert all(HELD_MIN_BYTES <= b <= HELD_MAX_BYTES for b in shares)
+    assert shares == sorted(shares, reverse=True)
