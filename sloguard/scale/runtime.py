@@ -96,7 +96,7 @@ class StageProcess:
         self.ticks = 0
         #: What the last tick that refreshed the series copied out (`tick`), evaluated when asked.
         self.counts: OwnedCounts | None = None
-        #: The last counts evaluated and their snapshot (`snapshot`), and the lock of evaluate + render.
+        #: The last counts evaluated and their snapshot (`_evaluate`), and the lock of evaluate + render.
         self._snapshot: tuple[OwnedCounts, Snapshot] | None = None
         self._publishing = threading.Lock()
         self._heartbeat = time.monotonic()
@@ -200,20 +200,17 @@ class StageProcess:
         self._heartbeat = time.monotonic()
         self.ticks += 1
 
-    def snapshot(self, counts: OwnedCounts) -> Snapshot:
-        """``counts`` evaluated (the last snapshot again if they are the last counts evaluated). In a
-        worker thread: one evaluation at a time (the stage's `ViewCache` keeps what they reuse)."""
-        with self._publishing:
-            return self._evaluate(counts)
-
     def _evaluate(self, counts: OwnedCounts) -> Snapshot:
+        """``counts`` evaluated (the last snapshot again if they are the last counts evaluated: a tick
+        while behind keeps them). Under `_publishing`: one evaluation at a time (the stage's `ViewCache`
+        keeps what they reuse)."""
         seen = self._snapshot
         if seen is None or seen[0] is not counts:
             seen = self._snapshot = (counts, counts.evaluate())
         return seen[1]
 
     def _publish(self, counts: OwnedCounts, telemetry: TelemetrySnapshot, gzip: bool) -> Body:
-        """`snapshot` and its exposition, reusing the pieces of the previous render whose numbers did not
+        """`_evaluate` and its exposition, reusing the pieces of the previous render whose numbers did not
         change (`Exposition.render_body`)."""
         with self._publishing:
             return self.exposition.render_body(self._evaluate(counts), telemetry, gzip=gzip)
