@@ -30,6 +30,7 @@ from sloguard.export.collector import Exposition
 from sloguard.ingest.decode import Decoder
 from sloguard.ingest.kafka import KafkaConfig
 from sloguard.ingest.kafka_producer import BatchProducer
+from sloguard.scale.merger import held_bytes_each
 from sloguard.scale.stage1 import PartialStage
 from sloguard.scale.stage2 import MergeStage
 from sloguard.scale.topics import create_topics
@@ -212,6 +213,11 @@ async def run_stages(
     tasks = [asyncio.create_task(loop(s, stopping)) for s in stages]
     try:
         await wait(lambda: caught_up(merges, topic, sizes), tasks, 150)
+        # Each owned partition holds at most its share of the process's held bodies.
+        limits = [
+            (o.merger.held_limit, held_bytes_each(len(m.owned))) for m in merges for o in m.owned.values()
+        ]
+        assert limits and all(got == want for got, want in limits), limits
         if replay is not None:
             again = PartialStage(replay, config)
             tasks.append(asyncio.create_task(loop(again, stopping)))
